@@ -1,0 +1,108 @@
+import { randomUUID } from 'node:crypto';
+import fastifyJwt from '@fastify/jwt';
+import responseValidation from '@fastify/response-validation';
+import addFormatsModule from 'ajv-formats';
+import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import type { Config } from './config.js';
+import { createDatabase, type Database } from './db/client.js';
+import { registerContract, type OpenApiDocument } from './http/contract.js';
+import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
+import type { Handlers } from './http/handler-types.js';
+import { registerJsonBodyParser } from './http/json-body.js';
+import { createSecurityHandlers } from './http/security.js';
+import { createValidatorCompiler } from './http/validation.js';
+import { createAuthHandlers } from './modules/auth/handlers.js';
+import { createPasswordHasher } from './modules/auth/passwords.js';
+import { createAuthService } from './modules/auth/service.js';
+import { createTokenService } from './modules/auth/tokens.js';
+import { createMetaHandlers } from './modules/meta/handlers.js';
+import { createUsersHandlers } from './modules/users/handlers.js';
+import { createUsersRepository } from './modules/users/repository.js';
+import { createUsersService } from './modules/users/service.js';
+import { loadSpec } from './spec.js';
+
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
+
+export interface AppDeps {
+  /** An open database; the caller keeps ownership. Without it, buildApp opens (and closes) one. */
+  database?: Database;
+  logger?: FastifyServerOptions['logger'];
+  /** The bundled spec; generated/openapi.json by default. */
+  spec?: OpenApiDocument;
+}
+
+const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The composition root: builds the database client, the repositories, the services and
+ * the handlers, and wires them to the routes of the spec. It never listens (server.ts does).
+ */
+export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: config.bodyLimitBytes,
+    // A caller's X-Request-Id is kept when it is sane, so logs can be followed across services.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
+    },
+    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    frameworkErrors,
+    routerOptions: { maxParamLength: 100 },
+  });
+  app.addHook('onSend', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
+
+  app.setValidatorCompiler(createValidatorCompiler());
+  registerErrorHandling(app);
+  registerJsonBodyParser(app);
+
+  let database = deps.database;
+  if (!database) {
+    const opened = await createDatabase(config, {
+      onPoolError: (error) => app.log.warn({ err: error }, 'database connection lost'),
+    });
+    app.addHook('onClose', () => opened.close());
+    // The embedded database belongs to this process: bring it up to date on every start.
+    if (opened.kind === 'pglite') await opened.migrate();
+    database = opened;
+  }
+
+  await app.register(fastifyJwt, {
+    secret: config.jwt.secret,
+    sign: {
+      algorithm: 'HS256',
+      iss: config.jwt.issuer,
+      aud: config.jwt.audience,
+      expiresIn: config.jwt.expiresInSeconds * 1000,
+    },
+    verify: {
+      algorithms: ['HS256'],
+      allowedIss: config.jwt.issuer,
+      allowedAud: config.jwt.audience,
+      requiredClaims: ['exp', 'iss', 'aud', 'sub'],
+    },
+  });
+  app.decorateRequest('principal', null);
+
+  if (config.responseValidation) {
+    // Registered before the routes, or it does not see them. A handler that answers
+    // outside the contract fails loudly (500) instead of being quietly trimmed.
+    await app.register(responseValidation, {
+      ajv: { removeAdditional: false, allowUnionTypes: true, plugins: [addFormats] },
+    });
+  }
+
+  const spec = deps.spec ?? loadSpec();
+  const passwords = createPasswordHasher(config.bcryptCost);
+  const tokens = createTokenService(app, config.jwt.expiresInSeconds);
+  const users = createUsersRepository(database.db);
+  const handlers: Handlers = {
+    ...createMetaHandlers({ ping: () => database.ping(), spec }),
+    ...createUsersHandlers(createUsersService({ users, passwords })),
+    ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
+  };
+  await registerContract(app, { spec, handlers, securityHandlers: createSecurityHandlers(tokens) });
+  return app;
+}

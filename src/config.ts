@@ -1,0 +1,140 @@
+import { randomBytes } from 'node:crypto';
+import { resolve } from 'node:path';
+import envSchema from 'env-schema';
+
+/**
+ * Every setting of the server, read from the environment in one place, validated by Ajv
+ * (through env-schema) and frozen. Nothing else reads process.env.
+ */
+export interface Config {
+  readonly env: 'development' | 'production' | 'test';
+  readonly port: number;
+  readonly host: string;
+  /** Unset: the embedded PGlite database in `dataDir`. */
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly db: {
+    readonly poolMax: number;
+    readonly connectTimeoutMs: number;
+    readonly statementTimeoutMs: number;
+  };
+  readonly jwt: {
+    readonly secret: string;
+    readonly expiresInSeconds: number;
+    readonly issuer: string;
+    readonly audience: string;
+  };
+  readonly bcryptCost: number;
+  readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** Validate every response against the spec (development and tests; it costs CPU). */
+  readonly responseValidation: boolean;
+  readonly bodyLimitBytes: number;
+  /** Things worth telling the operator at start-up, such as a generated secret. */
+  readonly warnings: readonly string[];
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const schema = {
+  type: 'object',
+  properties: {
+    NODE_ENV: { type: 'string', enum: ['development', 'production', 'test'], default: 'development' },
+    PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3333 },
+    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
+    DATA_DIR: { type: 'string', minLength: 1, default: './.data' },
+    DB_POOL_MAX: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    DB_CONNECT_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 5000 },
+    DB_STATEMENT_TIMEOUT_MS: { type: 'integer', minimum: 100, default: 10000 },
+    JWT_SECRET: { type: 'string', minLength: 32 },
+    JWT_EXPIRES_IN: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '15m' },
+    JWT_ISSUER: { type: 'string', minLength: 1, default: 'contract-first-api' },
+    JWT_AUDIENCE: { type: 'string', minLength: 1, default: 'contract-first-api' },
+    BCRYPT_COST: { type: 'integer', minimum: 4, maximum: 15 },
+    LOG_LEVEL: {
+      type: 'string',
+      enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+      default: 'info',
+    },
+    RESPONSE_VALIDATION: { type: 'boolean' },
+    BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+  },
+} as const;
+
+interface RawEnv {
+  NODE_ENV: Config['env'];
+  PORT: number;
+  HOST: string;
+  DATABASE_URL?: string;
+  DATA_DIR: string;
+  DB_POOL_MAX: number;
+  DB_CONNECT_TIMEOUT_MS: number;
+  DB_STATEMENT_TIMEOUT_MS: number;
+  JWT_SECRET?: string;
+  JWT_EXPIRES_IN: string;
+  JWT_ISSUER: string;
+  JWT_AUDIENCE: string;
+  BCRYPT_COST?: number;
+  LOG_LEVEL: Config['logLevel'];
+  RESPONSE_VALIDATION?: boolean;
+  BODY_LIMIT_BYTES: number;
+}
+
+const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const;
+
+/** '900' or '900s' → 900, '15m' → 900, '2h' → 7200, '7d' → 604800. */
+export function parseDuration(text: string): number {
+  const match = /^([1-9][0-9]*)([smhd]?)$/.exec(text);
+  if (!match) throw new ConfigError(`not a duration: ${text}`);
+  const unit = (match[2] || 's') as keyof typeof unitSeconds;
+  return Number(match[1]) * unitSeconds[unit];
+}
+
+export function loadConfig(source: Record<string, string | undefined>): Config {
+  // Empty variables (FOO= in a .env file) mean "not set", not "set to nothing".
+  const data = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  let raw: RawEnv;
+  try {
+    raw = envSchema<RawEnv>({ schema, data, dotenv: false });
+  } catch (error) {
+    throw new ConfigError(`Invalid environment: ${(error as Error).message}`);
+  }
+
+  const warnings: string[] = [];
+  const production = raw.NODE_ENV === 'production';
+  let secret = raw.JWT_SECRET;
+  if (secret === undefined) {
+    if (production) {
+      throw new ConfigError('Invalid environment: JWT_SECRET is required (at least 32 characters) when NODE_ENV=production');
+    }
+    secret = randomBytes(48).toString('base64url');
+    warnings.push('JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.');
+  }
+
+  return Object.freeze({
+    env: raw.NODE_ENV,
+    port: raw.PORT,
+    host: raw.HOST,
+    databaseUrl: raw.DATABASE_URL,
+    dataDir: resolve(raw.DATA_DIR),
+    db: Object.freeze({
+      poolMax: raw.DB_POOL_MAX,
+      connectTimeoutMs: raw.DB_CONNECT_TIMEOUT_MS,
+      statementTimeoutMs: raw.DB_STATEMENT_TIMEOUT_MS,
+    }),
+    jwt: Object.freeze({
+      secret,
+      expiresInSeconds: parseDuration(raw.JWT_EXPIRES_IN),
+      issuer: raw.JWT_ISSUER,
+      audience: raw.JWT_AUDIENCE,
+    }),
+    // bcrypt's cost doubles the work per step: 12 in production, cheaper where speed matters more.
+    bcryptCost: raw.BCRYPT_COST ?? (production ? 12 : raw.NODE_ENV === 'test' ? 4 : 10),
+    logLevel: raw.LOG_LEVEL,
+    responseValidation: raw.RESPONSE_VALIDATION ?? !production,
+    bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    warnings: Object.freeze(warnings),
+  });
+}

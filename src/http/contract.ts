@@ -1,0 +1,111 @@
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import openapiGlue from 'fastify-openapi-glue';
+import type { Handler, HandlerInput, Handlers, OperationId } from './handler-types.js';
+import type { SecurityHandlers } from './security.js';
+
+/**
+ * Registers every operation of the spec through fastify-openapi-glue, wired to its typed
+ * handler. Glue on its own starts with a missing handler (and answers 500 at request time)
+ * and only logs a missing security handler: here both stop the start-up with a message
+ * naming what is missing, and so do handlers and security handlers the spec does not know.
+ */
+
+export interface OpenApiDocument {
+  openapi: string;
+  info: Record<string, unknown>;
+  paths: Record<string, Record<string, unknown>>;
+  components?: { securitySchemes?: Record<string, unknown> };
+}
+
+export class ContractError extends Error {
+  override name = 'ContractError';
+}
+
+const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
+
+export interface SpecOperation {
+  operationId: string;
+  method: string;
+  path: string;
+}
+
+export function operationsOf(spec: OpenApiDocument): SpecOperation[] {
+  const found: SpecOperation[] = [];
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const [method, operation] of Object.entries(item)) {
+      if (!methods.has(method)) continue;
+      const { operationId } = operation as { operationId?: unknown };
+      if (typeof operationId !== 'string') {
+        throw new ContractError(`${method.toUpperCase()} ${path} has no operationId.`);
+      }
+      found.push({ operationId, method: method.toUpperCase(), path });
+    }
+  }
+  return found;
+}
+
+/** Throws a ContractError listing every mismatch between the spec and the code. */
+export function assertCoverage(
+  spec: OpenApiDocument,
+  handlers: Record<string, unknown>,
+  securityHandlers: Record<string, unknown>,
+): void {
+  const operations = operationsOf(spec);
+  const ids = new Set(operations.map((op) => op.operationId));
+  const problems = [
+    ...operations
+      .filter((op) => typeof handlers[op.operationId] !== 'function')
+      .map((op) => `operation ${op.operationId} (${op.method} ${op.path}) has no handler`),
+    ...Object.keys(handlers)
+      .filter((id) => !ids.has(id))
+      .map((id) => `handler ${id} matches no operation in the spec`),
+  ];
+  const schemes = Object.keys(spec.components?.securitySchemes ?? {});
+  problems.push(
+    ...schemes
+      .filter((name) => typeof securityHandlers[name] !== 'function')
+      .map((name) => `security scheme ${name} has no security handler`),
+    ...Object.keys(securityHandlers)
+      .filter((name) => !schemes.includes(name))
+      .map((name) => `security handler ${name} matches no security scheme in the spec`),
+  );
+  if (problems.length > 0) {
+    throw new ContractError(`The spec and the handlers disagree:\n- ${problems.join('\n- ')}`);
+  }
+}
+
+function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
+  return async (request: FastifyRequest, reply: FastifyReply) => {
+    const input = {
+      params: request.params,
+      query: request.query,
+      body: request.body,
+      principal: request.principal,
+      request,
+    } as HandlerInput<K>;
+    const result = await handler(input);
+    if (result.headers) reply.headers(result.headers);
+    reply.code(result.status);
+    if (result.status >= 400) reply.type('application/problem+json');
+    return reply.send(result.body);
+  };
+}
+
+export async function registerContract(
+  app: FastifyInstance,
+  options: { spec: OpenApiDocument; handlers: Handlers; securityHandlers: SecurityHandlers },
+): Promise<void> {
+  const { spec, handlers, securityHandlers } = options;
+  assertCoverage(spec, handlers, securityHandlers);
+  const byId = handlers as unknown as Record<string, Handler<OperationId>>;
+  await app.register(openapiGlue, {
+    // Glue resolves $refs in place; keep the served document untouched.
+    specification: structuredClone(spec),
+    operationResolver: (operationId: string) => {
+      const handler = byId[operationId];
+      if (!handler) throw new ContractError(`operation ${operationId} has no handler`);
+      return toRouteHandler(handler);
+    },
+    securityHandlers,
+  });
+}

@@ -1,0 +1,202 @@
+import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import {
+  AppError,
+  MalformedRequestError,
+  ServiceUnavailableError,
+  UnauthorizedError,
+  ValidationError,
+  databaseErrorOf,
+} from './errors.js';
+import type { Problem, ProblemCode, ProblemItem } from './handler-types.js';
+
+/**
+ * The one place where errors become responses: every error, whatever threw it (Fastify,
+ * Ajv, the security handler, a service, the database), leaves as an RFC 9457 problem
+ * with a status the spec declares. A 500 says nothing about what went wrong inside.
+ */
+
+const internal = new AppError(
+  500,
+  'INTERNAL_ERROR',
+  'Internal server error',
+  'Something went wrong on our side. Try again later.',
+);
+
+type AjvError = {
+  instancePath: string;
+  keyword: string;
+  message?: string;
+  params: Record<string, unknown>;
+};
+
+const locations: Record<string, ProblemItem['location']> = {
+  body: 'body',
+  querystring: 'query',
+  params: 'path',
+  headers: 'header',
+};
+
+function validationItems(errors: AjvError[], context: string | undefined): ProblemItem[] {
+  const location = locations[context ?? 'body'] ?? 'body';
+  return errors.map((error) => {
+    let pointer = error.instancePath;
+    let message = error.message ?? 'is invalid';
+    if (error.keyword === 'required') {
+      pointer += `/${escapePointer(String(error.params.missingProperty))}`;
+      message = 'is required';
+    } else if (error.keyword === 'additionalProperties') {
+      pointer += `/${escapePointer(String(error.params.additionalProperty))}`;
+      message = 'is not a known property';
+    }
+    return { location, pointer, message };
+  });
+}
+
+function escapePointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
+}
+
+// Fastify's own client errors, by code; anything else with a 4xx status falls back on it.
+const fastifyClientErrors: Record<string, () => AppError> = {
+  FST_ERR_CTP_BODY_TOO_LARGE: () =>
+    new AppError(413, 'PAYLOAD_TOO_LARGE', 'Payload too large', 'The request body is too large.'),
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
+    new AppError(
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+      'Unsupported media type',
+      'Send the body as application/json.',
+    ),
+  FST_ERR_CTP_EMPTY_JSON_BODY: () =>
+    new MalformedRequestError('The body is empty but the content type says JSON.'),
+  FST_ERR_CTP_INVALID_JSON_BODY: () => new MalformedRequestError('The body is not valid JSON.'),
+  FST_ERR_MAX_PARAM_LENGTH: () =>
+    new AppError(414, 'URI_TOO_LONG', 'URI too long', 'A path parameter is too long.'),
+  FST_ERR_BAD_URL: () => new MalformedRequestError('The URL is not correctly encoded.'),
+};
+
+const unavailableCodes = new Set([
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now
+  '53300', // too_many_connections
+  '57014', // query_canceled: statement_timeout
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+]);
+
+// node-postgres' own timeouts and dropped connections carry no code, only these messages.
+const unavailableMessages =
+  /timeout exceeded when trying to connect|Connection terminated|Query read timeout|connection error|Client was closed|Cannot use a pool after calling end/i;
+
+function isDatabaseUnavailable(error: unknown): boolean {
+  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth += 1) {
+    const { code } = current as { code?: unknown };
+    if (typeof code === 'string' && (unavailableCodes.has(code) || code.startsWith('08'))) {
+      return true;
+    }
+    if (unavailableMessages.test(current.message)) return true;
+    current = current.cause;
+  }
+  return false;
+}
+
+const statusCodes: Record<number, ProblemCode> = {
+  400: 'MALFORMED_REQUEST',
+  401: 'UNAUTHORIZED',
+  403: 'FORBIDDEN',
+  404: 'NOT_FOUND',
+  409: 'CONFLICT',
+  413: 'PAYLOAD_TOO_LARGE',
+  414: 'URI_TOO_LONG',
+  415: 'UNSUPPORTED_MEDIA_TYPE',
+  429: 'RATE_LIMITED',
+};
+
+/** Maps any thrown value to the AppError that describes it to a client. */
+export function toAppError(error: unknown): AppError {
+  if (error instanceof AppError) return error;
+  if (!(error instanceof Error)) return internal;
+  const fastifyError = error as FastifyError & { errors?: unknown[] };
+
+  // fastify-openapi-glue wraps the security handlers' errors in one SecurityError.
+  if (Array.isArray(fastifyError.errors) && fastifyError.name === 'Unauthorized') {
+    return fastifyError.errors.find((e): e is AppError => e instanceof AppError) ?? new UnauthorizedError();
+  }
+  if (fastifyError.validation) {
+    return new ValidationError(
+      'The request does not match the API contract.',
+      validationItems(fastifyError.validation as AjvError[], fastifyError.validationContext),
+    );
+  }
+  const known = fastifyError.code ? fastifyClientErrors[fastifyError.code] : undefined;
+  if (known) return known();
+  if (error instanceof SyntaxError && fastifyError.statusCode === 400) {
+    return new MalformedRequestError('The body is not valid JSON.');
+  }
+
+  const database = databaseErrorOf(error);
+  // Class 22 is "data exception": a value PostgreSQL cannot take (the spec should have
+  // refused it first, but a client's input must never become a 500).
+  if (database?.code?.startsWith('22')) {
+    return new ValidationError('A value in the request cannot be stored.', []);
+  }
+  if (isDatabaseUnavailable(error)) return new ServiceUnavailableError();
+
+  const status = fastifyError.statusCode;
+  if (status !== undefined && status >= 400 && status < 500) {
+    const code = statusCodes[status] ?? 'MALFORMED_REQUEST';
+    return new AppError(statusCodes[status] ? status : 400, code, titleOf(code), error.message);
+  }
+  return internal;
+}
+
+function titleOf(code: ProblemCode): string {
+  const lower = code.toLowerCase().replace(/_/g, ' ');
+  return lower.charAt(0).toUpperCase() + lower.slice(1);
+}
+
+export function problemOf(error: AppError, request: FastifyRequest): Problem {
+  return {
+    type: `/problems/${error.code.toLowerCase().replace(/_/g, '-')}`,
+    title: error.title,
+    status: error.status,
+    detail: error.message,
+    instance: request.url.split('?', 1)[0] ?? request.url,
+    code: error.code,
+    ...(error.errors && error.errors.length > 0 ? { errors: error.errors } : {}),
+  };
+}
+
+export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
+  const appError = toAppError(error);
+  if (appError.status >= 500) {
+    request.log.error({ err: error }, 'request failed');
+  } else {
+    request.log.info({ code: appError.code, status: appError.status }, appError.message);
+  }
+  return reply
+    .code(appError.status)
+    .type('application/problem+json')
+    .send(problemOf(appError, request));
+}
+
+export function registerErrorHandling(app: FastifyInstance): void {
+  app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
+  app.setNotFoundHandler((request, reply) =>
+    sendProblem(
+      new AppError(404, 'NOT_FOUND', 'Not found', `No route for ${request.method} ${request.url.split('?', 1)[0]}.`),
+      request,
+      reply,
+    ),
+  );
+}
+
+/** Fastify's `frameworkErrors` option: router errors (bad URL encoding, over-long parameters). */
+export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
+  return sendProblem(error, request, reply);
+}

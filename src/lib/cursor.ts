@@ -1,0 +1,32 @@
+import { ValidationError } from '../http/errors.js';
+
+/** A position in a list ordered by (createdAt, id): the last item of the previous page. */
+export interface Position {
+  createdAt: string;
+  id: string;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
+const isoMillis = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+
+/** Cursors are opaque to clients: base64url of "<createdAt>|<id>". */
+export function encodeCursor(position: Position): string {
+  return Buffer.from(`${position.createdAt}|${position.id}`, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(cursor: string): Position {
+  const [createdAt, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  if (
+    rest.length > 0 ||
+    !createdAt ||
+    !id ||
+    !isoMillis.test(createdAt) ||
+    Number.isNaN(Date.parse(createdAt)) ||
+    !uuid.test(id)
+  ) {
+    throw new ValidationError('The cursor is not one this server gave out.', [
+      { location: 'query', pointer: '/cursor', message: 'is not a valid cursor' },
+    ]);
+  }
+  return { createdAt, id };
+}

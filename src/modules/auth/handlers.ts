@@ -1,0 +1,16 @@
+import type { HandlerGroup } from '../../http/handler-types.js';
+import { requirePrincipal } from '../../http/security.js';
+import type { AuthService } from './service.js';
+
+export type AuthOperations = 'login' | 'getMe';
+
+export function createAuthHandlers(service: AuthService): HandlerGroup<AuthOperations> {
+  return {
+    async login({ body }) {
+      return { status: 200, body: await service.login(body) };
+    },
+    async getMe({ principal }) {
+      return { status: 200, body: await service.me(requirePrincipal(principal)) };
+    },
+  };
+}

@@ -1,0 +1,31 @@
+import bcrypt from 'bcryptjs';
+import { ValidationError } from '../../http/errors.js';
+
+/** bcrypt reads at most 72 bytes; a longer password would be silently cut. */
+export const MAX_PASSWORD_BYTES = 72;
+
+export interface PasswordHasher {
+  hash(password: string): Promise<string>;
+  verify(password: string, hash: string): Promise<boolean>;
+  /** Spends the time of one verify, for logins of unknown accounts (no timing oracle). */
+  verifyNothing(password: string): Promise<void>;
+}
+
+export function assertPasswordFits(password: string, pointer = '/password'): void {
+  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
+    throw new ValidationError('The password is too long.', [
+      { location: 'body', pointer, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` },
+    ]);
+  }
+}
+
+export function createPasswordHasher(cost: number): PasswordHasher {
+  const dummyHash = bcrypt.hashSync('timing-equaliser', cost);
+  return {
+    hash: (password) => bcrypt.hash(password, cost),
+    verify: (password, hash) => bcrypt.compare(password, hash),
+    verifyNothing: async (password) => {
+      await bcrypt.compare(password, dummyHash);
+    },
+  };
+}

@@ -1,0 +1,51 @@
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { UnauthorizedError } from '../../http/errors.js';
+import type { Principal } from '../../http/handler-types.js';
+
+export interface AccessToken {
+  accessToken: string;
+  tokenType: 'Bearer';
+  expiresIn: number;
+}
+
+export interface TokenService {
+  issue(userId: string): AccessToken;
+  /** Reads `Authorization: Bearer …`; throws UnauthorizedError unless it is a valid access token. */
+  authenticate(request: FastifyRequest): Promise<Principal>;
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+/**
+ * Access tokens are @fastify/jwt's, registered in buildApp with HS256 pinned and `exp`,
+ * `iss`, `aud` and `sub` required; this module gives them a narrow, testable face.
+ */
+export function createTokenService(app: FastifyInstance, expiresInSeconds: number): TokenService {
+  return {
+    issue(userId) {
+      return { accessToken: app.jwt.sign({ sub: userId }), tokenType: 'Bearer', expiresIn: expiresInSeconds };
+    },
+    async authenticate(request) {
+      if (!request.headers.authorization) {
+        throw new UnauthorizedError('Send an access token as "Authorization: Bearer <token>".');
+      }
+      let payload: { sub?: unknown };
+      try {
+        payload = await request.jwtVerify<{ sub?: unknown }>();
+      } catch (error) {
+        const code = (error as { code?: string }).code;
+        throw new UnauthorizedError(
+          code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
+            ? 'The access token has expired. Log in again.'
+            : code === 'FST_JWT_BAD_REQUEST'
+              ? 'Send an access token as "Authorization: Bearer <token>".'
+              : 'The access token is not valid.',
+        );
+      }
+      if (typeof payload.sub !== 'string' || !uuid.test(payload.sub)) {
+        throw new UnauthorizedError('The access token is not valid.');
+      }
+      return { userId: payload.sub.toLowerCase() };
+    },
+  };
+}

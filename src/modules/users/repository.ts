@@ -1,0 +1,142 @@
+import { asc, eq, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { userUniqueFields, users, type UserRow } from '../../db/schema/users.js';
+import { ConflictError, UNIQUE_VIOLATION, databaseErrorOf } from '../../http/errors.js';
+import type { Schemas } from '../../http/handler-types.js';
+import type { Position } from '../../lib/cursor.js';
+
+export type User = Schemas['User'];
+
+export interface NewUser {
+  email: string;
+  username: string;
+  passwordHash: string;
+  firstName?: string | null | undefined;
+  lastName?: string | null | undefined;
+}
+
+export interface UserChanges {
+  email?: string | undefined;
+  username?: string | undefined;
+  firstName?: string | null | undefined;
+  lastName?: string | null | undefined;
+}
+
+export interface Credentials {
+  user: User;
+  passwordHash: string;
+}
+
+/**
+ * The only code that sees rows of `users`. It answers in the API's shape (`User`): the
+ * password hash leaves it only through findCredentialsByEmail, for the login check.
+ */
+export interface UsersRepository {
+  create(data: NewUser): Promise<User>;
+  findById(id: string): Promise<User | null>;
+  findCredentialsByEmail(email: string): Promise<Credentials | null>;
+  update(id: string, changes: UserChanges): Promise<User | null>;
+  delete(id: string): Promise<User | null>;
+  /** Up to `limit` users after `after`, oldest first. */
+  list(limit: number, after: Position | null): Promise<User[]>;
+}
+
+export function toUser(row: UserRow): User {
+  return {
+    id: row.id,
+    email: row.email,
+    username: row.username,
+    firstName: row.firstName,
+    lastName: row.lastName,
+    isActive: row.isActive,
+    emailVerified: row.emailVerified,
+    createdAt: row.createdAt.toISOString(),
+    updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+const fieldNames = { email: 'email address', username: 'username' } as const;
+
+/** A unique-index violation becomes a 409 that names the field; anything else goes on. */
+function rethrowConflict(error: unknown): never {
+  const cause = databaseErrorOf(error);
+  if (cause?.code === UNIQUE_VIOLATION) {
+    const field = cause.constraint ? userUniqueFields[cause.constraint] : undefined;
+    if (field) {
+      throw new ConflictError(`This ${fieldNames[field]} is already taken.`, [
+        { location: 'body', pointer: `/${field}`, message: 'is already taken' },
+      ]);
+    }
+    throw new ConflictError('This value is already taken.');
+  }
+  throw error;
+}
+
+export function createUsersRepository(db: Db): UsersRepository {
+  const byId = db
+    .select()
+    .from(users)
+    .where(eq(users.id, sql.placeholder('id')))
+    .limit(1)
+    .prepare('users_by_id');
+  const byEmail = db
+    .select()
+    .from(users)
+    .where(eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`))
+    .limit(1)
+    .prepare('users_by_email');
+
+  return {
+    async create(data) {
+      try {
+        const [row] = await db.insert(users).values(data).returning();
+        return toUser(row!);
+      } catch (error) {
+        return rethrowConflict(error);
+      }
+    },
+
+    async findById(id) {
+      const [row] = await byId.execute({ id });
+      return row ? toUser(row) : null;
+    },
+
+    async findCredentialsByEmail(email) {
+      const [row] = await byEmail.execute({ email });
+      return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
+    },
+
+    async update(id, changes) {
+      try {
+        const [row] = await db
+          .update(users)
+          .set({ ...changes, updatedAt: sql`now()` })
+          .where(eq(users.id, id))
+          .returning();
+        return row ? toUser(row) : null;
+      } catch (error) {
+        return rethrowConflict(error);
+      }
+    },
+
+    async delete(id) {
+      const [row] = await db.delete(users).where(eq(users.id, id)).returning();
+      return row ? toUser(row) : null;
+    },
+
+    async list(limit, after) {
+      // A row comparison walks the (created_at, id) index: page 1000 costs what page 1 does.
+      const rows = await db
+        .select()
+        .from(users)
+        .where(
+          after
+            ? sql`(${users.createdAt}, ${users.id}) > (${after.createdAt}::timestamptz, ${after.id}::uuid)`
+            : undefined,
+        )
+        .orderBy(asc(users.createdAt), asc(users.id))
+        .limit(limit);
+      return rows.map(toUser);
+    },
+  };
+}

@@ -1,0 +1,11 @@
+import { fileURLToPath } from 'node:url';
+
+// This module sits one folder below the project root both as source (src/) and when
+// built (dist/), so the committed files it points at resolve the same way in both.
+const root = new URL('../', import.meta.url);
+
+export const projectRoot = fileURLToPath(root);
+export const specSourcePath = fileURLToPath(new URL('openapi/openapi.yaml', root));
+export const bundledSpecPath = fileURLToPath(new URL('generated/openapi.json', root));
+export const generatedTypesPath = fileURLToPath(new URL('generated/api.d.ts', root));
+export const migrationsFolder = fileURLToPath(new URL('drizzle', root));
