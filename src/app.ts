@@ -49,6 +49,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     frameworkErrors,
     routerOptions: { maxParamLength: 100 },
+    // Every route the server has is in the spec; automatic HEAD twins would not be.
+    exposeHeadRoutes: false,
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

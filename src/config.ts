@@ -118,7 +118,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     port: raw.PORT,
     host: raw.HOST,
     databaseUrl: raw.DATABASE_URL,
-    dataDir: resolve(raw.DATA_DIR),
+    dataDir: raw.DATA_DIR.startsWith('memory://') ? raw.DATA_DIR : resolve(raw.DATA_DIR),
     db: Object.freeze({
       poolMax: raw.DB_POOL_MAX,
       connectTimeoutMs: raw.DB_CONNECT_TIMEOUT_MS,

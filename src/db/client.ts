@@ -62,7 +62,8 @@ function createPostgres(url: string, settings: Config['db'], options: DatabaseOp
 }
 
 async function createPglite(dataDir: string): Promise<Database> {
-  await mkdir(dataDir, { recursive: true });
+  // 'memory://' keeps the database in memory (tests); anything else is a folder on disk.
+  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
   const client = await PGlite.create(dataDir);
   const db = drizzlePglite({ client, schema }) as unknown as Db;
   return {

@@ -1,0 +1,95 @@
+import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { contractViolations } from './contract.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
+
+export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+export interface TestApp {
+  app: FastifyInstance;
+  db: TestDatabase;
+  inject(options: InjectOptions): Promise<LightMyRequestResponse>;
+}
+
+/**
+ * A fresh app on a fresh database for one test file (built in beforeAll, closed in
+ * afterAll). Every response it sends is checked against the spec; a test whose requests
+ * got an answer outside the contract fails in afterEach, naming the answer.
+ */
+export function useTestApp(env: Record<string, string> = {}): TestApp {
+  const violations: string[] = [];
+  const context = {} as TestApp;
+
+  beforeAll(async () => {
+    context.db = await createTestDatabase();
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      JWT_SECRET: TEST_JWT_SECRET,
+      ...(context.db.url ? { DATABASE_URL: context.db.url } : {}),
+      ...env,
+    });
+    const app = await buildApp(config, context.db.url ? {} : { database: context.db.database });
+    app.addHook('onSend', async (request, reply, payload) => {
+      violations.push(
+        ...contractViolations({
+          method: request.method,
+          route: request.routeOptions.url,
+          statusCode: reply.statusCode,
+          contentType: reply.getHeader('content-type') as string | undefined,
+          payload: typeof payload === 'string' ? payload : String(payload ?? ''),
+        }),
+      );
+      return payload;
+    });
+    await app.ready();
+    context.app = app;
+    context.inject = (options) => app.inject(options);
+  }, 60_000);
+
+  afterEach(() => {
+    expect(violations.splice(0), 'responses outside the contract').toEqual([]);
+  });
+
+  afterAll(async () => {
+    await context.app?.close();
+    await context.db?.drop();
+  });
+
+  return context;
+}
+
+export interface SignUp {
+  email?: string;
+  username?: string;
+  password?: string;
+  firstName?: string;
+  lastName?: string;
+}
+
+let counter = 0;
+
+/** Signs up a new user through the API and logs them in. */
+export async function signUpAndLogin(t: TestApp, overrides: SignUp = {}) {
+  counter += 1;
+  const suffix = `${process.pid}${counter}${Math.random().toString(36).slice(2, 6)}`;
+  const body = {
+    email: `user${suffix}@example.com`,
+    username: `user${suffix}`,
+    password: 'correct horse battery staple',
+    ...overrides,
+  };
+  const created = await t.inject({ method: 'POST', url: '/api/users', payload: body });
+  expect(created.statusCode, created.body).toBe(201);
+  const login = await t.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    payload: { email: body.email, password: body.password },
+  });
+  expect(login.statusCode, login.body).toBe(200);
+  const { accessToken } = login.json<{ accessToken: string }>();
+  const user = created.json<{ id: string; email: string; username: string }>();
+  return { user, password: body.password, token: accessToken, auth: { authorization: `Bearer ${accessToken}` } };
+}

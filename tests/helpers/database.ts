@@ -1,0 +1,62 @@
+import { randomBytes } from 'node:crypto';
+import type { SQL } from 'drizzle-orm';
+import pg from 'pg';
+import { createDatabase, type Database } from '../../src/db/client.js';
+
+/**
+ * A fresh, migrated database for one test file: a new database on the PostgreSQL server
+ * named by TEST_DATABASE_URL (dropped afterwards), or an in-memory PGlite without it.
+ */
+export interface TestDatabase {
+  /** The connection string of the fresh database, or undefined for PGlite. */
+  url: string | undefined;
+  database: Database;
+  /** Runs SQL on the fresh database (for arranging states the API cannot reach). */
+  sql(query: SQL): Promise<Record<string, unknown>[]>;
+  drop(): Promise<void>;
+}
+
+// Both drivers answer execute() with an object that has `rows`.
+async function rowsOf(database: Database, query: SQL): Promise<Record<string, unknown>[]> {
+  const result = (await database.db.execute(query)) as unknown as { rows: Record<string, unknown>[] };
+  return result.rows;
+}
+
+const settings = { poolMax: 5, connectTimeoutMs: 5000, statementTimeoutMs: 10000 };
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const serverUrl = process.env.TEST_DATABASE_URL;
+  if (!serverUrl) {
+    const database = await createDatabase({ databaseUrl: undefined, dataDir: 'memory://', db: settings });
+    await database.migrate();
+    return {
+      url: undefined,
+      database,
+      sql: (query) => rowsOf(database, query),
+      drop: () => database.close(),
+    };
+  }
+
+  const name = `test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: serverUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE "${name}"`);
+  await admin.end();
+
+  const url = new URL(serverUrl);
+  url.pathname = `/${name}`;
+  const database = await createDatabase({ databaseUrl: url.toString(), dataDir: '', db: settings });
+  await database.migrate();
+  return {
+    url: url.toString(),
+    database,
+    sql: (query) => rowsOf(database, query),
+    drop: async () => {
+      await database.close();
+      const cleanup = new pg.Client({ connectionString: serverUrl });
+      await cleanup.connect();
+      await cleanup.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      await cleanup.end();
+    },
+  };
+}
