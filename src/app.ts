@@ -6,7 +6,7 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { registerContract, type OpenApiDocument } from './http/contract.js';
-import { frameworkErrors, registerErrorHandling } from './http/error-handler.js';
+import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
@@ -47,7 +47,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
-    frameworkErrors,
+    // Router errors (bad URL encoding, over-long path parameters) become problems too.
+    frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
     routerOptions: { maxParamLength: 100 },
     // Every route the server has is in the spec; automatic HEAD twins would not be.
     exposeHeadRoutes: false,

@@ -74,6 +74,12 @@ export function assertCoverage(
   }
 }
 
+const makeResult = (status: number, body: unknown, headers?: Record<string, string>) => ({
+  status,
+  body,
+  ...(headers ? { headers } : {}),
+});
+
 function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const input = {
@@ -82,6 +88,7 @@ function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
       body: request.body,
       principal: request.principal,
       request,
+      reply: makeResult,
     } as HandlerInput<K>;
     const result = await handler(input);
     if (result.headers) reply.headers(result.headers);

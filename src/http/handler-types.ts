@@ -39,14 +39,26 @@ export type ResponseBody<K extends OperationId, S extends StatusOf<K>> = BodyOfR
   Responses<K>[S]
 >;
 
-/** What a handler returns: one declared status with its own body type (a discriminated union). */
+declare const replied: unique symbol;
+
+/**
+ * What a handler returns: one declared status with its own body type. Only `reply` makes
+ * one, because its parameters are where TypeScript checks an object literal for fields
+ * the schema does not declare (a returned literal escapes that check in async functions).
+ */
 export type HandlerResult<K extends OperationId> = {
   [S in StatusOf<K>]: {
     status: S;
     body: ResponseBody<K, S>;
     headers?: Record<string, string>;
   };
-}[StatusOf<K>];
+}[StatusOf<K>] & { readonly [replied]: K };
+
+export type Reply<K extends OperationId> = <S extends StatusOf<K>>(
+  status: S,
+  body: ResponseBody<K, S>,
+  headers?: Record<string, string>,
+) => HandlerResult<K>;
 
 type Parameters_<K extends OperationId> = Operation<K>['parameters'];
 type RequestBody<K extends OperationId> =
@@ -65,6 +77,8 @@ export interface HandlerInput<K extends OperationId> {
   principal: Principal | null;
   /** For logging (`request.log`) and the request id; not for reading input. */
   request: FastifyRequest;
+  /** Builds the result: `return reply(200, body)`. */
+  reply: Reply<K>;
 }
 
 export type Handler<K extends OperationId> = (input: HandlerInput<K>) => Promise<HandlerResult<K>>;

@@ -6,11 +6,11 @@ export type AuthOperations = 'login' | 'getMe';
 
 export function createAuthHandlers(service: AuthService): HandlerGroup<AuthOperations> {
   return {
-    async login({ body }) {
-      return { status: 200, body: await service.login(body) };
+    async login({ body, reply }) {
+      return reply(200, await service.login(body));
     },
-    async getMe({ principal }) {
-      return { status: 200, body: await service.me(requirePrincipal(principal)) };
+    async getMe({ principal, reply }) {
+      return reply(200, await service.me(requirePrincipal(principal)));
     },
   };
 }

@@ -8,20 +8,20 @@ export function createMetaHandlers(deps: {
   spec: { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
 }): HandlerGroup<MetaOperations> {
   return {
-    async getHealth() {
-      return { status: 200, body: { status: 'ok' } };
+    async getHealth({ reply }) {
+      return reply(200, { status: 'ok' });
     },
-    async getReadiness({ request }) {
+    async getReadiness({ request, reply }) {
       try {
         await deps.ping();
       } catch (error) {
         request.log.warn({ err: error }, 'readiness check: the database does not answer');
         throw new ServiceUnavailableError('The database does not answer.');
       }
-      return { status: 200, body: { status: 'ready', database: 'up' } };
+      return reply(200, { status: 'ready', database: 'up' });
     },
-    async getOpenApiDocument() {
-      return { status: 200, body: deps.spec };
+    async getOpenApiDocument({ reply }) {
+      return reply(200, deps.spec);
     },
   };
 }

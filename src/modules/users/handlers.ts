@@ -6,21 +6,21 @@ export type UsersOperations = 'createUser' | 'listUsers' | 'getUser' | 'updateUs
 
 export function createUsersHandlers(service: UsersService): HandlerGroup<UsersOperations> {
   return {
-    async createUser({ body }) {
+    async createUser({ body, reply }) {
       const user = await service.create(body);
-      return { status: 201, body: user, headers: { location: `/api/users/${user.id}` } };
+      return reply(201, user, { location: `/api/users/${user.id}` });
     },
-    async listUsers({ query }) {
-      return { status: 200, body: await service.list(query) };
+    async listUsers({ query, reply }) {
+      return reply(200, await service.list(query));
     },
-    async getUser({ params }) {
-      return { status: 200, body: await service.getProfile(params.id) };
+    async getUser({ params, reply }) {
+      return reply(200, await service.getProfile(params.id));
     },
-    async updateUser({ params, body, principal }) {
-      return { status: 200, body: await service.update(requirePrincipal(principal), params.id, body) };
+    async updateUser({ params, body, principal, reply }) {
+      return reply(200, await service.update(requirePrincipal(principal), params.id, body));
     },
-    async deleteUser({ params, principal }) {
-      return { status: 200, body: await service.remove(requirePrincipal(principal), params.id) };
+    async deleteUser({ params, principal, reply }) {
+      return reply(200, await service.remove(requirePrincipal(principal), params.id));
     },
   };
 }
