@@ -127,6 +127,8 @@ export function toAppError(error: unknown): AppError {
   if (Array.isArray(fastifyError.errors) && fastifyError.name === 'Unauthorized') {
     return fastifyError.errors.find((e): e is AppError => e instanceof AppError) ?? new UnauthorizedError();
   }
+  // A reply that breaks the contract is the server's fault, whatever `validation` it carries.
+  if (fastifyError.code?.startsWith('FST_RESPONSE_VALIDATION')) return internal;
   if (fastifyError.validation) {
     return new ValidationError(
       'The request does not match the API contract.',

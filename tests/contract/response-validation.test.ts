@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import type { OpenApiDocument } from '../../src/http/contract.js';
+import { loadSpec } from '../../src/spec.js';
+import { TEST_JWT_SECRET } from '../helpers/app.js';
+import { contractViolations } from '../helpers/contract.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+/**
+ * A handler that answers outside the contract: here the spec's PublicUser loses `lastName`
+ * while the code still sends it. In development and tests that is a loud 500; in
+ * production the spec's schema serialises the reply and the undeclared field never leaves.
+ */
+function specWithoutLastName(): OpenApiDocument {
+  const spec = structuredClone(loadSpec()) as OpenApiDocument & {
+    components: { schemas: Record<string, { required: string[]; properties: Record<string, unknown> }> };
+  };
+  const publicUser = spec.components.schemas.PublicUser!;
+  publicUser.required = publicUser.required.filter((name) => name !== 'lastName');
+  delete publicUser.properties.lastName;
+  return spec;
+}
+
+let db: TestDatabase;
+beforeAll(async () => {
+  db = await createTestDatabase();
+});
+afterAll(async () => {
+  await db.drop();
+});
+
+async function appWith(responseValidation: boolean) {
+  const config = loadConfig({
+    NODE_ENV: responseValidation ? 'test' : 'production',
+    LOG_LEVEL: 'silent',
+    JWT_SECRET: TEST_JWT_SECRET,
+    RESPONSE_VALIDATION: String(responseValidation),
+    BCRYPT_COST: '4',
+    ...(db.url ? { DATABASE_URL: db.url } : {}),
+  });
+  return buildApp(config, {
+    ...(db.url ? {} : { database: db.database }),
+    spec: specWithoutLastName(),
+  });
+}
+
+describe('responses outside the contract', () => {
+  it('fail loudly when response validation is on (development, tests)', async () => {
+    const app = await appWith(true);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { email: 'rv-on@example.com', username: 'rv_on', password: 'long enough password', lastName: 'Lovelace' },
+    });
+    expect(created.statusCode).toBe(201);
+    const response = await app.inject({ method: 'GET', url: `/api/users/${created.json<{ id: string }>().id}` });
+    expect(response.statusCode).toBe(500);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(response.json()).toMatchObject({ code: 'INTERNAL_ERROR', status: 500 });
+    expect(response.body).not.toContain('lastName');
+    await app.close();
+  });
+
+  it('never leave the server when validation is off (production): the serialiser drops them', async () => {
+    const app = await appWith(false);
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { email: 'rv-off@example.com', username: 'rv_off', password: 'long enough password', lastName: 'Lovelace' },
+    });
+    const response = await app.inject({ method: 'GET', url: `/api/users/${created.json<{ id: string }>().id}` });
+    expect(response.statusCode).toBe(200);
+    expect(response.json()).not.toHaveProperty('lastName');
+    expect(response.json()).toMatchObject({ username: 'rv_off' });
+    await app.close();
+  });
+});
+
+describe('the test suite’s own contract check', () => {
+  const base = { method: 'GET', contentType: 'application/json; charset=utf-8' };
+  const publicUser = {
+    id: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
+    username: 'ada',
+    firstName: null,
+    lastName: null,
+    createdAt: '2026-01-15T09:30:00.000Z',
+  };
+
+  it('accepts a response the spec declares', () => {
+    expect(
+      contractViolations({ ...base, route: '/api/users/:id', statusCode: 200, payload: JSON.stringify(publicUser) }),
+    ).toEqual([]);
+  });
+
+  it('catches an undeclared status, a wrong content type, an extra field and a missing one', () => {
+    const problem = JSON.stringify({ type: '/problems/x', title: 'x', status: 409, code: 'CONFLICT' });
+    expect(
+      contractViolations({ ...base, route: '/api/users/:id', statusCode: 409, contentType: 'application/problem+json', payload: problem }),
+    ).toEqual([expect.stringMatching(/status not declared/)]);
+    expect(
+      contractViolations({ ...base, route: '/api/users/:id', statusCode: 404, payload: problem }),
+    ).toEqual([expect.stringMatching(/content type application\/json not declared/)]);
+    expect(
+      contractViolations({
+        ...base,
+        route: '/api/users/:id',
+        statusCode: 200,
+        payload: JSON.stringify({ ...publicUser, email: 'ada@example.com' }),
+      }),
+    ).toEqual([expect.stringMatching(/must NOT have additional properties/)]);
+    const { username: _missing, ...withoutUsername } = publicUser;
+    expect(
+      contractViolations({ ...base, route: '/api/users/:id', statusCode: 200, payload: JSON.stringify(withoutUsername) }),
+    ).toEqual([expect.stringMatching(/must have required property 'username'/)]);
+  });
+
+  it('holds unrouted answers to the Problem schema', () => {
+    expect(
+      contractViolations({ ...base, route: undefined, statusCode: 404, payload: '{"error":"Not Found"}' }),
+    ).not.toEqual([]);
+  });
+});
