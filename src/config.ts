@@ -97,7 +97,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   const data = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
   let raw: RawEnv;
   try {
-    raw = envSchema<RawEnv>({ schema, data, dotenv: false });
+    // env: false — read only what the caller passes, never process.env behind its back.
+    raw = envSchema<RawEnv>({ schema, data, env: false, dotenv: false });
   } catch (error) {
     throw new ConfigError(`Invalid environment: ${(error as Error).message}`);
   }

@@ -1,0 +1,97 @@
+import { describe, expect, it } from 'vitest';
+import { ConfigError, loadConfig, parseDuration } from '../../src/config.js';
+
+const secret = 'x'.repeat(32);
+
+describe('loadConfig', () => {
+  it('has sane defaults for development', () => {
+    const config = loadConfig({});
+    expect(config).toMatchObject({
+      env: 'development',
+      port: 3333,
+      host: '0.0.0.0',
+      databaseUrl: undefined,
+      logLevel: 'info',
+      responseValidation: true,
+      bodyLimitBytes: 1048576,
+      bcryptCost: 10,
+    });
+    expect(config.jwt.expiresInSeconds).toBe(900);
+    expect(config.dataDir).toMatch(/\.data$/);
+    expect(Object.isFrozen(config)).toBe(true);
+  });
+
+  it('generates a secret with a warning in development when JWT_SECRET is missing', () => {
+    const a = loadConfig({ NODE_ENV: 'development' });
+    const b = loadConfig({ NODE_ENV: 'development' });
+    expect(a.jwt.secret.length).toBeGreaterThanOrEqual(32);
+    expect(a.jwt.secret).not.toBe(b.jwt.secret);
+    expect(a.warnings).toEqual([expect.stringMatching(/JWT_SECRET is not set/)]);
+  });
+
+  it('requires a JWT_SECRET of 32 characters or more in production', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(ConfigError);
+    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET is required/);
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET/);
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret });
+    expect(config).toMatchObject({ responseValidation: false, bcryptCost: 12, warnings: [] });
+  });
+
+  it('reads and coerces the documented variables', () => {
+    const config = loadConfig({
+      PORT: '8080',
+      HOST: '127.0.0.1',
+      DATABASE_URL: 'postgres://u:p@db:5432/app',
+      JWT_SECRET: secret,
+      JWT_EXPIRES_IN: '2h',
+      BCRYPT_COST: '6',
+      LOG_LEVEL: 'warn',
+      RESPONSE_VALIDATION: 'false',
+      DATA_DIR: '/tmp/somewhere',
+    });
+    expect(config).toMatchObject({
+      port: 8080,
+      host: '127.0.0.1',
+      databaseUrl: 'postgres://u:p@db:5432/app',
+      bcryptCost: 6,
+      logLevel: 'warn',
+      responseValidation: false,
+      dataDir: '/tmp/somewhere',
+    });
+    expect(config.jwt).toMatchObject({ secret, expiresInSeconds: 7200 });
+  });
+
+  it('treats empty variables as unset', () => {
+    expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({ port: 3333, databaseUrl: undefined });
+  });
+
+  it.each([
+    ['PORT', 'eighty'],
+    ['PORT', '70000'],
+    ['DATABASE_URL', 'mysql://x'],
+    ['JWT_EXPIRES_IN', '15 minutes'],
+    ['BCRYPT_COST', '3'],
+    ['BCRYPT_COST', '16'],
+    ['LOG_LEVEL', 'loud'],
+    ['NODE_ENV', 'staging'],
+  ])('refuses %s=%s with a message naming it', (name, value) => {
+    expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
+  });
+});
+
+describe('parseDuration', () => {
+  it.each([
+    ['900', 900],
+    ['45s', 45],
+    ['15m', 900],
+    ['2h', 7200],
+    ['7d', 604800],
+  ])('%s is %i seconds', (text, seconds) => {
+    expect(parseDuration(text)).toBe(seconds);
+  });
+
+  it('refuses anything else', () => {
+    expect(() => parseDuration('0')).toThrow(ConfigError);
+    expect(() => parseDuration('1w')).toThrow(ConfigError);
+  });
+});
