@@ -1,0 +1,42 @@
+/**
+ * npm run db:seed: loads demo users (password "correct horse battery staple") into
+ * DATABASE_URL, or into the embedded database in DATA_DIR. Users that exist already are
+ * left as they are, so it can run again safely.
+ */
+import { loadConfig } from '../src/config.js';
+import { createDatabase } from '../src/db/client.js';
+import { ConflictError } from '../src/http/errors.js';
+import { createPasswordHasher } from '../src/modules/auth/passwords.js';
+import { createUsersRepository } from '../src/modules/users/repository.js';
+import { createUsersService } from '../src/modules/users/service.js';
+
+const password = 'correct horse battery staple';
+const demoUsers = [
+  { email: 'ada@example.com', username: 'ada', firstName: 'Ada', lastName: 'Lovelace' },
+  { email: 'grace@example.com', username: 'grace', firstName: 'Grace', lastName: 'Hopper' },
+  { email: 'alan@example.com', username: 'alan', firstName: 'Alan', lastName: 'Turing' },
+  { email: 'katherine@example.com', username: 'katherine', firstName: 'Katherine', lastName: 'Johnson' },
+  { email: 'edsger@example.com', username: 'edsger', firstName: 'Edsger', lastName: 'Dijkstra' },
+];
+
+const config = loadConfig(process.env);
+const database = await createDatabase(config);
+try {
+  await database.migrate();
+  const users = createUsersService({
+    users: createUsersRepository(database.db),
+    passwords: createPasswordHasher(config.bcryptCost),
+  });
+  for (const user of demoUsers) {
+    try {
+      await users.create({ ...user, password });
+      console.log(`created ${user.email}`);
+    } catch (error) {
+      if (!(error instanceof ConflictError)) throw error;
+      console.log(`exists  ${user.email}`);
+    }
+  }
+  console.log(`\nLog in with any of them and the password "${password}".`);
+} finally {
+  await database.close();
+}
