@@ -3,7 +3,7 @@
  * DATABASE_URL, or into the embedded database in DATA_DIR. Users that exist already are
  * left as they are, so it can run again safely.
  */
-import { loadConfig } from '../src/config.js';
+import { loadConfig, readEnvironment } from '../src/config.js';
 import { createDatabase } from '../src/db/client.js';
 import { ConflictError } from '../src/http/errors.js';
 import { createPasswordHasher } from '../src/modules/auth/passwords.js';
@@ -19,7 +19,7 @@ const demoUsers = [
   { email: 'edsger@example.com', username: 'edsger', firstName: 'Edsger', lastName: 'Dijkstra' },
 ];
 
-const config = loadConfig(process.env);
+const config = loadConfig(readEnvironment());
 const database = await createDatabase(config);
 try {
   await database.migrate();

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 
@@ -90,6 +91,15 @@ export function parseDuration(text: string): number {
   if (!match) throw new ConfigError(`not a duration: ${text}`);
   const unit = (match[2] || 's') as keyof typeof unitSeconds;
   return Number(match[1]) * unitSeconds[unit];
+}
+
+/**
+ * The process environment, with a `.env` file in the working directory filling in what
+ * the environment does not set. For the entry points (server, migrate, seed) only.
+ */
+export function readEnvironment(): Record<string, string | undefined> {
+  if (existsSync('.env')) process.loadEnvFile('.env');
+  return process.env;
 }
 
 export function loadConfig(source: Record<string, string | undefined>): Config {

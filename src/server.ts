@@ -1,13 +1,9 @@
-import { existsSync } from 'node:fs';
 import { buildApp } from './app.js';
-import { ConfigError, loadConfig } from './config.js';
+import { ConfigError, loadConfig, readEnvironment } from './config.js';
 import { loggerOptions } from './logger.js';
 
-// A .env file in the working directory fills in what the environment does not set.
-if (existsSync('.env')) process.loadEnvFile('.env');
-
 async function main(): Promise<void> {
-  const config = loadConfig(process.env);
+  const config = loadConfig(readEnvironment());
   const app = await buildApp(config, { logger: loggerOptions(config) });
   for (const warning of config.warnings) app.log.warn(warning);
 

@@ -2,10 +2,10 @@
  * npm run db:migrate: applies drizzle/ to DATABASE_URL, or to the embedded database in
  * DATA_DIR when it is unset.
  */
-import { loadConfig } from '../config.js';
+import { loadConfig, readEnvironment } from '../config.js';
 import { createDatabase } from './client.js';
 
-const config = loadConfig(process.env);
+const config = loadConfig(readEnvironment());
 const database = await createDatabase(config);
 try {
   await database.migrate();
