@@ -78,7 +78,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       algorithm: 'HS256',
       iss: config.jwt.issuer,
       aud: config.jwt.audience,
-      expiresIn: config.jwt.expiresInSeconds * 1000,
+      // @fastify/jwt reads a number as seconds.
+      expiresIn: config.jwt.expiresInSeconds,
     },
     verify: {
       algorithms: ['HS256'],

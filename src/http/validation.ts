@@ -22,17 +22,34 @@ const shared: Options = {
   removeAdditional: false,
 };
 
+// ajv-formats' uuid also takes "urn:uuid:…"; JSON Schema's uuid (RFC 4122) is the bare form.
+export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
 export function createAjv(options: Options): Ajv2020 {
   const ajv = new Ajv2020({ ...shared, ...options });
   addFormats(ajv);
+  ajv.addFormat('uuid', uuidPattern);
   return ajv;
 }
 
 export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
   const bodyAjv = createAjv({ coerceTypes: false });
   const textAjv = createAjv({ coerceTypes: 'array' });
-  return ({ schema, httpPart }) =>
-    (httpPart === 'body' ? bodyAjv : textAjv).compile(schema as object) as ReturnType<
-      FastifySchemaCompiler<unknown>
-    >;
+  const recheckAjv = createAjv({ coerceTypes: false });
+  return ({ schema, httpPart }) => {
+    if (httpPart === 'body') {
+      return bodyAjv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+    }
+    // Ajv coerces "Infinity" and "1e400" to Infinity, which then passes `type: integer`
+    // and skips minimum and maximum: the coerced values are checked again, as they are.
+    const coerce = textAjv.compile(schema as object);
+    const recheck = recheckAjv.compile(schema as object);
+    const validate = (data: unknown): boolean => {
+      const valid = coerce(data) && recheck(data);
+      validate.errors = coerce.errors ?? recheck.errors;
+      return valid;
+    };
+    validate.errors = null as typeof coerce.errors;
+    return validate;
+  };
 }

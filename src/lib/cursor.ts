@@ -21,7 +21,9 @@ export function decodeCursor(cursor: string): Position {
     !createdAt ||
     !id ||
     !isoMillis.test(createdAt) ||
+    // Date rolls 30 February over to 2 March; a real instant survives the round trip.
     Number.isNaN(Date.parse(createdAt)) ||
+    new Date(createdAt).toISOString() !== createdAt ||
     !uuid.test(id)
   ) {
     throw new ValidationError('The cursor is not one this server gave out.', [

@@ -23,7 +23,14 @@ export function createPasswordHasher(cost: number): PasswordHasher {
   const dummyHash = bcrypt.hashSync('timing-equaliser', cost);
   return {
     hash: (password) => bcrypt.hash(password, cost),
-    verify: (password, hash) => bcrypt.compare(password, hash),
+    verify: async (password, hash) => {
+      // bcrypt ignores every byte after the 72nd, so a longer password would match the one
+      // stored under its first 72 bytes. It is never an account's password (sign-up refuses
+      // it); it is still compared, so that refusing it takes as long as any wrong password.
+      const fits = Buffer.byteLength(password, 'utf8') <= MAX_PASSWORD_BYTES;
+      const matches = await bcrypt.compare(password, hash);
+      return fits && matches;
+    },
     verifyNothing: async (password) => {
       await bcrypt.compare(password, dummyHash);
     },

@@ -23,6 +23,7 @@ const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export function createTokenService(app: FastifyInstance, expiresInSeconds: number): TokenService {
   return {
     issue(userId) {
+      // The lifetime is the one @fastify/jwt was registered with: the same expiresInSeconds.
       return { accessToken: app.jwt.sign({ sub: userId }), tokenType: 'Bearer', expiresIn: expiresInSeconds };
     },
     async authenticate(request) {

@@ -1,0 +1,533 @@
+import { sql } from 'drizzle-orm';
+import { createSigner, type Algorithm } from 'fast-jwt';
+import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import { describe, expect, it } from 'vitest';
+import type { components } from '../../generated/api.js';
+import { TEST_JWT_SECRET, signUpAndLogin, useTestApp, type TestApp } from '../helpers/app.js';
+
+type User = components['schemas']['User'];
+type LoginResponse = components['schemas']['LoginResponse'];
+type Problem = components['schemas']['Problem'];
+
+const t = useTestApp();
+
+/** The defaults of JWT_ISSUER and JWT_AUDIENCE (src/config.ts). */
+const ISSUER = 'contract-first-api';
+const AUDIENCE = 'contract-first-api';
+const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
+const PASSWORD = 'correct horse battery staple';
+
+/** Every password this file sends (8 characters or more): none may ever come back. */
+const passwordsSent = new Set<string>();
+
+/** What must never appear in a response: password properties, hashes, passwords sent. */
+function secretsIn(body: string): string[] {
+  const found: string[] = [];
+  if (/"password"\s*:/i.test(body)) found.push('a "password" property');
+  if (/passwordhash/i.test(body)) found.push('passwordHash');
+  if (/password_hash/i.test(body)) found.push('password_hash');
+  if (body.includes('$2')) found.push('a bcrypt hash ($2…)');
+  for (const password of passwordsSent) {
+    if (body.includes(password)) found.push(`the password ${JSON.stringify(password)}`);
+  }
+  return found;
+}
+
+function notePasswords(payload: InjectOptions['payload']): void {
+  if (payload === null || typeof payload !== 'object' || Buffer.isBuffer(payload)) return;
+  const { password } = payload as { password?: unknown };
+  if (typeof password === 'string' && password.length >= 8) passwordsSent.add(password);
+}
+
+/** The test app, with every response checked for leaked secrets. */
+const api: TestApp = {
+  get app() {
+    return t.app;
+  },
+  get db() {
+    return t.db;
+  },
+  async inject(options) {
+    notePasswords(options.payload);
+    const response = await t.inject(options);
+    const url = typeof options.url === 'string' ? options.url : JSON.stringify(options.url);
+    expect(secretsIn(response.body), `${options.method} ${url}: ${response.body}`).toEqual([]);
+    return response;
+  },
+};
+
+let sequence = 0;
+function unique(prefix = 'a'): string {
+  sequence += 1;
+  return `${prefix}${sequence}${Math.random().toString(36).slice(2, 8)}`;
+}
+
+function login(payload: unknown) {
+  return api.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    payload: payload as InjectOptions['payload'],
+  });
+}
+
+function me(headers: Record<string, string> = {}) {
+  return api.inject({ method: 'GET', url: '/api/auth/me', headers });
+}
+
+function bearer(token: string) {
+  return { authorization: `Bearer ${token}` };
+}
+
+/** Asserts an RFC 9457 problem with this status and code, and returns it. */
+function expectProblem(response: LightMyRequestResponse, status: number, code: Problem['code']) {
+  expect(response.statusCode, response.body).toBe(status);
+  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+  const problem = response.json<Problem>();
+  expect(problem.status).toBe(status);
+  expect(problem.code).toBe(code);
+  expect(problem.type).toBe(`/problems/${code.toLowerCase().replace(/_/g, '-')}`);
+  return problem;
+}
+
+function expectValidationError(response: LightMyRequestResponse, pointer: string) {
+  const problem = expectProblem(response, 400, 'VALIDATION_ERROR');
+  expect(problem.errors).toEqual(
+    expect.arrayContaining([expect.objectContaining({ location: 'body', pointer })]),
+  );
+  return problem;
+}
+
+function base64url(value: unknown): string {
+  return Buffer.from(JSON.stringify(value), 'utf8').toString('base64url');
+}
+
+function decodePart(token: string, index: 0 | 1): Record<string, unknown> {
+  const part = token.split('.')[index] ?? '';
+  return JSON.parse(Buffer.from(part, 'base64url').toString('utf8')) as Record<string, unknown>;
+}
+
+const nowSeconds = () => Math.floor(Date.now() / 1000);
+
+/** The claims of a valid access token for `sub`, with some replaced or removed (undefined). */
+function claims(sub: unknown, changes: Record<string, unknown> = {}): Record<string, unknown> {
+  const all: Record<string, unknown> = {
+    sub,
+    iss: ISSUER,
+    aud: AUDIENCE,
+    iat: nowSeconds(),
+    exp: nowSeconds() + 900,
+    ...changes,
+  };
+  return Object.fromEntries(Object.entries(all).filter(([, value]) => value !== undefined));
+}
+
+/** Signs exactly these claims (fast-jwt adds nothing but iat when it is missing). */
+function sign(
+  payload: Record<string, unknown>,
+  options: { key?: string; algorithm?: Algorithm } = {},
+): string {
+  const signer = createSigner({
+    key: options.key ?? TEST_JWT_SECRET,
+    algorithm: options.algorithm ?? 'HS256',
+  });
+  return signer(payload);
+}
+
+describe('the secret check used on every response', () => {
+  it('catches a password hash, a password property and a password that was sent', () => {
+    passwordsSent.add('a password that was sent');
+    expect(secretsIn('{"accessToken":"eyJ.eyJ.sig","tokenType":"Bearer"}')).toEqual([]);
+    expect(secretsIn('{"passwordHash":"x"}')).not.toEqual([]);
+    expect(secretsIn('{"password_hash":"x"}')).not.toEqual([]);
+    expect(secretsIn('{"password":"x"}')).not.toEqual([]);
+    expect(secretsIn('"$2a$04$abcdefghijklmnopqrstuv"')).not.toEqual([]);
+    expect(secretsIn('{"detail":"a password that was sent"}')).not.toEqual([]);
+  });
+});
+
+describe('login: POST /api/auth/login', () => {
+  it('answers a Bearer token that expires in 900 seconds and the account itself', async () => {
+    const name = unique();
+    const signUp = {
+      email: `${name}@example.com`,
+      username: name,
+      password: PASSWORD,
+      firstName: 'Ada',
+    };
+    const created = await api.inject({ method: 'POST', url: '/api/users', payload: signUp });
+    expect(created.statusCode, created.body).toBe(201);
+
+    const response = await login({ email: signUp.email, password: PASSWORD });
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.headers['content-type']).toMatch(/^application\/json/);
+    const body = response.json<LoginResponse>();
+    expect(Object.keys(body).sort()).toEqual(['accessToken', 'expiresIn', 'tokenType', 'user']);
+    expect(body.tokenType).toBe('Bearer');
+    expect(body.expiresIn).toBe(900);
+    expect(body.user).toEqual(created.json<User>());
+  });
+
+  it('issues an HS256 JWT with sub, issuer, audience and a 900-second lifetime', async () => {
+    const { user, token } = await signUpAndLogin(api);
+    expect(token.split('.')).toHaveLength(3);
+    expect(decodePart(token, 0)).toMatchObject({ alg: 'HS256', typ: 'JWT' });
+    const payload = decodePart(token, 1);
+    expect(payload).toMatchObject({ sub: user.id, iss: ISSUER, aud: AUDIENCE });
+    expect(typeof payload.iat).toBe('number');
+    expect(payload.exp).toBe(Number(payload.iat) + 900);
+    expect(Math.abs(Number(payload.iat) - nowSeconds())).toBeLessThanOrEqual(60);
+    expect(JSON.stringify(payload)).not.toContain(user.email);
+  });
+
+  it('finds the email address regardless of case', async () => {
+    const name = unique('Ada');
+    const email = `${name}@Example.com`;
+    const { user } = await signUpAndLogin(api, { email });
+    for (const variant of [email.toLowerCase(), email.toUpperCase()]) {
+      const response = await login({ email: variant, password: PASSWORD });
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.json<LoginResponse>().user).toMatchObject({ id: user.id, email });
+    }
+  });
+
+  it('answers 401 INVALID_CREDENTIALS to a wrong password', async () => {
+    const { user } = await signUpAndLogin(api);
+    const problem = expectProblem(
+      await login({ email: user.email, password: 'wrong horse battery staple' }),
+      401,
+      'INVALID_CREDENTIALS',
+    );
+    expect(problem).toMatchObject({
+      title: 'Invalid credentials',
+      detail: 'The email address or the password is wrong.',
+      instance: '/api/auth/login',
+    });
+  });
+
+  it('compares passwords exactly: another case or extra spaces are wrong', async () => {
+    const { user } = await signUpAndLogin(api);
+    for (const password of [PASSWORD.toUpperCase(), ` ${PASSWORD}`, `${PASSWORD} `]) {
+      expectProblem(await login({ email: user.email, password }), 401, 'INVALID_CREDENTIALS');
+    }
+  });
+
+  it('answers an unknown email address exactly as a wrong password', async () => {
+    const { user } = await signUpAndLogin(api);
+    const wrongPassword = await login({ email: user.email, password: 'wrong horse battery' });
+    const unknownEmail = await login({
+      email: `${unique('nobody')}@example.com`,
+      password: PASSWORD,
+    });
+    expectProblem(unknownEmail, 401, 'INVALID_CREDENTIALS');
+    expect(unknownEmail.json()).toEqual(wrongPassword.json());
+    expect(unknownEmail.headers['content-type']).toBe(wrongPassword.headers['content-type']);
+  });
+
+  it('refuses a password longer than 72 bytes whose first 72 bytes are the password', async () => {
+    // bcrypt reads 72 bytes at most: what follows must not be ignored at login.
+    const password = 'p'.repeat(72);
+    const { user } = await signUpAndLogin(api, { password });
+    expect((await login({ email: user.email, password })).statusCode).toBe(200);
+    for (const longer of [`${password}x`, `${password}${'€'.repeat(10)}`]) {
+      expectProblem(
+        await login({ email: user.email, password: longer }),
+        401,
+        'INVALID_CREDENTIALS',
+      );
+    }
+  });
+
+  it('answers 403 ACCOUNT_DISABLED to the right password of a disabled account', async () => {
+    const { user } = await signUpAndLogin(api);
+    await t.db.sql(sql`update users set is_active = false where id = ${user.id}`);
+    const problem = expectProblem(
+      await login({ email: user.email, password: PASSWORD }),
+      403,
+      'ACCOUNT_DISABLED',
+    );
+    expect(problem).toMatchObject({ title: 'Account disabled', instance: '/api/auth/login' });
+
+    await t.db.sql(sql`update users set is_active = true where id = ${user.id}`);
+    expect((await login({ email: user.email, password: PASSWORD })).statusCode).toBe(200);
+  });
+
+  it('answers 401, not 403, to a wrong password of a disabled account', async () => {
+    const { user } = await signUpAndLogin(api);
+    await t.db.sql(sql`update users set is_active = false where id = ${user.id}`);
+    expectProblem(
+      await login({ email: user.email, password: 'wrong horse battery staple' }),
+      401,
+      'INVALID_CREDENTIALS',
+    );
+  });
+
+  it.each([
+    ['a missing password', { email: 'ada@example.com' }, '/password'],
+    ['a missing email address', { password: PASSWORD }, '/email'],
+    ['an empty email address', { email: '', password: PASSWORD }, '/email'],
+    ['an empty password', { email: 'ada@example.com', password: '' }, '/password'],
+    [
+      'a password of 1025 characters',
+      { email: 'a@example.com', password: 'p'.repeat(1025) },
+      '/password',
+    ],
+    ['a numeric password', { email: 'ada@example.com', password: 12345678 }, '/password'],
+    [
+      'an unknown property',
+      { email: 'ada@example.com', password: PASSWORD, remember: true },
+      '/remember',
+    ],
+  ])('answers 400 to %s', async (_name, payload, pointer) => {
+    expectValidationError(await login(payload), pointer);
+  });
+
+  it('answers 400 MALFORMED_REQUEST to a body that is not JSON', async () => {
+    const response = await api.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': 'application/json' },
+      payload: '{"email":',
+    });
+    expectProblem(response, 400, 'MALFORMED_REQUEST');
+  });
+
+  it('answers 415 to a body that is not application/json', async () => {
+    const response = await api.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      payload: 'email=ada%40example.com&password=x',
+    });
+    expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+  });
+});
+
+describe('getMe: GET /api/auth/me', () => {
+  it('answers the full account of the token holder', async () => {
+    const { user, auth } = await signUpAndLogin(api, { firstName: 'Me', lastName: 'Myself' });
+    const response = await me(auth);
+    expect(response.statusCode, response.body).toBe(200);
+    const account = response.json<User>();
+    expect(account).toMatchObject({
+      id: user.id,
+      email: user.email,
+      username: user.username,
+      firstName: 'Me',
+      lastName: 'Myself',
+      isActive: true,
+      emailVerified: false,
+    });
+  });
+
+  it('answers the same account as login did', async () => {
+    const { user } = await signUpAndLogin(api);
+    const loggedIn = (await login({ email: user.email, password: PASSWORD })).json<LoginResponse>();
+    const response = await me(bearer(loggedIn.accessToken));
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json<User>()).toEqual(loggedIn.user);
+  });
+
+  it('tells two users apart', async () => {
+    const a = await signUpAndLogin(api);
+    const b = await signUpAndLogin(api);
+    expect((await me(a.auth)).json<User>().id).toBe(a.user.id);
+    expect((await me(b.auth)).json<User>().id).toBe(b.user.id);
+  });
+
+  it('shows changes made after the token was issued', async () => {
+    const { user, auth } = await signUpAndLogin(api);
+    const username = unique('changed');
+    const patched = await api.inject({
+      method: 'PATCH',
+      url: `/api/users/${user.id}`,
+      headers: auth,
+      payload: { username },
+    });
+    expect(patched.statusCode, patched.body).toBe(200);
+    expect((await me(auth)).json<User>().username).toBe(username);
+  });
+
+  it('answers 401 to the token of a deleted account', async () => {
+    const { user, auth } = await signUpAndLogin(api);
+    const deleted = await api.inject({
+      method: 'DELETE',
+      url: `/api/users/${user.id}`,
+      headers: auth,
+    });
+    expect(deleted.statusCode, deleted.body).toBe(200);
+    expectProblem(await me(auth), 401, 'UNAUTHORIZED');
+  });
+
+  it('answers 401 without a token', async () => {
+    const problem = expectProblem(await me(), 401, 'UNAUTHORIZED');
+    expect(problem.instance).toBe('/api/auth/me');
+  });
+});
+
+describe('token security', () => {
+  it('accepts a token from login', async () => {
+    const { user, token } = await signUpAndLogin(api);
+    const response = await me(bearer(token));
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json<User>().id).toBe(user.id);
+  });
+
+  // The forgeries below change one thing each from this token, which is accepted.
+  it('accepts a token signed here with the right secret and claims', async () => {
+    const { user } = await signUpAndLogin(api);
+    const response = await me(bearer(sign(claims(user.id))));
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json<User>().id).toBe(user.id);
+  });
+
+  /** Each case turns the id of an existing account into an Authorization header. */
+  const refused: Array<[string, (id: string) => Record<string, string>]> = [
+    ['no Authorization header', () => ({})],
+    ['an empty Authorization header', () => ({ authorization: '' })],
+    ['the Basic scheme', () => ({ authorization: 'Basic YWRhOnBhc3N3b3Jk' })],
+    ['"Bearer" with no token', () => ({ authorization: 'Bearer' })],
+    ['"Bearer " with no token', () => ({ authorization: 'Bearer ' })],
+    ['a token that is not a JWT', () => bearer('garbage')],
+    ['three parts of garbage', () => bearer('abc.def.ghi')],
+    ['a valid token without the Bearer scheme', (id) => ({ authorization: sign(claims(id)) })],
+    [
+      'a token signed with another secret',
+      (id) => bearer(sign(claims(id), { key: 'another-secret-that-is-at-least-32-characters' })),
+    ],
+    [
+      'an unsigned token (alg none)',
+      (id) => bearer(`${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(id))}.`),
+    ],
+    [
+      'an unsigned token (alg None)',
+      (id) => bearer(`${base64url({ alg: 'None', typ: 'JWT' })}.${base64url(claims(id))}.`),
+    ],
+    [
+      'an HS256 header with the signature removed',
+      (id) => {
+        const [header, payload] = sign(claims(id)).split('.');
+        return bearer(`${header}.${payload}.`);
+      },
+    ],
+    [
+      'HS512 with the right secret (HS256 is pinned)',
+      (id) => bearer(sign(claims(id), { algorithm: 'HS512' })),
+    ],
+    [
+      'HS384 with the right secret (HS256 is pinned)',
+      (id) => bearer(sign(claims(id), { algorithm: 'HS384' })),
+    ],
+    [
+      'an expired token',
+      (id) => bearer(sign(claims(id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 }))),
+    ],
+    [
+      'a token not valid yet (nbf in the future)',
+      (id) => bearer(sign(claims(id, { nbf: nowSeconds() + 600 }))),
+    ],
+    ['a wrong issuer', (id) => bearer(sign(claims(id, { iss: 'someone-else' })))],
+    ['a wrong audience', (id) => bearer(sign(claims(id, { aud: 'someone-else' })))],
+    ['no issuer', (id) => bearer(sign(claims(id, { iss: undefined })))],
+    ['no audience', (id) => bearer(sign(claims(id, { aud: undefined })))],
+    ['no exp', (id) => bearer(sign(claims(id, { exp: undefined })))],
+    ['no sub', () => bearer(sign(claims(undefined)))],
+    ['a sub that is not a uuid', () => bearer(sign(claims('not-a-uuid')))],
+    ['a numeric sub', () => bearer(sign(claims(12345)))],
+    ['an empty sub', () => bearer(sign(claims('')))],
+  ];
+
+  it.each(refused)('answers 401 UNAUTHORIZED on GET /api/auth/me to %s', async (_name, header) => {
+    const { user } = await signUpAndLogin(api);
+    const problem = expectProblem(await me(header(user.id)), 401, 'UNAUTHORIZED');
+    expect(problem).toMatchObject({ title: 'Unauthorized', instance: '/api/auth/me' });
+  });
+
+  it('says that an expired token has expired', async () => {
+    const { user } = await signUpAndLogin(api);
+    const expired = sign(claims(user.id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 }));
+    const problem = expectProblem(await me(bearer(expired)), 401, 'UNAUTHORIZED');
+    expect(problem.detail).toMatch(/expired/i);
+  });
+
+  it('answers 401 to a valid token for a well-formed id that has no account', async () => {
+    expectProblem(await me(bearer(sign(claims(UNKNOWN_ID)))), 401, 'UNAUTHORIZED');
+  });
+
+  it("answers 401 to a token whose sub was changed to another user's id", async () => {
+    const a = await signUpAndLogin(api);
+    const b = await signUpAndLogin(api);
+    const [header, payload, signature] = a.token.split('.');
+    const claimsOfA = JSON.parse(
+      Buffer.from(payload ?? '', 'base64url').toString('utf8'),
+    ) as object;
+    const tampered = `${header}.${base64url({ ...claimsOfA, sub: b.user.id })}.${signature}`;
+    expectProblem(await me(bearer(tampered)), 401, 'UNAUTHORIZED');
+    // The untouched token still works, for A only.
+    expect((await me(a.auth)).json<User>().id).toBe(a.user.id);
+  });
+
+  it("answers 401 to forged tokens on another's PATCH and DELETE; nothing changes", async () => {
+    const a = await signUpAndLogin(api);
+    const b = await signUpAndLogin(api, { firstName: 'Bea' });
+    const before = (await me(b.auth)).json<User>();
+    const [header, payload, signature] = a.token.split('.');
+    const claimsOfA = JSON.parse(
+      Buffer.from(payload ?? '', 'base64url').toString('utf8'),
+    ) as object;
+    const forgeries = [
+      `${header}.${base64url({ ...claimsOfA, sub: b.user.id })}.${signature}`,
+      `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(b.user.id))}.`,
+      sign(claims(b.user.id), { key: 'another-secret-that-is-at-least-32-characters' }),
+      sign(claims(b.user.id), { algorithm: 'HS512' }),
+      sign(claims(b.user.id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 })),
+    ];
+    for (const forged of forgeries) {
+      const url = `/api/users/${b.user.id}`;
+      const patch = await api.inject({
+        method: 'PATCH',
+        url,
+        headers: bearer(forged),
+        payload: { firstName: 'Hacked' },
+      });
+      expectProblem(patch, 401, 'UNAUTHORIZED');
+      expectProblem(
+        await api.inject({ method: 'DELETE', url, headers: bearer(forged) }),
+        401,
+        'UNAUTHORIZED',
+      );
+    }
+    expect((await me(b.auth)).json<User>()).toEqual(before);
+  });
+
+  it("answers 403 to A's valid token on B's PATCH and DELETE; B stays as it was", async () => {
+    const a = await signUpAndLogin(api);
+    const b = await signUpAndLogin(api, { firstName: 'Bea' });
+    const before = (await me(b.auth)).json<User>();
+    const url = `/api/users/${b.user.id}`;
+    const patch = await api.inject({
+      method: 'PATCH',
+      url,
+      headers: a.auth,
+      payload: { firstName: 'Hacked', username: unique('hijacked') },
+    });
+    expectProblem(patch, 403, 'FORBIDDEN');
+    expectProblem(await api.inject({ method: 'DELETE', url, headers: a.auth }), 403, 'FORBIDDEN');
+    expect((await me(b.auth)).json<User>()).toEqual(before);
+    expect((await login({ email: b.user.email, password: b.password })).statusCode).toBe(200);
+  });
+
+  it('keeps a token valid for its account after the email address changes', async () => {
+    const { user, auth } = await signUpAndLogin(api);
+    const email = `${unique('renamed')}@example.com`;
+    const patched = await api.inject({
+      method: 'PATCH',
+      url: `/api/users/${user.id}`,
+      headers: auth,
+      payload: { email },
+    });
+    expect(patched.statusCode, patched.body).toBe(200);
+    const response = await me(auth);
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json<User>()).toMatchObject({ id: user.id, email });
+  });
+});
