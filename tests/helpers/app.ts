@@ -39,7 +39,7 @@ export function useTestApp(env: Record<string, string> = {}): TestApp {
           route: request.routeOptions.url,
           statusCode: reply.statusCode,
           contentType: reply.getHeader('content-type') as string | undefined,
-          payload: typeof payload === 'string' ? payload : String(payload ?? ''),
+          payload: typeof payload === 'string' ? payload : '',
         }),
       );
       return payload;

@@ -18,8 +18,8 @@ export interface TestDatabase {
 
 // Both drivers answer execute() with an object that has `rows`.
 async function rowsOf(database: Database, query: SQL): Promise<Record<string, unknown>[]> {
-  const result = (await database.db.execute(query)) as unknown as { rows: Record<string, unknown>[] };
-  return result.rows;
+  const result: unknown = await database.db.execute(query);
+  return (result as { rows: Record<string, unknown>[] }).rows;
 }
 
 const settings = { poolMax: 5, connectTimeoutMs: 5000, statementTimeoutMs: 10000 };
