@@ -1,0 +1,147 @@
+import { createSigner } from 'fast-jwt';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance, InjectOptions } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { contractViolations } from '../helpers/contract.js';
+
+/**
+ * What clients see when the server or its database fails: a declared 500 or 503 problem
+ * that reveals nothing about the inside, for every operation that touches the database.
+ */
+
+const someone = '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10';
+const sign = createSigner({
+  key: TEST_JWT_SECRET,
+  algorithm: 'HS256',
+  iss: 'contract-first-api',
+  aud: 'contract-first-api',
+  expiresIn: 60_000,
+});
+
+const operations = [
+  'createUser',
+  'listUsers',
+  'getUser',
+  'updateUser',
+  'deleteUser',
+  'login',
+  'getMe',
+] as const;
+
+/** A well-formed request for each operation that touches the database. */
+function requestFor(
+  operation: (typeof operations)[number],
+  id: string,
+  token: string,
+): InjectOptions {
+  const headers = { authorization: `Bearer ${token}` };
+  const credentials = { email: 'f@example.com', password: 'long enough password' };
+  switch (operation) {
+    case 'createUser':
+      return { method: 'POST', url: '/api/users', payload: { ...credentials, username: 'faulty' } };
+    case 'listUsers':
+      return { method: 'GET', url: '/api/users' };
+    case 'getUser':
+      return { method: 'GET', url: `/api/users/${id}` };
+    case 'updateUser':
+      return { method: 'PATCH', url: `/api/users/${id}`, headers, payload: { firstName: 'F' } };
+    case 'deleteUser':
+      return { method: 'DELETE', url: `/api/users/${id}`, headers };
+    case 'login':
+      return { method: 'POST', url: '/api/auth/login', payload: credentials };
+    case 'getMe':
+      return { method: 'GET', url: '/api/auth/me', headers };
+  }
+}
+
+describe('a broken database (a query fails inside the server)', () => {
+  const t = useTestApp();
+  let id = '';
+  let token = '';
+
+  beforeAll(async () => {
+    ({
+      user: { id },
+      token,
+    } = await signUpAndLogin(t));
+    await t.db.sql(sql`alter table users rename to users_elsewhere`);
+  });
+  afterAll(async () => {
+    await t.db.sql(sql`alter table users_elsewhere rename to users`);
+  });
+
+  it.each(operations)('%s answers a 500 that reveals nothing', async (operation) => {
+    const request = requestFor(operation, id, token);
+    const response = await t.inject(request);
+    expect(response.statusCode).toBe(500);
+    expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
+    // Exactly these fields: no message, stack, SQL or table name of the real error.
+    expect(response.json()).toEqual({
+      type: '/problems/internal-error',
+      title: 'Internal server error',
+      status: 500,
+      detail: 'Something went wrong on our side. Try again later.',
+      instance: request.url,
+      code: 'INTERNAL_ERROR',
+    });
+  });
+
+  it('keeps /health and /ready answering (the database itself is up)', async () => {
+    expect((await t.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+    expect((await t.inject({ method: 'GET', url: '/ready' })).statusCode).toBe(200);
+  });
+});
+
+describe('an unreachable database', () => {
+  let app: FastifyInstance;
+  const seen: string[] = [];
+
+  beforeAll(async () => {
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      JWT_SECRET: TEST_JWT_SECRET,
+      // Nothing listens on port 1: every connection is refused at once.
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+      DB_CONNECT_TIMEOUT_MS: '500',
+    });
+    app = await buildApp(config);
+    app.addHook('onSend', async (request, reply, payload) => {
+      seen.push(
+        ...contractViolations({
+          method: request.method,
+          route: request.routeOptions.url,
+          statusCode: reply.statusCode,
+          contentType: reply.getHeader('content-type') as string | undefined,
+          payload: typeof payload === 'string' ? payload : '',
+        }),
+      );
+      return payload;
+    });
+    await app.ready();
+  });
+  afterAll(async () => {
+    await app.close();
+  });
+
+  it.each(operations)('%s answers 503 SERVICE_UNAVAILABLE', async (operation) => {
+    const response = await app.inject(requestFor(operation, someone, sign({ sub: someone })));
+    expect(response.statusCode, response.body).toBe(503);
+    expect(response.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE', status: 503 });
+    expect(response.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|postgres/i);
+  });
+
+  it('says it is not ready, while it is alive', async () => {
+    const ready = await app.inject({ method: 'GET', url: '/ready' });
+    expect(ready.statusCode).toBe(503);
+    expect(ready.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE' });
+    expect((await app.inject({ method: 'GET', url: '/health' })).statusCode).toBe(200);
+  });
+
+  it('answered only inside the contract', () => {
+    expect(seen).toEqual([]);
+  });
+});
