@@ -107,7 +107,9 @@ export interface paths {
     post?: never;
     /**
      * Delete your account
-     * @description Deletes the authenticated user's own account and answers with it as it was. Another user's account gives 403.
+     * @description Deletes the authenticated user's own account and answers with it as it was. Another
+     *     user's account gives 403. The request takes no body; one that is sent must still be
+     *     JSON within the size limit (413, 415).
      */
     delete: operations['deleteUser'];
     options?: never;
@@ -791,7 +793,9 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };

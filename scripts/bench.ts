@@ -101,7 +101,10 @@ const results = [
     fetch(`${base}/api/auth/login`, {
       method: 'POST',
       headers: json,
-      body: JSON.stringify({ email: `bench-${run}-1@example.com`, password: 'bench password 1234' }),
+      body: JSON.stringify({
+        email: `bench-${run}-1@example.com`,
+        password: 'bench password 1234',
+      }),
     }),
   ),
 ];
@@ -115,7 +118,9 @@ for (const r of results) {
 }
 const first = results[2]!.perSecond;
 const deep = results[3]!.perSecond;
-console.log(`\npage 91 / first page throughput: ${(deep / first).toFixed(2)} (1.00 = deep pages cost the same)`);
+console.log(
+  `\npage 91 / first page throughput: ${(deep / first).toFixed(2)} (1.00 = deep pages cost the same)`,
+);
 
 await app.close();
 await database.close();

@@ -15,7 +15,12 @@ const demoUsers = [
   { email: 'ada@example.com', username: 'ada', firstName: 'Ada', lastName: 'Lovelace' },
   { email: 'grace@example.com', username: 'grace', firstName: 'Grace', lastName: 'Hopper' },
   { email: 'alan@example.com', username: 'alan', firstName: 'Alan', lastName: 'Turing' },
-  { email: 'katherine@example.com', username: 'katherine', firstName: 'Katherine', lastName: 'Johnson' },
+  {
+    email: 'katherine@example.com',
+    username: 'katherine',
+    firstName: 'Katherine',
+    lastName: 'Johnson',
+  },
   { email: 'edsger@example.com', username: 'edsger', firstName: 'Edsger', lastName: 'Dijkstra' },
 ];
 

@@ -41,7 +41,11 @@ export class ConfigError extends Error {
 const schema = {
   type: 'object',
   properties: {
-    NODE_ENV: { type: 'string', enum: ['development', 'production', 'test'], default: 'development' },
+    NODE_ENV: {
+      type: 'string',
+      enum: ['development', 'production', 'test'],
+      default: 'development',
+    },
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3333 },
     HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
@@ -104,7 +108,9 @@ export function readEnvironment(): Record<string, string | undefined> {
 
 export function loadConfig(source: Record<string, string | undefined>): Config {
   // Empty variables (FOO= in a .env file) mean "not set", not "set to nothing".
-  const data = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const data = Object.fromEntries(
+    Object.entries(source).filter(([, v]) => v !== undefined && v !== ''),
+  );
   let raw: RawEnv;
   try {
     // env: false — read only what the caller passes, never process.env behind its back.
@@ -118,10 +124,14 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   let secret = raw.JWT_SECRET;
   if (secret === undefined) {
     if (production) {
-      throw new ConfigError('Invalid environment: JWT_SECRET is required (at least 32 characters) when NODE_ENV=production');
+      throw new ConfigError(
+        'Invalid environment: JWT_SECRET is required (at least 32 characters) when NODE_ENV=production',
+      );
     }
     secret = randomBytes(48).toString('base64url');
-    warnings.push('JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.');
+    warnings.push(
+      'JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.',
+    );
   }
 
   return Object.freeze({

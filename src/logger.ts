@@ -18,7 +18,9 @@ export const redactedPaths = [
 ];
 
 /** pino options: JSON lines in production, pretty in development, quiet in tests. */
-export function loggerOptions(config: Pick<Config, 'env' | 'logLevel'>): FastifyServerOptions['logger'] {
+export function loggerOptions(
+  config: Pick<Config, 'env' | 'logLevel'>,
+): FastifyServerOptions['logger'] {
   return {
     level: config.logLevel,
     redact: { paths: redactedPaths, censor: '[redacted]' },

@@ -31,7 +31,10 @@ export interface DatabaseOptions {
 
 type DbSettings = Pick<Config, 'databaseUrl' | 'dataDir' | 'db'>;
 
-export async function createDatabase(config: DbSettings, options: DatabaseOptions = {}): Promise<Database> {
+export async function createDatabase(
+  config: DbSettings,
+  options: DatabaseOptions = {},
+): Promise<Database> {
   return config.databaseUrl
     ? createPostgres(config.databaseUrl, config.db, options)
     : createPglite(config.dataDir);

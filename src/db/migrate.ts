@@ -9,7 +9,9 @@ const config = loadConfig(readEnvironment());
 const database = await createDatabase(config);
 try {
   await database.migrate();
-  console.log(`migrations applied (${database.kind === 'postgres' ? 'DATABASE_URL' : config.dataDir})`);
+  console.log(
+    `migrations applied (${database.kind === 'postgres' ? 'DATABASE_URL' : config.dataDir})`,
+  );
 } finally {
   await database.close();
 }

@@ -125,14 +125,17 @@ export function toAppError(error: unknown): AppError {
 
   // fastify-openapi-glue wraps the security handlers' errors in one SecurityError.
   if (Array.isArray(fastifyError.errors) && fastifyError.name === 'Unauthorized') {
-    return fastifyError.errors.find((e): e is AppError => e instanceof AppError) ?? new UnauthorizedError();
+    return (
+      fastifyError.errors.find((e): e is AppError => e instanceof AppError) ??
+      new UnauthorizedError()
+    );
   }
   // A reply that breaks the contract is the server's fault, whatever `validation` it carries.
   if (fastifyError.code?.startsWith('FST_RESPONSE_VALIDATION')) return internal;
   if (fastifyError.validation) {
     return new ValidationError(
       'The request does not match the API contract.',
-      validationItems(fastifyError.validation as AjvError[], fastifyError.validationContext),
+      validationItems(fastifyError.validation, fastifyError.validationContext),
     );
   }
   const known = fastifyError.code ? fastifyClientErrors[fastifyError.code] : undefined;
@@ -181,24 +184,33 @@ export function sendProblem(error: unknown, request: FastifyRequest, reply: Fast
   } else {
     request.log.info({ code: appError.code, status: appError.status }, appError.message);
   }
-  return reply
-    .code(appError.status)
-    .type('application/problem+json')
-    .send(problemOf(appError, request));
+  return (
+    reply
+      .code(appError.status)
+      .type('application/problem+json')
+      // Router errors (frameworkErrors) are answered without the onSend hooks that set it.
+      .header('x-request-id', request.id)
+      .send(problemOf(appError, request))
+  );
 }
 
 export function registerErrorHandling(app: FastifyInstance): void {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
-  app.setNotFoundHandler((request, reply) =>
+  const notFound = (request: FastifyRequest, reply: FastifyReply) =>
     sendProblem(
-      new AppError(404, 'NOT_FOUND', 'Not found', `No route for ${request.method} ${request.url.split('?', 1)[0]}.`),
+      new AppError(
+        404,
+        'NOT_FOUND',
+        'Not found',
+        `No route for ${request.method} ${request.url.split('?', 1)[0]}.`,
+      ),
       request,
       reply,
-    ),
-  );
-}
-
-/** Fastify's `frameworkErrors` option: router errors (bad URL encoding, over-long parameters). */
-export function frameworkErrors(error: FastifyError, request: FastifyRequest, reply: FastifyReply) {
-  return sendProblem(error, request, reply);
+    );
+  app.setNotFoundHandler(notFound);
+  // Fastify reads the body of a request no route matches before calling the 404 handler,
+  // which would answer 413, 415 or 400 about a body sent to a path that does not exist.
+  app.addHook('onRequest', async (request, reply) => {
+    if (request.is404) return notFound(request, reply);
+  });
 }

@@ -38,7 +38,12 @@ export class UnauthorizedError extends AppError {
 
 export class InvalidCredentialsError extends AppError {
   constructor() {
-    super(401, 'INVALID_CREDENTIALS', 'Invalid credentials', 'The email address or the password is wrong.');
+    super(
+      401,
+      'INVALID_CREDENTIALS',
+      'Invalid credentials',
+      'The email address or the password is wrong.',
+    );
   }
 }
 
@@ -73,7 +78,9 @@ export class ServiceUnavailableError extends AppError {
 }
 
 /** The PostgreSQL error behind a Drizzle error (Drizzle wraps driver errors in `cause`). */
-export function databaseErrorOf(error: unknown): { code?: string; constraint?: string; message: string } | null {
+export function databaseErrorOf(
+  error: unknown,
+): { code?: string; constraint?: string; message: string } | null {
   for (let current = error, depth = 0; current instanceof Error && depth < 5; depth += 1) {
     const candidate = current as Error & { code?: unknown; constraint?: unknown };
     if (typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code)) {

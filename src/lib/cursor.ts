@@ -7,7 +7,8 @@ export interface Position {
 }
 
 const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
-const isoMillis = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
+// Years 0001 to 9999: PostgreSQL has no year 0.
+const isoMillis = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
 /** Cursors are opaque to clients: base64url of "<createdAt>|<id>". */
 export function encodeCursor(position: Position): string {

@@ -41,7 +41,10 @@ describe('every operation has a handler and every handler an operation', () => {
 
       // An operation added to the spec without a handler stops the start-up, by name.
       await expect(
-        buildApp(config, { ...(db.url ? {} : { database: db.database }), spec: withExtraOperation(spec) }),
+        buildApp(config, {
+          ...(db.url ? {} : { database: db.database }),
+          spec: withExtraOperation(spec),
+        }),
       ).rejects.toThrow(/operation listExtras \(GET \/api\/extras\) has no handler/);
     } finally {
       await db.drop();

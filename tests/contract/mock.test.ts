@@ -10,7 +10,11 @@ async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer().listen(0, '127.0.0.1', () => {
       const address = server.address();
-      server.close(() => (typeof address === 'object' && address ? resolve(address.port) : reject(new Error('no port'))));
+      server.close(() =>
+        typeof address === 'object' && address
+          ? resolve(address.port)
+          : reject(new Error('no port')),
+      );
     });
   });
 }
@@ -23,7 +27,15 @@ beforeAll(async () => {
   base = `http://127.0.0.1:${port}`;
   prism = spawn(
     process.execPath,
-    ['node_modules/@stoplight/prism-cli/dist/index.js', 'mock', '--host', '127.0.0.1', '--port', String(port), bundledSpecPath],
+    [
+      'node_modules/@stoplight/prism-cli/dist/index.js',
+      'mock',
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      bundledSpecPath,
+    ],
     { cwd: projectRoot, stdio: 'ignore' },
   );
   const deadline = Date.now() + 40_000;
@@ -47,9 +59,13 @@ type Example = { example?: unknown; examples?: Record<string, { value?: unknown;
 describe('the mock server', () => {
   it('answers with the example of the spec', async () => {
     const spec = loadSpec() as unknown as {
-      paths: Record<string, Record<string, { responses: Record<string, { content: Record<string, Example> }> }>>;
+      paths: Record<
+        string,
+        Record<string, { responses: Record<string, { content: Record<string, Example> }> }>
+      >;
     };
-    const declared = spec.paths['/api/users']!.get!.responses['200']!.content['application/json']!.example;
+    const declared =
+      spec.paths['/api/users']!.get!.responses['200']!.content['application/json']!.example;
     const response = await fetch(`${base}/api/users`);
     expect(response.status).toBe(200);
     expect(await response.json()).toEqual(declared);

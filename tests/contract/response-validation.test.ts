@@ -14,7 +14,9 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
  */
 function specWithoutLastName(): OpenApiDocument {
   const spec = structuredClone(loadSpec()) as OpenApiDocument & {
-    components: { schemas: Record<string, { required: string[]; properties: Record<string, unknown> }> };
+    components: {
+      schemas: Record<string, { required: string[]; properties: Record<string, unknown> }>;
+    };
   };
   const publicUser = spec.components.schemas.PublicUser!;
   publicUser.required = publicUser.required.filter((name) => name !== 'lastName');
@@ -51,10 +53,18 @@ describe('responses outside the contract', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/api/users',
-      payload: { email: 'rv-on@example.com', username: 'rv_on', password: 'long enough password', lastName: 'Lovelace' },
+      payload: {
+        email: 'rv-on@example.com',
+        username: 'rv_on',
+        password: 'long enough password',
+        lastName: 'Lovelace',
+      },
     });
     expect(created.statusCode).toBe(201);
-    const response = await app.inject({ method: 'GET', url: `/api/users/${created.json<{ id: string }>().id}` });
+    const response = await app.inject({
+      method: 'GET',
+      url: `/api/users/${created.json<{ id: string }>().id}`,
+    });
     expect(response.statusCode).toBe(500);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(response.json()).toMatchObject({ code: 'INTERNAL_ERROR', status: 500 });
@@ -67,9 +77,17 @@ describe('responses outside the contract', () => {
     const created = await app.inject({
       method: 'POST',
       url: '/api/users',
-      payload: { email: 'rv-off@example.com', username: 'rv_off', password: 'long enough password', lastName: 'Lovelace' },
+      payload: {
+        email: 'rv-off@example.com',
+        username: 'rv_off',
+        password: 'long enough password',
+        lastName: 'Lovelace',
+      },
     });
-    const response = await app.inject({ method: 'GET', url: `/api/users/${created.json<{ id: string }>().id}` });
+    const response = await app.inject({
+      method: 'GET',
+      url: `/api/users/${created.json<{ id: string }>().id}`,
+    });
     expect(response.statusCode).toBe(200);
     expect(response.json()).not.toHaveProperty('lastName');
     expect(response.json()).toMatchObject({ username: 'rv_off' });
@@ -89,14 +107,30 @@ describe('the test suite’s own contract check', () => {
 
   it('accepts a response the spec declares', () => {
     expect(
-      contractViolations({ ...base, route: '/api/users/:id', statusCode: 200, payload: JSON.stringify(publicUser) }),
+      contractViolations({
+        ...base,
+        route: '/api/users/:id',
+        statusCode: 200,
+        payload: JSON.stringify(publicUser),
+      }),
     ).toEqual([]);
   });
 
   it('catches an undeclared status, a wrong content type, an extra field and a missing one', () => {
-    const problem = JSON.stringify({ type: '/problems/x', title: 'x', status: 409, code: 'CONFLICT' });
+    const problem = JSON.stringify({
+      type: '/problems/x',
+      title: 'x',
+      status: 409,
+      code: 'CONFLICT',
+    });
     expect(
-      contractViolations({ ...base, route: '/api/users/:id', statusCode: 409, contentType: 'application/problem+json', payload: problem }),
+      contractViolations({
+        ...base,
+        route: '/api/users/:id',
+        statusCode: 409,
+        contentType: 'application/problem+json',
+        payload: problem,
+      }),
     ).toEqual([expect.stringMatching(/status not declared/)]);
     expect(
       contractViolations({ ...base, route: '/api/users/:id', statusCode: 404, payload: problem }),
@@ -111,13 +145,23 @@ describe('the test suite’s own contract check', () => {
     ).toEqual([expect.stringMatching(/must NOT have additional properties/)]);
     const { username: _missing, ...withoutUsername } = publicUser;
     expect(
-      contractViolations({ ...base, route: '/api/users/:id', statusCode: 200, payload: JSON.stringify(withoutUsername) }),
+      contractViolations({
+        ...base,
+        route: '/api/users/:id',
+        statusCode: 200,
+        payload: JSON.stringify(withoutUsername),
+      }),
     ).toEqual([expect.stringMatching(/must have required property 'username'/)]);
   });
 
   it('holds unrouted answers to the Problem schema', () => {
     expect(
-      contractViolations({ ...base, route: undefined, statusCode: 404, payload: '{"error":"Not Found"}' }),
+      contractViolations({
+        ...base,
+        route: undefined,
+        statusCode: 404,
+        payload: '{"error":"Not Found"}',
+      }),
     ).not.toEqual([]);
   });
 });

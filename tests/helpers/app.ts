@@ -91,5 +91,10 @@ export async function signUpAndLogin(t: TestApp, overrides: SignUp = {}) {
   expect(login.statusCode, login.body).toBe(200);
   const { accessToken } = login.json<{ accessToken: string }>();
   const user = created.json<{ id: string; email: string; username: string }>();
-  return { user, password: body.password, token: accessToken, auth: { authorization: `Bearer ${accessToken}` } };
+  return {
+    user,
+    password: body.password,
+    token: accessToken,
+    auth: { authorization: `Bearer ${accessToken}` },
+  };
 }

@@ -17,7 +17,12 @@ const spec = loadSpec() as unknown as Record<string, unknown> & {
 
 // The spec as a whole is not a JSON Schema (it has `openapi`, `paths`, …), so it is added
 // without meta-schema validation; only the schema objects it points at are compiled.
-const ajv = new Ajv2020({ strict: false, validateSchema: false, allErrors: true, allowUnionTypes: true });
+const ajv = new Ajv2020({
+  strict: false,
+  validateSchema: false,
+  allErrors: true,
+  allowUnionTypes: true,
+});
 addFormats(ajv);
 ajv.addSchema(spec, 'spec');
 
@@ -26,7 +31,8 @@ function resolve(value: unknown): Record<string, unknown> {
   while (typeof current.$ref === 'string') {
     const pointer = current.$ref.replace(/^#\//, '').split('/');
     current = pointer.reduce<unknown>(
-      (node, token) => (node as Record<string, unknown>)[token.replace(/~1/g, '/').replace(/~0/g, '~')],
+      (node, token) =>
+        (node as Record<string, unknown>)[token.replace(/~1/g, '/').replace(/~0/g, '~')],
       spec,
     ) as Record<string, unknown>;
   }
@@ -63,7 +69,13 @@ export function contractViolations(response: ObservedResponse): string[] {
     // Unmatched URLs (404), bad URL encoding (400) and over-long path parameters (414)
     // are answered before any operation is chosen: they must still be problems.
     if (![400, 404, 414].includes(response.statusCode)) return [`${where}: unexpected status`];
-    return checkBody(where, '/components/schemas/Problem', mediaType, 'application/problem+json', response.payload);
+    return checkBody(
+      where,
+      '/components/schemas/Problem',
+      mediaType,
+      'application/problem+json',
+      response.payload,
+    );
   }
 
   const path = response.route.replace(/:(\w+)/g, '{$1}');
@@ -72,14 +84,23 @@ export function contractViolations(response: ObservedResponse): string[] {
   const declared = operation.responses[String(response.statusCode)];
   if (!declared) return [`${where}: status not declared in the spec`];
   const content = resolve(declared).content as Record<string, unknown> | undefined;
-  if (!content) return response.payload === '' ? [] : [`${where}: body sent where none is declared`];
+  if (!content)
+    return response.payload === '' ? [] : [`${where}: body sent where none is declared`];
   if (!mediaType || !(mediaType in content)) {
-    return [`${where}: content type ${mediaType} not declared (${Object.keys(content).join(', ')})`];
+    return [
+      `${where}: content type ${mediaType} not declared (${Object.keys(content).join(', ')})`,
+    ];
   }
   const responsePointer = resolvedPointer(
     `/paths/${escape(path)}/${response.method.toLowerCase()}/responses/${response.statusCode}`,
   );
-  return checkBody(where, `${responsePointer}/content/${escape(mediaType)}/schema`, mediaType, mediaType, response.payload);
+  return checkBody(
+    where,
+    `${responsePointer}/content/${escape(mediaType)}/schema`,
+    mediaType,
+    mediaType,
+    response.payload,
+  );
 }
 
 /** Follows response-level $refs so the schema pointer names where the schema really is. */
@@ -87,11 +108,20 @@ function resolvedPointer(pointer: string): string {
   const node = pointer
     .slice(1)
     .split('/')
-    .reduce<unknown>((n, t) => (n as Record<string, unknown>)[t.replace(/~1/g, '/').replace(/~0/g, '~')], spec) as Record<string, unknown>;
+    .reduce<unknown>(
+      (n, t) => (n as Record<string, unknown>)[t.replace(/~1/g, '/').replace(/~0/g, '~')],
+      spec,
+    ) as Record<string, unknown>;
   return typeof node.$ref === 'string' ? resolvedPointer(node.$ref.slice(1)) : pointer;
 }
 
-function checkBody(where: string, schemaPointer: string, actual: string | undefined, expected: string, payload: string): string[] {
+function checkBody(
+  where: string,
+  schemaPointer: string,
+  actual: string | undefined,
+  expected: string,
+  payload: string,
+): string[] {
   if (actual !== expected) return [`${where}: content type ${actual}, expected ${expected}`];
   let body: unknown;
   try {

@@ -27,7 +27,11 @@ const settings = { poolMax: 5, connectTimeoutMs: 5000, statementTimeoutMs: 10000
 export async function createTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
-    const database = await createDatabase({ databaseUrl: undefined, dataDir: 'memory://', db: settings });
+    const database = await createDatabase({
+      databaseUrl: undefined,
+      dataDir: 'memory://',
+      db: settings,
+    });
     await database.migrate();
     return {
       url: undefined,

@@ -71,4 +71,3 @@ export const unknownBodyField: Handler<'createUser'> = async ({ body }) => {
 // The well-typed versions compile.
 export const wellTyped: Handler<'getUser'> = async ({ params, reply }) =>
   params.id === publicUser.id ? reply(200, publicUser) : reply(404, problem);
-

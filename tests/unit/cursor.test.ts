@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { ValidationError } from '../../src/http/errors.js';
 import { decodeCursor, encodeCursor } from '../../src/lib/cursor.js';
 
-const position = { createdAt: '2026-01-16T14:05:12.345Z', id: '5d0a6c43-93c5-4d5e-a3a4-7c1b0c2f9e21' };
+const position = {
+  createdAt: '2026-01-16T14:05:12.345Z',
+  id: '5d0a6c43-93c5-4d5e-a3a4-7c1b0c2f9e21',
+};
 
 describe('cursors', () => {
   it('round-trip a position and are URL-safe', () => {
@@ -27,6 +30,9 @@ describe('cursors', () => {
       return null;
     })();
     expect(error).toBeInstanceOf(ValidationError);
-    expect(error).toMatchObject({ status: 400, errors: [{ location: 'query', pointer: '/cursor' }] });
+    expect(error).toMatchObject({
+      status: 400,
+      errors: [{ location: 'query', pointer: '/cursor' }],
+    });
   });
 });

@@ -4,11 +4,15 @@ import { assertPasswordFits } from '../../src/modules/auth/passwords.js';
 
 describe('unstorableText', () => {
   it('accepts any well-formed text without NUL', () => {
-    expect(unstorableText({ a: 'Ada 👩🏽‍💻', b: ['\u200Fשלום', `O'Brien "\\"`], c: 1, d: null }, '', [])).toEqual([]);
+    expect(
+      unstorableText({ a: 'Ada 👩🏽‍💻', b: ['\u200Fשלום', `O'Brien "\\"`], c: 1, d: null }, '', []),
+    ).toEqual([]);
   });
 
   it('points at every NUL and lone surrogate, keys included', () => {
-    expect(unstorableText({ a: 'x\u0000y', b: [{ 'c/d': '\ud800' }], ['k\u0000']: 1 }, '', [])).toEqual([
+    expect(
+      unstorableText({ a: 'x\u0000y', b: [{ 'c/d': '\ud800' }], ['k\u0000']: 1 }, '', []),
+    ).toEqual([
       { location: 'body', pointer: '/a', message: expect.stringMatching(/NUL/) },
       { location: 'body', pointer: '/b/0/c~1d', message: expect.stringMatching(/surrogate/) },
       { location: 'body', pointer: '/k\u0000', message: expect.stringMatching(/NUL/) },

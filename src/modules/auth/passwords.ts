@@ -14,7 +14,11 @@ export interface PasswordHasher {
 export function assertPasswordFits(password: string, pointer = '/password'): void {
   if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
     throw new ValidationError('The password is too long.', [
-      { location: 'body', pointer, message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8` },
+      {
+        location: 'body',
+        pointer,
+        message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
+      },
     ]);
   }
 }

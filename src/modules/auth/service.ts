@@ -1,4 +1,8 @@
-import { AccountDisabledError, InvalidCredentialsError, UnauthorizedError } from '../../http/errors.js';
+import {
+  AccountDisabledError,
+  InvalidCredentialsError,
+  UnauthorizedError,
+} from '../../http/errors.js';
 import type { Principal, Schemas } from '../../http/handler-types.js';
 import type { User, UsersRepository } from '../users/repository.js';
 import type { PasswordHasher } from './passwords.js';

@@ -24,7 +24,11 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
   return {
     issue(userId) {
       // The lifetime is the one @fastify/jwt was registered with: the same expiresInSeconds.
-      return { accessToken: app.jwt.sign({ sub: userId }), tokenType: 'Bearer', expiresIn: expiresInSeconds };
+      return {
+        accessToken: app.jwt.sign({ sub: userId }),
+        tokenType: 'Bearer',
+        expiresIn: expiresInSeconds,
+      };
     },
     async authenticate(request) {
       if (!request.headers.authorization) {

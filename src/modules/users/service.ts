@@ -36,7 +36,10 @@ function assertOwnAccount(principal: Principal, id: string, action: string): voi
   }
 }
 
-export function createUsersService(deps: { users: UsersRepository; passwords: PasswordHasher }): UsersService {
+export function createUsersService(deps: {
+  users: UsersRepository;
+  passwords: PasswordHasher;
+}): UsersService {
   const { users, passwords } = deps;
   return {
     async create({ password, ...profile }) {
