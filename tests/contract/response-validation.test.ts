@@ -5,6 +5,7 @@ import type { OpenApiDocument } from '../../src/http/contract.js';
 import { loadSpec } from '../../src/spec.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { contractViolations } from '../helpers/contract.js';
+import { secretsIn } from '../helpers/observe.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 
 /**
@@ -163,5 +164,24 @@ describe('the test suite’s own contract check', () => {
         payload: '{"error":"Not Found"}',
       }),
     ).not.toEqual([]);
+  });
+});
+
+describe('the test suite’s own secret check', () => {
+  const sent = ['a password that was sent'];
+
+  it('lets ordinary bodies and validation pointers through', () => {
+    expect(secretsIn('{"accessToken":"eyJ.eyJ.sig","tokenType":"Bearer"}', sent)).toEqual([]);
+    expect(
+      secretsIn('{"pointer":"/password","message":"must NOT have fewer than 8"}', sent),
+    ).toEqual([]);
+  });
+
+  it('catches hashes, password properties and passwords that were sent', () => {
+    expect(secretsIn('{"passwordHash":"x"}', sent)).not.toEqual([]);
+    expect(secretsIn('{"password_hash":"x"}', sent)).not.toEqual([]);
+    expect(secretsIn('{"password" : "x"}', sent)).not.toEqual([]);
+    expect(secretsIn('{"h":"$2b$04$abcdefghijklmnopqrstuv"}', sent)).not.toEqual([]);
+    expect(secretsIn('{"detail":"a password that was sent"}', sent)).not.toEqual([]);
   });
 });

@@ -2,7 +2,7 @@ import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fas
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { contractViolations } from './contract.js';
+import { observeResponses } from './observe.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
@@ -15,11 +15,11 @@ export interface TestApp {
 
 /**
  * A fresh app on a fresh database for one test file (built in beforeAll, closed in
- * afterAll). Every response it sends is checked against the spec; a test whose requests
- * got an answer outside the contract fails in afterEach, naming the answer.
+ * afterAll). Every response it sends is checked against the spec and for leaked secrets;
+ * a test whose requests got such an answer fails in afterEach, naming it.
  */
 export function useTestApp(env: Record<string, string> = {}): TestApp {
-  const violations: string[] = [];
+  let observed: { take(): string[] } | undefined;
   const context = {} as TestApp;
 
   beforeAll(async () => {
@@ -32,25 +32,16 @@ export function useTestApp(env: Record<string, string> = {}): TestApp {
       ...env,
     });
     const app = await buildApp(config, context.db.url ? {} : { database: context.db.database });
-    app.addHook('onSend', async (request, reply, payload) => {
-      violations.push(
-        ...contractViolations({
-          method: request.method,
-          route: request.routeOptions.url,
-          statusCode: reply.statusCode,
-          contentType: reply.getHeader('content-type') as string | undefined,
-          payload: typeof payload === 'string' ? payload : '',
-        }),
-      );
-      return payload;
-    });
+    observed = observeResponses(app);
     await app.ready();
     context.app = app;
     context.inject = (options) => app.inject(options);
   }, 60_000);
 
   afterEach(() => {
-    expect(violations.splice(0), 'responses outside the contract').toEqual([]);
+    expect(observed?.take() ?? [], 'responses outside the contract, or leaking secrets').toEqual(
+      [],
+    );
   });
 
   afterAll(async () => {

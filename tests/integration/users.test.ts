@@ -3,7 +3,7 @@ import { sql } from 'drizzle-orm';
 import type { InjectOptions, LightMyRequestResponse } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
-import { signUpAndLogin, useTestApp, type TestApp } from '../helpers/app.js';
+import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 
 type User = components['schemas']['User'];
 type PublicUser = components['schemas']['PublicUser'];
@@ -29,48 +29,6 @@ const isoMillis = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const PASSWORD = 'correct horse battery staple';
 
-/** Every password this file sends (8 characters or more): none may ever come back. */
-const passwordsSent = new Set<string>();
-
-/**
- * The raw text of a response must not carry a password, a password hash or a bcrypt hash.
- * Validation problems may name the field (`"pointer":"/password"`), never hold its value.
- */
-function secretsIn(body: string): string[] {
-  const found: string[] = [];
-  if (/"password"\s*:/i.test(body)) found.push('a "password" property');
-  if (/passwordhash/i.test(body)) found.push('passwordHash');
-  if (/password_hash/i.test(body)) found.push('password_hash');
-  if (body.includes('$2')) found.push('a bcrypt hash ($2…)');
-  for (const password of passwordsSent) {
-    if (body.includes(password)) found.push(`the password ${JSON.stringify(password)}`);
-  }
-  return found;
-}
-
-function notePasswords(payload: InjectOptions['payload']): void {
-  if (payload === null || typeof payload !== 'object' || Buffer.isBuffer(payload)) return;
-  const { password } = payload as { password?: unknown };
-  if (typeof password === 'string' && password.length >= 8) passwordsSent.add(password);
-}
-
-/** The test app, with every response checked for leaked secrets. */
-const api: TestApp = {
-  get app() {
-    return t.app;
-  },
-  get db() {
-    return t.db;
-  },
-  async inject(options) {
-    notePasswords(options.payload);
-    const response = await t.inject(options);
-    const url = typeof options.url === 'string' ? options.url : JSON.stringify(options.url);
-    expect(secretsIn(response.body), `${options.method} ${url}: ${response.body}`).toEqual([]);
-    return response;
-  },
-};
-
 let sequence = 0;
 function unique(prefix = 'u'): string {
   sequence += 1;
@@ -83,7 +41,7 @@ function newUserBody(overrides: Record<string, unknown> = {}) {
 }
 
 function createUser(payload: unknown) {
-  return api.inject({
+  return t.inject({
     method: 'POST',
     url: '/api/users',
     payload: payload as InjectOptions['payload'],
@@ -91,15 +49,15 @@ function createUser(payload: unknown) {
 }
 
 function login(email: string, password: string) {
-  return api.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password } });
+  return t.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password } });
 }
 
 function getUser(id: string) {
-  return api.inject({ method: 'GET', url: `/api/users/${id}` });
+  return t.inject({ method: 'GET', url: `/api/users/${id}` });
 }
 
 function patchUser(id: string, payload: unknown, headers: Record<string, string> = {}) {
-  return api.inject({
+  return t.inject({
     method: 'PATCH',
     url: `/api/users/${id}`,
     headers,
@@ -108,15 +66,15 @@ function patchUser(id: string, payload: unknown, headers: Record<string, string>
 }
 
 function deleteUser(id: string, headers: Record<string, string> = {}) {
-  return api.inject({ method: 'DELETE', url: `/api/users/${id}`, headers });
+  return t.inject({ method: 'DELETE', url: `/api/users/${id}`, headers });
 }
 
 function listUsers(query = '') {
-  return api.inject({ method: 'GET', url: `/api/users${query}` });
+  return t.inject({ method: 'GET', url: `/api/users${query}` });
 }
 
 function me(headers: Record<string, string>) {
-  return api.inject({ method: 'GET', url: '/api/auth/me', headers });
+  return t.inject({ method: 'GET', url: '/api/auth/me', headers });
 }
 
 /** Asserts an RFC 9457 problem with this status and code, and returns it. */
@@ -169,19 +127,6 @@ async function walkAllPages(limit: number) {
   return pages;
 }
 
-describe('the secret check used on every response', () => {
-  it('catches a password hash, a password property and a password that was sent', () => {
-    passwordsSent.add('a password that was sent');
-    expect(secretsIn('{"id":"x","username":"ada"}')).toEqual([]);
-    expect(secretsIn('{"pointer":"/password","message":"must NOT have fewer than 8"}')).toEqual([]);
-    expect(secretsIn('{"passwordHash":"x"}')).not.toEqual([]);
-    expect(secretsIn('{"password_hash":"x"}')).not.toEqual([]);
-    expect(secretsIn('{"password" : "x"}')).not.toEqual([]);
-    expect(secretsIn('{"h":"$2b$04$abcdefghijklmnopqrstuv"}')).not.toEqual([]);
-    expect(secretsIn('{"detail":"a password that was sent"}')).not.toEqual([]);
-  });
-});
-
 describe('createUser: POST /api/users', () => {
   it('creates the account and answers 201 with the full account', async () => {
     const body = newUserBody({ firstName: 'Ada', lastName: 'Lovelace' });
@@ -212,7 +157,7 @@ describe('createUser: POST /api/users', () => {
     const user = response.json<User>();
     expect(response.headers.location).toBe(`/api/users/${user.id}`);
 
-    const profile = await api.inject({ method: 'GET', url: String(response.headers.location) });
+    const profile = await t.inject({ method: 'GET', url: String(response.headers.location) });
     expect(profile.statusCode, profile.body).toBe(200);
     expect(profile.json()).toEqual({
       id: user.id,
@@ -360,7 +305,7 @@ describe('createUser: POST /api/users', () => {
   });
 
   it('answers 400 MALFORMED_REQUEST to a body that is not JSON', async () => {
-    const response = await api.inject({
+    const response = await t.inject({
       method: 'POST',
       url: '/api/users',
       headers: { 'content-type': 'application/json' },
@@ -370,7 +315,7 @@ describe('createUser: POST /api/users', () => {
   });
 
   it('answers 415 to a body that is not application/json', async () => {
-    const response = await api.inject({
+    const response = await t.inject({
       method: 'POST',
       url: '/api/users',
       headers: { 'content-type': 'text/plain' },
@@ -452,7 +397,7 @@ describe('createUser: POST /api/users', () => {
 
 describe('listUsers: GET /api/users', () => {
   it('lists public profiles only: no email address, no account flags', async () => {
-    const { user } = await signUpAndLogin(api, { firstName: 'Listed' });
+    const { user } = await signUpAndLogin(t, { firstName: 'Listed' });
     const response = await listUsers('?limit=100');
     expect(response.statusCode, response.body).toBe(200);
     const page = response.json<PublicUserPage>();
@@ -545,9 +490,9 @@ describe('listUsers: GET /api/users', () => {
     });
 
     it('keeps a cursor valid after the user it points at is deleted', async () => {
-      const a = await signUpAndLogin(api);
-      const b = await signUpAndLogin(api);
-      const c = await signUpAndLogin(api);
+      const a = await signUpAndLogin(t);
+      const b = await signUpAndLogin(t);
+      const c = await signUpAndLogin(t);
       const order = await idsInListOrder();
       const index = order.indexOf(b.user.id);
       expect(order.slice(index - 1, index + 2)).toEqual([a.user.id, b.user.id, c.user.id]);
@@ -597,7 +542,7 @@ describe('listUsers: GET /api/users', () => {
 
 describe('getUser: GET /api/users/{id}', () => {
   it('answers the public profile: no email address, no account flags', async () => {
-    const { user } = await signUpAndLogin(api, { firstName: 'Public', lastName: 'Profile' });
+    const { user } = await signUpAndLogin(t, { firstName: 'Public', lastName: 'Profile' });
     const response = await getUser(user.id);
     expect(response.statusCode, response.body).toBe(200);
     const profile = response.json<PublicUser>();
@@ -613,7 +558,7 @@ describe('getUser: GET /api/users/{id}', () => {
   });
 
   it('finds a user by the upper-case form of the id', async () => {
-    const { user } = await signUpAndLogin(api);
+    const { user } = await signUpAndLogin(t);
     const response = await getUser(user.id.toUpperCase());
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json<PublicUser>().id).toBe(user.id);
@@ -632,7 +577,7 @@ describe('getUser: GET /api/users/{id}', () => {
   );
 
   it('answers 400 on the path for an id in URN form (urn:uuid:…)', async () => {
-    const { user } = await signUpAndLogin(api);
+    const { user } = await signUpAndLogin(t);
     expectValidationError(await getUser(`urn:uuid:${user.id}`), 'path', '/id');
   });
 
@@ -643,7 +588,7 @@ describe('getUser: GET /api/users/{id}', () => {
 
 describe('updateUser: PATCH /api/users/{id}', () => {
   it('changes only the fields sent', async () => {
-    const { user, auth } = await signUpAndLogin(api, { firstName: 'Ada', lastName: 'Lovelace' });
+    const { user, auth } = await signUpAndLogin(t, { firstName: 'Ada', lastName: 'Lovelace' });
     const username = unique('renamed');
     const response = await patchUser(user.id, { username }, auth);
     expect(response.statusCode, response.body).toBe(200);
@@ -663,7 +608,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('clears firstName with null and leaves lastName alone', async () => {
-    const { user, auth } = await signUpAndLogin(api, { firstName: 'Ada', lastName: 'Lovelace' });
+    const { user, auth } = await signUpAndLogin(t, { firstName: 'Ada', lastName: 'Lovelace' });
     const response = await patchUser(user.id, { firstName: null }, auth);
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json<User>()).toMatchObject({ firstName: null, lastName: 'Lovelace' });
@@ -674,7 +619,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('sets names and moves updatedAt forward, keeping createdAt', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const before = (await me(auth)).json<User>();
     await sleep(20);
     const response = await patchUser(user.id, { firstName: 'New', lastName: 'Name' }, auth);
@@ -687,7 +632,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('changes the email address: login works with the new one, not the old one', async () => {
-    const { user, auth, password } = await signUpAndLogin(api);
+    const { user, auth, password } = await signUpAndLogin(t);
     const email = `${unique('moved')}@example.org`;
     const response = await patchUser(user.id, { email }, auth);
     expect(response.statusCode, response.body).toBe(200);
@@ -700,7 +645,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('lets a user change the case of their own email address and username', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const changes = { email: user.email.toUpperCase(), username: user.username.toUpperCase() };
     const response = await patchUser(user.id, changes, auth);
     expect(response.statusCode, response.body).toBe(200);
@@ -708,14 +653,14 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('accepts its own id in upper case', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const response = await patchUser(user.id.toUpperCase(), { lastName: 'Upper' }, auth);
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json<User>()).toMatchObject({ id: user.id, lastName: 'Upper' });
   });
 
   it('refuses an empty body {} (minProperties)', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expectValidationError(await patchUser(user.id, {}, auth), 'body', '');
   });
 
@@ -725,7 +670,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
     ['emailVerified', true],
     ['nickname', 'x'],
   ])('refuses the unknown or read-only field %s and changes nothing', async (key, value) => {
-    const { user, auth, password } = await signUpAndLogin(api);
+    const { user, auth, password } = await signUpAndLogin(t);
     const before = (await me(auth)).json<User>();
     expectValidationError(await patchUser(user.id, { [key]: value }, auth), 'body', `/${key}`);
     expect((await me(auth)).json<User>()).toEqual(before);
@@ -741,13 +686,13 @@ describe('updateUser: PATCH /api/users/{id}', () => {
     ['lastName', 'x'.repeat(101)],
     ['firstName', 42],
   ])('refuses %s = %j', async (key, value) => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expectValidationError(await patchUser(user.id, { [key]: value }, auth), 'body', `/${key}`);
   });
 
   it("answers 409 on /email to another account's email differing only in case", async () => {
-    const other = await signUpAndLogin(api);
-    const { user, auth } = await signUpAndLogin(api);
+    const other = await signUpAndLogin(t);
+    const { user, auth } = await signUpAndLogin(t);
     const response = await patchUser(user.id, { email: other.user.email.toUpperCase() }, auth);
     const problem = expectProblem(response, 409, 'CONFLICT');
     expect(problem.errors?.[0]).toMatchObject({ location: 'body', pointer: '/email' });
@@ -755,8 +700,8 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it("answers 409 on /username to another account's username differing in case", async () => {
-    const other = await signUpAndLogin(api);
-    const { user, auth } = await signUpAndLogin(api);
+    const other = await signUpAndLogin(t);
+    const { user, auth } = await signUpAndLogin(t);
     const response = await patchUser(
       user.id,
       { username: other.user.username.toUpperCase() },
@@ -768,21 +713,21 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('answers 401 without a token, and changes nothing', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expectProblem(await patchUser(user.id, { firstName: 'Nobody' }), 401, 'UNAUTHORIZED');
     expect((await me(auth)).json<User>().firstName).toBeNull();
   });
 
   it('answers 401 to a garbage token, and changes nothing', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const garbage = { authorization: 'Bearer garbage' };
     expectProblem(await patchUser(user.id, { firstName: 'Nobody' }, garbage), 401, 'UNAUTHORIZED');
     expect((await me(auth)).json<User>().firstName).toBeNull();
   });
 
   it("answers 403 to a change of another user's account, which stays unchanged", async () => {
-    const a = await signUpAndLogin(api);
-    const b = await signUpAndLogin(api, { firstName: 'Bea' });
+    const a = await signUpAndLogin(t);
+    const b = await signUpAndLogin(t, { firstName: 'Bea' });
     const before = (await me(b.auth)).json<User>();
     const response = await patchUser(
       b.user.id,
@@ -795,30 +740,30 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('answers 404 when the own account was deleted after the token was issued', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expect((await deleteUser(user.id, auth)).statusCode).toBe(200);
     expectProblem(await patchUser(user.id, { firstName: 'Ghost' }, auth), 404, 'NOT_FOUND');
   });
 
   it('answers 400 on the path for a malformed id', async () => {
-    const { auth } = await signUpAndLogin(api);
+    const { auth } = await signUpAndLogin(t);
     expectValidationError(await patchUser('not-a-uuid', { firstName: 'X' }, auth), 'path', '/id');
   });
 
   it('answers 400 on the path for its own id in URN form (urn:uuid:…)', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const response = await patchUser(`urn:uuid:${user.id}`, { firstName: 'X' }, auth);
     expectValidationError(response, 'path', '/id');
   });
 
   it('answers 414 for an over-long id', async () => {
-    const { auth } = await signUpAndLogin(api);
+    const { auth } = await signUpAndLogin(t);
     expectProblem(await patchUser('a'.repeat(200), { firstName: 'X' }, auth), 414, 'URI_TOO_LONG');
   });
 
   it('answers 415 to a body that is not application/json', async () => {
-    const { user, auth } = await signUpAndLogin(api);
-    const response = await api.inject({
+    const { user, auth } = await signUpAndLogin(t);
+    const response = await t.inject({
       method: 'PATCH',
       url: `/api/users/${user.id}`,
       headers: { ...auth, 'content-type': 'text/plain' },
@@ -828,7 +773,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   });
 
   it('answers 413 to a body larger than the limit', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     const response = await patchUser(user.id, { firstName: 'x'.repeat(1_100_000) }, auth);
     expectProblem(response, 413, 'PAYLOAD_TOO_LARGE');
   });
@@ -836,7 +781,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
 
 describe('deleteUser: DELETE /api/users/{id}', () => {
   it('answers the deleted account as it was', async () => {
-    const { user, auth } = await signUpAndLogin(api, { firstName: 'Gone', lastName: 'Soon' });
+    const { user, auth } = await signUpAndLogin(t, { firstName: 'Gone', lastName: 'Soon' });
     const before = (await me(auth)).json<User>();
     const response = await deleteUser(user.id, auth);
     expect(response.statusCode, response.body).toBe(200);
@@ -845,7 +790,7 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
   });
 
   it('removes the account: profile 404, login 401, token 401, second delete 404', async () => {
-    const { user, auth, password } = await signUpAndLogin(api);
+    const { user, auth, password } = await signUpAndLogin(t);
     expect((await deleteUser(user.id, auth)).statusCode).toBe(200);
 
     expectProblem(await getUser(user.id), 404, 'NOT_FOUND');
@@ -859,7 +804,7 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
   });
 
   it('frees the email address and the username for a new account', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expect((await deleteUser(user.id, auth)).statusCode).toBe(200);
     const again = await createUser({
       email: user.email,
@@ -871,7 +816,7 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
   });
 
   it('answers 401 without a token or with a garbage token, and deletes nothing', async () => {
-    const { user } = await signUpAndLogin(api);
+    const { user } = await signUpAndLogin(t);
     expectProblem(await deleteUser(user.id), 401, 'UNAUTHORIZED');
     expectProblem(
       await deleteUser(user.id, { authorization: 'Bearer x.y.z' }),
@@ -882,8 +827,8 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
   });
 
   it("answers 403 to a delete of another user's account, which stays as it was", async () => {
-    const a = await signUpAndLogin(api);
-    const b = await signUpAndLogin(api);
+    const a = await signUpAndLogin(t);
+    const b = await signUpAndLogin(t);
     const before = (await me(b.auth)).json<User>();
     expectProblem(await deleteUser(b.user.id, a.auth), 403, 'FORBIDDEN');
     expect((await me(b.auth)).json<User>()).toEqual(before);
@@ -893,18 +838,18 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
   });
 
   it('answers 400 on the path for a malformed id', async () => {
-    const { auth } = await signUpAndLogin(api);
+    const { auth } = await signUpAndLogin(t);
     expectValidationError(await deleteUser('not-a-uuid', auth), 'path', '/id');
   });
 
   it('answers 400 on the path for its own id as urn:uuid:…, deleting nothing', async () => {
-    const { user, auth } = await signUpAndLogin(api);
+    const { user, auth } = await signUpAndLogin(t);
     expectValidationError(await deleteUser(`urn:uuid:${user.id}`, auth), 'path', '/id');
     expect((await me(auth)).statusCode).toBe(200);
   });
 
   it('answers 414 for an over-long id', async () => {
-    const { auth } = await signUpAndLogin(api);
+    const { auth } = await signUpAndLogin(t);
     expectProblem(await deleteUser('a'.repeat(200), auth), 414, 'URI_TOO_LONG');
   });
 });

@@ -1,0 +1,49 @@
+import type { FastifyInstance } from 'fastify';
+import { contractViolations } from './contract.js';
+
+/**
+ * What must never appear in a response: a password property, a password hash (by name or
+ * as a bcrypt string), or any password a client has sent to this app. Validation problems
+ * may name a field (`"pointer":"/passwordHash"`), never hold its value.
+ */
+export function secretsIn(body: string, passwordsSent: Iterable<string>): string[] {
+  const found: string[] = [];
+  if (/"password"\s*:/i.test(body)) found.push('a "password" property');
+  if (/"password_?hash"\s*:/i.test(body)) found.push('a password hash property');
+  if (body.includes('$2')) found.push('a bcrypt hash ($2…)');
+  for (const password of passwordsSent) {
+    if (body.includes(password)) found.push(`the password ${JSON.stringify(password)}`);
+  }
+  return found;
+}
+
+/**
+ * Checks every response the app sends: against the spec (status, content type, body) and
+ * for leaked secrets. `take()` hands over what was found since the last call.
+ */
+export function observeResponses(app: FastifyInstance): { take(): string[] } {
+  const problems: string[] = [];
+  const passwordsSent = new Set<string>();
+  app.addHook('onSend', async (request, reply, payload) => {
+    const { password } = (request.body ?? {}) as { password?: unknown };
+    // Short strings would match by chance; sign-up refuses passwords under 8 characters.
+    if (typeof password === 'string' && password.length >= 8) passwordsSent.add(password);
+    const body = typeof payload === 'string' ? payload : '';
+    const where = `${request.method} ${request.url} → ${reply.statusCode}`;
+    problems.push(
+      ...contractViolations({
+        method: request.method,
+        route: request.routeOptions.url,
+        statusCode: reply.statusCode,
+        contentType: reply.getHeader('content-type') as string | undefined,
+        payload: body,
+      }),
+      // The spec itself describes the password fields; every other answer must not hold one.
+      ...(request.routeOptions.url === '/openapi.json'
+        ? []
+        : secretsIn(body, passwordsSent).map((secret) => `${where}: leaks ${secret}`)),
+    );
+    return payload;
+  });
+  return { take: () => problems.splice(0) };
+}
