@@ -1,3 +1,4 @@
+import { DrizzleQueryError } from 'drizzle-orm';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import {
   AppError,
@@ -177,10 +178,29 @@ export function problemOf(error: AppError, request: FastifyRequest): Problem {
   };
 }
 
+/**
+ * Drizzle puts a failed query's parameters in its error message (an email address, a
+ * password hash): the log gets the SQL and the database's own error, not the values.
+ */
+function loggable(error: unknown): unknown {
+  if (error instanceof DrizzleQueryError) {
+    const frames = error.stack?.split('\n').filter((line) => line.trimStart().startsWith('at '));
+    const { cause } = error;
+    const code = (cause as { code?: unknown } | undefined)?.code;
+    return {
+      type: 'DrizzleQueryError',
+      query: error.query,
+      cause: cause && { message: cause.message, code },
+      stack: frames?.join('\n'),
+    };
+  }
+  return error;
+}
+
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const appError = toAppError(error);
   if (appError.status >= 500) {
-    request.log.error({ err: error }, 'request failed');
+    request.log.error({ err: loggable(error) }, 'request failed');
   } else {
     request.log.info({ code: appError.code, status: appError.status }, appError.message);
   }

@@ -1,0 +1,106 @@
+import { Writable } from 'node:stream';
+import { sql } from 'drizzle-orm';
+import type { FastifyInstance } from 'fastify';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { loggerOptions } from '../../src/logger.js';
+import { TEST_JWT_SECRET } from '../helpers/app.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+
+/** The logs carry a request id on every line, and never a password, a hash or a token. */
+
+const lines: Array<Record<string, unknown>> = [];
+const stream = new Writable({
+  write(chunk: Buffer, _encoding, done) {
+    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
+      lines.push(JSON.parse(line) as Record<string, unknown>);
+    }
+    done();
+  },
+});
+
+let db: TestDatabase;
+let app: FastifyInstance;
+const password = 'a password nobody may log';
+const email = 'logged@example.com';
+
+beforeAll(async () => {
+  db = await createTestDatabase();
+  const config = loadConfig({
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'debug',
+    JWT_SECRET: TEST_JWT_SECRET,
+    BCRYPT_COST: '4',
+    ...(db.url ? { DATABASE_URL: db.url } : {}),
+  });
+  app = await buildApp(config, {
+    ...(db.url ? {} : { database: db.database }),
+    logger: { ...(loggerOptions(config) as object), stream },
+  });
+  await app.ready();
+});
+
+afterAll(async () => {
+  await app.close();
+  await db.drop();
+});
+
+describe('logs', () => {
+  it('hold no password, hash or token, even when a query fails', async () => {
+    const created = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: { 'x-request-id': 'trace-me-1' },
+      payload: { email, username: 'logged', password },
+    });
+    expect(created.statusCode).toBe(201);
+    const login = await app.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      payload: { email, password },
+    });
+    const { accessToken } = login.json<{ accessToken: string }>();
+    await app.inject({
+      method: 'GET',
+      url: '/api/auth/me',
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+    const [{ hash }] = (await db.sql(sql`select password_hash as hash from users`)) as [
+      { hash: string },
+    ];
+
+    // A failing insert: its parameters (email, hash) must not reach the log.
+    await db.sql(sql`alter table users rename to users_elsewhere`);
+    const failed = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { email: 'second@example.com', username: 'second', password },
+    });
+    await db.sql(sql`alter table users_elsewhere rename to users`);
+    expect(failed.statusCode).toBe(500);
+
+    const text = JSON.stringify(lines);
+    expect(text).not.toContain(password);
+    expect(text).not.toContain(hash);
+    expect(text).not.toContain(accessToken);
+    expect(text).not.toContain('second@example.com');
+    // The failure itself is logged, with what is needed to find it.
+    const failure = lines.find((line) => line.msg === 'request failed');
+    expect(failure).toMatchObject({
+      level: 50,
+      err: {
+        type: 'DrizzleQueryError',
+        query: expect.stringContaining('insert into "users"'),
+        cause: { code: '42P01', message: expect.stringContaining('does not exist') },
+      },
+    });
+  });
+
+  it('tag every request line with its request id, the client’s when it sent one', () => {
+    const requestLines = lines.filter((line) => 'req' in line || 'res' in line);
+    expect(requestLines.length).toBeGreaterThan(0);
+    for (const line of requestLines) expect(line.requestId).toEqual(expect.any(String));
+    expect(lines.some((line) => line.requestId === 'trace-me-1')).toBe(true);
+  });
+});
