@@ -61,6 +61,17 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerErrorHandling(app);
   registerJsonBodyParser(app);
 
+  try {
+    await wire(app, config, deps);
+  } catch (error) {
+    // Whatever was opened (the database) is closed by the onClose hooks.
+    await app.close().catch(() => undefined);
+    throw error;
+  }
+  return app;
+}
+
+async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promise<void> {
   let database = deps.database;
   if (!database) {
     const opened = await createDatabase(config, {
@@ -108,5 +119,4 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
   };
   await registerContract(app, { spec, handlers, securityHandlers: createSecurityHandlers(tokens) });
-  return app;
 }
