@@ -75,7 +75,9 @@ async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promis
   let database = deps.database;
   if (!database) {
     const opened = await createDatabase(config, {
-      onPoolError: (error) => app.log.warn({ err: error }, 'database connection lost'),
+      // The error carries the pool's client, connection settings and all: log what happened.
+      onPoolError: (error: Error & { code?: unknown }) =>
+        app.log.warn({ code: error.code, message: error.message }, 'database connection lost'),
     });
     app.addHook('onClose', () => opened.close());
     // The embedded database belongs to this process: bring it up to date on every start.

@@ -182,7 +182,7 @@ export function problemOf(error: AppError, request: FastifyRequest): Problem {
  * Drizzle puts a failed query's parameters in its error message (an email address, a
  * password hash): the log gets the SQL and the database's own error, not the values.
  */
-function loggable(error: unknown): unknown {
+export function loggableError(error: unknown): unknown {
   if (error instanceof DrizzleQueryError) {
     const frames = error.stack?.split('\n').filter((line) => line.trimStart().startsWith('at '));
     const { cause } = error;
@@ -200,7 +200,7 @@ function loggable(error: unknown): unknown {
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const appError = toAppError(error);
   if (appError.status >= 500) {
-    request.log.error({ err: loggable(error) }, 'request failed');
+    request.log.error({ err: loggableError(error) }, 'request failed');
   } else {
     request.log.info({ code: appError.code, status: appError.status }, appError.message);
   }

@@ -1,3 +1,4 @@
+import { loggableError } from '../../http/error-handler.js';
 import { ServiceUnavailableError } from '../../http/errors.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 
@@ -15,7 +16,10 @@ export function createMetaHandlers(deps: {
       try {
         await deps.ping();
       } catch (error) {
-        request.log.warn({ err: error }, 'readiness check: the database does not answer');
+        request.log.warn(
+          { err: loggableError(error) },
+          'readiness check: the database does not answer',
+        );
         throw new ServiceUnavailableError('The database does not answer.');
       }
       return reply(200, { status: 'ready', database: 'up' });
