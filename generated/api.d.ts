@@ -469,6 +469,33 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
+    /**
+     * @description Too many sign-ups or logins from this client in the current window (by default 10 a
+     *     minute for each of the two). `Retry-After` says when to try again.
+     */
+    TooManyRequests: {
+      headers: {
+        /**
+         * @description Seconds until the client may try again.
+         * @example 42
+         */
+        'Retry-After'?: number;
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/rate-limited",
+         *       "title": "Too many requests",
+         *       "status": 429,
+         *       "detail": "Too many attempts. Try again in 42 seconds.",
+         *       "instance": "/api/auth/login",
+         *       "code": "RATE_LIMITED"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
     /** @description Something went wrong on the server. Nothing about it is revealed. */
     InternalError: {
       headers: {
@@ -721,6 +748,7 @@ export interface operations {
       409: components['responses']['Conflict'];
       413: components['responses']['PayloadTooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -933,6 +961,7 @@ export interface operations {
       };
       413: components['responses']['PayloadTooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
+import rateLimit from '@fastify/rate-limit';
 import responseValidation from '@fastify/response-validation';
 import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
@@ -7,6 +8,7 @@ import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { registerContract, type OpenApiDocument } from './http/contract.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
+import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
@@ -52,6 +54,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     routerOptions: { maxParamLength: 100 },
     // Every route the server has is in the spec; automatic HEAD twins would not be.
     exposeHeadRoutes: false,
+    trustProxy: config.trustProxy,
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
@@ -103,6 +106,25 @@ async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promis
   });
   app.decorateRequest('principal', null);
 
+  // Only the operations given a `rateLimit` route config below are limited (per client IP,
+  // in this process's memory): guessing passwords and mass sign-ups cost time.
+  await app.register(rateLimit, {
+    global: false,
+    errorResponseBuilder: (_request, context) =>
+      new AppError(
+        429,
+        'RATE_LIMITED',
+        'Too many requests',
+        `Too many attempts. Try again in ${Math.ceil(context.ttl / 1000)} seconds.`,
+      ),
+  });
+  const authRateLimit = {
+    rateLimit: {
+      max: config.authRateLimit.max,
+      timeWindow: config.authRateLimit.windowSeconds * 1000,
+    },
+  };
+
   if (config.responseValidation) {
     // Registered before the routes, or it does not see them. A handler that answers
     // outside the contract fails loudly (500) instead of being quietly trimmed.
@@ -120,5 +142,10 @@ async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promis
     ...createUsersHandlers(createUsersService({ users, passwords })),
     ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
   };
-  await registerContract(app, { spec, handlers, securityHandlers: createSecurityHandlers(tokens) });
+  await registerContract(app, {
+    spec,
+    handlers,
+    securityHandlers: createSecurityHandlers(tokens),
+    routeConfig: { login: authRateLimit, createUser: authRateLimit },
+  });
 }

@@ -30,6 +30,10 @@ export interface Config {
   /** Validate every response against the spec (development and tests; it costs CPU). */
   readonly responseValidation: boolean;
   readonly bodyLimitBytes: number;
+  /** Sign-ups and logins a client (by IP address) may make per window, each operation apart. */
+  readonly authRateLimit: { readonly max: number; readonly windowSeconds: number };
+  /** Take the client address from X-Forwarded-For (behind a reverse proxy only). */
+  readonly trustProxy: boolean;
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -65,6 +69,9 @@ const schema = {
     },
     RESPONSE_VALIDATION: { type: 'boolean' },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+    RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1, default: 10 },
+    RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
+    TRUST_PROXY: { type: 'boolean', default: false },
   },
 } as const;
 
@@ -85,6 +92,9 @@ interface RawEnv {
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
+  RATE_LIMIT_AUTH_MAX: number;
+  RATE_LIMIT_AUTH_WINDOW: string;
+  TRUST_PROXY: boolean;
 }
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -156,6 +166,11 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    authRateLimit: Object.freeze({
+      max: raw.RATE_LIMIT_AUTH_MAX,
+      windowSeconds: parseDuration(raw.RATE_LIMIT_AUTH_WINDOW),
+    }),
+    trustProxy: raw.TRUST_PROXY,
     warnings: Object.freeze(warnings),
   });
 }

@@ -1,4 +1,10 @@
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type {
+  FastifyContextConfig,
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  RouteOptions,
+} from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
 import type { Handler, HandlerInput, Handlers, OperationId } from './handler-types.js';
 import type { SecurityHandlers } from './security.js';
@@ -100,9 +106,15 @@ function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
 
 export async function registerContract(
   app: FastifyInstance,
-  options: { spec: OpenApiDocument; handlers: Handlers; securityHandlers: SecurityHandlers },
+  options: {
+    spec: OpenApiDocument;
+    handlers: Handlers;
+    securityHandlers: SecurityHandlers;
+    /** Fastify route `config` by operationId (rate limits, for instance). */
+    routeConfig?: Partial<Record<OperationId, FastifyContextConfig>>;
+  },
 ): Promise<void> {
-  const { spec, handlers, securityHandlers } = options;
+  const { spec, handlers, securityHandlers, routeConfig = {} } = options;
   assertCoverage(spec, handlers, securityHandlers);
   const byId = handlers as unknown as Record<string, Handler<OperationId>>;
   await app.register(openapiGlue, {
@@ -111,9 +123,10 @@ export async function registerContract(
     operationResolver: (operationId: string) => {
       const handler = byId[operationId];
       if (!handler) throw new ContractError(`operation ${operationId} has no handler`);
+      const config = routeConfig[operationId as OperationId];
       // Glue's types say the handler returns void; Fastify awaits async handlers all the same.
-      // eslint-disable-next-line @typescript-eslint/no-misused-promises
-      return toRouteHandler(handler);
+      const route = { handler: toRouteHandler(handler), ...(config ? { config } : {}) };
+      return route as unknown as RouteOptions;
     },
     securityHandlers,
   });

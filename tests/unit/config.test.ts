@@ -48,6 +48,9 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       RESPONSE_VALIDATION: 'false',
       DATA_DIR: '/tmp/somewhere',
+      RATE_LIMIT_AUTH_MAX: '5',
+      RATE_LIMIT_AUTH_WINDOW: '15m',
+      TRUST_PROXY: 'true',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -57,6 +60,8 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       responseValidation: false,
       dataDir: '/tmp/somewhere',
+      authRateLimit: { max: 5, windowSeconds: 900 },
+      trustProxy: true,
     });
     expect(config.jwt).toMatchObject({ secret, expiresInSeconds: 7200 });
   });

@@ -1,0 +1,55 @@
+import { describe, expect, it } from 'vitest';
+import { useTestApp } from '../helpers/app.js';
+
+/** Logins and sign-ups are limited per client address; nothing else is. */
+const t = useTestApp({ RATE_LIMIT_AUTH_MAX: '3', RATE_LIMIT_AUTH_WINDOW: '1h' });
+
+const login = (email = 'nobody@example.com') =>
+  t.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'guess guess' } });
+
+describe('rate limits', () => {
+  it('answers 429 with Retry-After once a client has used its logins for the window', async () => {
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      expect((await login()).statusCode).toBe(401);
+    }
+    const limited = await login();
+    expect(limited.statusCode).toBe(429);
+    expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
+    expect(limited.json()).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
+    const retryAfter = Number(limited.headers['retry-after']);
+    expect(retryAfter).toBeGreaterThan(3500);
+    expect(retryAfter).toBeLessThanOrEqual(3600);
+    // Another account does not help: the limit is the client's.
+    expect((await login('someone-else@example.com')).statusCode).toBe(429);
+  });
+
+  it('counts another client apart', async () => {
+    const other = await t.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress: '203.0.113.7',
+      payload: { email: 'nobody@example.com', password: 'guess guess' },
+    });
+    expect(other.statusCode).toBe(401);
+  });
+
+  it('limits sign-ups on their own counter, and leaves other operations alone', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 4; i += 1) {
+      const response = await t.inject({
+        method: 'POST',
+        url: '/api/users',
+        payload: {
+          email: `limited${i}@example.com`,
+          username: `limited${i}`,
+          password: 'long enough',
+        },
+      });
+      statuses.push(response.statusCode);
+    }
+    expect(statuses).toEqual([201, 201, 201, 429]);
+    for (let i = 0; i < 20; i += 1) {
+      expect((await t.inject({ method: 'GET', url: '/api/users' })).statusCode).toBe(200);
+    }
+  });
+});
