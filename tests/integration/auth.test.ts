@@ -1,13 +1,13 @@
 import { sql } from 'drizzle-orm';
 import { createSigner, type Algorithm } from 'fast-jwt';
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { expectProblem, expectValidationError } from '../helpers/problems.js';
 
 type User = components['schemas']['User'];
 type LoginResponse = components['schemas']['LoginResponse'];
-type Problem = components['schemas']['Problem'];
 
 const t = useTestApp();
 
@@ -37,25 +37,6 @@ function me(headers: Record<string, string> = {}) {
 
 function bearer(token: string) {
   return { authorization: `Bearer ${token}` };
-}
-
-/** Asserts an RFC 9457 problem with this status and code, and returns it. */
-function expectProblem(response: LightMyRequestResponse, status: number, code: Problem['code']) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const problem = response.json<Problem>();
-  expect(problem.status).toBe(status);
-  expect(problem.code).toBe(code);
-  expect(problem.type).toBe(`/problems/${code.toLowerCase().replace(/_/g, '-')}`);
-  return problem;
-}
-
-function expectValidationError(response: LightMyRequestResponse, pointer: string) {
-  const problem = expectProblem(response, 400, 'VALIDATION_ERROR');
-  expect(problem.errors).toEqual(
-    expect.arrayContaining([expect.objectContaining({ location: 'body', pointer })]),
-  );
-  return problem;
 }
 
 function base64url(value: unknown): string {
@@ -227,27 +208,7 @@ describe('login: POST /api/auth/login', () => {
       '/remember',
     ],
   ])('answers 400 to %s', async (_name, payload, pointer) => {
-    expectValidationError(await login(payload), pointer);
-  });
-
-  it('answers 400 MALFORMED_REQUEST to a body that is not JSON', async () => {
-    const response = await t.inject({
-      method: 'POST',
-      url: '/api/auth/login',
-      headers: { 'content-type': 'application/json' },
-      payload: '{"email":',
-    });
-    expectProblem(response, 400, 'MALFORMED_REQUEST');
-  });
-
-  it('answers 415 to a body that is not application/json', async () => {
-    const response = await t.inject({
-      method: 'POST',
-      url: '/api/auth/login',
-      headers: { 'content-type': 'application/x-www-form-urlencoded' },
-      payload: 'email=ada%40example.com&password=x',
-    });
-    expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expectValidationError(await login(payload), 'body', pointer);
   });
 });
 

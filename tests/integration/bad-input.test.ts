@@ -4,6 +4,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { contractViolations } from '../helpers/contract.js';
+import { expectInvalid, expectProblem } from '../helpers/problems.js';
 
 /**
  * Whatever a client sends, the answer is a status the spec declares for the operation,
@@ -35,54 +36,6 @@ function newUser(overrides: Json = {}): Json {
     password: PASSWORD,
     ...overrides,
   };
-}
-
-/** An RFC 9457 problem with this status and code, with every field of the Problem shape. */
-function expectProblem(
-  res: LightMyRequestResponse,
-  status: number,
-  code: ProblemCode,
-  instance?: string,
-): Problem {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json\b/);
-  const problem = res.json<Problem>();
-  expect(problem).toMatchObject({
-    type: `/problems/${code.toLowerCase().replace(/_/g, '-')}`,
-    title: expect.any(String),
-    status,
-    code,
-    detail: expect.any(String),
-    instance: expect.any(String),
-  });
-  if (instance !== undefined) expect(problem.instance).toBe(instance);
-  if (code === 'VALIDATION_ERROR') {
-    expect(problem.errors, 'a validation error lists its errors').toBeDefined();
-    for (const error of problem.errors ?? []) {
-      expect(error).toEqual({
-        location: expect.any(String),
-        pointer: expect.any(String),
-        message: expect.any(String),
-      });
-    }
-  } else if (code !== 'CONFLICT') {
-    expect(problem.errors).toBeUndefined();
-  }
-  return problem;
-}
-
-/** A 400 VALIDATION_ERROR whose errors are all at `location` and name exactly `pointers`. */
-function expectInvalid(
-  res: LightMyRequestResponse,
-  location: 'body' | 'query' | 'path' | 'header',
-  pointers: string[],
-): Problem {
-  const problem = expectProblem(res, 400, 'VALIDATION_ERROR');
-  const errors = problem.errors ?? [];
-  expect(errors.length).toBeGreaterThan(0);
-  expect(errors.map((e) => e.location)).toEqual(errors.map(() => location));
-  expect([...new Set(errors.map((e) => e.pointer))].sort()).toEqual([...pointers].sort());
-  return problem;
 }
 
 /**

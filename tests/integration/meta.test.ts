@@ -1,32 +1,12 @@
 import { readFileSync } from 'node:fs';
-import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 import { contractViolations } from '../helpers/contract.js';
+import { expectProblem } from '../helpers/problems.js';
 
 const t = useTestApp();
 
 const uuidV4 = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
-
-function expectProblem(
-  res: LightMyRequestResponse,
-  status: number,
-  code: string,
-  instance: string,
-) {
-  expect(res.statusCode, res.body).toBe(status);
-  expect(res.headers['content-type']).toMatch(/^application\/problem\+json\b/);
-  const problem = res.json<Record<string, unknown>>();
-  expect(problem).toEqual({
-    type: `/problems/${code.toLowerCase().replace(/_/g, '-')}`,
-    title: expect.any(String),
-    status,
-    code,
-    detail: expect.any(String),
-    instance,
-  });
-  return problem;
-}
 
 describe('GET /health', () => {
   it('answers 200 {status: "ok"} as JSON', async () => {

@@ -1,14 +1,14 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { sql } from 'drizzle-orm';
-import type { InjectOptions, LightMyRequestResponse } from 'fastify';
+import type { InjectOptions } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { expectProblem, expectValidationError } from '../helpers/problems.js';
 
 type User = components['schemas']['User'];
 type PublicUser = components['schemas']['PublicUser'];
 type PublicUserPage = components['schemas']['PublicUserPage'];
-type Problem = components['schemas']['Problem'];
 
 const t = useTestApp();
 
@@ -75,30 +75,6 @@ function listUsers(query = '') {
 
 function me(headers: Record<string, string>) {
   return t.inject({ method: 'GET', url: '/api/auth/me', headers });
-}
-
-/** Asserts an RFC 9457 problem with this status and code, and returns it. */
-function expectProblem(response: LightMyRequestResponse, status: number, code: Problem['code']) {
-  expect(response.statusCode, response.body).toBe(status);
-  expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
-  const problem = response.json<Problem>();
-  expect(problem.status).toBe(status);
-  expect(problem.code).toBe(code);
-  expect(problem.type).toBe(`/problems/${code.toLowerCase().replace(/_/g, '-')}`);
-  return problem;
-}
-
-/** A 400 VALIDATION_ERROR whose errors include one at this location and pointer. */
-function expectValidationError(
-  response: LightMyRequestResponse,
-  location: 'body' | 'query' | 'path' | 'header',
-  pointer: string,
-) {
-  const problem = expectProblem(response, 400, 'VALIDATION_ERROR');
-  expect(problem.errors).toEqual(
-    expect.arrayContaining([expect.objectContaining({ location, pointer })]),
-  );
-  return problem;
 }
 
 function toCursor(text: string): string {
@@ -302,31 +278,6 @@ describe('createUser: POST /api/users', () => {
       'body',
       '/firstName',
     );
-  });
-
-  it('answers 400 MALFORMED_REQUEST to a body that is not JSON', async () => {
-    const response = await t.inject({
-      method: 'POST',
-      url: '/api/users',
-      headers: { 'content-type': 'application/json' },
-      payload: '{"email": ',
-    });
-    expectProblem(response, 400, 'MALFORMED_REQUEST');
-  });
-
-  it('answers 415 to a body that is not application/json', async () => {
-    const response = await t.inject({
-      method: 'POST',
-      url: '/api/users',
-      headers: { 'content-type': 'text/plain' },
-      payload: 'email=ada@example.com',
-    });
-    expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
-  });
-
-  it('answers 413 to a body larger than the limit', async () => {
-    const response = await createUser(newUserBody({ firstName: 'x'.repeat(1_100_000) }));
-    expectProblem(response, 413, 'PAYLOAD_TOO_LARGE');
   });
 
   describe('uniqueness regardless of case', () => {
@@ -759,23 +710,6 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   it('answers 414 for an over-long id', async () => {
     const { auth } = await signUpAndLogin(t);
     expectProblem(await patchUser('a'.repeat(200), { firstName: 'X' }, auth), 414, 'URI_TOO_LONG');
-  });
-
-  it('answers 415 to a body that is not application/json', async () => {
-    const { user, auth } = await signUpAndLogin(t);
-    const response = await t.inject({
-      method: 'PATCH',
-      url: `/api/users/${user.id}`,
-      headers: { ...auth, 'content-type': 'text/plain' },
-      payload: 'firstName=X',
-    });
-    expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
-  });
-
-  it('answers 413 to a body larger than the limit', async () => {
-    const { user, auth } = await signUpAndLogin(t);
-    const response = await patchUser(user.id, { firstName: 'x'.repeat(1_100_000) }, auth);
-    expectProblem(response, 413, 'PAYLOAD_TOO_LARGE');
   });
 });
 
