@@ -484,6 +484,23 @@ describe('field formats', () => {
     expect(res.json<User>().email).toBe(email);
   });
 
+  /** Refused on sign-up and on update alike, naming the field. */
+  async function expectRefusedEverywhere(field: 'email' | 'username', value: string) {
+    const create = await refused(targets[0]!, () =>
+      t.inject({ method: 'POST', url: '/api/users', payload: newUser({ [field]: value }) }),
+    );
+    expectInvalid(create, 'body', [`/${field}`]);
+    const patch = await refused(targets[1]!, () =>
+      t.inject({
+        method: 'PATCH',
+        url: `/api/users/${owner.user.id}`,
+        headers: owner.auth,
+        payload: { [field]: value },
+      }),
+    );
+    expectInvalid(patch, 'body', [`/${field}`]);
+  }
+
   it.each([
     ['longer than 254 characters', longEmail],
     ['255 characters', `${maxEmail()}x`],
@@ -491,19 +508,7 @@ describe('field formats', () => {
     ['with a space', 'ada lovelace@example.com'],
     ['empty', ''],
   ])('refuses an email address %s', async (_name, email) => {
-    const create = await refused(targets[0]!, () =>
-      t.inject({ method: 'POST', url: '/api/users', payload: newUser({ email }) }),
-    );
-    expectInvalid(create, 'body', ['/email']);
-    const patch = await refused(targets[1]!, () =>
-      t.inject({
-        method: 'PATCH',
-        url: `/api/users/${owner.user.id}`,
-        headers: owner.auth,
-        payload: { email },
-      }),
-    );
-    expectInvalid(patch, 'body', ['/email']);
+    await expectRefusedEverywhere('email', email);
   });
 
   it.each([
@@ -516,19 +521,7 @@ describe('field formats', () => {
     ['with an emoji', 'ada😀'],
     ['empty', ''],
   ])('refuses a username %s', async (_name, username) => {
-    const create = await refused(targets[0]!, () =>
-      t.inject({ method: 'POST', url: '/api/users', payload: newUser({ username }) }),
-    );
-    expectInvalid(create, 'body', ['/username']);
-    const patch = await refused(targets[1]!, () =>
-      t.inject({
-        method: 'PATCH',
-        url: `/api/users/${owner.user.id}`,
-        headers: owner.auth,
-        payload: { username },
-      }),
-    );
-    expectInvalid(patch, 'body', ['/username']);
+    await expectRefusedEverywhere('username', username);
   });
 
   it('takes usernames of 3 and of 50 characters', async () => {
