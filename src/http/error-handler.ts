@@ -7,6 +7,7 @@ import {
   UnauthorizedError,
   ValidationError,
   databaseErrorOf,
+  escapePointer,
 } from './errors.js';
 import type { Problem, ProblemCode, ProblemItem } from './handler-types.js';
 
@@ -51,10 +52,6 @@ function validationItems(errors: AjvError[], context: string | undefined): Probl
     }
     return { location, pointer, message };
   });
-}
-
-function escapePointer(token: string): string {
-  return token.replace(/~/g, '~0').replace(/\//g, '~1');
 }
 
 // Fastify's own client errors, by code; anything else with a 4xx status falls back on it.

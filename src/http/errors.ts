@@ -96,3 +96,8 @@ export function databaseErrorOf(
 }
 
 export const UNIQUE_VIOLATION = '23505';
+
+/** One property name as a JSON pointer (RFC 6901) token. */
+export function escapePointer(token: string): string {
+  return token.replace(/~/g, '~0').replace(/\//g, '~1');
+}

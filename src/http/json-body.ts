@@ -1,5 +1,5 @@
 import { errorCodes, type FastifyInstance } from 'fastify';
-import { MalformedRequestError, ValidationError } from './errors.js';
+import { MalformedRequestError, ValidationError, escapePointer } from './errors.js';
 import type { ProblemItem } from './handler-types.js';
 
 /**
@@ -84,7 +84,7 @@ export function unstorableText(
     value.forEach((item, index) => unstorableText(item, `${pointer}/${index}`, issues));
   } else if (value !== null && typeof value === 'object') {
     for (const [key, item] of Object.entries(value)) {
-      const child = `${pointer}/${key.replace(/~/g, '~0').replace(/\//g, '~1')}`;
+      const child = `${pointer}/${escapePointer(key)}`;
       checkString(key, child, issues);
       unstorableText(item, child, issues);
     }

@@ -1,6 +1,7 @@
 import { Ajv2020, type Options } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
+import { uuidPattern } from '../lib/uuid.js';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -22,12 +23,10 @@ const shared: Options = {
   removeAdditional: false,
 };
 
-// ajv-formats' uuid also takes "urn:uuid:…"; JSON Schema's uuid (RFC 4122) is the bare form.
-export const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
-
 export function createAjv(options: Options): Ajv2020 {
   const ajv = new Ajv2020({ ...shared, ...options });
   addFormats(ajv);
+  // ajv-formats' uuid also takes "urn:uuid:…"; JSON Schema's uuid (RFC 4122) is the bare form.
   ajv.addFormat('uuid', uuidPattern);
   return ajv;
 }

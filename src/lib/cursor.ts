@@ -1,4 +1,5 @@
 import { ValidationError } from '../http/errors.js';
+import { uuidPattern } from './uuid.js';
 
 /** A position in a list ordered by (createdAt, id): the last item of the previous page. */
 export interface Position {
@@ -6,7 +7,6 @@ export interface Position {
   id: string;
 }
 
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 // Years 0001 to 9999: PostgreSQL has no year 0.
 const isoMillis = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
@@ -25,7 +25,7 @@ export function decodeCursor(cursor: string): Position {
     // Date rolls 30 February over to 2 March; a real instant survives the round trip.
     Number.isNaN(Date.parse(createdAt)) ||
     new Date(createdAt).toISOString() !== createdAt ||
-    !uuid.test(id)
+    !uuidPattern.test(id)
   ) {
     throw new ValidationError('The cursor is not one this server gave out.', [
       { location: 'query', pointer: '/cursor', message: 'is not a valid cursor' },

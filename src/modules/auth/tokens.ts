@@ -1,6 +1,7 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthorizedError } from '../../http/errors.js';
 import type { Principal } from '../../http/handler-types.js';
+import { uuidPattern } from '../../lib/uuid.js';
 
 export interface AccessToken {
   accessToken: string;
@@ -13,8 +14,6 @@ export interface TokenService {
   /** Reads `Authorization: Bearer …`; throws UnauthorizedError unless it is a valid access token. */
   authenticate(request: FastifyRequest): Promise<Principal>;
 }
-
-const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /**
  * Access tokens are @fastify/jwt's, registered in buildApp with HS256 pinned and `exp`,
@@ -47,7 +46,7 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
               : 'The access token is not valid.',
         );
       }
-      if (typeof payload.sub !== 'string' || !uuid.test(payload.sub)) {
+      if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub)) {
         throw new UnauthorizedError('The access token is not valid.');
       }
       return { userId: payload.sub.toLowerCase() };
