@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import pg from 'pg';
+import { inject } from 'vitest';
 import { createDatabase, type Database } from '../../src/db/client.js';
 
 /**
@@ -27,11 +28,12 @@ const settings = { poolMax: 5, connectTimeoutMs: 5000, statementTimeoutMs: 10000
 export async function createTestDatabase(): Promise<TestDatabase> {
   const serverUrl = process.env.TEST_DATABASE_URL;
   if (!serverUrl) {
-    const database = await createDatabase({
-      databaseUrl: undefined,
-      dataDir: 'memory://',
-      db: settings,
-    });
+    // A copy of the migrated database made once by global-setup.ts.
+    const template = inject('pgliteTemplate');
+    const database = await createDatabase(
+      { databaseUrl: undefined, dataDir: 'memory://', db: settings },
+      template ? { pgliteTemplate: new Blob([template]) } : {},
+    );
     await database.migrate();
     return {
       url: undefined,
