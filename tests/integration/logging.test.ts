@@ -1,12 +1,13 @@
 import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { observeResponses } from '../helpers/observe.js';
 
 /** The logs carry a request id on every line, and never a password, a hash or a token. */
 
@@ -22,6 +23,7 @@ const stream = new Writable({
 
 let db: TestDatabase;
 let app: FastifyInstance;
+let observed: { take(): string[] };
 const password = 'a password nobody may log';
 const email = 'logged@example.com';
 
@@ -38,7 +40,12 @@ beforeAll(async () => {
     ...(db.url ? {} : { database: db.database }),
     logger: { ...(loggerOptions(config) as object), stream },
   });
+  observed = observeResponses(app);
   await app.ready();
+});
+
+afterEach(() => {
+  expect(observed.take(), 'responses outside the contract').toEqual([]);
 });
 
 afterAll(async () => {
