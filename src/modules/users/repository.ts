@@ -73,6 +73,8 @@ function rethrowConflict(error: unknown): never {
 }
 
 export function createUsersRepository(db: Db): UsersRepository {
+  // Named prepared statements for the reads on every request's path: PostgreSQL plans
+  // them once per connection instead of on every call.
   const byId = db
     .select()
     .from(users)
@@ -85,6 +87,22 @@ export function createUsersRepository(db: Db): UsersRepository {
     .where(eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`))
     .limit(1)
     .prepare('users_by_email');
+  const firstPage = db
+    .select()
+    .from(users)
+    .orderBy(asc(users.createdAt), asc(users.id))
+    .limit(sql.placeholder('limit'))
+    .prepare('users_first_page');
+  // A row comparison walks the (created_at, id) index: page 1000 costs what page 1 does.
+  const pageAfter = db
+    .select()
+    .from(users)
+    .where(
+      sql`(${users.createdAt}, ${users.id}) > (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)`,
+    )
+    .orderBy(asc(users.createdAt), asc(users.id))
+    .limit(sql.placeholder('limit'))
+    .prepare('users_page_after');
 
   return {
     async create(data) {
@@ -125,17 +143,9 @@ export function createUsersRepository(db: Db): UsersRepository {
     },
 
     async list(limit, after) {
-      // A row comparison walks the (created_at, id) index: page 1000 costs what page 1 does.
-      const rows = await db
-        .select()
-        .from(users)
-        .where(
-          after
-            ? sql`(${users.createdAt}, ${users.id}) > (${after.createdAt}::timestamptz, ${after.id}::uuid)`
-            : undefined,
-        )
-        .orderBy(asc(users.createdAt), asc(users.id))
-        .limit(limit);
+      const rows = after
+        ? await pageAfter.execute({ limit, createdAt: after.createdAt, id: after.id })
+        : await firstPage.execute({ limit });
       return rows.map(toUser);
     },
   };
