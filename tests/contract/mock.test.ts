@@ -1,23 +1,10 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bundledSpecPath, projectRoot } from '../../src/paths.js';
 import { loadSpec } from '../../src/spec.js';
+import { freePort } from '../helpers/values.js';
 
 /** `npm run mock` (Prism on generated/openapi.json) answers from the spec's examples. */
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer().listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() =>
-        typeof address === 'object' && address
-          ? resolve(address.port)
-          : reject(new Error('no port')),
-      );
-    });
-  });
-}
 
 let prism: ChildProcess;
 let base: string;

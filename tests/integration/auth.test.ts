@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
+import { unique } from '../helpers/values.js';
 
 type User = components['schemas']['User'];
 type LoginResponse = components['schemas']['LoginResponse'];
@@ -16,12 +17,6 @@ const ISSUER = 'contract-first-api';
 const AUDIENCE = 'contract-first-api';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const PASSWORD = 'correct horse battery staple';
-
-let sequence = 0;
-function unique(prefix = 'a'): string {
-  sequence += 1;
-  return `${prefix}${sequence}${Math.random().toString(36).slice(2, 8)}`;
-}
 
 function login(payload: unknown) {
   return t.inject({
@@ -77,7 +72,7 @@ function sign(
 
 describe('login: POST /api/auth/login', () => {
   it('answers a Bearer token that expires in 900 seconds and the account itself', async () => {
-    const name = unique();
+    const name = unique('a');
     const signUp = {
       email: `${name}@example.com`,
       username: name,

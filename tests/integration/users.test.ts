@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
+import { unique } from '../helpers/values.js';
 
 type User = components['schemas']['User'];
 type PublicUser = components['schemas']['PublicUser'];
@@ -28,12 +29,6 @@ const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{1
 const isoMillis = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const PASSWORD = 'correct horse battery staple';
-
-let sequence = 0;
-function unique(prefix = 'u'): string {
-  sequence += 1;
-  return `${prefix}${sequence}${Math.random().toString(36).slice(2, 8)}`;
-}
 
 function newUserBody(overrides: Record<string, unknown> = {}) {
   const name = unique();
