@@ -61,6 +61,23 @@ function expectRouterProblem(
   return problem;
 }
 
+/** The same router problem for GET, PATCH and DELETE of one user URL (as the owner). */
+async function expectRouterProblemOnEveryMethod(
+  url: string,
+  status: number,
+  code: ProblemCode,
+): Promise<void> {
+  for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
+    const res = await t.inject({
+      method,
+      url,
+      headers: owner.auth,
+      ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
+    });
+    expectRouterProblem(res, method, status, code, url);
+  }
+}
+
 /** Every public profile, following nextCursor to the last page. */
 async function allUsers(): Promise<PublicUser[]> {
   const items: PublicUser[] = [];
@@ -697,16 +714,7 @@ describe('path parameters', () => {
     ['10,000 characters', 'b'.repeat(10_000)],
     ['a uuid padded to 101 characters', `${UNKNOWN_ID}${'0'.repeat(65)}`],
   ])('answers 414 URI_TOO_LONG to an id of %s', async (_name, id) => {
-    const url = `/api/users/${id}`;
-    for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
-      const res = await t.inject({
-        method,
-        url,
-        headers: owner.auth,
-        ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
-      });
-      expectRouterProblem(res, method, 414, 'URI_TOO_LONG', url);
-    }
+    await expectRouterProblemOnEveryMethod(`/api/users/${id}`, 414, 'URI_TOO_LONG');
     await ownerAccount();
   });
 
@@ -715,16 +723,7 @@ describe('path parameters', () => {
     ['a lone percent sign', '%'],
     ['a percent sign followed by non-hex', '%zz'],
   ])('answers 400 MALFORMED_REQUEST to %s', async (_name, id) => {
-    const url = `/api/users/${id}`;
-    for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
-      const res = await t.inject({
-        method,
-        url,
-        headers: owner.auth,
-        ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
-      });
-      expectRouterProblem(res, method, 400, 'MALFORMED_REQUEST', url);
-    }
+    await expectRouterProblemOnEveryMethod(`/api/users/${id}`, 400, 'MALFORMED_REQUEST');
   });
 });
 
