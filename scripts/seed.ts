@@ -5,8 +5,7 @@
  */
 import { loadConfig, readEnvironment } from '../src/config.js';
 import { createDatabase } from '../src/db/client.js';
-import { ConflictError } from '../src/http/errors.js';
-import { createPasswordHasher } from '../src/modules/auth/passwords.js';
+import { createPasswordHasher } from '../src/lib/passwords.js';
 import { createUsersRepository } from '../src/modules/users/repository.js';
 import { createUsersService } from '../src/modules/users/service.js';
 
@@ -33,13 +32,10 @@ try {
     passwords: createPasswordHasher(config.bcryptCost),
   });
   for (const user of demoUsers) {
-    try {
-      await users.create({ ...user, password });
-      console.log(`created ${user.email}`);
-    } catch (error) {
-      if (!(error instanceof ConflictError)) throw error;
-      console.log(`exists  ${user.email}`);
-    }
+    const created = await users.create({ ...user, password });
+    if (created.ok) console.log(`created ${user.email}`);
+    else if (created.error.code === 'CONFLICT') console.log(`exists  ${user.email}`);
+    else throw created.error;
   }
   console.log(`\nLog in with any of them and the password "${password}".`);
 } finally {

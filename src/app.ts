@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
 import rateLimit from '@fastify/rate-limit';
 import responseValidation from '@fastify/response-validation';
-import addFormatsModule from 'ajv-formats';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
@@ -12,9 +11,9 @@ import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
-import { createValidatorCompiler } from './http/validation.js';
+import { createContractValidation, type ContractValidation } from './http/validation.js';
+import { createPasswordHasher } from './lib/passwords.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
-import { createPasswordHasher } from './modules/auth/passwords.js';
 import { createAuthService } from './modules/auth/service.js';
 import { createTokenService } from './modules/auth/tokens.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
@@ -22,8 +21,6 @@ import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
 import { loadSpec } from './spec.js';
-
-const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 export interface AppDeps {
   /** An open database; the caller keeps ownership. Without it, buildApp opens (and closes) one. */
@@ -60,12 +57,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     reply.header('x-request-id', request.id);
   });
 
-  app.setValidatorCompiler(createValidatorCompiler());
+  const validation = createContractValidation();
+  app.setValidatorCompiler(validation.validatorCompiler);
   registerErrorHandling(app);
   registerJsonBodyParser(app);
 
   try {
-    await wire(app, config, deps);
+    await wire(app, config, deps, validation);
   } catch (error) {
     // Whatever was opened (the database) is closed by the onClose hooks.
     await app.close().catch(() => undefined);
@@ -74,7 +72,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   return app;
 }
 
-async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promise<void> {
+async function wire(
+  app: FastifyInstance,
+  config: Config,
+  deps: AppDeps,
+  validation: ContractValidation,
+): Promise<void> {
   let database = deps.database;
   if (!database) {
     const opened = await createDatabase(config, {
@@ -127,9 +130,12 @@ async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promis
 
   if (config.responseValidation) {
     // Registered before the routes, or it does not see them. A handler that answers
-    // outside the contract fails loudly (500) instead of being quietly trimmed.
+    // outside the contract (a body that does not match, or a status the operation does
+    // not declare) fails loudly (500) instead of being quietly trimmed. The Ajv instance is
+    // the one that validates request bodies: the same formats, nothing coerced or removed.
     await app.register(responseValidation, {
-      ajv: { removeAdditional: false, allowUnionTypes: true, plugins: [addFormats] },
+      ajv: validation.exactAjv,
+      responseStatusCodeValidation: true,
     });
   }
 
@@ -145,7 +151,7 @@ async function wire(app: FastifyInstance, config: Config, deps: AppDeps): Promis
   await registerContract(app, {
     spec,
     handlers,
-    securityHandlers: createSecurityHandlers(tokens),
+    securityHandlers: createSecurityHandlers((request) => tokens.authenticate(request)),
     routeConfig: { login: authRateLimit, createUser: authRateLimit },
   });
 }

@@ -6,7 +6,17 @@ import type {
   RouteOptions,
 } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
-import type { Handler, HandlerInput, Handlers, OperationId } from './handler-types.js';
+import type { AnyDomainError } from '../errors.js';
+import { sendProblem } from './error-handler.js';
+import type {
+  Handler,
+  HandlerInput,
+  HandlerResult,
+  Handlers,
+  OperationId,
+  ResultBuilders,
+} from './handler-types.js';
+import { appErrorOf, domainProblems } from './problems.js';
 import type { SecurityHandlers } from './security.js';
 
 /**
@@ -80,11 +90,28 @@ export function assertCoverage(
   }
 }
 
-const makeResult = (status: number, body: unknown, headers?: Record<string, string>) => ({
-  status,
-  body,
-  ...(headers ? { headers } : {}),
+type Outcome = { ok: true; value: unknown } | { ok: false; error: AnyDomainError };
+type AnyResult =
+  | { status: number; body: unknown; headers?: Record<string, string> }
+  | { status: number; error: AnyDomainError };
+
+// The builders only shape data; the types of ResultBuilders are what check it.
+const refuse = (error: AnyDomainError): AnyResult => ({
+  status: domainProblems[error.code].status,
+  error,
 });
+const builders = {
+  reply: (status: number, body: unknown, headers?: Record<string, string>): AnyResult => ({
+    status,
+    body,
+    ...(headers ? { headers } : {}),
+  }),
+  respond: (status: number, outcome: Outcome, headers?: Record<string, string>): AnyResult =>
+    outcome.ok
+      ? { status, body: outcome.value, ...(headers ? { headers } : {}) }
+      : refuse(outcome.error),
+  refuse,
+} as unknown as ResultBuilders<OperationId>;
 
 function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
@@ -94,9 +121,10 @@ function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
       body: request.body,
       principal: request.principal,
       request,
-      reply: makeResult,
-    } as HandlerInput<K>;
-    const result = await handler(input);
+      ...builders,
+    } as unknown as HandlerInput<K>;
+    const result = (await handler(input)) as HandlerResult<K> & AnyResult;
+    if ('error' in result) return sendProblem(appErrorOf(result.error, request), request, reply);
     if (result.headers) reply.headers(result.headers);
     reply.code(result.status);
     if (result.status >= 400) reply.type('application/problem+json');

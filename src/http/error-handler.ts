@@ -1,15 +1,17 @@
 import { DrizzleQueryError } from 'drizzle-orm';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Problem, ProblemCode, ProblemItem } from '../api-types.js';
+import { databaseErrorOf } from '../db/errors.js';
+import { DomainError, type AnyDomainError } from '../errors.js';
 import {
   AppError,
   MalformedRequestError,
   ServiceUnavailableError,
   UnauthorizedError,
   ValidationError,
-  databaseErrorOf,
   escapePointer,
 } from './errors.js';
-import type { Problem, ProblemCode, ProblemItem } from './handler-types.js';
+import { appErrorOf } from './problems.js';
 
 /**
  * The one place where errors become responses: every error, whatever threw it (Fastify,
@@ -116,17 +118,21 @@ const statusCodes: Record<number, ProblemCode> = {
 };
 
 /** Maps any thrown value to the AppError that describes it to a client. */
-export function toAppError(error: unknown): AppError {
+export function toAppError(error: unknown, request: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
+  // Services return domain errors rather than throw them; one thrown all the same is
+  // still told truthfully (and, if its status is not declared, caught by status validation).
+  if (error instanceof DomainError) return appErrorOf(error as AnyDomainError, request);
   if (!(error instanceof Error)) return internal;
   const fastifyError = error as FastifyError & { errors?: unknown[] };
 
   // fastify-openapi-glue wraps the security handlers' errors in one SecurityError.
   if (Array.isArray(fastifyError.errors) && fastifyError.name === 'Unauthorized') {
-    return (
-      fastifyError.errors.find((e): e is AppError => e instanceof AppError) ??
-      new UnauthorizedError()
+    const cause = fastifyError.errors.find(
+      (e): e is AppError | DomainError => e instanceof AppError || e instanceof DomainError,
     );
+    if (cause instanceof DomainError) return appErrorOf(cause as AnyDomainError, request);
+    return cause ?? new UnauthorizedError();
   }
   // A reply that breaks the contract is the server's fault, whatever `validation` it carries.
   if (fastifyError.code?.startsWith('FST_RESPONSE_VALIDATION')) return internal;
@@ -195,7 +201,7 @@ export function loggableError(error: unknown): unknown {
 }
 
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const appError = toAppError(error);
+  const appError = toAppError(error, request);
   if (appError.status >= 500) {
     request.log.error({ err: loggableError(error) }, 'request failed');
   } else {

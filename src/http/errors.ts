@@ -1,9 +1,11 @@
-import type { ProblemCode, ProblemItem } from './handler-types.js';
+import type { ProblemCode, ProblemItem } from '../api-types.js';
 
 /**
- * Domain errors. Services and repositories throw these; only the error handler turns them
- * into responses (application/problem+json). Each carries the status, the stable `code`
- * of the spec's Problem schema and a message meant for the client.
+ * Errors of the HTTP layer itself: a request the transport or the contract refuses (bad
+ * JSON, an invalid field, a missing token, too many requests) or a server that cannot
+ * answer. Each carries its status, the spec's stable `code` and a message for the client;
+ * the error handler turns it into a problem. Domain errors (src/errors.ts) are mapped to
+ * these by src/http/problems.ts.
  */
 export class AppError extends Error {
   constructor(
@@ -36,66 +38,11 @@ export class UnauthorizedError extends AppError {
   }
 }
 
-export class InvalidCredentialsError extends AppError {
-  constructor() {
-    super(
-      401,
-      'INVALID_CREDENTIALS',
-      'Invalid credentials',
-      'The email address or the password is wrong.',
-    );
-  }
-}
-
-export class AccountDisabledError extends AppError {
-  constructor() {
-    super(403, 'ACCOUNT_DISABLED', 'Account disabled', 'This account is disabled.');
-  }
-}
-
-export class ForbiddenError extends AppError {
-  constructor(detail = 'You are not allowed to do this.') {
-    super(403, 'FORBIDDEN', 'Forbidden', detail);
-  }
-}
-
-export class NotFoundError extends AppError {
-  constructor(resource: string) {
-    super(404, 'NOT_FOUND', 'Not found', `${resource} not found.`);
-  }
-}
-
-export class ConflictError extends AppError {
-  constructor(detail: string, errors?: ProblemItem[]) {
-    super(409, 'CONFLICT', 'Conflict', detail, errors);
-  }
-}
-
 export class ServiceUnavailableError extends AppError {
   constructor(detail = 'The service is temporarily unavailable. Try again later.') {
     super(503, 'SERVICE_UNAVAILABLE', 'Service unavailable', detail);
   }
 }
-
-/** The PostgreSQL error behind a Drizzle error (Drizzle wraps driver errors in `cause`). */
-export function databaseErrorOf(
-  error: unknown,
-): { code?: string; constraint?: string; message: string } | null {
-  for (let current = error, depth = 0; current instanceof Error && depth < 5; depth += 1) {
-    const candidate = current as Error & { code?: unknown; constraint?: unknown };
-    if (typeof candidate.code === 'string' && /^[0-9A-Z]{5}$/.test(candidate.code)) {
-      return {
-        code: candidate.code,
-        ...(typeof candidate.constraint === 'string' ? { constraint: candidate.constraint } : {}),
-        message: candidate.message,
-      };
-    }
-    current = candidate.cause;
-  }
-  return null;
-}
-
-export const UNIQUE_VIOLATION = '23505';
 
 /** One property name as a JSON pointer (RFC 6901) token. */
 export function escapePointer(token: string): string {

@@ -1,11 +1,15 @@
 import type { FastifyRequest } from 'fastify';
 import type { components, operations } from '../../generated/api.js';
+import type { AnyDomainError, Outcome } from '../errors.js';
+import type { Principal } from '../lib/principal.js';
+import type { StatusOfDomainError } from './problems.js';
 
 /**
  * The compile-time side of the contract. Every type here is computed from
  * generated/api.d.ts, so a change to openapi/openapi.yaml (once regenerated) changes what
  * the compiler accepts from a handler: a missing or extra handler, a wrong request field,
- * an undeclared status or a body that does not match its status are type errors.
+ * an undeclared status (a domain error included), a body that does not match its status,
+ * or a header the response does not declare are type errors.
  */
 
 export type OperationId = keyof operations;
@@ -15,11 +19,6 @@ export type Schemas = components['schemas'];
 export type Problem = Schemas['Problem'];
 export type ProblemCode = Problem['code'];
 export type ProblemItem = Schemas['ProblemItem'];
-
-/** The authenticated caller, set by the bearerAuth security handler. */
-export interface Principal {
-  readonly userId: string;
-}
 
 type Responses<K extends OperationId> = Operation<K>['responses'];
 
@@ -39,26 +38,76 @@ export type ResponseBody<K extends OperationId, S extends StatusOf<K>> = BodyOfR
   Responses<K>[S]
 >;
 
+// openapi-typescript adds `[name: string]: unknown` to every headers object; without it,
+// a header the spec does not name is an excess property the compiler refuses.
+type NamedHeaders<H> = { [P in keyof H as string extends P ? never : P]: H[P] };
+
+/** The headers the spec declares for status S of operation K (never, when it names none). */
+export type ResponseHeaders<
+  K extends OperationId,
+  S extends StatusOf<K>,
+> = Responses<K>[S] extends {
+  headers: infer H;
+}
+  ? keyof NamedHeaders<H> extends never
+    ? never
+    : NamedHeaders<H>
+  : never;
+
+/** The statuses of the domain errors in E that operation K does not declare. */
+export type UndeclaredErrorStatus<K extends OperationId, E extends AnyDomainError> = Exclude<
+  StatusOfDomainError<E>,
+  StatusOf<K>
+>;
+
+/**
+ * `unknown` when every error in E maps to a status K declares; otherwise a property the
+ * argument lacks, whose name and type tell which statuses are missing from the spec.
+ */
+type DeclaresErrorsOf<K extends OperationId, E extends AnyDomainError> = [
+  UndeclaredErrorStatus<K, E>,
+] extends [never]
+  ? unknown
+  : { readonly 'status not declared for this operation': UndeclaredErrorStatus<K, E> };
+
 declare const replied: unique symbol;
 
 /**
- * What a handler returns: one declared status with its own body type. Only `reply` makes
- * one, because its parameters are where TypeScript checks an object literal for fields
- * the schema does not declare (a returned literal escapes that check in async functions).
+ * What a handler returns: one declared status with its own body type, or a domain error
+ * whose status the operation declares. Only the builders of HandlerInput make one,
+ * because their parameters are where TypeScript checks an object literal for fields the
+ * schema does not declare (a returned literal escapes that check in async functions).
  */
-export type HandlerResult<K extends OperationId> = {
-  [S in StatusOf<K>]: {
-    status: S;
-    body: ResponseBody<K, S>;
-    headers?: Record<string, string>;
-  };
-}[StatusOf<K>] & { readonly [replied]: K };
+export type HandlerResult<K extends OperationId> = (
+  | {
+      [S in StatusOf<K>]: {
+        status: S;
+        body: ResponseBody<K, S>;
+        headers?: ResponseHeaders<K, S>;
+      };
+    }[StatusOf<K>]
+  | { status: StatusOf<K>; error: AnyDomainError }
+) & { readonly [replied]: K };
 
-export type Reply<K extends OperationId> = <S extends StatusOf<K>>(
-  status: S,
-  body: ResponseBody<K, S>,
-  headers?: Record<string, string>,
-) => HandlerResult<K>;
+export interface ResultBuilders<K extends OperationId> {
+  /** A declared status with its body: `return reply(200, user)`. */
+  reply: <S extends StatusOf<K>>(
+    status: S,
+    body: ResponseBody<K, S>,
+    headers?: ResponseHeaders<K, S>,
+  ) => HandlerResult<K>;
+  /**
+   * A service's outcome: its value with `status`, or its error as the problem of that
+   * error's status, which the operation must declare.
+   */
+  respond: <S extends StatusOf<K>, E extends AnyDomainError = never>(
+    status: S,
+    outcome: Outcome<ResponseBody<K, S>, E> & DeclaresErrorsOf<K, E>,
+    headers?: ResponseHeaders<K, S>,
+  ) => HandlerResult<K>;
+  /** A domain error, as the problem of its status, which the operation must declare. */
+  refuse: <E extends AnyDomainError>(error: E & DeclaresErrorsOf<K, E>) => HandlerResult<K>;
+}
 
 type Parameters_<K extends OperationId> = Operation<K>['parameters'];
 type RequestBody<K extends OperationId> =
@@ -69,7 +118,7 @@ type RequestBody<K extends OperationId> =
       : undefined;
 
 /** The validated request, typed from the spec (Ajv has already checked it at run time). */
-export interface HandlerInput<K extends OperationId> {
+export interface HandlerInput<K extends OperationId> extends ResultBuilders<K> {
   params: NonNullable<Parameters_<K>['path']>;
   query: NonNullable<Parameters_<K>['query']>;
   body: RequestBody<K>;
@@ -77,8 +126,6 @@ export interface HandlerInput<K extends OperationId> {
   principal: Principal | null;
   /** For logging (`request.log`) and the request id; not for reading input. */
   request: FastifyRequest;
-  /** Builds the result: `return reply(200, body)`. */
-  reply: Reply<K>;
 }
 
 export type Handler<K extends OperationId> = (input: HandlerInput<K>) => Promise<HandlerResult<K>>;

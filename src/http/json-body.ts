@@ -1,6 +1,6 @@
 import { errorCodes, type FastifyInstance } from 'fastify';
 import { MalformedRequestError, ValidationError, escapePointer } from './errors.js';
-import type { ProblemItem } from './handler-types.js';
+import type { ProblemItem } from '../api-types.js';
 
 /**
  * JSON bodies are parsed by Fastify's own parser (which refuses __proto__ and constructor

@@ -1,7 +1,6 @@
 import type { FastifyRequest } from 'fastify';
-import type { TokenService } from '../modules/auth/tokens.js';
+import type { Principal } from '../lib/principal.js';
 import { UnauthorizedError } from './errors.js';
-import type { Principal } from './handler-types.js';
 
 declare module 'fastify' {
   interface FastifyRequest {
@@ -13,10 +12,16 @@ declare module 'fastify' {
 /** One handler per `components.securitySchemes` entry of the spec (checked at start-up). */
 export type SecurityHandlers = Record<string, (request: FastifyRequest) => Promise<void>>;
 
-export function createSecurityHandlers(tokens: TokenService): SecurityHandlers {
+/**
+ * Reads the caller's credentials from the request; throws a domain UnauthenticatedError
+ * (a 401) when they are missing or invalid.
+ */
+export type Authenticate = (request: FastifyRequest) => Promise<Principal>;
+
+export function createSecurityHandlers(authenticate: Authenticate): SecurityHandlers {
   return {
     async bearerAuth(request) {
-      request.principal = await tokens.authenticate(request);
+      request.principal = await authenticate(request);
     },
   };
 }

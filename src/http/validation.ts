@@ -31,18 +31,28 @@ export function createAjv(options: Options): Ajv2020 {
   return ajv;
 }
 
-export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
-  const bodyAjv = createAjv({ coerceTypes: false });
+export interface ContractValidation {
+  /** Fastify's validator compiler for requests (path, query, headers, body). */
+  validatorCompiler: FastifySchemaCompiler<unknown>;
+  /**
+   * The instance that checks bodies as they are (no coercion, nothing removed): requests'
+   * and, in development and tests, responses' (given to @fastify/response-validation), so
+   * both directions agree on formats such as the strict uuid.
+   */
+  exactAjv: Ajv2020;
+}
+
+export function createContractValidation(): ContractValidation {
+  const exactAjv = createAjv({ coerceTypes: false });
   const textAjv = createAjv({ coerceTypes: 'array' });
-  const recheckAjv = createAjv({ coerceTypes: false });
-  return ({ schema, httpPart }) => {
+  const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
     if (httpPart === 'body') {
-      return bodyAjv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
+      return exactAjv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
     }
     // Ajv coerces "Infinity" and "1e400" to Infinity, which then passes `type: integer`
     // and skips minimum and maximum: the coerced values are checked again, as they are.
     const coerce = textAjv.compile(schema as object);
-    const recheck = recheckAjv.compile(schema as object);
+    const recheck = exactAjv.compile(schema as object);
     const validate = (data: unknown): boolean => {
       const valid = coerce(data) && recheck(data);
       validate.errors = coerce.errors ?? recheck.errors;
@@ -51,4 +61,5 @@ export function createValidatorCompiler(): FastifySchemaCompiler<unknown> {
     validate.errors = null as typeof coerce.errors;
     return validate;
   };
+  return { validatorCompiler, exactAjv };
 }

@@ -1,4 +1,3 @@
-import { ValidationError } from '../http/errors.js';
 import { uuidPattern } from './uuid.js';
 
 /** A position in a list ordered by (createdAt, id): the last item of the previous page. */
@@ -15,7 +14,8 @@ export function encodeCursor(position: Position): string {
   return Buffer.from(`${position.createdAt}|${position.id}`, 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string): Position {
+/** The position a cursor stands for, or null when this server never gave it out. */
+export function decodeCursor(cursor: string): Position | null {
   const [createdAt, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   if (
     rest.length > 0 ||
@@ -27,9 +27,7 @@ export function decodeCursor(cursor: string): Position {
     new Date(createdAt).toISOString() !== createdAt ||
     !uuidPattern.test(id)
   ) {
-    throw new ValidationError('The cursor is not one this server gave out.', [
-      { location: 'query', pointer: '/cursor', message: 'is not a valid cursor' },
-    ]);
+    return null;
   }
   return { createdAt, id };
 }

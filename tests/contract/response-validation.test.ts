@@ -96,6 +96,44 @@ describe('responses outside the contract', () => {
   });
 });
 
+/** The spec without getUser's 404, while the handler still answers 404 for a missing user. */
+function specWithoutNotFoundOnGetUser(): OpenApiDocument {
+  const spec = structuredClone<OpenApiDocument>(loadSpec());
+  const getUser = spec.paths['/api/users/{id}']!.get as { responses: Record<string, unknown> };
+  delete getUser.responses['404'];
+  return spec;
+}
+
+describe('statuses outside the contract', () => {
+  const missing = '/api/users/0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10';
+  const appOn = async (responseValidation: boolean) =>
+    buildApp(
+      loadConfig({
+        NODE_ENV: responseValidation ? 'test' : 'production',
+        LOG_LEVEL: 'silent',
+        JWT_SECRET: TEST_JWT_SECRET,
+        RESPONSE_VALIDATION: String(responseValidation),
+        ...(db.url ? { DATABASE_URL: db.url } : {}),
+      }),
+      { ...(db.url ? {} : { database: db.database }), spec: specWithoutNotFoundOnGetUser() },
+    );
+
+  it('are a loud 500 when response validation is on, even for a well-formed problem', async () => {
+    const app = await appOn(true);
+    const response = await app.inject({ method: 'GET', url: missing });
+    expect(response.statusCode).toBe(500);
+    expect(response.json()).toMatchObject({ code: 'INTERNAL_ERROR', status: 500 });
+    await app.close();
+  });
+
+  it('go out as they are when it is off (production), so only the compiler stands guard', async () => {
+    const app = await appOn(false);
+    const response = await app.inject({ method: 'GET', url: missing });
+    expect(response.statusCode).toBe(404);
+    await app.close();
+  });
+});
+
 describe('the test suite’s own contract check', () => {
   const base = { method: 'GET', contentType: 'application/json; charset=utf-8' };
   const publicUser = {

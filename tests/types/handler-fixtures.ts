@@ -6,7 +6,21 @@
  * and `npm run check` would fail.
  */
 import type { components } from '../../generated/api.js';
-import type { Handler, Handlers } from '../../src/http/handler-types.js';
+import {
+  ConflictError,
+  NotFoundError,
+  UnavailableError,
+  type InvalidInputError,
+  type Outcome,
+} from '../../src/errors.js';
+import type {
+  Handler,
+  HandlerInput,
+  HandlerResult,
+  Handlers,
+  ResponseBody,
+  StatusOf,
+} from '../../src/http/handler-types.js';
 
 type PublicUser = components['schemas']['PublicUser'];
 type Problem = components['schemas']['Problem'];
@@ -14,6 +28,14 @@ type Problem = components['schemas']['Problem'];
 declare const handlers: Handlers;
 declare const publicUser: PublicUser;
 declare const problem: Problem;
+declare const profileOrMissing: Outcome<PublicUser, NotFoundError>;
+declare const profileOrConflict: Outcome<PublicUser, NotFoundError | ConflictError>;
+declare const pageOrBadCursor: Outcome<components['schemas']['PublicUserPage'], InvalidInputError>;
+
+/** Compiles only when A and B are the same type. */
+type Equal<A, B> =
+  (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false;
+const same = <A, B>(proof: Equal<A, B>) => proof;
 
 // A handler map without getUser does not compile.
 const { getUser: _dropped, ...withoutGetUser } = handlers;
@@ -68,6 +90,51 @@ export const unknownBodyField: Handler<'createUser'> = async ({ body }) => {
   throw new Error(String(active));
 };
 
+// A domain error whose status the operation does not declare does not compile, whether
+// it comes in a service's outcome or on its own: getHealth declares no 409, getUser no 409.
+export const undeclaredDomainError: Handler<'getHealth'> = async ({ refuse }) =>
+  // @ts-expect-error getHealth declares no 409 (ConflictError)
+  refuse(new ConflictError('taken', 'email'));
+export const undeclaredOutcomeError: Handler<'getUser'> = async ({ respond }) =>
+  // @ts-expect-error getUser declares no 409, and this outcome can be a ConflictError
+  respond(200, profileOrConflict);
+export const undeclaredUnavailable: Handler<'getHealth'> = async ({ refuse }) =>
+  // @ts-expect-error getHealth never touches the database: it declares no 503
+  refuse(new UnavailableError());
+// An outcome's value must match the body of the status it is sent with.
+export const outcomeOfAnotherBody: Handler<'getUser'> = async ({ respond }) =>
+  // @ts-expect-error a PublicUserPage is not a PublicUser
+  respond(200, pageOrBadCursor);
+
+// A header the response does not declare does not compile; a declared one does.
+export const undeclaredHeader: Handler<'getUser'> = async ({ reply }) =>
+  // @ts-expect-error getUser's 200 declares no headers
+  reply(200, publicUser, { Location: '/x' });
+export const misnamedHeader: Handler<'createUser'> = async ({ reply, body }) =>
+  // @ts-expect-error createUser's 201 declares Location, not X-Location
+  reply(201, { ...body, id: 'x' } as never, { 'X-Location': '/x' });
+
+// The types follow generated/api.d.ts: request parts, statuses and bodies.
+export const typedParts = [
+  same<HandlerInput<'getUser'>['params'], { id: string }>(true),
+  same<HandlerInput<'listUsers'>['query']['limit'], number | undefined>(true),
+  same<HandlerInput<'createUser'>['body']['email'], string>(true),
+  same<HandlerInput<'createUser'>['body']['firstName'], string | undefined>(true),
+  same<StatusOf<'getMe'>, 200 | 401 | 500 | 503>(true),
+  same<ResponseBody<'getUser', 200>, PublicUser>(true),
+  same<ResponseBody<'getUser', 404>, Problem>(true),
+  same<
+    Extract<HandlerResult<'createUser'>, { status: 201; body: unknown }>['body'],
+    components['schemas']['User']
+  >(true),
+  // @ts-expect-error the proof itself can fail: getMe declares no 404
+  same<StatusOf<'getMe'>, 200 | 401 | 404 | 500 | 503>(true),
+];
+
 // The well-typed versions compile.
 export const wellTyped: Handler<'getUser'> = async ({ params, reply }) =>
   params.id === publicUser.id ? reply(200, publicUser) : reply(404, problem);
+export const wellTypedOutcome: Handler<'getUser'> = async ({ params, respond, refuse }) =>
+  params.id === '' ? refuse(new NotFoundError('User')) : respond(200, profileOrMissing);
+export const wellTypedList: Handler<'listUsers'> = async ({ respond }) =>
+  respond(200, pageOrBadCursor);

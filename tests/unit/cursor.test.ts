@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import { ValidationError } from '../../src/http/errors.js';
 import { decodeCursor, encodeCursor } from '../../src/lib/cursor.js';
 
 const position = {
@@ -20,19 +19,7 @@ describe('cursors', () => {
     ['a bad id', Buffer.from(`${position.createdAt}|not-a-uuid`).toString('base64url')],
     ['extra parts', Buffer.from(`${position.createdAt}|${position.id}|x`).toString('base64url')],
     ['no precision', Buffer.from(`2026-01-16T14:05:12Z|${position.id}`).toString('base64url')],
-  ])('refuse %s with a 400 on the query cursor', (_name, cursor) => {
-    const error = (() => {
-      try {
-        decodeCursor(cursor);
-      } catch (e) {
-        return e;
-      }
-      return null;
-    })();
-    expect(error).toBeInstanceOf(ValidationError);
-    expect(error).toMatchObject({
-      status: 400,
-      errors: [{ location: 'query', pointer: '/cursor' }],
-    });
+  ])('refuse %s', (_name, cursor) => {
+    expect(decodeCursor(cursor)).toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { unstorableText } from '../../src/http/json-body.js';
-import { assertPasswordFits } from '../../src/modules/auth/passwords.js';
+import { passwordTooLong } from '../../src/lib/passwords.js';
 
 describe('unstorableText', () => {
   it('accepts any well-formed text without NUL', () => {
@@ -20,12 +20,16 @@ describe('unstorableText', () => {
   });
 });
 
-describe('assertPasswordFits', () => {
-  it('allows 72 bytes and refuses 73', () => {
-    expect(() => assertPasswordFits('a'.repeat(72))).not.toThrow();
-    expect(() => assertPasswordFits(`${'a'.repeat(71)}é`)).toThrow(/too long/);
+describe('passwordTooLong', () => {
+  it('allows 72 bytes and refuses 73, naming the field', () => {
+    expect(passwordTooLong('a'.repeat(72))).toBeNull();
+    expect(passwordTooLong(`${'a'.repeat(71)}é`)).toMatchObject({
+      code: 'INVALID_INPUT',
+      field: 'password',
+      message: expect.stringMatching(/too long/),
+    });
     // 24 characters of three bytes each are 72 bytes; one more is too many.
-    expect(() => assertPasswordFits('€'.repeat(24))).not.toThrow();
-    expect(() => assertPasswordFits('€'.repeat(25))).toThrow(/too long/);
+    expect(passwordTooLong('€'.repeat(24))).toBeNull();
+    expect(passwordTooLong('€'.repeat(25), 'newPassword')).toMatchObject({ field: 'newPassword' });
   });
 });

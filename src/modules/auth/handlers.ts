@@ -6,11 +6,11 @@ export type AuthOperations = 'login' | 'getMe';
 
 export function createAuthHandlers(service: AuthService): HandlerGroup<AuthOperations> {
   return {
-    async login({ body, reply }) {
-      return reply(200, await service.login(body));
+    async login({ body, respond }) {
+      return respond(200, await service.login(body));
     },
-    async getMe({ principal, reply }) {
-      return reply(200, await service.me(requirePrincipal(principal)));
+    async getMe({ principal, respond }) {
+      return respond(200, await service.me(requirePrincipal(principal)));
     },
   };
 }

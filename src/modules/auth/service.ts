@@ -1,19 +1,25 @@
+import type { Schemas } from '../../api-types.js';
 import {
   AccountDisabledError,
   InvalidCredentialsError,
-  UnauthorizedError,
-} from '../../http/errors.js';
-import type { Principal, Schemas } from '../../http/handler-types.js';
+  UnauthenticatedError,
+  fail,
+  ok,
+  type Outcome,
+} from '../../errors.js';
+import type { PasswordHasher } from '../../lib/passwords.js';
+import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from '../users/repository.js';
-import type { PasswordHasher } from './passwords.js';
 import type { TokenService } from './tokens.js';
 
 export type LoginInput = Schemas['LoginRequest'];
 export type LoginResult = Schemas['LoginResponse'];
 
 export interface AuthService {
-  login(input: LoginInput): Promise<LoginResult>;
-  me(principal: Principal): Promise<User>;
+  login(
+    input: LoginInput,
+  ): Promise<Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError>>;
+  me(principal: Principal): Promise<Outcome<User, UnauthenticatedError>>;
 }
 
 export function createAuthService(deps: {
@@ -28,20 +34,21 @@ export function createAuthService(deps: {
       if (!credentials) {
         // As slow as a wrong password, so response times do not reveal who has an account.
         await passwords.verifyNothing(password);
-        throw new InvalidCredentialsError();
+        return fail(new InvalidCredentialsError());
       }
       if (!(await passwords.verify(password, credentials.passwordHash))) {
-        throw new InvalidCredentialsError();
+        return fail(new InvalidCredentialsError());
       }
-      if (!credentials.user.isActive) throw new AccountDisabledError();
-      return { ...tokens.issue(credentials.user.id), user: credentials.user };
+      if (!credentials.user.isActive) return fail(new AccountDisabledError());
+      return ok({ ...tokens.issue(credentials.user.id), user: credentials.user });
     },
 
     async me(principal) {
       const user = await users.findById(principal.userId);
       // A valid token of a deleted account: the caller is nobody any more.
-      if (!user) throw new UnauthorizedError('The account of this access token no longer exists.');
-      return user;
+      return user
+        ? ok(user)
+        : fail(new UnauthenticatedError('The account of this access token no longer exists.'));
     },
   };
 }

@@ -1,6 +1,6 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
-import { UnauthorizedError } from '../../http/errors.js';
-import type { Principal } from '../../http/handler-types.js';
+import { UnauthenticatedError } from '../../errors.js';
+import type { Principal } from '../../lib/principal.js';
 import { uuidPattern } from '../../lib/uuid.js';
 
 export interface AccessToken {
@@ -11,7 +11,7 @@ export interface AccessToken {
 
 export interface TokenService {
   issue(userId: string): AccessToken;
-  /** Reads `Authorization: Bearer …`; throws UnauthorizedError unless it is a valid access token. */
+  /** Reads `Authorization: Bearer …`; throws UnauthenticatedError unless it is a valid access token. */
   authenticate(request: FastifyRequest): Promise<Principal>;
 }
 
@@ -31,14 +31,14 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
     },
     async authenticate(request) {
       if (!request.headers.authorization) {
-        throw new UnauthorizedError('Send an access token as "Authorization: Bearer <token>".');
+        throw new UnauthenticatedError('Send an access token as "Authorization: Bearer <token>".');
       }
       let payload: { sub?: unknown };
       try {
         payload = await request.jwtVerify<{ sub?: unknown }>();
       } catch (error) {
         const code = (error as { code?: string }).code;
-        throw new UnauthorizedError(
+        throw new UnauthenticatedError(
           code === 'FST_JWT_AUTHORIZATION_TOKEN_EXPIRED'
             ? 'The access token has expired. Log in again.'
             : code === 'FST_JWT_BAD_REQUEST'
@@ -47,7 +47,7 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
         );
       }
       if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub)) {
-        throw new UnauthorizedError('The access token is not valid.');
+        throw new UnauthenticatedError('The access token is not valid.');
       }
       return { userId: payload.sub.toLowerCase() };
     },

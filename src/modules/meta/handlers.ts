@@ -1,5 +1,5 @@
+import { UnavailableError } from '../../errors.js';
 import { loggableError } from '../../http/error-handler.js';
-import { ServiceUnavailableError } from '../../http/errors.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 
 export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument';
@@ -12,7 +12,7 @@ export function createMetaHandlers(deps: {
     async getHealth({ reply }) {
       return reply(200, { status: 'ok' });
     },
-    async getReadiness({ request, reply }) {
+    async getReadiness({ request, reply, refuse }) {
       try {
         await deps.ping();
       } catch (error) {
@@ -20,7 +20,7 @@ export function createMetaHandlers(deps: {
           { err: loggableError(error) },
           'readiness check: the database does not answer',
         );
-        throw new ServiceUnavailableError('The database does not answer.');
+        return refuse(new UnavailableError('The database does not answer.'));
       }
       return reply(200, { status: 'ready', database: 'up' });
     },

@@ -6,21 +6,22 @@ export type UsersOperations = 'createUser' | 'listUsers' | 'getUser' | 'updateUs
 
 export function createUsersHandlers(service: UsersService): HandlerGroup<UsersOperations> {
   return {
-    async createUser({ body, reply }) {
-      const user = await service.create(body);
-      return reply(201, user, { location: `/api/users/${user.id}` });
+    async createUser({ body, reply, refuse }) {
+      const created = await service.create(body);
+      if (!created.ok) return refuse(created.error);
+      return reply(201, created.value, { Location: `/api/users/${created.value.id}` });
     },
-    async listUsers({ query, reply }) {
-      return reply(200, await service.list(query));
+    async listUsers({ query, respond }) {
+      return respond(200, await service.list(query));
     },
-    async getUser({ params, reply }) {
-      return reply(200, await service.getProfile(params.id));
+    async getUser({ params, respond }) {
+      return respond(200, await service.getProfile(params.id));
     },
-    async updateUser({ params, body, principal, reply }) {
-      return reply(200, await service.update(requirePrincipal(principal), params.id, body));
+    async updateUser({ params, body, principal, respond }) {
+      return respond(200, await service.update(requirePrincipal(principal), params.id, body));
     },
-    async deleteUser({ params, principal, reply }) {
-      return reply(200, await service.remove(requirePrincipal(principal), params.id));
+    async deleteUser({ params, principal, respond }) {
+      return respond(200, await service.remove(requirePrincipal(principal), params.id));
     },
   };
 }

@@ -1,8 +1,9 @@
 import { asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { userUniqueFields, users, type UserRow } from '../../db/schema/users.js';
-import { ConflictError, UNIQUE_VIOLATION, databaseErrorOf } from '../../http/errors.js';
-import type { Schemas } from '../../http/handler-types.js';
+import type { Schemas } from '../../api-types.js';
+import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
+import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
 
 export type User = Schemas['User'];
@@ -32,10 +33,11 @@ export interface Credentials {
  * password hash leaves it only through findCredentialsByEmail, for the login check.
  */
 export interface UsersRepository {
-  create(data: NewUser): Promise<User>;
+  create(data: NewUser): Promise<Outcome<User, ConflictError>>;
   findById(id: string): Promise<User | null>;
   findCredentialsByEmail(email: string): Promise<Credentials | null>;
-  update(id: string, changes: UserChanges): Promise<User | null>;
+  /** Null when there is no such user. */
+  update(id: string, changes: UserChanges): Promise<Outcome<User, ConflictError> | null>;
   delete(id: string): Promise<User | null>;
   /** Up to `limit` users after `after`, oldest first. */
   list(limit: number, after: Position | null): Promise<User[]>;
@@ -57,19 +59,14 @@ export function toUser(row: UserRow): User {
 
 const fieldNames = { email: 'email address', username: 'username' } as const;
 
-/** A unique-index violation becomes a 409 that names the field; anything else goes on. */
-function rethrowConflict(error: unknown): never {
+/** A unique-index violation becomes a conflict that names the field; anything else goes on. */
+function conflictOf(error: unknown): ConflictError {
   const cause = databaseErrorOf(error);
-  if (cause?.code === UNIQUE_VIOLATION) {
-    const field = cause.constraint ? userUniqueFields[cause.constraint] : undefined;
-    if (field) {
-      throw new ConflictError(`This ${fieldNames[field]} is already taken.`, [
-        { location: 'body', pointer: `/${field}`, message: 'is already taken' },
-      ]);
-    }
-    throw new ConflictError('This value is already taken.');
-  }
-  throw error;
+  if (cause?.code !== UNIQUE_VIOLATION) throw error;
+  const field = cause.constraint ? userUniqueFields[cause.constraint] : undefined;
+  return field
+    ? new ConflictError(`This ${fieldNames[field]} is already taken.`, field)
+    : new ConflictError('This value is already taken.');
 }
 
 export function createUsersRepository(db: Db): UsersRepository {
@@ -107,10 +104,19 @@ export function createUsersRepository(db: Db): UsersRepository {
   return {
     async create(data) {
       try {
-        const [row] = await db.insert(users).values(data).returning();
-        return toUser(row!);
+        const [row] = await db
+          .insert(users)
+          .values({
+            email: data.email,
+            username: data.username,
+            passwordHash: data.passwordHash,
+            firstName: data.firstName ?? null,
+            lastName: data.lastName ?? null,
+          })
+          .returning();
+        return ok(toUser(row!));
       } catch (error) {
-        return rethrowConflict(error);
+        return fail(conflictOf(error));
       }
     },
 
@@ -126,14 +132,22 @@ export function createUsersRepository(db: Db): UsersRepository {
 
     async update(id, changes) {
       try {
+        // Drizzle leaves out the undefined ones: only the fields sent change, and only
+        // these columns can, whatever else the caller's object holds.
         const [row] = await db
           .update(users)
-          .set({ ...changes, updatedAt: sql`now()` })
+          .set({
+            email: changes.email,
+            username: changes.username,
+            firstName: changes.firstName,
+            lastName: changes.lastName,
+            updatedAt: sql`now()`,
+          })
           .where(eq(users.id, id))
           .returning();
-        return row ? toUser(row) : null;
+        return row ? ok(toUser(row)) : null;
       } catch (error) {
-        return rethrowConflict(error);
+        return fail(conflictOf(error));
       }
     },
 

@@ -1,7 +1,16 @@
-import { ForbiddenError, NotFoundError } from '../../http/errors.js';
-import type { Principal, Schemas } from '../../http/handler-types.js';
+import type { Schemas } from '../../api-types.js';
+import type { ConflictError } from '../../errors.js';
+import {
+  ForbiddenError,
+  InvalidInputError,
+  NotFoundError,
+  fail,
+  ok,
+  type Outcome,
+} from '../../errors.js';
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
-import { assertPasswordFits, type PasswordHasher } from '../auth/passwords.js';
+import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
+import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from './repository.js';
 
 export type PublicUser = Schemas['PublicUser'];
@@ -10,11 +19,18 @@ export type CreateUserInput = Schemas['CreateUserRequest'];
 export type UpdateUserInput = Schemas['UpdateUserRequest'];
 
 export interface UsersService {
-  create(input: CreateUserInput): Promise<User>;
-  list(page: { limit?: number | undefined; cursor?: string | undefined }): Promise<PublicUserPage>;
-  getProfile(id: string): Promise<PublicUser>;
-  update(principal: Principal, id: string, changes: UpdateUserInput): Promise<User>;
-  remove(principal: Principal, id: string): Promise<User>;
+  create(input: CreateUserInput): Promise<Outcome<User, InvalidInputError | ConflictError>>;
+  list(page: {
+    limit?: number | undefined;
+    cursor?: string | undefined;
+  }): Promise<Outcome<PublicUserPage, InvalidInputError>>;
+  getProfile(id: string): Promise<Outcome<PublicUser, NotFoundError>>;
+  update(
+    principal: Principal,
+    id: string,
+    changes: UpdateUserInput,
+  ): Promise<Outcome<User, ForbiddenError | NotFoundError | ConflictError>>;
+  remove(principal: Principal, id: string): Promise<Outcome<User, ForbiddenError | NotFoundError>>;
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -30,10 +46,8 @@ export function toPublicUser(user: User): PublicUser {
   };
 }
 
-function assertOwnAccount(principal: Principal, id: string, action: string): void {
-  if (principal.userId !== id.toLowerCase()) {
-    throw new ForbiddenError(`You can only ${action} your own account.`);
-  }
+function isOwnAccount(principal: Principal, id: string): boolean {
+  return principal.userId === id.toLowerCase();
 }
 
 export function createUsersService(deps: {
@@ -42,43 +56,54 @@ export function createUsersService(deps: {
 }): UsersService {
   const { users, passwords } = deps;
   return {
-    async create({ password, ...profile }) {
-      assertPasswordFits(password);
+    async create({ email, username, password, firstName, lastName }) {
+      const tooLong = passwordTooLong(password);
+      if (tooLong) return fail(tooLong);
       // Concurrent sign-ups with one email are settled by the unique index, not by a
-      // look-up first: exactly one insert wins, the other becomes a 409.
-      return users.create({ ...profile, passwordHash: await passwords.hash(password) });
+      // look-up first: exactly one insert wins, the other becomes a conflict.
+      const passwordHash = await passwords.hash(password);
+      return users.create({ email, username, passwordHash, firstName, lastName });
     },
 
     async list({ limit = DEFAULT_PAGE_SIZE, cursor }) {
       const after = cursor === undefined ? null : decodeCursor(cursor);
+      if (after === null && cursor !== undefined) {
+        return fail(
+          new InvalidInputError(
+            'cursor',
+            'is not a valid cursor',
+            'The cursor is not one this server gave out.',
+          ),
+        );
+      }
       // One extra row tells whether there is a next page without a count query.
       const rows = await users.list(limit + 1, after);
       const items = rows.slice(0, limit);
       const last = items.at(-1);
-      return {
+      return ok({
         items: items.map(toPublicUser),
         nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
-      };
+      });
     },
 
     async getProfile(id) {
       const user = await users.findById(id);
-      if (!user) throw new NotFoundError('User');
-      return toPublicUser(user);
+      return user ? ok(toPublicUser(user)) : fail(new NotFoundError('User'));
     },
 
     async update(principal, id, changes) {
-      assertOwnAccount(principal, id, 'change');
-      const user = await users.update(id, changes);
-      if (!user) throw new NotFoundError('User');
-      return user;
+      if (!isOwnAccount(principal, id)) {
+        return fail(new ForbiddenError('You can only change your own account.'));
+      }
+      return (await users.update(id, changes)) ?? fail(new NotFoundError('User'));
     },
 
     async remove(principal, id) {
-      assertOwnAccount(principal, id, 'delete');
+      if (!isOwnAccount(principal, id)) {
+        return fail(new ForbiddenError('You can only delete your own account.'));
+      }
       const user = await users.delete(id);
-      if (!user) throw new NotFoundError('User');
-      return user;
+      return user ? ok(user) : fail(new NotFoundError('User'));
     },
   };
 }

@@ -1,5 +1,5 @@
 import bcrypt from 'bcryptjs';
-import { ValidationError } from '../../http/errors.js';
+import { InvalidInputError } from '../errors.js';
 
 /** bcrypt reads at most 72 bytes; a longer password would be silently cut. */
 export const MAX_PASSWORD_BYTES = 72;
@@ -11,16 +11,15 @@ export interface PasswordHasher {
   verifyNothing(password: string): Promise<void>;
 }
 
-export function assertPasswordFits(password: string, pointer = '/password'): void {
-  if (Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES) {
-    throw new ValidationError('The password is too long.', [
-      {
-        location: 'body',
-        pointer,
-        message: `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
-      },
-    ]);
-  }
+/** Null when bcrypt can take the password whole; else the error naming the field. */
+export function passwordTooLong(password: string, field = 'password'): InvalidInputError | null {
+  return Buffer.byteLength(password, 'utf8') > MAX_PASSWORD_BYTES
+    ? new InvalidInputError(
+        field,
+        `must be at most ${MAX_PASSWORD_BYTES} bytes in UTF-8`,
+        'The password is too long.',
+      )
+    : null;
 }
 
 export function createPasswordHasher(cost: number): PasswordHasher {
