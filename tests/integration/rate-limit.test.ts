@@ -4,15 +4,22 @@ import { useTestApp } from '../helpers/app.js';
 /** Logins and sign-ups are limited per client address; nothing else is. */
 const t = useTestApp({ RATE_LIMIT_AUTH_MAX: '3', RATE_LIMIT_AUTH_WINDOW: '1h' });
 
-const login = (email = 'nobody@example.com') =>
-  t.inject({ method: 'POST', url: '/api/auth/login', payload: { email, password: 'guess guess' } });
+// Each test is its own client (address), so none depends on what another used up.
+const login = (remoteAddress: string, email = 'nobody@example.com') =>
+  t.inject({
+    method: 'POST',
+    url: '/api/auth/login',
+    remoteAddress,
+    payload: { email, password: 'guess guess' },
+  });
 
 describe('rate limits', () => {
   it('answers 429 with Retry-After once a client has used its logins for the window', async () => {
+    const client = '198.51.100.1';
     for (let attempt = 1; attempt <= 3; attempt += 1) {
-      expect((await login()).statusCode).toBe(401);
+      expect((await login(client)).statusCode).toBe(401);
     }
-    const limited = await login();
+    const limited = await login(client);
     expect(limited.statusCode).toBe(429);
     expect(limited.headers['content-type']).toMatch(/^application\/problem\+json/);
     expect(limited.json()).toMatchObject({ status: 429, code: 'RATE_LIMITED' });
@@ -20,25 +27,26 @@ describe('rate limits', () => {
     expect(retryAfter).toBeGreaterThan(3500);
     expect(retryAfter).toBeLessThanOrEqual(3600);
     // Another account does not help: the limit is the client's.
-    expect((await login('someone-else@example.com')).statusCode).toBe(429);
+    expect((await login(client, 'someone-else@example.com')).statusCode).toBe(429);
   });
 
   it('counts another client apart', async () => {
-    const other = await t.inject({
-      method: 'POST',
-      url: '/api/auth/login',
-      remoteAddress: '203.0.113.7',
-      payload: { email: 'nobody@example.com', password: 'guess guess' },
-    });
-    expect(other.statusCode).toBe(401);
+    const busy = '198.51.100.2';
+    for (let attempt = 1; attempt <= 4; attempt += 1) await login(busy);
+    expect((await login(busy)).statusCode).toBe(429);
+    expect((await login('203.0.113.7')).statusCode).toBe(401);
   });
 
   it('limits sign-ups on their own counter, and leaves other operations alone', async () => {
+    // This client has used up its logins; its sign-ups are counted apart.
+    for (let attempt = 1; attempt <= 3; attempt += 1) await login('198.51.100.3');
+    expect((await login('198.51.100.3')).statusCode).toBe(429);
     const statuses: number[] = [];
     for (let i = 0; i < 4; i += 1) {
       const response = await t.inject({
         method: 'POST',
         url: '/api/users',
+        remoteAddress: '198.51.100.3',
         payload: {
           email: `limited${i}@example.com`,
           username: `limited${i}`,
@@ -49,7 +57,12 @@ describe('rate limits', () => {
     }
     expect(statuses).toEqual([201, 201, 201, 429]);
     for (let i = 0; i < 20; i += 1) {
-      expect((await t.inject({ method: 'GET', url: '/api/users' })).statusCode).toBe(200);
+      const list = await t.inject({
+        method: 'GET',
+        url: '/api/users',
+        remoteAddress: '198.51.100.3',
+      });
+      expect(list.statusCode).toBe(200);
     }
   });
 });
