@@ -55,6 +55,7 @@ function expectRouterProblem(
     route: undefined,
     statusCode: res.statusCode,
     contentType: res.headers['content-type'] as string | undefined,
+    headers: res.headers,
     payload: res.body,
   });
   expect(violations).toEqual([]);

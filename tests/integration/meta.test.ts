@@ -148,6 +148,7 @@ describe('request ids', () => {
         route: undefined,
         statusCode: res.statusCode,
         contentType: res.headers['content-type'] as string | undefined,
+        headers: res.headers,
         payload: res.body,
       });
       expect(violations).toEqual([]);
