@@ -63,6 +63,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/problems/{code}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Explain a kind of problem
+     * @description The `type` of every problem this API answers with is the URL of this operation for
+     *     the problem's `code`. It says what that kind of problem means and what a client can
+     *     do about it.
+     */
+    get: operations['getProblemType'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/users': {
     parameters: {
       query?: never;
@@ -269,27 +291,44 @@ export interface components {
       detail?: string;
       /** @description The path of the request. */
       instance?: string;
-      /**
-       * @description A stable, machine-readable error code.
-       * @enum {string}
-       */
-      code:
-        | 'VALIDATION_ERROR'
-        | 'MALFORMED_REQUEST'
-        | 'UNAUTHORIZED'
-        | 'INVALID_CREDENTIALS'
-        | 'ACCOUNT_DISABLED'
-        | 'FORBIDDEN'
-        | 'NOT_FOUND'
-        | 'CONFLICT'
-        | 'PAYLOAD_TOO_LARGE'
-        | 'URI_TOO_LONG'
-        | 'UNSUPPORTED_MEDIA_TYPE'
-        | 'RATE_LIMITED'
-        | 'INTERNAL_ERROR'
-        | 'SERVICE_UNAVAILABLE';
+      code: components['schemas']['ProblemCode'];
       /** @description For `VALIDATION_ERROR` and `CONFLICT`, each offending value. */
       errors?: components['schemas']['ProblemItem'][];
+    };
+    /**
+     * @description A stable, machine-readable error code. Each one is a kind of problem, explained at
+     *     `/problems/{code in kebab-case}` (the problem's `type`).
+     * @enum {string}
+     */
+    ProblemCode:
+      | 'VALIDATION_ERROR'
+      | 'MALFORMED_REQUEST'
+      | 'UNAUTHORIZED'
+      | 'INVALID_CREDENTIALS'
+      | 'ACCOUNT_DISABLED'
+      | 'FORBIDDEN'
+      | 'NOT_FOUND'
+      | 'CONFLICT'
+      | 'PAYLOAD_TOO_LARGE'
+      | 'URI_TOO_LONG'
+      | 'UNSUPPORTED_MEDIA_TYPE'
+      | 'RATE_LIMITED'
+      | 'INTERNAL_ERROR'
+      | 'SERVICE_UNAVAILABLE';
+    /** @description What a kind of problem means, and what a client can do about it. */
+    ProblemType: {
+      /**
+       * Format: uri-reference
+       * @description The `type` of the problems of this kind, which is the URL of this explanation.
+       */
+      type: string;
+      /** @description The `title` of the problems of this kind. */
+      title: string;
+      /** @description The HTTP status the problems of this kind come with. */
+      status: number;
+      code: components['schemas']['ProblemCode'];
+      /** @description What the problem means and what to do about it, for the developer of a client. */
+      description: string;
     };
     ProblemItem: {
       /**
@@ -695,6 +734,65 @@ export interface operations {
           };
         };
       };
+      500: components['responses']['InternalError'];
+    };
+  };
+  getProblemType: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description A problem `code` in kebab-case, as in the problem's `type` (`validation-error` for `VALIDATION_ERROR`).
+         * @example validation-error
+         */
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The explanation of that kind of problem. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/validation-error",
+           *       "title": "Validation failed",
+           *       "status": 400,
+           *       "code": "VALIDATION_ERROR",
+           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
+           *     }
+           */
+          'application/json': components['schemas']['ProblemType'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      /** @description No kind of problem has this code. */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/not-found",
+           *       "title": "Not found",
+           *       "status": 404,
+           *       "detail": "Problem type not found.",
+           *       "instance": "/problems/out-of-coffee",
+           *       "code": "NOT_FOUND"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      414: components['responses']['UriTooLong'];
       500: components['responses']['InternalError'];
     };
   };

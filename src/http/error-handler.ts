@@ -10,6 +10,7 @@ import {
   escapePointer,
 } from './errors.js';
 import type { Problem, ProblemCode, ProblemItem } from './handler-types.js';
+import { problemTypeOf, problemTypeUri } from './problem-types.js';
 
 /**
  * The one place where errors become responses: every error, whatever threw it (Fastify,
@@ -153,19 +154,16 @@ export function toAppError(error: unknown): AppError {
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     const code = statusCodes[status] ?? 'MALFORMED_REQUEST';
-    return new AppError(statusCodes[status] ? status : 400, code, titleOf(code), error.message);
+    // The title of the problem type, which a problem of that type must not contradict.
+    const { title } = problemTypeOf(code);
+    return new AppError(statusCodes[status] ? status : 400, code, title, error.message);
   }
   return internal;
 }
 
-function titleOf(code: ProblemCode): string {
-  const lower = code.toLowerCase().replace(/_/g, ' ');
-  return lower.charAt(0).toUpperCase() + lower.slice(1);
-}
-
 export function problemOf(error: AppError, request: FastifyRequest): Problem {
   return {
-    type: `/problems/${error.code.toLowerCase().replace(/_/g, '-')}`,
+    type: problemTypeUri(error.code),
     title: error.title,
     status: error.status,
     detail: error.message,

@@ -255,6 +255,28 @@ describe('the test suite’s own contract check', () => {
     ]);
   });
 
+  it('catches a problem whose type is not the URL of its code', () => {
+    const notFound = {
+      ...base,
+      route: '/api/users/:id',
+      statusCode: 404,
+      contentType: 'application/problem+json',
+    };
+    const problem = { title: 'Not found', status: 404, code: 'NOT_FOUND' };
+    expect(
+      contractViolations({
+        ...notFound,
+        payload: JSON.stringify({ ...problem, type: '/problems/not-found' }),
+      }),
+    ).toEqual([]);
+    expect(
+      contractViolations({
+        ...notFound,
+        payload: JSON.stringify({ ...problem, type: 'about:blank' }),
+      }),
+    ).toEqual([expect.stringMatching(/problem type about:blank, expected \/problems\/not-found/)]);
+  });
+
   it('holds unrouted answers to the Problem schema', () => {
     expect(
       contractViolations({

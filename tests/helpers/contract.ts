@@ -8,8 +8,9 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 /**
  * An independent check of responses against generated/openapi.json, used by every
  * integration test: the status must be declared for the operation, the content type
- * declared for that status, the body valid against its schema, and every header sent
- * declared (and every required one sent, with a valid value). It shares nothing with the
+ * declared for that status, the body valid against its schema (a problem's `type` the
+ * URL of its code), and every header sent declared (and every required one sent, with a
+ * valid value). It shares nothing with the
  * server's own validation, so a server that validated wrongly would still be caught.
  */
 const spec = loadSpec() as unknown as Record<string, unknown> & {
@@ -134,8 +135,21 @@ function bodyViolations(
     return [`${where}: body is not JSON: ${response.payload.slice(0, 200)}`];
   }
   const validate = validatorFor(`${responsePointer}/content/${escape(mediaType)}/schema`);
-  if (validate(body)) return [];
-  return [`${where}: ${ajv.errorsText(validate.errors)} in ${response.payload.slice(0, 300)}`];
+  if (!validate(body)) {
+    return [`${where}: ${ajv.errorsText(validate.errors)} in ${response.payload.slice(0, 300)}`];
+  }
+  return mediaType === 'application/problem+json' ? problemTypeViolations(where, body) : [];
+}
+
+/**
+ * The spec (ProblemCode) says a problem's `type` is `/problems/` and its code in
+ * kebab-case, where getProblemType explains it: a problem pointing anywhere else would
+ * name a URL that does not resolve.
+ */
+function problemTypeViolations(where: string, body: unknown): string[] {
+  const { type, code } = body as { type: string; code: string };
+  const expected = `/problems/${code.toLowerCase().replace(/_/g, '-')}`;
+  return type === expected ? [] : [`${where}: problem type ${type}, expected ${expected}`];
 }
 
 /** Header names compare case-insensitively (RFC 9110), in the spec as on the wire. */

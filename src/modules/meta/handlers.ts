@@ -1,8 +1,9 @@
 import { loggableError } from '../../http/error-handler.js';
-import { ServiceUnavailableError } from '../../http/errors.js';
+import { NotFoundError, ServiceUnavailableError } from '../../http/errors.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
+import { problemTypeNamed } from '../../http/problem-types.js';
 
-export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument';
+export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument' | 'getProblemType';
 
 export function createMetaHandlers(deps: {
   ping: () => Promise<void>;
@@ -26,6 +27,11 @@ export function createMetaHandlers(deps: {
     },
     async getOpenApiDocument({ reply }) {
       return reply(200, deps.spec);
+    },
+    async getProblemType({ params, reply }) {
+      const problemType = problemTypeNamed(params.code);
+      if (!problemType) throw new NotFoundError('Problem type');
+      return reply(200, problemType);
     },
   };
 }
