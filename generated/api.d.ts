@@ -139,7 +139,9 @@ export interface paths {
     /**
      * Update your account
      * @description Changes the email address, username or names of the authenticated user's own account.
-     *     Only the fields sent are changed; `null` clears a name. Another user's account gives 403.
+     *     The body is a JSON merge patch (RFC 7396): only the fields sent are changed, and
+     *     `null` clears a name. Send it as `application/merge-patch+json` or as
+     *     `application/json`; both take the same fields. Another user's account gives 403.
      */
     patch: operations['updateUser'];
     trace?: never;
@@ -491,7 +493,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The request body is not `application/json`. */
+    /** @description The request body has no media type, or one the operation does not accept. */
     UnsupportedMediaType: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
@@ -501,7 +503,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The request body is not `application/json`. It still counts against the rate limit. */
+    /** @description The request body has no media type, or one the operation does not accept. It still counts against the rate limit. */
     LimitedUnsupportedMediaType: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
@@ -993,6 +995,13 @@ export interface operations {
     };
     requestBody: {
       content: {
+        /**
+         * @example {
+         *       "username": "ada_lovelace",
+         *       "lastName": null
+         *     }
+         */
+        'application/merge-patch+json': components['schemas']['UpdateUserRequest'];
         /**
          * @example {
          *       "username": "ada_lovelace",

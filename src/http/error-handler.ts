@@ -10,6 +10,7 @@ import {
   escapePointer,
 } from './errors.js';
 import type { Problem, ProblemCode, ProblemItem } from './handler-types.js';
+import { requestMediaTypesOf } from './json-body.js';
 import { problemTypeOf, problemTypeUri } from './problem-types.js';
 
 /**
@@ -56,15 +57,17 @@ function validationItems(errors: AjvError[], context: string | undefined): Probl
 }
 
 // Fastify's own client errors, by code; anything else with a 4xx status falls back on it.
-const fastifyClientErrors: Record<string, () => AppError> = {
+const fastifyClientErrors: Record<string, (request?: FastifyRequest) => AppError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', 'Payload too large', 'The request body is too large.'),
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (request) =>
     new AppError(
       415,
       'UNSUPPORTED_MEDIA_TYPE',
       'Unsupported media type',
-      'Send the body as application/json.',
+      request
+        ? `Send the body as ${requestMediaTypesOf(request).join(' or ')}.`
+        : 'Send the body in a media type the operation accepts.',
     ),
   FST_ERR_CTP_EMPTY_JSON_BODY: () =>
     new MalformedRequestError('The body is empty but the content type says JSON.'),
@@ -116,8 +119,11 @@ const statusCodes: Record<number, ProblemCode> = {
   429: 'RATE_LIMITED',
 };
 
-/** Maps any thrown value to the AppError that describes it to a client. */
-export function toAppError(error: unknown): AppError {
+/**
+ * Maps any thrown value to the AppError that describes it to a client; with the request,
+ * a 415 names the media types its operation accepts.
+ */
+export function toAppError(error: unknown, request?: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   if (!(error instanceof Error)) return internal;
   const fastifyError = error as FastifyError & { errors?: unknown[] };
@@ -138,7 +144,7 @@ export function toAppError(error: unknown): AppError {
     );
   }
   const known = fastifyError.code ? fastifyClientErrors[fastifyError.code] : undefined;
-  if (known) return known();
+  if (known) return known(request);
   if (error instanceof SyntaxError && fastifyError.statusCode === 400) {
     return new MalformedRequestError('The body is not valid JSON.');
   }
@@ -193,7 +199,7 @@ export function loggableError(error: unknown): unknown {
 }
 
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
-  const appError = toAppError(error);
+  const appError = toAppError(error, request);
   if (appError.status >= 500) {
     request.log.error({ err: loggableError(error) }, 'request failed');
   } else {

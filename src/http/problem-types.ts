@@ -72,7 +72,7 @@ const explanations: Record<ProblemCode, Omit<ProblemType, 'type' | 'code'>> = {
     status: 415,
     title: 'Unsupported media type',
     description:
-      'The body was sent without a `Content-Type`, or with one the operation does not accept. Send it as a media type the operation declares for its request body (`application/json`); `detail` names them.',
+      'The body was sent without a `Content-Type`, or with one the operation does not accept. Send it as a media type the operation declares for its request body: `application/json`, or for `updateUser` also `application/merge-patch+json`. `detail` names those of the operation.',
   },
   RATE_LIMITED: {
     status: 429,
