@@ -63,6 +63,28 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/problems/{code}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Explain a kind of problem
+     * @description The `type` of every problem this API answers with is the URL of this operation for
+     *     the problem's `code`. It says what that kind of problem means and what a client can
+     *     do about it.
+     */
+    get: operations['getProblemType'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/users': {
     parameters: {
       query?: never;
@@ -117,7 +139,9 @@ export interface paths {
     /**
      * Update your account
      * @description Changes the email address, username or names of the authenticated user's own account.
-     *     Only the fields sent are changed; `null` clears a name. Another user's account gives 403.
+     *     The body is a JSON merge patch (RFC 7396): only the fields sent are changed, and
+     *     `null` clears a name. Send it as `application/merge-patch+json` or as
+     *     `application/json`; both take the same fields. Another user's account gives 403.
      */
     patch: operations['updateUser'];
     trace?: never;
@@ -269,27 +293,44 @@ export interface components {
       detail?: string;
       /** @description The path of the request. */
       instance?: string;
-      /**
-       * @description A stable, machine-readable error code.
-       * @enum {string}
-       */
-      code:
-        | 'VALIDATION_ERROR'
-        | 'MALFORMED_REQUEST'
-        | 'UNAUTHORIZED'
-        | 'INVALID_CREDENTIALS'
-        | 'ACCOUNT_DISABLED'
-        | 'FORBIDDEN'
-        | 'NOT_FOUND'
-        | 'CONFLICT'
-        | 'PAYLOAD_TOO_LARGE'
-        | 'URI_TOO_LONG'
-        | 'UNSUPPORTED_MEDIA_TYPE'
-        | 'RATE_LIMITED'
-        | 'INTERNAL_ERROR'
-        | 'SERVICE_UNAVAILABLE';
+      code: components['schemas']['ProblemCode'];
       /** @description For `VALIDATION_ERROR` and `CONFLICT`, each offending value. */
       errors?: components['schemas']['ProblemItem'][];
+    };
+    /**
+     * @description A stable, machine-readable error code. Each one is a kind of problem, explained at
+     *     `/problems/{code in kebab-case}` (the problem's `type`).
+     * @enum {string}
+     */
+    ProblemCode:
+      | 'VALIDATION_ERROR'
+      | 'MALFORMED_REQUEST'
+      | 'UNAUTHORIZED'
+      | 'INVALID_CREDENTIALS'
+      | 'ACCOUNT_DISABLED'
+      | 'FORBIDDEN'
+      | 'NOT_FOUND'
+      | 'CONFLICT'
+      | 'PAYLOAD_TOO_LARGE'
+      | 'URI_TOO_LONG'
+      | 'UNSUPPORTED_MEDIA_TYPE'
+      | 'RATE_LIMITED'
+      | 'INTERNAL_ERROR'
+      | 'SERVICE_UNAVAILABLE';
+    /** @description What a kind of problem means, and what a client can do about it. */
+    ProblemType: {
+      /**
+       * Format: uri-reference
+       * @description The `type` of the problems of this kind, which is the URL of this explanation.
+       */
+      type: string;
+      /** @description The `title` of the problems of this kind. */
+      title: string;
+      /** @description The HTTP status the problems of this kind come with. */
+      status: number;
+      code: components['schemas']['ProblemCode'];
+      /** @description What the problem means and what to do about it, for the developer of a client. */
+      description: string;
     };
     ProblemItem: {
       /**
@@ -306,32 +347,30 @@ export interface components {
     /** @description The request is malformed or does not match this document. */
     BadRequest: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/validation-error",
-         *       "title": "Validation failed",
-         *       "status": 400,
-         *       "detail": "The request does not match the API contract.",
-         *       "instance": "/api/users",
-         *       "code": "VALIDATION_ERROR",
-         *       "errors": [
-         *         {
-         *           "location": "body",
-         *           "pointer": "/email",
-         *           "message": "must match format \"email\""
-         *         }
-         *       ]
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The request is malformed or does not match this document. It still counts against the rate limit. */
+    LimitedBadRequest: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
     /** @description No valid access token was sent. */
     Unauthorized: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
@@ -351,6 +390,7 @@ export interface components {
     /** @description The authenticated user may not act on this resource. */
     Forbidden: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
@@ -370,6 +410,7 @@ export interface components {
     /** @description No such resource. */
     NotFound: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
@@ -389,51 +430,53 @@ export interface components {
     /** @description A unique value is already taken. */
     Conflict: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/conflict",
-         *       "title": "Conflict",
-         *       "status": 409,
-         *       "detail": "This email address is already taken.",
-         *       "instance": "/api/users",
-         *       "code": "CONFLICT",
-         *       "errors": [
-         *         {
-         *           "location": "body",
-         *           "pointer": "/email",
-         *           "message": "is already taken"
-         *         }
-         *       ]
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description A unique value is already taken. It still counts against the rate limit. */
+    LimitedConflict: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
     /** @description The request body is larger than the server accepts. */
     PayloadTooLarge: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/payload-too-large",
-         *       "title": "Payload too large",
-         *       "status": 413,
-         *       "detail": "The request body is larger than 1048576 bytes.",
-         *       "instance": "/api/users",
-         *       "code": "PAYLOAD_TOO_LARGE"
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The request body is larger than the server accepts. It still counts against the rate limit. */
+    LimitedPayloadTooLarge: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
     /** @description A path parameter is longer than the server accepts. */
     UriTooLong: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
@@ -450,22 +493,26 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The request body is not `application/json`. */
+    /** @description The request body has no media type, or one the operation does not accept. */
     UnsupportedMediaType: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/unsupported-media-type",
-         *       "title": "Unsupported media type",
-         *       "status": 415,
-         *       "detail": "Send the body as application/json.",
-         *       "instance": "/api/users",
-         *       "code": "UNSUPPORTED_MEDIA_TYPE"
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The request body has no media type, or one the operation does not accept. It still counts against the rate limit. */
+    LimitedUnsupportedMediaType: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
@@ -475,11 +522,11 @@ export interface components {
      */
     TooManyRequests: {
       headers: {
-        /**
-         * @description Seconds until the client may try again.
-         * @example 42
-         */
-        'Retry-After'?: number;
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        'Retry-After': components['headers']['RetryAfter'];
         [name: string]: unknown;
       };
       content: {
@@ -499,38 +546,46 @@ export interface components {
     /** @description Something went wrong on the server. Nothing about it is revealed. */
     InternalError: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/internal-error",
-         *       "title": "Internal server error",
-         *       "status": 500,
-         *       "detail": "Something went wrong on our side. Try again later.",
-         *       "instance": "/api/users",
-         *       "code": "INTERNAL_ERROR"
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description Something went wrong on the server. Nothing about it is revealed. It still counts against the rate limit. */
+    LimitedInternalError: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
     /** @description The database does not answer. Try again later. */
     ServiceUnavailable: {
       headers: {
+        'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/service-unavailable",
-         *       "title": "Service unavailable",
-         *       "status": 503,
-         *       "detail": "The service is temporarily unavailable. Try again later.",
-         *       "instance": "/ready",
-         *       "code": "SERVICE_UNAVAILABLE"
-         *     }
-         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The database does not answer. Try again later. It still counts against the rate limit. */
+    LimitedServiceUnavailable: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
@@ -553,7 +608,35 @@ export interface components {
     Cursor: string;
   };
   requestBodies: never;
-  headers: never;
+  headers: {
+    /**
+     * @description The id of this request in the server's logs: the client's own `X-Request-Id` when it
+     *     sends a sane one (1 to 128 of `A-Z a-z 0-9 . _ : -`), otherwise a generated UUID.
+     *     Quote it when reporting a problem.
+     * @example 0d9f6a8e-3c1b-4f7a-9e2d-5b8c7a6f1e40
+     */
+    RequestId: string;
+    /**
+     * @description How many requests to this operation a client address may make in one window.
+     * @example 10
+     */
+    RateLimitLimit: number;
+    /**
+     * @description How many of them are left in the current window, this request counted.
+     * @example 9
+     */
+    RateLimitRemaining: number;
+    /**
+     * @description Seconds until the current window ends and the count starts again.
+     * @example 42
+     */
+    RateLimitReset: number;
+    /**
+     * @description Seconds until the client may try again (the end of the current window).
+     * @example 42
+     */
+    RetryAfter: number;
+  };
   pathItems: never;
 }
 export type $defs = Record<string, never>;
@@ -570,6 +653,7 @@ export interface operations {
       /** @description The process is alive. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -596,6 +680,7 @@ export interface operations {
       /** @description Ready to serve traffic. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -624,6 +709,7 @@ export interface operations {
       /** @description The OpenAPI document, as JSON. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -653,6 +739,65 @@ export interface operations {
       500: components['responses']['InternalError'];
     };
   };
+  getProblemType: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description A problem `code` in kebab-case, as in the problem's `type` (`validation-error` for `VALIDATION_ERROR`).
+         * @example validation-error
+         */
+        code: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The explanation of that kind of problem. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/validation-error",
+           *       "title": "Validation failed",
+           *       "status": 400,
+           *       "code": "VALIDATION_ERROR",
+           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
+           *     }
+           */
+          'application/json': components['schemas']['ProblemType'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      /** @description No kind of problem has this code. */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/not-found",
+           *       "title": "Not found",
+           *       "status": 404,
+           *       "detail": "Problem type not found.",
+           *       "instance": "/problems/out-of-coffee",
+           *       "code": "NOT_FOUND"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      414: components['responses']['UriTooLong'];
+      500: components['responses']['InternalError'];
+    };
+  };
   listUsers: {
     parameters: {
       query?: {
@@ -676,6 +821,7 @@ export interface operations {
       /** @description A page of public profiles. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -737,20 +883,24 @@ export interface operations {
            * @description The URL of the new user's public profile.
            * @example /api/users/0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
            */
-          Location?: string;
+          Location: string;
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
           'application/json': components['schemas']['User'];
         };
       };
-      400: components['responses']['BadRequest'];
-      409: components['responses']['Conflict'];
-      413: components['responses']['PayloadTooLarge'];
-      415: components['responses']['UnsupportedMediaType'];
+      400: components['responses']['LimitedBadRequest'];
+      409: components['responses']['LimitedConflict'];
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['InternalError'];
-      503: components['responses']['ServiceUnavailable'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
     };
   };
   getUser: {
@@ -771,6 +921,7 @@ export interface operations {
       /** @description The public profile. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -811,6 +962,7 @@ export interface operations {
       /** @description The deleted account. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -849,6 +1001,13 @@ export interface operations {
          *       "lastName": null
          *     }
          */
+        'application/merge-patch+json': components['schemas']['UpdateUserRequest'];
+        /**
+         * @example {
+         *       "username": "ada_lovelace",
+         *       "lastName": null
+         *     }
+         */
         'application/json': components['schemas']['UpdateUserRequest'];
       };
     };
@@ -856,6 +1015,7 @@ export interface operations {
       /** @description The updated account. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {
@@ -896,6 +1056,10 @@ export interface operations {
       /** @description Logged in. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -920,10 +1084,14 @@ export interface operations {
           'application/json': components['schemas']['LoginResponse'];
         };
       };
-      400: components['responses']['BadRequest'];
+      400: components['responses']['LimitedBadRequest'];
       /** @description The email address or the password is wrong. */
       401: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -943,6 +1111,10 @@ export interface operations {
       /** @description The account is disabled. */
       403: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -959,11 +1131,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['PayloadTooLarge'];
-      415: components['responses']['UnsupportedMediaType'];
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['InternalError'];
-      503: components['responses']['ServiceUnavailable'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
     };
   };
   getMe: {
@@ -978,6 +1150,7 @@ export interface operations {
       /** @description The authenticated user's account. */
       200: {
         headers: {
+          'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
         content: {

@@ -16,7 +16,7 @@ import type {
   OperationId,
   ResultBuilders,
 } from './handler-types.js';
-import { appErrorOf, domainProblems } from './problems.js';
+import { appErrorOf, statusOfDomainError } from './problems.js';
 import type { SecurityHandlers } from './security.js';
 
 /**
@@ -97,7 +97,7 @@ type AnyResult =
 
 // The builders only shape data; the types of ResultBuilders are what check it.
 const refuse = (error: AnyDomainError): AnyResult => ({
-  status: domainProblems[error.code].status,
+  status: statusOfDomainError(error),
   error,
 });
 const builders = {

@@ -11,6 +11,8 @@ import {
   ValidationError,
   escapePointer,
 } from './errors.js';
+import { requestMediaTypesOf } from './json-body.js';
+import { problemTypeOf, problemTypeUri } from './problem-types.js';
 import { appErrorOf } from './problems.js';
 
 /**
@@ -57,15 +59,17 @@ function validationItems(errors: AjvError[], context: string | undefined): Probl
 }
 
 // Fastify's own client errors, by code; anything else with a 4xx status falls back on it.
-const fastifyClientErrors: Record<string, () => AppError> = {
+const fastifyClientErrors: Record<string, (request?: FastifyRequest) => AppError> = {
   FST_ERR_CTP_BODY_TOO_LARGE: () =>
     new AppError(413, 'PAYLOAD_TOO_LARGE', 'Payload too large', 'The request body is too large.'),
-  FST_ERR_CTP_INVALID_MEDIA_TYPE: () =>
+  FST_ERR_CTP_INVALID_MEDIA_TYPE: (request) =>
     new AppError(
       415,
       'UNSUPPORTED_MEDIA_TYPE',
       'Unsupported media type',
-      'Send the body as application/json.',
+      request
+        ? `Send the body as ${requestMediaTypesOf(request).join(' or ')}.`
+        : 'Send the body in a media type the operation accepts.',
     ),
   FST_ERR_CTP_EMPTY_JSON_BODY: () =>
     new MalformedRequestError('The body is empty but the content type says JSON.'),
@@ -117,7 +121,10 @@ const statusCodes: Record<number, ProblemCode> = {
   429: 'RATE_LIMITED',
 };
 
-/** Maps any thrown value to the AppError that describes it to a client. */
+/**
+ * Maps any thrown value to the AppError that describes it to a client; with the request,
+ * a 415 names the media types its operation accepts.
+ */
 export function toAppError(error: unknown, request: FastifyRequest): AppError {
   if (error instanceof AppError) return error;
   // Services return domain errors rather than throw them; one thrown all the same is
@@ -143,7 +150,7 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
     );
   }
   const known = fastifyError.code ? fastifyClientErrors[fastifyError.code] : undefined;
-  if (known) return known();
+  if (known) return known(request);
   if (error instanceof SyntaxError && fastifyError.statusCode === 400) {
     return new MalformedRequestError('The body is not valid JSON.');
   }
@@ -159,19 +166,16 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
   const status = fastifyError.statusCode;
   if (status !== undefined && status >= 400 && status < 500) {
     const code = statusCodes[status] ?? 'MALFORMED_REQUEST';
-    return new AppError(statusCodes[status] ? status : 400, code, titleOf(code), error.message);
+    // The title of the problem type, which a problem of that type must not contradict.
+    const { title } = problemTypeOf(code);
+    return new AppError(statusCodes[status] ? status : 400, code, title, error.message);
   }
   return internal;
 }
 
-function titleOf(code: ProblemCode): string {
-  const lower = code.toLowerCase().replace(/_/g, ' ');
-  return lower.charAt(0).toUpperCase() + lower.slice(1);
-}
-
 export function problemOf(error: AppError, request: FastifyRequest): Problem {
   return {
-    type: `/problems/${error.code.toLowerCase().replace(/_/g, '-')}`,
+    type: problemTypeUri(error.code),
     title: error.title,
     status: error.status,
     detail: error.message,

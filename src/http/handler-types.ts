@@ -38,9 +38,20 @@ export type ResponseBody<K extends OperationId, S extends StatusOf<K>> = BodyOfR
   Responses<K>[S]
 >;
 
+/** Headers the server itself sets on every response that declares them (app.ts, rate limits). */
+type ServerSetHeader =
+  | 'X-Request-Id'
+  | 'X-RateLimit-Limit'
+  | 'X-RateLimit-Remaining'
+  | 'X-RateLimit-Reset'
+  | 'Retry-After';
+
 // openapi-typescript adds `[name: string]: unknown` to every headers object; without it,
-// a header the spec does not name is an excess property the compiler refuses.
-type NamedHeaders<H> = { [P in keyof H as string extends P ? never : P]: H[P] };
+// a header the spec does not name is an excess property the compiler refuses. What the
+// server sets is not the handler's to send.
+type NamedHeaders<H> = {
+  [P in keyof H as string extends P ? never : P extends ServerSetHeader ? never : P]: H[P];
+};
 
 /** The headers the spec declares for status S of operation K (never, when it names none). */
 export type ResponseHeaders<

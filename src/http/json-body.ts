@@ -1,6 +1,27 @@
-import { errorCodes, type FastifyInstance } from 'fastify';
+import { isDeepStrictEqual } from 'node:util';
+import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify';
 import { MalformedRequestError, ValidationError, escapePointer } from './errors.js';
 import type { ProblemItem } from '../api-types.js';
+
+declare module 'fastify' {
+  interface FastifyContextConfig {
+    /** The media types the route's request body may be sent as (set from the spec). */
+    requestMediaTypes?: readonly string[];
+  }
+}
+
+/**
+ * The JSON media types of the spec's request bodies: JSON itself, and JSON merge patch
+ * (RFC 7396) for updateUser. A route accepts those its request body declares, or JSON
+ * alone when it declares none (a DELETE may still carry a body: it must be readable).
+ */
+const JSON_MEDIA_TYPES = ['application/json', 'application/merge-patch+json'] as const;
+const DEFAULT_MEDIA_TYPES: readonly string[] = ['application/json'];
+
+/** The media types the request's route accepts a body in. */
+export function requestMediaTypesOf(request: FastifyRequest): readonly string[] {
+  return request.routeOptions.config.requestMediaTypes ?? DEFAULT_MEDIA_TYPES;
+}
 
 /**
  * JSON bodies are parsed by Fastify's own parser (which refuses __proto__ and constructor
@@ -9,32 +30,39 @@ import type { ProblemItem } from '../api-types.js';
  * the database. Refusing them here keeps the promise "stored exactly, or a 400". So does
  * decoding the bytes strictly: invalid UTF-8 would otherwise become U+FFFD without a word.
  *
- * application/json is the only request media type of the spec, so it is the only body
- * read: any other one (text/plain, which Fastify parses by default, included) is a 415.
+ * Every JSON media type is read by these same rules. The parsers are shared by all
+ * routes, so each refuses (415) a media type the request's route does not accept; any
+ * other media type (text/plain, which Fastify parses by default, included) has no parser
+ * and is a 415 too.
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
   const parseJson = app.getDefaultJsonParser('error', 'error');
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeAllContentTypeParsers();
-  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
-    let text: string;
-    try {
-      text = utf8.decode(body as Buffer);
-    } catch {
-      return done(new MalformedRequestError('The body is not valid UTF-8.'), undefined);
-    }
-    void parseJson(request, text, (error: Error | null, value?: unknown) => {
-      if (error) return done(error, undefined);
-      const issues = unstorableText(value, '', []);
-      if (issues.length > 0) {
-        return done(
-          new ValidationError('The body contains text that cannot be stored.', issues),
-          undefined,
-        );
+  for (const mediaType of JSON_MEDIA_TYPES) {
+    app.addContentTypeParser(mediaType, { parseAs: 'buffer' }, (request, body, done) => {
+      if (!requestMediaTypesOf(request).includes(mediaType)) {
+        return done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined);
       }
-      return done(null, value);
+      let text: string;
+      try {
+        text = utf8.decode(body as Buffer);
+      } catch {
+        return done(new MalformedRequestError('The body is not valid UTF-8.'), undefined);
+      }
+      void parseJson(request, text, (error: Error | null, value?: unknown) => {
+        if (error) return done(error, undefined);
+        const issues = unstorableText(value, '', []);
+        if (issues.length > 0) {
+          return done(
+            new ValidationError('The body contains text that cannot be stored.', issues),
+            undefined,
+          );
+        }
+        return done(null, value);
+      });
     });
-  });
+  }
   // fastify-openapi-glue warns at start-up about each media type of the spec that has no
   // parser, the responses' application/problem+json included: it has one, that refuses it.
   app.addContentTypeParser('application/problem+json', (_request, _payload, done) =>
@@ -43,12 +71,22 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
 
   // Fastify applies a body schema keyed by media type only to bodies of that type, so a
   // request without a body (or a Content-Type) would reach the handler unchecked. A route
-  // whose one body type is JSON gets its schema as the schema of every body instead.
+  // whose body types all share one schema gets it as the schema of every body instead;
+  // one whose types differ would leave body-less requests unchecked, so it cannot start.
   app.addHook('onRoute', (route) => {
     const body = route.schema?.body as BodyByMediaType | undefined;
-    const types = Object.keys(body?.content ?? {});
-    const json = body?.content?.['application/json']?.schema;
-    if (route.schema && json !== undefined && types.length === 1) route.schema.body = json;
+    if (!route.schema || !body?.content) return;
+    const types = Object.keys(body.content);
+    const schemas = Object.values(body.content).map((media) => media.schema);
+    const [schema] = schemas;
+    if (schemas.some((other) => !isDeepStrictEqual(other, schema))) {
+      throw new Error(
+        `${String(route.method)} ${route.url}: its request media types (${types.join(', ')}) ` +
+          'have different schemas; give them one schema so every body is validated.',
+      );
+    }
+    if (schema !== undefined) route.schema.body = schema;
+    route.config = { ...route.config, requestMediaTypes: types };
   });
 }
 

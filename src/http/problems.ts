@@ -2,25 +2,31 @@ import type { FastifyRequest } from 'fastify';
 import type { ProblemCode, ProblemItem } from '../api-types.js';
 import type { AnyDomainError, DomainErrorCode } from '../errors.js';
 import { AppError, escapePointer } from './errors.js';
+import { problemTypeOf, type StatusOfProblem } from './problem-types.js';
 
 /**
- * How each domain error is told to a client: its status, the spec's problem `code` and
- * title. The statuses are what the compiler checks against each operation's declared
- * responses (see `respond` and `refuse` in handler-types.ts).
+ * The problem each domain error is told to a client as. Its status (and title) is that
+ * problem's, in problem-types.ts: the statuses the compiler checks against each
+ * operation's declared responses (see `respond` and `refuse` in handler-types.ts).
  */
 export const domainProblems = {
-  NOT_FOUND: { status: 404, code: 'NOT_FOUND', title: 'Not found' },
-  CONFLICT: { status: 409, code: 'CONFLICT', title: 'Conflict' },
-  FORBIDDEN: { status: 403, code: 'FORBIDDEN', title: 'Forbidden' },
-  INVALID_INPUT: { status: 400, code: 'VALIDATION_ERROR', title: 'Validation failed' },
-  INVALID_CREDENTIALS: { status: 401, code: 'INVALID_CREDENTIALS', title: 'Invalid credentials' },
-  ACCOUNT_DISABLED: { status: 403, code: 'ACCOUNT_DISABLED', title: 'Account disabled' },
-  UNAUTHENTICATED: { status: 401, code: 'UNAUTHORIZED', title: 'Unauthorized' },
-  UNAVAILABLE: { status: 503, code: 'SERVICE_UNAVAILABLE', title: 'Service unavailable' },
-} as const satisfies Record<DomainErrorCode, { status: number; code: ProblemCode; title: string }>;
+  NOT_FOUND: 'NOT_FOUND',
+  CONFLICT: 'CONFLICT',
+  FORBIDDEN: 'FORBIDDEN',
+  INVALID_INPUT: 'VALIDATION_ERROR',
+  INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',
+  ACCOUNT_DISABLED: 'ACCOUNT_DISABLED',
+  UNAUTHENTICATED: 'UNAUTHORIZED',
+  UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+} as const satisfies Record<DomainErrorCode, ProblemCode>;
 
-export type StatusOfDomainError<E extends AnyDomainError> =
-  (typeof domainProblems)[E['code']]['status'];
+export type StatusOfDomainError<E extends AnyDomainError> = StatusOfProblem<
+  (typeof domainProblems)[E['code']]
+>;
+
+export function statusOfDomainError(error: AnyDomainError): number {
+  return problemTypeOf(domainProblems[error.code]).status;
+}
 
 type SchemaWithProperties = { properties?: Record<string, unknown> } | undefined;
 
@@ -52,6 +58,6 @@ function itemsOf(error: AnyDomainError, request: FastifyRequest): ProblemItem[] 
 
 /** The AppError (status, problem code, title, items) that tells a client about `error`. */
 export function appErrorOf(error: AnyDomainError, request: FastifyRequest): AppError {
-  const { status, code, title } = domainProblems[error.code];
+  const { status, code, title } = problemTypeOf(domainProblems[error.code]);
   return new AppError(status, code, title, error.message, itemsOf(error, request));
 }

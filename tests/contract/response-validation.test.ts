@@ -135,7 +135,12 @@ describe('statuses outside the contract', () => {
 });
 
 describe('the test suite’s own contract check', () => {
-  const base = { method: 'GET', contentType: 'application/json; charset=utf-8' };
+  const requestId = { 'x-request-id': '0d9f6a8e-3c1b-4f7a-9e2d-5b8c7a6f1e40' };
+  const base = {
+    method: 'GET',
+    contentType: 'application/json; charset=utf-8',
+    headers: requestId,
+  };
   const publicUser = {
     id: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
     username: 'ada',
@@ -191,6 +196,123 @@ describe('the test suite’s own contract check', () => {
         payload: JSON.stringify(withoutUsername),
       }),
     ).toEqual([expect.stringMatching(/must have required property 'username'/)]);
+  });
+
+  it('accepts declared headers in any case, and the transport headers', () => {
+    expect(
+      contractViolations({
+        ...base,
+        route: '/api/users/:id',
+        statusCode: 200,
+        headers: {
+          'X-Request-ID': 'trace-1',
+          'Content-Type': 'application/json; charset=utf-8',
+          'content-length': '120',
+          date: 'Sun, 29 Nov 2026 20:34:27 GMT',
+          connection: 'keep-alive',
+          'keep-alive': 'timeout=72',
+        },
+        payload: JSON.stringify(publicUser),
+      }),
+    ).toEqual([]);
+  });
+
+  it('catches an undeclared header, even one another operation declares', () => {
+    const getUser = { ...base, route: '/api/users/:id', statusCode: 200 };
+    const payload = JSON.stringify(publicUser);
+    expect(
+      contractViolations({ ...getUser, headers: { ...requestId, 'X-Powered-By': 'x' }, payload }),
+    ).toEqual([expect.stringMatching(/header x-powered-by is not declared/)]);
+    // The rate-limit headers belong to createUser and login only.
+    expect(
+      contractViolations({
+        ...getUser,
+        headers: { ...requestId, 'x-ratelimit-limit': '10' },
+        payload,
+      }),
+    ).toEqual([expect.stringMatching(/header x-ratelimit-limit is not declared/)]);
+  });
+
+  it('catches a required header that is missing, and a header value outside its schema', () => {
+    const problem = JSON.stringify({
+      type: '/problems/invalid-credentials',
+      title: 'Invalid credentials',
+      status: 401,
+      code: 'INVALID_CREDENTIALS',
+    });
+    const login = {
+      ...base,
+      method: 'POST',
+      route: '/api/auth/login',
+      statusCode: 401,
+      contentType: 'application/problem+json',
+      payload: problem,
+    };
+    const limits = {
+      'x-ratelimit-limit': '10',
+      'x-ratelimit-remaining': '9',
+      'x-ratelimit-reset': '60',
+    };
+    expect(contractViolations({ ...login, headers: { ...requestId, ...limits } })).toEqual([]);
+    expect(contractViolations({ ...login, headers: limits })).toEqual([
+      expect.stringMatching(/required header x-request-id is missing/),
+    ]);
+    expect(
+      contractViolations({
+        ...login,
+        headers: { ...requestId, ...limits, 'x-ratelimit-remaining': 'many' },
+      }),
+    ).toEqual([expect.stringMatching(/header x-ratelimit-remaining: .*must be integer/)]);
+    expect(
+      contractViolations({ ...login, headers: { ...limits, 'x-request-id': 'not sane' } }),
+    ).toEqual([expect.stringMatching(/header x-request-id: .*must match pattern/)]);
+  });
+
+  it('holds unrouted answers to the responses the spec declares for them', () => {
+    const notFound = {
+      ...base,
+      route: undefined,
+      statusCode: 404,
+      contentType: 'application/problem+json',
+      payload: JSON.stringify({
+        type: '/problems/not-found',
+        title: 'Not found',
+        status: 404,
+        code: 'NOT_FOUND',
+      }),
+    };
+    expect(contractViolations(notFound)).toEqual([]);
+    expect(contractViolations({ ...notFound, headers: {} })).toEqual([
+      expect.stringMatching(/required header x-request-id is missing/),
+    ]);
+    expect(
+      contractViolations({ ...notFound, headers: { ...requestId, 'retry-after': '1' } }),
+    ).toEqual([expect.stringMatching(/header retry-after is not declared/)]);
+    expect(contractViolations({ ...notFound, statusCode: 405 })).toEqual([
+      expect.stringMatching(/not declared in x-unrouted-responses/),
+    ]);
+  });
+
+  it('catches a problem whose type is not the URL of its code', () => {
+    const notFound = {
+      ...base,
+      route: '/api/users/:id',
+      statusCode: 404,
+      contentType: 'application/problem+json',
+    };
+    const problem = { title: 'Not found', status: 404, code: 'NOT_FOUND' };
+    expect(
+      contractViolations({
+        ...notFound,
+        payload: JSON.stringify({ ...problem, type: '/problems/not-found' }),
+      }),
+    ).toEqual([]);
+    expect(
+      contractViolations({
+        ...notFound,
+        payload: JSON.stringify({ ...problem, type: 'about:blank' }),
+      }),
+    ).toEqual([expect.stringMatching(/problem type about:blank, expected \/problems\/not-found/)]);
   });
 
   it('holds unrouted answers to the Problem schema', () => {

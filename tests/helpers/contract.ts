@@ -8,45 +8,67 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 /**
  * An independent check of responses against generated/openapi.json, used by every
  * integration test: the status must be declared for the operation, the content type
- * declared for that status, and the body valid against its schema. It shares nothing with
- * the server's own validation, so a server that validated wrongly would still be caught.
+ * declared for that status, the body valid against its schema (a problem's `type` the
+ * URL of its code), and every header sent declared (and every required one sent, with a
+ * valid value). It shares nothing with the
+ * server's own validation, so a server that validated wrongly would still be caught.
  */
 const spec = loadSpec() as unknown as Record<string, unknown> & {
   paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
+  'x-unrouted-responses'?: Record<string, unknown>;
 };
 
 // The spec as a whole is not a JSON Schema (it has `openapi`, `paths`, …), so it is added
 // without meta-schema validation; only the schema objects it points at are compiled.
-const ajv = new Ajv2020({
-  strict: false,
-  validateSchema: false,
-  allErrors: true,
-  allowUnionTypes: true,
-});
-addFormats(ajv);
-ajv.addSchema(spec, 'spec');
-
-function resolve(value: unknown): Record<string, unknown> {
-  let current = value as Record<string, unknown>;
-  while (typeof current.$ref === 'string') {
-    const pointer = current.$ref.replace(/^#\//, '').split('/');
-    current = pointer.reduce<unknown>(
-      (node, token) =>
-        (node as Record<string, unknown>)[token.replace(/~1/g, '/').replace(/~0/g, '~')],
-      spec,
-    ) as Record<string, unknown>;
-  }
-  return current;
+const ajvOptions = { strict: false, validateSchema: false, allErrors: true, allowUnionTypes: true };
+const ajv = new Ajv2020(ajvOptions);
+// Header values are text on the wire: `x-ratelimit-limit: 10` is the integer 10.
+const headerAjv = new Ajv2020({ ...ajvOptions, coerceTypes: true });
+for (const instance of [ajv, headerAjv]) {
+  addFormats(instance);
+  instance.addSchema(spec, 'spec');
 }
 
+/**
+ * Headers that belong to the connection or the framing of the message, not to the API:
+ * HTTP servers and proxies add them to every response, so the spec does not list them.
+ * (`content-type` is checked on its own, against the declared media types.)
+ */
+const TRANSPORT_HEADERS = new Set([
+  'content-type',
+  'content-length',
+  'date',
+  'connection',
+  'keep-alive',
+]);
+
+const unescape = (token: string) => token.replace(/~1/g, '/').replace(/~0/g, '~');
 const escape = (token: string) => token.replace(/~/g, '~0').replace(/\//g, '~1');
+
+function at(pointer: string): Record<string, unknown> {
+  return pointer
+    .slice(1)
+    .split('/')
+    .reduce<unknown>(
+      (node, token) => (node as Record<string, unknown>)[unescape(token)],
+      spec,
+    ) as Record<string, unknown>;
+}
+
+/** Follows $refs so the pointer names where the object really is. */
+function resolvedPointer(pointer: string): string {
+  const node = at(pointer);
+  return typeof node.$ref === 'string' ? resolvedPointer(node.$ref.slice(1)) : pointer;
+}
+
 const validators = new Map<string, ValidateFunction>();
 
-function validatorFor(pointer: string): ValidateFunction {
-  let validate = validators.get(pointer);
+function validatorFor(pointer: string, instance = ajv): ValidateFunction {
+  const key = `${instance === ajv ? 'body' : 'header'}${pointer}`;
+  let validate = validators.get(key);
   if (!validate) {
-    validate = ajv.compile({ $ref: `spec#${pointer}` });
-    validators.set(pointer, validate);
+    validate = instance.compile({ $ref: `spec#${pointer}` });
+    validators.set(key, validate);
   }
   return validate;
 }
@@ -57,33 +79,48 @@ export interface ObservedResponse {
   route: string | undefined;
   statusCode: number;
   contentType: string | undefined;
+  /** Every header sent, by name in any case (`reply.getHeaders()` or an inject response's). */
+  headers: Record<string, string | string[] | number | undefined>;
   payload: string;
 }
 
 /** Problems with a response, as sentences; empty when it matches the contract. */
 export function contractViolations(response: ObservedResponse): string[] {
   const where = `${response.method} ${response.route ?? '(no route)'} → ${response.statusCode}`;
-  const mediaType = response.contentType?.split(';', 1)[0]?.trim();
+  const responsePointer = declaredResponse(response);
+  if (typeof responsePointer !== 'string') return [`${where}: ${responsePointer.violation}`];
+  return [
+    ...bodyViolations(where, responsePointer, response),
+    ...headerViolations(where, responsePointer, response.headers),
+  ];
+}
 
+/** Where the spec declares this response, or why it does not. */
+function declaredResponse(response: ObservedResponse): string | { violation: string } {
+  const status = String(response.statusCode);
   if (response.route === undefined) {
-    // Unmatched URLs (404), bad URL encoding (400) and over-long path parameters (414)
-    // are answered before any operation is chosen: they must still be problems.
-    if (![400, 404, 414].includes(response.statusCode)) return [`${where}: unexpected status`];
-    return checkBody(
-      where,
-      '/components/schemas/Problem',
-      mediaType,
-      'application/problem+json',
-      response.payload,
-    );
+    // Unmatched URLs (404), bad URL encoding (400) and over-long path parameters (414) are
+    // answered before any operation is chosen; the spec lists them apart, outside `paths`.
+    if (!spec['x-unrouted-responses']?.[status]) {
+      return { violation: 'status not declared in x-unrouted-responses' };
+    }
+    return resolvedPointer(`/x-unrouted-responses/${status}`);
   }
-
   const path = response.route.replace(/:(\w+)/g, '{$1}');
-  const operation = spec.paths[path]?.[response.method.toLowerCase()];
-  if (!operation) return [`${where}: no such operation in the spec`];
-  const declared = operation.responses[String(response.statusCode)];
-  if (!declared) return [`${where}: status not declared in the spec`];
-  const content = resolve(declared).content as Record<string, unknown> | undefined;
+  const method = response.method.toLowerCase();
+  const operation = spec.paths[path]?.[method];
+  if (!operation) return { violation: 'no such operation in the spec' };
+  if (!operation.responses[status]) return { violation: 'status not declared in the spec' };
+  return resolvedPointer(`/paths/${escape(path)}/${method}/responses/${status}`);
+}
+
+function bodyViolations(
+  where: string,
+  responsePointer: string,
+  response: ObservedResponse,
+): string[] {
+  const mediaType = response.contentType?.split(';', 1)[0]?.trim();
+  const content = at(responsePointer).content as Record<string, unknown> | undefined;
   if (!content)
     return response.payload === '' ? [] : [`${where}: body sent where none is declared`];
   if (!mediaType || !(mediaType in content)) {
@@ -91,45 +128,67 @@ export function contractViolations(response: ObservedResponse): string[] {
       `${where}: content type ${mediaType} not declared (${Object.keys(content).join(', ')})`,
     ];
   }
-  const responsePointer = resolvedPointer(
-    `/paths/${escape(path)}/${response.method.toLowerCase()}/responses/${response.statusCode}`,
-  );
-  return checkBody(
-    where,
-    `${responsePointer}/content/${escape(mediaType)}/schema`,
-    mediaType,
-    mediaType,
-    response.payload,
-  );
-}
-
-/** Follows response-level $refs so the schema pointer names where the schema really is. */
-function resolvedPointer(pointer: string): string {
-  const node = pointer
-    .slice(1)
-    .split('/')
-    .reduce<unknown>(
-      (n, t) => (n as Record<string, unknown>)[t.replace(/~1/g, '/').replace(/~0/g, '~')],
-      spec,
-    ) as Record<string, unknown>;
-  return typeof node.$ref === 'string' ? resolvedPointer(node.$ref.slice(1)) : pointer;
-}
-
-function checkBody(
-  where: string,
-  schemaPointer: string,
-  actual: string | undefined,
-  expected: string,
-  payload: string,
-): string[] {
-  if (actual !== expected) return [`${where}: content type ${actual}, expected ${expected}`];
   let body: unknown;
   try {
-    body = JSON.parse(payload);
+    body = JSON.parse(response.payload);
   } catch {
-    return [`${where}: body is not JSON: ${payload.slice(0, 200)}`];
+    return [`${where}: body is not JSON: ${response.payload.slice(0, 200)}`];
   }
-  const validate = validatorFor(schemaPointer);
-  if (validate(body)) return [];
-  return [`${where}: ${ajv.errorsText(validate.errors)} in ${payload.slice(0, 300)}`];
+  const validate = validatorFor(`${responsePointer}/content/${escape(mediaType)}/schema`);
+  if (!validate(body)) {
+    return [`${where}: ${ajv.errorsText(validate.errors)} in ${response.payload.slice(0, 300)}`];
+  }
+  return mediaType === 'application/problem+json' ? problemTypeViolations(where, body) : [];
+}
+
+/**
+ * The spec (ProblemCode) says a problem's `type` is `/problems/` and its code in
+ * kebab-case, where getProblemType explains it: a problem pointing anywhere else would
+ * name a URL that does not resolve.
+ */
+function problemTypeViolations(where: string, body: unknown): string[] {
+  const { type, code } = body as { type: string; code: string };
+  const expected = `/problems/${code.toLowerCase().replace(/_/g, '-')}`;
+  return type === expected ? [] : [`${where}: problem type ${type}, expected ${expected}`];
+}
+
+/** Header names compare case-insensitively (RFC 9110), in the spec as on the wire. */
+function headerViolations(
+  where: string,
+  responsePointer: string,
+  headers: ObservedResponse['headers'],
+): string[] {
+  const declared = new Map(
+    Object.keys((at(responsePointer).headers as Record<string, unknown> | undefined) ?? {}).map(
+      (name) => [name.toLowerCase(), resolvedPointer(`${responsePointer}/headers/${escape(name)}`)],
+    ),
+  );
+  const sent = new Map(
+    Object.entries(headers)
+      .filter(([, value]) => value !== undefined)
+      .map(([name, value]) => [name.toLowerCase(), value]),
+  );
+  const violations: string[] = [];
+  for (const [name, value] of sent) {
+    if (TRANSPORT_HEADERS.has(name)) continue;
+    const header = declared.get(name);
+    if (header === undefined) {
+      violations.push(`${where}: header ${name} is not declared`);
+      continue;
+    }
+    const validate = validatorFor(`${header}/schema`, headerAjv);
+    for (const one of Array.isArray(value) ? value : [value]) {
+      if (!validate(String(one))) {
+        violations.push(
+          `${where}: header ${name}: ${headerAjv.errorsText(validate.errors)} (${String(one)})`,
+        );
+      }
+    }
+  }
+  for (const [name, header] of declared) {
+    if (at(header).required === true && !sent.has(name)) {
+      violations.push(`${where}: required header ${name} is missing`);
+    }
+  }
+  return violations;
 }

@@ -18,8 +18,8 @@ export function secretsIn(body: string, passwordsSent: Iterable<string>): string
 }
 
 /**
- * Checks every response the app sends: against the spec (status, content type, body) and
- * for leaked secrets. `take()` hands over what was found since the last call.
+ * Checks every response the app sends: against the spec (status, content type, body,
+ * headers) and for leaked secrets. `take()` hands over what was found since the last call.
  */
 export function observeResponses(app: FastifyInstance): { take(): string[] } {
   const problems: string[] = [];
@@ -36,6 +36,7 @@ export function observeResponses(app: FastifyInstance): { take(): string[] } {
         route: request.routeOptions.url,
         statusCode: reply.statusCode,
         contentType: reply.getHeader('content-type') as string | undefined,
+        headers: reply.getHeaders(),
         payload: body,
       }),
       // The spec itself describes the password fields; every other answer must not hold one.

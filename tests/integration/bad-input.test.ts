@@ -55,6 +55,7 @@ function expectRouterProblem(
     route: undefined,
     statusCode: res.statusCode,
     contentType: res.headers['content-type'] as string | undefined,
+    headers: res.headers,
     payload: res.body,
   });
   expect(violations).toEqual([]);
@@ -128,6 +129,8 @@ interface Target {
   textFields: string[];
   /** Values of the wrong JSON type, by field. */
   wrongTypes: [string, unknown][];
+  /** The media types its request body declares. */
+  accepts: string[];
 }
 
 const targets: Target[] = [
@@ -150,6 +153,7 @@ const targets: Target[] = [
       ['firstName', null],
       ['password', 12345678],
     ],
+    accepts: [JSON_TYPE],
   },
   {
     name: 'PATCH /api/users/{id}',
@@ -168,6 +172,7 @@ const targets: Target[] = [
       ['username', null],
       ['firstName', false],
     ],
+    accepts: ['application/merge-patch+json', JSON_TYPE],
   },
   {
     name: 'POST /api/auth/login',
@@ -184,6 +189,7 @@ const targets: Target[] = [
       ['password', null],
       ['password', { value: PASSWORD }],
     ],
+    accepts: [JSON_TYPE],
   },
 ];
 
@@ -268,31 +274,44 @@ function encodeAs(kind: string, body: Json): string {
   return `${parts.join('')}--XyZ--\r\n`;
 }
 
+/**
+ * Media types a body may come in, as [name, Content-Type, body kind]: each target refuses
+ * those its request body does not declare.
+ */
+const otherMediaTypes: [string, string, string][] = [
+  ['text/plain', 'text/plain', 'JSON'],
+  ['text/plain with a charset', 'text/plain; charset=utf-8', 'JSON'],
+  ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 'FORM'],
+  ['multipart/form-data', 'multipart/form-data; boundary=XyZ', 'MULTIPART'],
+  ['application/problem+json', 'application/problem+json', 'JSON'],
+  ['application/merge-patch+json', 'application/merge-patch+json', 'JSON'],
+  ['application/json-patch+json', 'application/json-patch+json', 'JSON'],
+  ['application/xml', 'application/xml', '<user/>'],
+  ['application/octet-stream', 'application/octet-stream', 'JSON'],
+  ['a value that is not a media type', 'json', 'JSON'],
+];
+
 describe.each(targets)('$name: content types', (target) => {
-  it('accepts application/json with a charset (the control for the cases below)', async () => {
-    const res = await send(
-      target,
-      JSON.stringify(target.valid()),
-      'Application/JSON; charset=utf-8',
-    );
-    expect(res.statusCode, res.body).toBe(target.name === 'POST /api/users' ? 201 : 200);
+  it('accepts each media type it declares, with a charset (the control for the cases below)', async () => {
+    for (const mediaType of target.accepts) {
+      // Media types compare case-insensitively.
+      const sent = mediaType === JSON_TYPE ? 'Application/JSON' : mediaType;
+      const res = await send(target, JSON.stringify(target.valid()), `${sent}; charset=utf-8`);
+      expect(res.statusCode, `${mediaType}: ${res.body}`).toBe(
+        target.name === 'POST /api/users' ? 201 : 200,
+      );
+    }
   });
 
-  it.each([
-    ['text/plain', 'text/plain', 'JSON'],
-    ['text/plain with a charset', 'text/plain; charset=utf-8', 'JSON'],
-    ['application/x-www-form-urlencoded', 'application/x-www-form-urlencoded', 'FORM'],
-    ['multipart/form-data', 'multipart/form-data; boundary=XyZ', 'MULTIPART'],
-    ['application/problem+json', 'application/problem+json', 'JSON'],
-    ['application/merge-patch+json', 'application/merge-patch+json', 'JSON'],
-    ['application/xml', 'application/xml', '<user/>'],
-    ['application/octet-stream', 'application/octet-stream', 'JSON'],
-    ['a value that is not a media type', 'json', 'JSON'],
-  ])('answers 415 UNSUPPORTED_MEDIA_TYPE to %s', async (_name, contentType, kind) => {
-    const payload = encodeAs(kind, target.valid());
-    const res = await refused(target, () => send(target, payload, contentType));
-    expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE', target.url());
-  });
+  it.each(otherMediaTypes.filter(([, type]) => !target.accepts.includes(type)))(
+    'answers 415 UNSUPPORTED_MEDIA_TYPE to %s, naming the types it accepts',
+    async (_name, contentType, kind) => {
+      const payload = encodeAs(kind, target.valid());
+      const res = await refused(target, () => send(target, payload, contentType));
+      const problem = expectProblem(res, 415, 'UNSUPPORTED_MEDIA_TYPE', target.url());
+      expect(problem.detail).toBe(`Send the body as ${target.accepts.join(' or ')}.`);
+    },
+  );
 
   it('answers 415 UNSUPPORTED_MEDIA_TYPE to a JSON body sent without a content type', async () => {
     const res = await refused(target, () =>

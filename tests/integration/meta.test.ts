@@ -1,8 +1,14 @@
 import { readFileSync } from 'node:fs';
+import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
-import { useTestApp } from '../helpers/app.js';
+import type { components } from '../../generated/api.js';
+import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { contractViolations } from '../helpers/contract.js';
-import { expectProblem } from '../helpers/problems.js';
+import { expectInvalid, expectProblem } from '../helpers/problems.js';
+
+type Problem = components['schemas']['Problem'];
+type ProblemCode = components['schemas']['ProblemCode'];
+type ProblemType = components['schemas']['ProblemType'];
 
 const t = useTestApp();
 
@@ -148,6 +154,7 @@ describe('request ids', () => {
         route: undefined,
         statusCode: res.statusCode,
         contentType: res.headers['content-type'] as string | undefined,
+        headers: res.headers,
         payload: res.body,
       });
       expect(violations).toEqual([]);
@@ -190,5 +197,158 @@ describe('unknown routes', () => {
   it('answers 400 for an unknown path with bad percent-encoding', async () => {
     const res = await t.inject({ method: 'GET', url: '/%E0%A4%A' });
     expectProblem(res, 400, 'MALFORMED_REQUEST', '/%E0%A4%A');
+  });
+});
+
+describe('GET /problems/{code}', () => {
+  const kebab = (code: string) => code.toLowerCase().replace(/_/g, '-');
+
+  /** Follows a problem's `type` through the API and checks the explanation agrees with it. */
+  async function expectTypeResolves(problem: Problem): Promise<ProblemType> {
+    const res = await t.inject({ method: 'GET', url: problem.type });
+    expect(res.statusCode, `${problem.type}: ${res.body}`).toBe(200);
+    expect(res.headers['content-type']).toMatch(/^application\/json\b/);
+    const explanation = res.json<ProblemType>();
+    expect(explanation).toMatchObject({
+      type: problem.type,
+      code: problem.code,
+      status: problem.status,
+      title: problem.title,
+    });
+    return explanation;
+  }
+
+  it('explains every code of the Problem schema, at the URL its problems name', async () => {
+    const spec = await t.inject({ method: 'GET', url: '/openapi.json' });
+    const codes = spec.json<{
+      components: { schemas: { ProblemCode: { enum: ProblemCode[] } } };
+    }>().components.schemas.ProblemCode.enum;
+    expect(codes.length).toBeGreaterThan(10);
+    for (const code of codes) {
+      const url = `/problems/${kebab(code)}`;
+      const res = await t.inject({ method: 'GET', url });
+      expect(res.statusCode, `${url}: ${res.body}`).toBe(200);
+      const explanation = res.json<ProblemType>();
+      expect(explanation).toEqual({
+        type: url,
+        code,
+        status: expect.any(Number),
+        title: expect.any(String),
+        description: expect.any(String),
+      });
+      expect(explanation.status).toBeGreaterThanOrEqual(400);
+      expect(explanation.description.length, url).toBeGreaterThan(80);
+    }
+  });
+
+  it('resolves the type of the problems the server answers with, title and status included', async () => {
+    const owner = await signUpAndLogin(t);
+    const other = await signUpAndLogin(t);
+    const requests: [ProblemCode, InjectOptions & { url: string }][] = [
+      ['NOT_FOUND', { method: 'GET', url: '/nope' }],
+      ['NOT_FOUND', { method: 'GET', url: '/problems/out-of-coffee' }],
+      ['VALIDATION_ERROR', { method: 'GET', url: '/api/users?limit=0' }],
+      [
+        'MALFORMED_REQUEST',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          headers: { 'content-type': 'application/json' },
+          payload: '{"email":',
+        },
+      ],
+      ['UNAUTHORIZED', { method: 'GET', url: '/api/auth/me' }],
+      [
+        'INVALID_CREDENTIALS',
+        {
+          method: 'POST',
+          url: '/api/auth/login',
+          payload: { email: owner.user.email, password: 'not the password' },
+        },
+      ],
+      [
+        'FORBIDDEN',
+        {
+          method: 'PATCH',
+          url: `/api/users/${other.user.id}`,
+          headers: owner.auth,
+          payload: { firstName: 'Mallory' },
+        },
+      ],
+      [
+        'CONFLICT',
+        {
+          method: 'POST',
+          url: '/api/users',
+          payload: { email: owner.user.email, username: 'someone_new', password: 'long enough' },
+        },
+      ],
+      [
+        'PAYLOAD_TOO_LARGE',
+        {
+          method: 'POST',
+          url: '/api/users',
+          headers: { 'content-type': 'application/json' },
+          payload: JSON.stringify({ email: 'x'.repeat(2 * 1024 * 1024) }),
+        },
+      ],
+      ['URI_TOO_LONG', { method: 'GET', url: `/api/users/${'a'.repeat(101)}` }],
+      [
+        'UNSUPPORTED_MEDIA_TYPE',
+        {
+          method: 'POST',
+          url: '/api/users',
+          headers: { 'content-type': 'text/plain' },
+          payload: 'hello',
+        },
+      ],
+    ];
+    for (const [code, request] of requests) {
+      const res = await t.inject(request);
+      const problem = res.json<Problem>();
+      expect(problem.code, `${request.method} ${request.url}: ${res.body}`).toBe(code);
+      await expectTypeResolves(problem);
+    }
+  });
+
+  it('answers 404 NOT_FOUND to a well-formed code that names no kind of problem', async () => {
+    for (const url of ['/problems/out-of-coffee', '/problems/validation', '/problems/errors']) {
+      const res = await t.inject({ method: 'GET', url });
+      const problem = expectProblem(res, 404, 'NOT_FOUND', url);
+      expect(problem.detail).toMatch(/problem type/i);
+    }
+  });
+
+  it.each([
+    ['the code itself', 'VALIDATION_ERROR'],
+    ['capitals', 'Validation-Error'],
+    ['an underscore', 'validation_error'],
+    ['a leading dash', '-validation-error'],
+    ['a trailing dash', 'validation-error-'],
+    ['two dashes in a row', 'validation--error'],
+    ['a digit', 'error-404'],
+    ['a space', 'not%20found'],
+    ['non-ASCII', 'caf%C3%A9'],
+    ['65 characters', 'a'.repeat(65)],
+  ])('answers 400 (location path) to a code with %s', async (_name, code) => {
+    const res = await t.inject({ method: 'GET', url: `/problems/${code}` });
+    expectInvalid(res, 'path', ['/code']);
+  });
+
+  it('answers 414 URI_TOO_LONG to a code over 100 characters, before any route is chosen', async () => {
+    const url = `/problems/${'a'.repeat(101)}`;
+    const res = await t.inject({ method: 'GET', url });
+    expectProblem(res, 414, 'URI_TOO_LONG', url);
+    // Answered without the route hooks that check the contract, so it is checked here.
+    expect(
+      contractViolations({
+        method: 'GET',
+        route: undefined,
+        statusCode: res.statusCode,
+        contentType: res.headers['content-type'] as string | undefined,
+        headers: res.headers,
+        payload: res.body,
+      }),
+    ).toEqual([]);
   });
 });

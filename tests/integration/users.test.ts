@@ -3,7 +3,10 @@ import { sql } from 'drizzle-orm';
 import type { InjectOptions } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
-import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
+import { loadSpec } from '../../src/spec.js';
+import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { unique } from '../helpers/values.js';
 
@@ -705,6 +708,128 @@ describe('updateUser: PATCH /api/users/{id}', () => {
   it('answers 414 for an over-long id', async () => {
     const { auth } = await signUpAndLogin(t);
     expectProblem(await patchUser('a'.repeat(200), { firstName: 'X' }, auth), 414, 'URI_TOO_LONG');
+  });
+});
+
+describe('updateUser as a JSON merge patch (application/merge-patch+json)', () => {
+  const MERGE_PATCH = 'application/merge-patch+json';
+
+  function mergePatch(id: string, payload: string | Buffer, headers: Record<string, string>) {
+    return t.inject({
+      method: 'PATCH',
+      url: `/api/users/${id}`,
+      headers: { ...headers, 'content-type': MERGE_PATCH },
+      payload,
+    });
+  }
+
+  it('changes the members sent, clears a name sent as null and leaves the rest', async () => {
+    const { user, auth } = await signUpAndLogin(t, { firstName: 'Ada', lastName: 'Lovelace' });
+    const username = unique('merged');
+    const response = await mergePatch(user.id, JSON.stringify({ username, lastName: null }), auth);
+    expect(response.statusCode, response.body).toBe(200);
+    expect(response.json<User>()).toMatchObject({
+      id: user.id,
+      email: user.email,
+      username,
+      firstName: 'Ada',
+      lastName: null,
+    });
+    expect((await me(auth)).json<User>()).toEqual(response.json<User>());
+  });
+
+  it.each([
+    ['malformed JSON', '{"firstName":', 'MALFORMED_REQUEST', undefined],
+    ['an empty body', '', 'MALFORMED_REQUEST', undefined],
+    [
+      'invalid UTF-8',
+      Buffer.concat([Buffer.from('{"firstName":"'), Buffer.from([0xc3, 0x28]), Buffer.from('"}')]),
+      'MALFORMED_REQUEST',
+      undefined,
+    ],
+    ['a NUL character', '{"firstName":"a\\u0000b"}', 'VALIDATION_ERROR', '/firstName'],
+    ['a lone surrogate', '{"firstName":"a\\ud800b"}', 'VALIDATION_ERROR', '/firstName'],
+    ['an unknown member', '{"nickname":"x"}', 'VALIDATION_ERROR', '/nickname'],
+    ['a read-only member', '{"isActive":false}', 'VALIDATION_ERROR', '/isActive'],
+    ['a number for a name', '{"firstName":42}', 'VALIDATION_ERROR', '/firstName'],
+    ['null for the username', '{"username":null}', 'VALIDATION_ERROR', '/username'],
+    ['no member at all', '{}', 'VALIDATION_ERROR', ''],
+    ['a patch that is not an object', '"Ada"', 'VALIDATION_ERROR', ''],
+  ] as const)(
+    'answers 400 %s and changes nothing, as for application/json',
+    async (_name, payload, code, pointer) => {
+      const { user, auth } = await signUpAndLogin(t, { firstName: 'Kept' });
+      const before = (await me(auth)).json<User>();
+      const response = await mergePatch(user.id, payload, auth);
+      if (pointer === undefined) expectProblem(response, 400, code);
+      else expectValidationError(response, 'body', pointer);
+      expect((await me(auth)).json<User>()).toEqual(before);
+    },
+  );
+
+  it('answers 415 to a JSON Patch (application/json-patch+json), naming the two types it takes', async () => {
+    const { user, auth } = await signUpAndLogin(t, { firstName: 'Kept' });
+    const response = await t.inject({
+      method: 'PATCH',
+      url: `/api/users/${user.id}`,
+      headers: { ...auth, 'content-type': 'application/json-patch+json' },
+      payload: JSON.stringify([{ op: 'replace', path: '/firstName', value: 'Patched' }]),
+    });
+    const problem = expectProblem(response, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expect(problem.detail).toBe(
+      'Send the body as application/merge-patch+json or application/json.',
+    );
+    expect((await me(auth)).json<User>().firstName).toBe('Kept');
+  });
+
+  it('is refused (415) by the operations whose body is plain JSON only', async () => {
+    const { user, auth, password } = await signUpAndLogin(t);
+    const email = `${unique('mp')}@example.com`;
+    const signUp = await t.inject({
+      method: 'POST',
+      url: '/api/users',
+      headers: { 'content-type': MERGE_PATCH },
+      payload: JSON.stringify({ email, username: unique('mp'), password }),
+    });
+    expect(expectProblem(signUp, 415, 'UNSUPPORTED_MEDIA_TYPE').detail).toBe(
+      'Send the body as application/json.',
+    );
+    expectProblem(await login(email, password), 401, 'INVALID_CREDENTIALS');
+
+    const logIn = await t.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      headers: { 'content-type': MERGE_PATCH },
+      payload: JSON.stringify({ email: user.email, password }),
+    });
+    expectProblem(logIn, 415, 'UNSUPPORTED_MEDIA_TYPE');
+
+    const remove = await t.inject({
+      method: 'DELETE',
+      url: `/api/users/${user.id}`,
+      headers: { ...auth, 'content-type': MERGE_PATCH },
+      payload: '{}',
+    });
+    expectProblem(remove, 415, 'UNSUPPORTED_MEDIA_TYPE');
+    expect((await getUser(user.id)).statusCode).toBe(200);
+  });
+
+  it('cannot start from a spec that gives the two media types different schemas', async () => {
+    // Fastify would validate each body by its own media type's schema, and a PATCH without
+    // a body by none: the server refuses to start rather than let that through.
+    const spec = structuredClone(loadSpec());
+    const patch = spec.paths['/api/users/{id}']!.patch as {
+      requestBody: { content: Record<string, unknown> };
+    };
+    patch.requestBody.content[MERGE_PATCH] = { schema: { type: 'object' } };
+    const config = loadConfig({
+      NODE_ENV: 'test',
+      LOG_LEVEL: 'silent',
+      JWT_SECRET: TEST_JWT_SECRET,
+    });
+    await expect(buildApp(config, { database: t.db.database, spec })).rejects.toThrow(
+      /PATCH \/api\/users\/:id: .*different schemas/,
+    );
   });
 });
 

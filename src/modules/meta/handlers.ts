@@ -1,8 +1,9 @@
-import { UnavailableError } from '../../errors.js';
+import { NotFoundError, UnavailableError } from '../../errors.js';
 import { loggableError } from '../../http/error-handler.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
+import { problemTypeNamed } from '../../http/problem-types.js';
 
-export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument';
+export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument' | 'getProblemType';
 
 export function createMetaHandlers(deps: {
   ping: () => Promise<void>;
@@ -26,6 +27,10 @@ export function createMetaHandlers(deps: {
     },
     async getOpenApiDocument({ reply }) {
       return reply(200, deps.spec);
+    },
+    async getProblemType({ params, reply, refuse }) {
+      const problemType = problemTypeNamed(params.code);
+      return problemType ? reply(200, problemType) : refuse(new NotFoundError('Problem type'));
     },
   };
 }

@@ -1,0 +1,117 @@
+import type { ProblemCode, Schemas } from '../api-types.js';
+
+export type ProblemType = Schemas['ProblemType'];
+
+/**
+ * What each kind of problem means, served at its `type` URI by getProblemType. Keyed by
+ * the codes of the spec's Problem schema, so a code added there without an explanation
+ * here does not compile, and neither does an explanation of a code the spec lost.
+ */
+const explanations = {
+  VALIDATION_ERROR: {
+    status: 400,
+    title: 'Validation failed',
+    description:
+      "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way.",
+  },
+  MALFORMED_REQUEST: {
+    status: 400,
+    title: 'Malformed request',
+    description:
+      'The request could not be read: its body is not valid JSON or not valid UTF-8, or is empty while `Content-Type` says JSON, or its URL is not correctly percent-encoded. `detail` says which. Fix how the client encodes the request; the values in it were not looked at yet.',
+  },
+  UNAUTHORIZED: {
+    status: 401,
+    title: 'Unauthorized',
+    description:
+      'The operation needs `Authorization: Bearer <accessToken>`, and none was sent, or the token is malformed, expired or forged, or its account no longer exists. Log in (`POST /api/auth/login`) for a new access token and send the request again with it.',
+  },
+  INVALID_CREDENTIALS: {
+    status: 401,
+    title: 'Invalid credentials',
+    description:
+      'The email address or the password sent to `login` is wrong; which of the two is not said, on purpose. Check both before trying again: every attempt counts against the login rate limit.',
+  },
+  ACCOUNT_DISABLED: {
+    status: 403,
+    title: 'Account disabled',
+    description:
+      'The password is right, but the account is disabled and cannot log in. Retrying does not help: the account has to be enabled again first.',
+  },
+  FORBIDDEN: {
+    status: 403,
+    title: 'Forbidden',
+    description:
+      'The access token is valid, but its user may not do this to this resource (for example, change or delete another user’s account). Another token of the same user gets the same answer: act on your own resources only.',
+  },
+  NOT_FOUND: {
+    status: 404,
+    title: 'Not found',
+    description:
+      'There is nothing at this URL: the resource does not exist (or no longer does), or no operation has this method and path. Check the id and the path against this API’s document, `GET /openapi.json`.',
+  },
+  CONFLICT: {
+    status: 409,
+    title: 'Conflict',
+    description:
+      'A value that must be unique is already taken, such as an email address or a username (compared regardless of case). `errors` points at the field. Choose another value and send the request again.',
+  },
+  PAYLOAD_TOO_LARGE: {
+    status: 413,
+    title: 'Payload too large',
+    description:
+      'The request body is larger than the server accepts (1 MiB unless the server is configured otherwise). Send a smaller body.',
+  },
+  URI_TOO_LONG: {
+    status: 414,
+    title: 'URI too long',
+    description:
+      'A path parameter is longer than the server accepts (100 characters). Ids are UUIDs of 36 characters: check how the client builds the URL.',
+  },
+  UNSUPPORTED_MEDIA_TYPE: {
+    status: 415,
+    title: 'Unsupported media type',
+    description:
+      'The body was sent without a `Content-Type`, or with one the operation does not accept. Send it as a media type the operation declares for its request body: `application/json`, or for `updateUser` also `application/merge-patch+json`. `detail` names those of the operation.',
+  },
+  RATE_LIMITED: {
+    status: 429,
+    title: 'Too many requests',
+    description:
+      'This client address has used up its attempts at this operation for now (sign-ups and logins are limited, by default 10 a minute each). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts are left.',
+  },
+  INTERNAL_ERROR: {
+    status: 500,
+    title: 'Internal server error',
+    description:
+      'Something failed on the server; the problem says nothing more about it, on purpose. Try again later. If it keeps failing, report it with the `X-Request-Id` of the response.',
+  },
+  SERVICE_UNAVAILABLE: {
+    status: 503,
+    title: 'Service unavailable',
+    description:
+      'The server cannot reach its database, or the database did not answer in time. This is temporary: try again after a short wait, backing off if it goes on. `GET /ready` answers 200 once the service is ready again.',
+  },
+} as const satisfies Record<ProblemCode, Omit<ProblemType, 'type' | 'code'>>;
+
+/** The `type` of the problems with this code: `/problems/` and the code in kebab-case. */
+/** The status every problem of code C has (a literal type: the compiler checks it too). */
+export type StatusOfProblem<C extends ProblemCode> = (typeof explanations)[C]['status'];
+
+export function problemTypeUri(code: ProblemCode): string {
+  return `/problems/${code.toLowerCase().replace(/_/g, '-')}`;
+}
+
+export function problemTypeOf(code: ProblemCode): ProblemType {
+  return { type: problemTypeUri(code), code, ...explanations[code] };
+}
+
+const byUri = new Map(
+  (Object.keys(explanations) as ProblemCode[]).map((code) => [problemTypeUri(code), code]),
+);
+
+/** The kind of problem whose `type` is `/problems/{name}`, if there is one. */
+export function problemTypeNamed(name: string): ProblemType | undefined {
+  const code = byUri.get(`/problems/${name}`);
+  return code === undefined ? undefined : problemTypeOf(code);
+}
