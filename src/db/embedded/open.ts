@@ -212,8 +212,9 @@ async function startOwner(
         closing = true;
         initdb.abort();
         tell({ type: 'close' });
-        const timeout = sleep(10_000).then(() => engine.terminate());
-        await Promise.race([exited, timeout]);
+        const timeout = setTimeout(() => void engine.terminate(), 10_000);
+        await exited;
+        clearTimeout(timeout);
         await removeStaleSocket(dir);
         await removeOwnerInfo(dir);
         await lock.release();
