@@ -1,7 +1,5 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { sql } from 'drizzle-orm';
-import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import { migrationsFolder } from '../paths.js';
 
 /** What a migration run did, in the names of drizzle/'s files. */
@@ -14,14 +12,14 @@ interface Journal {
   entries: { idx: number; when: number; tag: string }[];
 }
 
-type AnyDb = PgDatabase<PgQueryResultHKT, Record<string, unknown>>;
+/** Runs one SQL statement without parameters and gives its rows, whatever the driver. */
+export type Query = (text: string) => Promise<Record<string, unknown>[]>;
 
 /** The `created_at` of every migration the database has (drizzle's own bookkeeping). */
-async function recorded(db: AnyDb): Promise<Set<number>> {
-  const table = await db.execute(sql`select to_regclass('drizzle.__drizzle_migrations') as t`);
-  if ((table as { rows: { t: unknown }[] }).rows[0]?.t == null) return new Set();
-  const result = await db.execute(sql`select created_at from drizzle.__drizzle_migrations`);
-  const rows = (result as { rows: { created_at: unknown }[] }).rows;
+async function recorded(query: Query): Promise<Set<number>> {
+  const [table] = await query(`select to_regclass('drizzle.__drizzle_migrations') as t`);
+  if (table?.t == null) return new Set();
+  const rows = await query('select created_at from drizzle.__drizzle_migrations');
   return new Set(rows.map((row) => Number(row.created_at)));
 }
 
@@ -30,12 +28,12 @@ async function recorded(db: AnyDb): Promise<Set<number>> {
  * ran and not before (drizzle's migrator itself says nothing).
  */
 export async function migrateAndReport(
-  db: AnyDb,
+  query: Query,
   migrate: () => Promise<void>,
 ): Promise<MigrationReport> {
-  const before = await recorded(db);
+  const before = await recorded(query);
   await migrate();
-  const after = await recorded(db);
+  const after = await recorded(query);
   const journal = JSON.parse(
     await readFile(join(migrationsFolder, 'meta', '_journal.json'), 'utf8'),
   ) as Journal;

@@ -4,7 +4,6 @@ import { extname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import pg from 'pg';
 import type { EngineSettings, FromEngine, ToEngine } from './engine-worker.js';
 import {
   isOwnFile,
@@ -113,6 +112,7 @@ function asClient(dir: string, owner: OwnerInfo | null, deadline: number): Embed
 
 /** An owner that is still opening the database answers like PostgreSQL starting up: wait. */
 async function untilServing(dir: string, deadline: number): Promise<void> {
+  const { default: pg } = await import('pg');
   for (;;) {
     const client = new pg.Client({ host: dir, port: SOCKET_PORT, user: 'postgres' });
     try {
