@@ -1,17 +1,16 @@
-import type { FastifyBaseLogger } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { ConfigError, loadConfig, readEnvironment } from './config.js';
 import { startDatabase } from './db/client.js';
 import { EmbeddedInUseError } from './db/embedded/open.js';
-import { describeMigrations } from './db/migrations.js';
+import { describeMigrations, type MigrationReport } from './db/migrations.js';
 import { loggerOptions } from './logger.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(readEnvironment());
-  // The app's modules load while the database opens: an embedded one opens on a thread of
-  // its own (a new one is even initialised by a process of its own), so the two overlap.
-  const appModule = import('./app.js');
-  appModule.catch(() => undefined); // awaited below; not unhandled if the database fails first
 
+  // The database first: an embedded one opens on a thread of its own (a new one is even
+  // initialised by a process of its own), so the sooner it starts, the more of it happens
+  // while this thread loads and builds the app (imported only then, for that reason).
   let log: FastifyBaseLogger | undefined;
   const { database } = await startDatabase(config, {
     // The error carries the pool's client, connection settings and all: log what happened.
@@ -24,25 +23,27 @@ async function main(): Promise<void> {
     },
   });
 
-  let app;
-  let migrated;
+  let app: FastifyInstance | undefined;
+  let migrated: MigrationReport | null;
   try {
-    const { buildApp } = await appModule;
+    const { buildApp } = await import('./app.js');
     // The embedded database belongs to this server: it is brought up to date on every
     // start (a PostgreSQL server is migrated by `npm run db:migrate`).
     const migrating = database.kind === 'postgres' ? null : database.migrate();
     migrating?.catch(() => undefined);
     app = await buildApp(config, { logger: loggerOptions(config), database });
     log = app.log;
-    migrated = await migrating;
+    // Fastify's own start-up (plugins, hooks) runs while a new database is still being made.
+    [, migrated] = await Promise.all([app.ready(), migrating]);
   } catch (error) {
+    await app?.close().catch(() => undefined);
     await database.close().catch(() => undefined);
     throw error;
   }
-  for (const warning of config.warnings) app.log.warn(warning);
-  if (migrated?.applied.length) app.log.info(describeMigrations(migrated));
-
   const server = app;
+  for (const warning of config.warnings) server.log.warn(warning);
+  if (migrated?.applied.length) server.log.info(describeMigrations(migrated));
+
   let closing = false;
   const close = async (signal: string) => {
     if (closing) return;
@@ -61,13 +62,13 @@ async function main(): Promise<void> {
   process.once('SIGTERM', () => void close('SIGTERM'));
 
   try {
-    await app.listen({ port: config.port, host: config.host });
+    await server.listen({ port: config.port, host: config.host });
   } catch (error) {
-    await app.close();
+    await server.close();
     await database.close();
     throw error;
   }
-  app.log.info(
+  server.log.info(
     {
       database: database.location,
       ...(database.kind === 'embedded' ? { psql: `psql -h ${config.dataDir} -U postgres` } : {}),
