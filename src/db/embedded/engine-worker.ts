@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { PGlite, type PGliteOptions } from '@electric-sql/pglite';
 import { NodeFS } from '@electric-sql/pglite/nodefs';
-import { listenWire } from './wire.js';
+import { listenWire, type WireServer } from './wire.js';
 
 export interface EngineSettings {
   dataDir: string;
@@ -73,39 +73,45 @@ let initdbResult: { resolve: () => void; reject: (error: Error) => void } | unde
 const initialised = settings.initdbPending
   ? new Promise<void>((resolve, reject) => (initdbResult = { resolve, reject }))
   : Promise.resolve();
+// Awaited by PGlite when it reads the folder; a failure before then is reported as 'failed'.
+initialised.catch(() => undefined);
 
-let close: () => Promise<void> = async () => undefined;
+let wire: WireServer | undefined;
+let db: PGlite | undefined;
+const started = (async () => {
+  try {
+    wire = await listenWire({
+      path: settings.socketPath,
+      maxConnections: settings.maxConnections,
+      onError: (error) => send({ type: 'error', message: String(error) }),
+    });
+    send({ type: 'listening' });
+    db = await PGlite.create({
+      fs: new GatedNodeFS(settings.dataDir, initialised),
+      startParams,
+      initdbWasmModule: noInitdb,
+    });
+    wire.serve(db);
+    send({ type: 'ready' });
+  } catch (error) {
+    send({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
+  }
+})();
+
 port.on('message', (message: ToEngine) => {
   if (message.type === 'initdb-done') initdbResult?.resolve();
   if (message.type === 'initdb-failed') initdbResult?.reject(new Error(message.message));
   if (message.type === 'close') {
-    void close().finally(() => {
-      send({ type: 'closed' });
-      port.close();
-    });
+    // Asked to stop while still starting (Ctrl-C during a first start): finish starting,
+    // or failing, first, so that nothing opened afterwards is left behind.
+    void started
+      .then(async () => {
+        await wire?.close();
+        await db?.close();
+      })
+      .finally(() => {
+        send({ type: 'closed' });
+        port.close();
+      });
   }
 });
-
-try {
-  const wire = await listenWire({
-    path: settings.socketPath,
-    maxConnections: settings.maxConnections,
-    onError: (error) => send({ type: 'error', message: String(error) }),
-  });
-  close = () => wire.close();
-  send({ type: 'listening' });
-
-  const db = await PGlite.create({
-    fs: new GatedNodeFS(settings.dataDir, initialised),
-    startParams,
-    initdbWasmModule: noInitdb,
-  });
-  close = async () => {
-    await wire.close();
-    await db.close();
-  };
-  wire.serve(db);
-  send({ type: 'ready' });
-} catch (error) {
-  send({ type: 'failed', message: error instanceof Error ? error.message : String(error) });
-}

@@ -272,15 +272,20 @@ function loaderFlags(): string[] {
  * what PGlite looks for, so an interrupted start never leaves a half-made database.
  */
 async function initialiseFolder(dir: string, signal: AbortSignal): Promise<void> {
-  const staging = join(dir, '.initdb');
-  const moving = join(dir, '.initdb-moving');
-  if (await exists(moving)) {
+  // Named after this process: the initdb of an owner killed while it ran may still be
+  // writing into its own folder, which is removed with the other leftovers.
+  const staging = join(dir, `.initdb.${process.pid}`);
+  const moving = join(dir, '.initdb.moving');
+  const leftovers = await readdir(dir);
+  if (leftovers.includes('.initdb.moving')) {
     // A move was interrupted: what is in the folder came from it, and is incomplete.
-    for (const name of await readdir(dir)) {
+    for (const name of leftovers) {
       if (!isOwnFile(name)) await rm(join(dir, name), { recursive: true, force: true });
     }
   }
-  await rm(staging, { recursive: true, force: true });
+  for (const name of leftovers) {
+    if (/^\.initdb\.\d+$/.test(name)) await rm(join(dir, name), { recursive: true, force: true });
+  }
 
   const child = spawn(
     process.execPath,
