@@ -47,6 +47,7 @@ const GSSENC_REQUEST = 80877104;
 const CANCEL_REQUEST = 80877102;
 const MAX_NAME_BYTES = 63; // NAMEDATALEN - 1: longer names are cut, and could then collide
 const STARTUP_TIMEOUT_MS = 60_000; // PostgreSQL's authentication_timeout
+const MAX_STARTUP_BYTES = 10_000; // PostgreSQL's own limit on a startup packet
 
 const byte = (char: string) => char.charCodeAt(0);
 
@@ -243,6 +244,7 @@ class Connection {
   async #startup(): Promise<boolean> {
     if (this.#inbox.length < 8) return false;
     const length = this.#inbox.readInt32BE(0);
+    if (length < 8 || length > MAX_STARTUP_BYTES) throw new Error('not a PostgreSQL client');
     if (this.#inbox.length < length) return false;
     const code = this.#inbox.readInt32BE(4);
     const packet = this.#inbox.subarray(0, length);
@@ -286,7 +288,9 @@ class Connection {
     let offset = 0;
     let terminate = false;
     while (this.#inbox.length - offset >= 5) {
-      const size = 1 + this.#inbox.readInt32BE(offset + 1);
+      const length = this.#inbox.readInt32BE(offset + 1);
+      if (length < 4) throw new Error('malformed message: bad length');
+      const size = 1 + length;
       if (this.#inbox.length - offset < size) break;
       const message = this.#inbox.subarray(offset, offset + size);
       offset += size;
