@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -129,6 +129,25 @@ describe('a server that was killed', () => {
     const next = await startedServer({ DATA_DIR: dir });
     running.push(next);
     expect((await logIn(next.base, email, 'pass phrase 1234')).status).toBe(200);
+  }, 120_000);
+
+  it('leaves a folder it was still initialising to the next server, which starts afresh', async () => {
+    const dir = await freshFolder();
+    const first = startServer({ DATA_DIR: dir, PORT: '0', HOST: '127.0.0.1' });
+    running.push(first);
+    // Killed while initdb runs, its database half made in a folder of its own.
+    const deadline = Date.now() + 30_000;
+    while (!(await readdir(dir)).some((name) => name.startsWith('.initdb.'))) {
+      if (Date.now() > deadline) throw new Error(`initdb never started:\n${first.output()}`);
+      await sleep(20);
+    }
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(existsSync(join(dir, 'PG_VERSION'))).toBe(false);
+
+    const next = await startedServer({ DATA_DIR: dir });
+    running.push(next);
+    expect((await signUp(next.base)).status).toBe(201);
   }, 120_000);
 
   it('lets exactly one of two servers starting at once take its folder over', async () => {
