@@ -48,6 +48,7 @@ const CANCEL_REQUEST = 80877102;
 const MAX_NAME_BYTES = 63; // NAMEDATALEN - 1: longer names are cut, and could then collide
 const STARTUP_TIMEOUT_MS = 60_000; // PostgreSQL's authentication_timeout
 const MAX_STARTUP_BYTES = 10_000; // PostgreSQL's own limit on a startup packet
+const LONG_WAIT_MS = 5_000;
 
 const byte = (char: string) => char.charCodeAt(0);
 
@@ -135,6 +136,12 @@ class BackendTracker {
 class SessionLock {
   #holder: Connection | null = null;
   readonly #waiting: { connection: Connection; grant: () => void }[] = [];
+  #watch: NodeJS.Timeout | undefined;
+  readonly #onLongWait: (message: string) => void;
+
+  constructor(onLongWait: (message: string) => void) {
+    this.#onLongWait = onLongWait;
+  }
 
   holds(connection: Connection): boolean {
     return this.#holder === connection;
@@ -146,14 +153,37 @@ class SessionLock {
       this.#holder = connection;
       return Promise.resolve();
     }
+    this.#watchHolder();
     return new Promise((grant) => this.#waiting.push({ connection, grant }));
   }
 
   release(connection: Connection): void {
     if (this.#holder !== connection) return;
+    clearTimeout(this.#watch);
+    this.#watch = undefined;
     const next = this.#waiting.shift();
     this.#holder = next?.connection ?? null;
     next?.grant();
+    if (this.#waiting.length > 0) this.#watchHolder();
+  }
+
+  /**
+   * A transaction left open (a psql prompt after BEGIN) holds every other client up,
+   * the server's requests included, which then time out: say who, once it lasts.
+   */
+  #watchHolder(): void {
+    if (this.#watch) return;
+    const holder = this.#holder;
+    this.#watch = setTimeout(() => {
+      if (this.#holder !== holder || !holder) return;
+      this.#onLongWait(
+        `connection ${holder.id} has held the session for ${LONG_WAIT_MS / 1000} s (an open ` +
+          `transaction, or a long query), and ` +
+          `${this.#waiting.length} other connection(s) wait for it: the embedded database is ` +
+          'one session, so an open transaction holds every other client up',
+      );
+    }, LONG_WAIT_MS);
+    this.#watch.unref();
   }
 }
 
@@ -397,7 +427,7 @@ class Connection {
 }
 
 class WireServerImpl implements WireServer {
-  readonly lock = new SessionLock();
+  readonly lock: SessionLock;
   db: PGlite | null = null;
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
@@ -407,6 +437,7 @@ class WireServerImpl implements WireServer {
   constructor(server: Server, options: WireServerOptions) {
     this.#server = server;
     this.#options = options;
+    this.lock = new SessionLock((message) => options.onError?.(message));
     server.on('connection', (socket) => {
       const full = this.#connections.size >= options.maxConnections;
       const connection = new Connection(
