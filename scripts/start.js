@@ -106,6 +106,8 @@ async function build() {
     logLevel: 'silent',
     write: false,
   });
+  // esbuild answers from a service process of its own, which would otherwise stay.
+  await esbuild.stop();
   await Promise.all(result.outputFiles.map((file) => replaceFile(file.path, file.contents)));
   await Promise.all(
     removed
