@@ -85,7 +85,12 @@ async function build() {
   );
   const previous = await readManifest();
   const fresh = previous.version === BUILD_VERSION;
-  const changed = files.filter((file) => !fresh || previous.files[file] !== stamps[file]);
+  const built = await Promise.all(
+    files.map((file) => stat(outputOf(file)).then(Boolean, () => false)),
+  );
+  const changed = files.filter(
+    (file, i) => !fresh || previous.files[file] !== stamps[file] || !built[i],
+  );
   const removed = Object.keys(previous.files).filter((file) => !(file in stamps));
   if (changed.length === 0 && removed.length === 0) return;
 
@@ -117,7 +122,13 @@ async function build() {
   await replaceFile(manifestPath, JSON.stringify({ version: BUILD_VERSION, files: stamps }));
 }
 
-await build();
+try {
+  await build();
+} catch (error) {
+  // esbuild's message names the file, line and column; its stack is of no use here.
+  process.stderr.write(`${error instanceof Error ? error.message : String(error)}\n`);
+  process.exit(1);
+}
 // Node 22 and later keep compiled code between starts; Node 20 has no such cache.
 /** @type {{ enableCompileCache?: () => unknown }} */ (nodeModule).enableCompileCache?.();
 await import(pathToFileURL(join(outDir, 'server.js')).href);
