@@ -188,8 +188,7 @@ class SessionLock {
 }
 
 class Connection {
-  static #nextId = 1;
-  readonly id = Connection.#nextId++;
+  readonly id: number;
   readonly #socket: Socket;
   readonly #server: WireServerImpl;
   #inbox: Buffer = Buffer.alloc(0);
@@ -203,7 +202,8 @@ class Connection {
   readonly done: Promise<void>;
   #resolveDone!: () => void;
 
-  constructor(socket: Socket, server: WireServerImpl, rejection: Buffer | null) {
+  constructor(id: number, socket: Socket, server: WireServerImpl, rejection: Buffer | null) {
+    this.id = id;
     this.#socket = socket;
     this.#server = server;
     this.#rejected = rejection;
@@ -431,6 +431,7 @@ class WireServerImpl implements WireServer {
   db: PGlite | null = null;
   readonly #server: Server;
   readonly #connections = new Set<Connection>();
+  #nextId = 1;
   readonly #options: WireServerOptions;
   #closing = false;
 
@@ -441,6 +442,7 @@ class WireServerImpl implements WireServer {
     server.on('connection', (socket) => {
       const full = this.#connections.size >= options.maxConnections;
       const connection = new Connection(
+        this.#nextId++,
         socket,
         this,
         full ? fatal('53300', 'sorry, too many clients already') : null,
