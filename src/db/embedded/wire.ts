@@ -22,7 +22,8 @@ import type { PGlite } from '@electric-sql/pglite';
  *
  * What is still shared: session settings (SET), and names prepared in SQL (PREPARE) rather
  * than through the protocol. Code that, inside a transaction, waits for a query on another
- * connection waits forever (PostgreSQL would only block on a conflicting row lock).
+ * connection waits until that query times out (PostgreSQL would only block on a
+ * conflicting row lock).
  */
 
 export interface WireServerOptions {
