@@ -9,6 +9,9 @@
  * src/ and dist/. A start compares the sources' sizes and times with the last build's (a
  * few milliseconds) and transpiles only what changed. Files are replaced by renaming, so
  * processes starting at the same time never read half a file.
+ *
+ * package.json runs it with --max-semi-space-size=16, the young-generation size Node 20 and
+ * 22 use: Node 24's larger default added about 110 MB of resident memory to the server.
  */
 import { mkdir, readdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
 import * as nodeModule from 'node:module';
