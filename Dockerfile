@@ -14,11 +14,15 @@ FROM node:24-bookworm-slim AS production
 ENV NODE_ENV=production
 WORKDIR /app
 COPY package.json package-lock.json ./
+# Production dependencies only. PGlite is one of them: without DATABASE_URL the server runs
+# the embedded database (dist/db/embedded/: its engine thread and initdb process). tsx and
+# esbuild, which only `npm run dev` and `npm start` use, are development dependencies.
 RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY generated ./generated
 COPY drizzle ./drizzle
-# The embedded database (used when DATABASE_URL is unset) lives here.
+# The embedded database (used when DATABASE_URL is unset) lives here, with the socket the
+# server serves it on to other processes in the container.
 RUN mkdir -p /app/.data && chown node:node /app/.data
 USER node
 EXPOSE 3333

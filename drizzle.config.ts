@@ -1,7 +1,9 @@
 import { defineConfig } from 'drizzle-kit';
 
-// Used by `npm run db:generate` (no database needed) and `npm run db:studio`, which opens
-// DATABASE_URL, or the embedded database in DATA_DIR (default ./.data) when it is unset.
+// Used by `npm run db:generate` (no database needed) and by Drizzle Studio, which
+// `npm run db:studio` (scripts/studio.ts) starts with DATABASE_URL set: to the PostgreSQL
+// server, or to the socket of the embedded database's owner, so that Studio never opens
+// the embedded folder itself (a second PGlite on a folder corrupts it).
 const databaseUrl = process.env.DATABASE_URL;
 
 export default defineConfig({
@@ -10,7 +12,5 @@ export default defineConfig({
   out: './drizzle',
   strict: true,
   verbose: true,
-  ...(databaseUrl
-    ? { dbCredentials: { url: databaseUrl } }
-    : { driver: 'pglite', dbCredentials: { url: process.env.DATA_DIR ?? './.data' } }),
+  ...(databaseUrl ? { dbCredentials: { url: databaseUrl } } : {}),
 });

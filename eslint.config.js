@@ -2,7 +2,9 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', 'dist/', 'generated/', 'drizzle/', 'coverage/', '.data/'] },
+  {
+    ignores: ['node_modules/', 'dist/', '.start/', 'generated/', 'drizzle/', 'coverage/', '.data/'],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {

@@ -24,7 +24,7 @@ const demoUsers = [
 ];
 
 const config = loadConfig(readEnvironment());
-const database = await createDatabase(config);
+const database = await createDatabase(config, { embedded: { label: 'npm run db:seed' } });
 try {
   await database.migrate();
   const users = createUsersService({

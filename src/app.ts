@@ -84,10 +84,15 @@ async function wire(
       // The error carries the pool's client, connection settings and all: log what happened.
       onPoolError: (error: Error & { code?: unknown }) =>
         app.log.warn({ code: error.code, message: error.message }, 'database connection lost'),
+      embedded: {
+        label: 'the API server',
+        exclusive: true,
+        onError: (message) => app.log.error({ message }, 'embedded database'),
+      },
     });
     app.addHook('onClose', () => opened.close());
     // The embedded database belongs to this process: bring it up to date on every start.
-    if (opened.kind === 'pglite') await opened.migrate();
+    if (opened.kind !== 'postgres') await opened.migrate();
     database = opened;
   }
 

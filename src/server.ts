@@ -1,37 +1,88 @@
-import { buildApp } from './app.js';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { ConfigError, loadConfig, readEnvironment } from './config.js';
+import { startDatabase } from './db/client.js';
+import { EmbeddedInUseError } from './db/embedded/open.js';
+import { describeMigrations, type MigrationReport } from './db/migrations.js';
 import { loggerOptions } from './logger.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(readEnvironment());
-  const app = await buildApp(config, { logger: loggerOptions(config) });
-  for (const warning of config.warnings) app.log.warn(warning);
+
+  // The database first: an embedded one opens on a thread of its own (a new one is even
+  // initialised by a process of its own), so the sooner it starts, the more of it happens
+  // while this thread loads and builds the app (imported only then, for that reason).
+  let log: FastifyBaseLogger | undefined;
+  const { database } = await startDatabase(config, {
+    // The error carries the pool's client, connection settings and all: log what happened.
+    onPoolError: (error: Error & { code?: unknown }) =>
+      log?.warn({ code: error.code, message: error.message }, 'database connection lost'),
+    embedded: {
+      label: 'the API server',
+      exclusive: true,
+      onError: (message) => log?.error({ message }, 'embedded database'),
+    },
+  });
+
+  let app: FastifyInstance | undefined;
+  let migrated: MigrationReport | null;
+  try {
+    const { buildApp } = await import('./app.js');
+    // The embedded database belongs to this server: it is brought up to date on every
+    // start (a PostgreSQL server is migrated by `npm run db:migrate`).
+    const migrating = database.kind === 'postgres' ? null : database.migrate();
+    migrating?.catch(() => undefined);
+    app = await buildApp(config, { logger: loggerOptions(config), database });
+    log = app.log;
+    // Fastify's own start-up (plugins, hooks) runs while a new database is still being made.
+    [, migrated] = await Promise.all([app.ready(), migrating]);
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await database.close().catch(() => undefined);
+    throw error;
+  }
+  const server = app;
+  for (const warning of config.warnings) server.log.warn(warning);
+  if (migrated?.applied.length) server.log.info(describeMigrations(migrated));
 
   let closing = false;
   const close = async (signal: string) => {
     if (closing) return;
     closing = true;
-    app.log.info({ signal }, 'shutting down');
+    server.log.info({ signal }, 'shutting down');
     const timer = setTimeout(() => {
-      app.log.error('graceful shutdown took more than 10 s; exiting');
+      server.log.error('graceful shutdown took more than 10 s; exiting');
       process.exit(1);
     }, 10_000);
     timer.unref();
-    await app.close();
+    await server.close();
+    await database.close();
     process.exit(0);
   };
   process.once('SIGINT', () => void close('SIGINT'));
   process.once('SIGTERM', () => void close('SIGTERM'));
 
-  await app.listen({ port: config.port, host: config.host });
-  app.log.info(
-    { database: config.databaseUrl ? 'DATABASE_URL' : `embedded (${config.dataDir})` },
+  try {
+    await server.listen({ port: config.port, host: config.host });
+  } catch (error) {
+    await server.close();
+    await database.close();
+    throw error;
+  }
+  server.log.info(
+    {
+      database: database.location,
+      ...(database.kind === 'embedded' ? { psql: `psql -h ${config.dataDir} -U postgres` } : {}),
+    },
     'ready',
   );
 }
 
 main().catch((error: unknown) => {
-  if (error instanceof ConfigError || (error instanceof Error && error.name === 'ContractError')) {
+  if (
+    error instanceof ConfigError ||
+    error instanceof EmbeddedInUseError ||
+    (error instanceof Error && error.name === 'ContractError')
+  ) {
     console.error(error.message);
   } else {
     console.error(error);

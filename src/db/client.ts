@@ -1,24 +1,30 @@
-import { mkdir } from 'node:fs/promises';
-import { PGlite } from '@electric-sql/pglite';
-import { sql } from 'drizzle-orm';
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
-import { migrate as migratePg } from 'drizzle-orm/node-postgres/migrator';
-import { drizzle as drizzlePglite } from 'drizzle-orm/pglite';
-import { migrate as migratePglite } from 'drizzle-orm/pglite/migrator';
-import pg from 'pg';
+import type { PoolConfig } from 'pg';
 import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
-import * as schema from './schema/index.js';
+import { openEmbedded } from './embedded/open.js';
+import { migrateAndReport, type MigrationReport } from './migrations.js';
+import type * as schema from './schema/index.js';
+
+// The drivers (drizzle, pg, PGlite) are imported where they are used, after an embedded
+// folder has been claimed: its engine, or a new folder's initdb, starts ~0.1 s sooner,
+// and a process never loads a driver it does not use.
 
 /** The Drizzle database both drivers give; repositories take this and nothing narrower. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 
 export interface Database {
   readonly db: Db;
-  readonly kind: 'postgres' | 'pglite';
-  /** Applies the migrations in drizzle/ that have not run yet. */
-  migrate(): Promise<void>;
+  /**
+   * postgres: DATABASE_URL. embedded: the PGlite folder in DATA_DIR, reached through the
+   * socket of the process that owns it (maybe this one). memory: an in-memory PGlite in
+   * this process (DATA_DIR=memory://, for tests and benchmarks).
+   */
+  readonly kind: 'postgres' | 'embedded' | 'memory';
+  /** Where the data is, in words, for logs and scripts. */
+  readonly location: string;
+  /** Applies the migrations in drizzle/ that have not run yet, and says which it applied. */
+  migrate(): Promise<MigrationReport>;
   /** Resolves when the database answers a query. */
   ping(): Promise<void>;
   close(): Promise<void>;
@@ -28,26 +34,118 @@ export interface DatabaseOptions {
   /** Where pool errors go (a restarted database must not crash the process). */
   onPoolError?: (error: Error) => void;
   /**
-   * Embedded only: start from this dump of a data folder (PGlite's dumpDataDir) instead
-   * of an empty one. Loading a dump takes a fraction of a fresh initdb.
+   * Memory only: start from this dump of a data folder (PGlite's dumpDataDir) instead of an
+   * empty one. Loading a dump takes a fraction of a fresh initdb.
    */
   pgliteTemplate?: Blob;
+  /** Embedded only: how this process shares the folder with others (see embedded/open.ts). */
+  embedded?: {
+    /** What this process is, for the message other processes get ("npm run db:seed"). */
+    label: string;
+    /** Refuse to run beside another owner (the server), rather than use it (scripts). */
+    exclusive?: boolean;
+    /** Problems of the embedded engine that no query is waiting for. */
+    onError?: (message: string) => void;
+  };
 }
 
 type DbSettings = Pick<Config, 'databaseUrl' | 'dataDir' | 'db'>;
 
+/** A database that answers queries. */
 export async function createDatabase(
   config: DbSettings,
   options: DatabaseOptions = {},
 ): Promise<Database> {
-  return config.databaseUrl
-    ? createPostgres(config.databaseUrl, config.db, options)
-    : createPglite(config.dataDir, options.pgliteTemplate);
+  const { database, ready } = await startDatabase(config, options);
+  try {
+    await ready;
+  } catch (error) {
+    await database.close();
+    throw error;
+  }
+  return database;
 }
 
-function createPostgres(url: string, settings: Config['db'], options: DatabaseOptions): Database {
+/**
+ * A database that may still be starting (an embedded folder being opened, or initialised,
+ * by this process): `ready` tells when it answers; its migrate() waits for that itself.
+ * This lets the server load and build the app while the database opens.
+ */
+export async function startDatabase(
+  config: DbSettings,
+  options: DatabaseOptions = {},
+): Promise<{ database: Database; ready: Promise<void> }> {
+  if (config.databaseUrl) {
+    const database = await createPostgres(
+      { connectionString: config.databaseUrl },
+      config.db,
+      options,
+      'DATABASE_URL',
+    );
+    return { database, ready: Promise.resolve() };
+  }
+  if (config.dataDir.startsWith('memory://')) {
+    return { database: await createMemory(options.pgliteTemplate), ready: Promise.resolve() };
+  }
+
+  const access = await openEmbedded(config.dataDir, {
+    label: options.embedded?.label ?? 'a script',
+    exclusive: options.embedded?.exclusive ?? false,
+    poolMax: config.db.poolMax,
+    ...(options.embedded?.onError ? { onError: options.embedded.onError } : {}),
+  });
+  const location = access.owner
+    ? `the embedded database in ${access.host}, served by process ${access.owner.pid} (${access.owner.owner})`
+    : `the embedded database in ${access.host}`;
+  let postgres: Database;
+  try {
+    postgres = await createPostgres(
+      { host: access.host, port: access.port, user: 'postgres', database: 'postgres' },
+      config.db,
+      options,
+      location,
+    );
+  } catch (error) {
+    await access.close();
+    throw error;
+  }
+  const database: Database = {
+    db: postgres.db,
+    kind: 'embedded',
+    location,
+    migrate: async () => {
+      await access.ready;
+      return postgres.migrate();
+    },
+    ping: async () => {
+      await access.ready;
+      return postgres.ping();
+    },
+    close: async () => {
+      try {
+        await postgres.close();
+      } finally {
+        await access.close();
+      }
+    },
+  };
+  return { database, ready: access.ready };
+}
+
+async function createPostgres(
+  connection: PoolConfig,
+  settings: Config['db'],
+  options: DatabaseOptions,
+  location: string,
+): Promise<Database> {
+  const [{ default: pg }, { drizzle }, { migrate }, schema] = await Promise.all([
+    import('pg'),
+    import('drizzle-orm/node-postgres'),
+    import('drizzle-orm/node-postgres/migrator'),
+    import('./schema/index.js'),
+  ]);
   const pool = new pg.Pool({
-    connectionString: url,
+    ...connection,
     max: settings.poolMax,
     connectionTimeoutMillis: settings.connectTimeoutMs,
     // The server cancels a slow statement; the client gives up a little later, which is the
@@ -57,29 +155,45 @@ function createPostgres(url: string, settings: Config['db'], options: DatabaseOp
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (error) => options.onPoolError?.(error));
-  const db = drizzlePg({ client: pool, schema }) as unknown as Db;
   return {
-    db,
+    db: drizzle({ client: pool, schema }) as unknown as Db,
     kind: 'postgres',
-    migrate: () => migratePg(drizzlePg({ client: pool }), { migrationsFolder }),
+    location,
+    migrate: () =>
+      migrateAndReport(
+        async (text) => (await pool.query<Record<string, unknown>>(text)).rows,
+        () => migrate(drizzle({ client: pool }), { migrationsFolder }),
+      ),
     ping: async () => {
-      await db.execute(sql`select 1`);
+      await pool.query('select 1');
     },
     close: () => pool.end(),
   };
 }
 
-async function createPglite(dataDir: string, template: Blob | undefined): Promise<Database> {
-  // 'memory://' keeps the database in memory (tests); anything else is a folder on disk.
-  if (!dataDir.startsWith('memory://')) await mkdir(dataDir, { recursive: true });
-  const client = await PGlite.create({ dataDir, ...(template ? { loadDataDir: template } : {}) });
-  const db = drizzlePglite({ client, schema }) as unknown as Db;
+async function createMemory(template: Blob | undefined): Promise<Database> {
+  // Loaded only here: a server on a folder or on PostgreSQL has no use for them.
+  const [{ PGlite }, { drizzle }, { migrate }, schema] = await Promise.all([
+    import('@electric-sql/pglite'),
+    import('drizzle-orm/pglite'),
+    import('drizzle-orm/pglite/migrator'),
+    import('./schema/index.js'),
+  ]);
+  const client = await PGlite.create({
+    dataDir: 'memory://',
+    ...(template ? { loadDataDir: template } : {}),
+  });
   return {
-    db,
-    kind: 'pglite',
-    migrate: () => migratePglite(drizzlePglite({ client }), { migrationsFolder }),
+    db: drizzle({ client, schema }) as unknown as Db,
+    kind: 'memory',
+    location: 'an in-memory embedded database',
+    migrate: () =>
+      migrateAndReport(
+        async (text) => (await client.query<Record<string, unknown>>(text)).rows,
+        () => migrate(drizzle({ client }), { migrationsFolder }),
+      ),
     ping: async () => {
-      await db.execute(sql`select 1`);
+      await client.query('select 1');
     },
     close: () => client.close(),
   };

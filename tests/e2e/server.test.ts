@@ -8,13 +8,13 @@ import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/values.js';
 
 /**
- * The server as `npm start` runs it (src/server.ts in its own process, on a real port),
- * called the way a client calls it.
+ * The server as `npm start` runs it (scripts/start.js in its own process, on a real
+ * port), called the way a client calls it.
  */
 
 function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string } {
   let output = '';
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/server.ts'], {
+  const child = spawn(process.execPath, ['scripts/start.js'], {
     cwd: projectRoot,
     env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,0 +1,109 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { projectRoot } from '../../src/paths.js';
+import { freePort } from '../helpers/values.js';
+
+/**
+ * The server and the npm scripts as real processes, started the way a developer starts
+ * them, for the end-to-end tests.
+ */
+
+export interface Running {
+  readonly child: ChildProcess;
+  /** stdout and stderr so far. */
+  output(): string;
+  /** The exit code (null when killed by a signal). */
+  readonly exited: Promise<number | null>;
+}
+
+/**
+ * A quiet production-like environment: only what a process needs, so that nothing of the
+ * test runner's (TEST_DATABASE_URL, a DATABASE_URL in the shell) leaks in. DATABASE_URL
+ * is set empty, which means unset, and wins over a .env file in the project.
+ */
+function environment(extra: Record<string, string>): NodeJS.ProcessEnv {
+  return {
+    PATH: process.env.PATH ?? '',
+    HOME: process.env.HOME ?? '',
+    NODE_ENV: 'production',
+    LOG_LEVEL: 'warn',
+    JWT_SECRET: 'e2e-secret-e2e-secret-e2e-secret-e2e',
+    BCRYPT_COST: '4',
+    DATABASE_URL: '',
+    ...extra,
+  };
+}
+
+function run(command: string, args: string[], env: Record<string, string>): Running {
+  let output = '';
+  const child = spawn(command, args, {
+    cwd: projectRoot,
+    env: environment(env),
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
+  const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { child, output: () => output, exited };
+}
+
+/** The server as `npm start` runs it (the same script, without npm in between). */
+export function startServer(env: Record<string, string>): Running {
+  return run(process.execPath, ['scripts/start.js'], env);
+}
+
+/** `npm run <script>`, as typed in a second terminal. */
+export function runScript(script: string, env: Record<string, string>): Running {
+  return run(process.platform === 'win32' ? 'npm.cmd' : 'npm', ['run', '--silent', script], env);
+}
+
+export interface Server extends Running {
+  readonly base: string;
+  /** SIGTERM, and the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** Starts the server on a free port and waits until /health answers. */
+export async function startedServer(env: Record<string, string>): Promise<Server> {
+  const port = await freePort();
+  const base = `http://127.0.0.1:${port}`;
+  const server = startServer({ PORT: String(port), HOST: '127.0.0.1', ...env });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    try {
+      if ((await fetch(`${base}/health`)).ok) break;
+    } catch {
+      // not listening yet
+    }
+    if (server.child.exitCode !== null || Date.now() > deadline) {
+      server.child.kill('SIGKILL');
+      throw new Error(`the server did not start:\n${server.output()}`);
+    }
+    await sleep(100);
+  }
+  return {
+    ...server,
+    base,
+    stop: async () => {
+      if (server.child.exitCode === null) server.child.kill('SIGTERM');
+      return server.exited;
+    },
+  };
+}
+
+/** Ends a process the tests started, whatever state it is in. */
+export async function kill(running: Running | undefined): Promise<void> {
+  if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
+  running.child.kill('SIGKILL');
+  await running.exited;
+}
+
+export const demoPassword = 'correct horse battery staple';
+
+export async function logIn(base: string, email: string, password = demoPassword) {
+  return fetch(`${base}/api/auth/login`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify({ email, password }),
+  });
+}
