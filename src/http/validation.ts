@@ -28,7 +28,33 @@ export function createAjv(options: Options): Ajv2020 {
   addFormats(ajv);
   // ajv-formats' uuid also takes "urn:uuid:…"; JSON Schema's uuid (RFC 4122) is the bare form.
   ajv.addFormat('uuid', uuidPattern);
+  compileOncePerSchema(ajv);
   return ajv;
+}
+
+/**
+ * Glue hands every route its own dereferenced copy of the shared schemas (the Problem of
+ * each error status, of each operation), and Ajv caches by object, not by content: 78
+ * compilations of 16 distinct schemas took 0.31 s of every start. Equal schemas share one
+ * validator instead (Ajv's own cache does the same for one object).
+ */
+function compileOncePerSchema(ajv: Ajv2020): void {
+  const compile = ajv.compile.bind(ajv);
+  const compiled = new Map<string, ReturnType<typeof compile>>();
+  ajv.compile = ((schema: object, meta?: boolean) => {
+    let key: string;
+    try {
+      key = JSON.stringify(schema);
+    } catch {
+      return compile(schema, meta); // a recursive schema has no text form
+    }
+    let validate = compiled.get(key);
+    if (!validate) {
+      validate = compile(schema, meta);
+      compiled.set(key, validate);
+    }
+    return validate;
+  }) as typeof ajv.compile;
 }
 
 export interface ContractValidation {
