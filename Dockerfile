@@ -2,7 +2,9 @@
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --no-audit --no-fund
+# No postinstall here: it needs src/ (it prepares `npm start` and the embedded database's
+# template), and this image builds with tsc instead.
+RUN npm ci --ignore-scripts --no-audit --no-fund
 
 FROM deps AS build
 COPY tsconfig.json tsconfig.build.json ./
@@ -17,10 +19,12 @@ COPY package.json package-lock.json ./
 # Production dependencies only. PGlite is one of them: without DATABASE_URL the server runs
 # the embedded database (dist/db/embedded/: its engine thread and initdb process). tsx and
 # esbuild, which only `npm run dev` and `npm start` use, are development dependencies.
-RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
 COPY --from=build /app/dist ./dist
 COPY generated ./generated
 COPY drizzle ./drizzle
+# initdb once, at build time: a new embedded data folder then starts as a copy of it.
+RUN node dist/db/embedded/initdb-process.js --template
 # The embedded database (used when DATABASE_URL is unset) lives here, with the socket the
 # server serves it on to other processes in the container.
 RUN mkdir -p /app/.data && chown node:node /app/.data
