@@ -1,71 +1,32 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { projectRoot } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/values.js';
+import { kill, startedServer, startServer, type Server } from './processes.js';
 
 /**
  * The server as `npm start` runs it (scripts/start.js in its own process, on a real
  * port), called the way a client calls it.
  */
 
-function startServer(env: Record<string, string>): { child: ChildProcess; output: () => string } {
-  let output = '';
-  const child = spawn(process.execPath, ['scripts/start.js'], {
-    cwd: projectRoot,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'production', LOG_LEVEL: 'warn', ...env },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
-  return { child, output: () => output };
-}
-
-function exitOf(child: ChildProcess): Promise<number | null> {
-  return new Promise((resolve) => {
-    if (child.exitCode !== null) resolve(child.exitCode);
-    else child.once('exit', (code) => resolve(code));
-  });
-}
-
 describe('the server process', () => {
   let db: TestDatabase | undefined;
   let dataDir: string;
-  let server: ReturnType<typeof startServer>;
+  let server: Server;
   let base: string;
 
   beforeAll(async () => {
     dataDir = await mkdtemp(join(tmpdir(), 'api-e2e-'));
     // The real PostgreSQL when the suite has one; else the embedded database, as `npm start`.
     db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
-    const port = await freePort();
-    base = `http://127.0.0.1:${port}`;
-    server = startServer({
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      JWT_SECRET: 'e2e-secret-e2e-secret-e2e-secret-e2e',
-      BCRYPT_COST: '4',
-      ...(db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir }),
-    });
-    const deadline = Date.now() + 45_000;
-    for (;;) {
-      try {
-        if ((await fetch(`${base}/health`)).ok) break;
-      } catch {
-        // not listening yet
-      }
-      if (server.child.exitCode !== null || Date.now() > deadline) {
-        throw new Error(`the server did not start:\n${server.output()}`);
-      }
-      await new Promise((resolve) => setTimeout(resolve, 200));
-    }
+    server = await startedServer(db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir });
+    base = server.base;
   }, 60_000);
 
   afterAll(async () => {
-    if (server.child.exitCode === null) server.child.kill('SIGKILL');
+    await kill(server);
     await db?.drop();
     await rm(dataDir, { recursive: true, force: true });
   });
@@ -113,21 +74,24 @@ describe('the server process', () => {
   });
 
   it('shuts down cleanly on SIGTERM', async () => {
-    server.child.kill('SIGTERM');
-    expect(await exitOf(server.child)).toBe(0);
+    expect(await server.stop()).toBe(0);
   }, 15_000);
 });
 
 describe('the server process with a bad configuration', () => {
   it('refuses to start in production without JWT_SECRET, saying why', async () => {
-    const server = startServer({ PORT: String(await freePort()), DATA_DIR: 'memory://' });
-    expect(await exitOf(server.child)).toBe(1);
+    const server = startServer({
+      PORT: String(await freePort()),
+      DATA_DIR: 'memory://',
+      JWT_SECRET: '',
+    });
+    expect(await server.exited).toBe(1);
     expect(server.output()).toMatch(/JWT_SECRET is required/);
   }, 30_000);
 
   it('names an invalid variable', async () => {
-    const server = startServer({ PORT: 'eighty', JWT_SECRET: 'x'.repeat(32) });
-    expect(await exitOf(server.child)).toBe(1);
+    const server = startServer({ PORT: 'eighty' });
+    expect(await server.exited).toBe(1);
     expect(server.output()).toMatch(/PORT/);
   }, 30_000);
 });
