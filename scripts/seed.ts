@@ -25,12 +25,10 @@ const demoUsers = [
 
 const config = loadConfig(readEnvironment());
 const database = await createDatabase(config, { embedded: { label: 'npm run db:seed' } });
+const passwords = createPasswordHasher({ cost: config.bcryptCost, threads: 1 });
 try {
   await database.migrate();
-  const users = createUsersService({
-    users: createUsersRepository(database.db),
-    passwords: createPasswordHasher(config.bcryptCost),
-  });
+  const users = createUsersService({ users: createUsersRepository(database.db), passwords });
   for (const user of demoUsers) {
     const created = await users.create({ ...user, password });
     if (created.ok) console.log(`created ${user.email}`);
@@ -39,5 +37,6 @@ try {
   }
   console.log(`\nLog in with any of them and the password "${password}".`);
 } finally {
+  await passwords.close();
   await database.close();
 }

@@ -145,7 +145,11 @@ async function wire(
   }
 
   const spec = deps.spec ?? loadSpec();
-  const passwords = createPasswordHasher(config.bcryptCost);
+  const passwords = createPasswordHasher({
+    cost: config.bcryptCost,
+    threads: config.bcryptThreads,
+  });
+  app.addHook('onClose', () => passwords.close());
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const users = createUsersRepository(database.db);
   const handlers: Handlers = {

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import envSchema from 'env-schema';
 
@@ -26,6 +27,8 @@ export interface Config {
     readonly audience: string;
   };
   readonly bcryptCost: number;
+  /** Worker threads that run bcrypt, off the event loop. */
+  readonly bcryptThreads: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Validate every response against the spec (development and tests; it costs CPU). */
   readonly responseValidation: boolean;
@@ -62,6 +65,7 @@ const schema = {
     JWT_ISSUER: { type: 'string', minLength: 1, default: 'contract-first-api' },
     JWT_AUDIENCE: { type: 'string', minLength: 1, default: 'contract-first-api' },
     BCRYPT_COST: { type: 'integer', minimum: 4, maximum: 15 },
+    BCRYPT_THREADS: { type: 'integer', minimum: 1, maximum: 64 },
     LOG_LEVEL: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -89,6 +93,7 @@ interface RawEnv {
   JWT_ISSUER: string;
   JWT_AUDIENCE: string;
   BCRYPT_COST?: number;
+  BCRYPT_THREADS?: number;
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
@@ -163,6 +168,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     }),
     // bcrypt's cost doubles the work per step: 12 in production, cheaper where speed matters more.
     bcryptCost: raw.BCRYPT_COST ?? (production ? 12 : raw.NODE_ENV === 'test' ? 4 : 10),
+    // One core stays for the event loop; one thread at least, however small the machine.
+    bcryptThreads: raw.BCRYPT_THREADS ?? Math.max(1, availableParallelism() - 1),
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,

@@ -1,4 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { projectRoot } from '../../src/paths.js';
 import { freePort } from '../helpers/values.js';
@@ -47,9 +49,17 @@ function run(command: string, args: string[], env: Record<string, string>): Runn
   return { child, output: () => output, exited };
 }
 
-/** The server as `npm start` runs it (the same script, without npm in between). */
+/**
+ * The server as `npm start` runs it: package.json's own command, flags included, with this
+ * Node in place of `node` and without npm in between.
+ */
 export function startServer(env: Record<string, string>): Running {
-  return run(process.execPath, ['scripts/start.js'], env);
+  const manifest = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {
+    scripts: { start: string };
+  };
+  const [command, ...args] = manifest.scripts.start.split(/\s+/);
+  if (command !== 'node') throw new Error(`npm start no longer runs node: ${command}`);
+  return run(process.execPath, args, env);
 }
 
 /** `npm run <script>`, as typed in a second terminal. */

@@ -3,6 +3,8 @@ import { createSigner, type Algorithm } from 'fast-jwt';
 import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
+import { buildApp } from '../../src/app.js';
+import { loadConfig } from '../../src/config.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { unique } from '../helpers/values.js';
@@ -204,6 +206,46 @@ describe('login: POST /api/auth/login', () => {
     ],
   ])('answers 400 to %s', async (_name, payload, pointer) => {
     expectValidationError(await login(payload), 'body', pointer);
+  });
+});
+
+describe('password hashes at a lower cost than configured', () => {
+  it('are redone at the configured cost at the next successful login', async () => {
+    const { user, password } = await signUpAndLogin(t);
+    const roundsOf = async () => {
+      const [row] = await t.db.sql(sql`select password_hash from users where id = ${user.id}`);
+      return Number(String(row?.password_hash).split('$')[2]);
+    };
+    expect(await roundsOf()).toBe(4);
+
+    // The same database, served by an app configured with a higher cost.
+    const costlier = await buildApp(
+      loadConfig({
+        NODE_ENV: 'test',
+        LOG_LEVEL: 'silent',
+        JWT_SECRET: TEST_JWT_SECRET,
+        BCRYPT_COST: '5',
+        ...(t.db.url ? { DATABASE_URL: t.db.url } : {}),
+      }),
+      t.db.url ? {} : { database: t.db.database },
+    );
+    try {
+      const payload = { email: user.email, password };
+      const wrong = { email: user.email, password: `${password}!` };
+      expect(
+        (await costlier.inject({ method: 'POST', url: '/api/auth/login', payload: wrong }))
+          .statusCode,
+      ).toBe(401);
+      expect(await roundsOf()).toBe(4);
+      expect(
+        (await costlier.inject({ method: 'POST', url: '/api/auth/login', payload })).statusCode,
+      ).toBe(200);
+      expect(await roundsOf()).toBe(5);
+      // The new hash still takes the same password, anywhere.
+      expect((await login(payload)).statusCode).toBe(200);
+    } finally {
+      await costlier.close();
+    }
   });
 });
 

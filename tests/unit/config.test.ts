@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { ConfigError, loadConfig, parseDuration } from '../../src/config.js';
 
@@ -15,6 +16,8 @@ describe('loadConfig', () => {
       responseValidation: true,
       bodyLimitBytes: 1048576,
       bcryptCost: 10,
+      // One core stays for the event loop.
+      bcryptThreads: Math.max(1, availableParallelism() - 1),
     });
     expect(config.jwt.expiresInSeconds).toBe(900);
     expect(config.dataDir).toMatch(/\.data$/);
@@ -45,6 +48,7 @@ describe('loadConfig', () => {
       JWT_SECRET: secret,
       JWT_EXPIRES_IN: '2h',
       BCRYPT_COST: '6',
+      BCRYPT_THREADS: '3',
       LOG_LEVEL: 'warn',
       RESPONSE_VALIDATION: 'false',
       DATA_DIR: '/tmp/somewhere',
@@ -57,6 +61,7 @@ describe('loadConfig', () => {
       host: '127.0.0.1',
       databaseUrl: 'postgres://u:p@db:5432/app',
       bcryptCost: 6,
+      bcryptThreads: 3,
       logLevel: 'warn',
       responseValidation: false,
       dataDir: '/tmp/somewhere',
@@ -80,6 +85,7 @@ describe('loadConfig', () => {
     ['JWT_EXPIRES_IN', '15 minutes'],
     ['BCRYPT_COST', '3'],
     ['BCRYPT_COST', '16'],
+    ['BCRYPT_THREADS', '0'],
     ['LOG_LEVEL', 'loud'],
     ['NODE_ENV', 'staging'],
   ])('refuses %s=%s with a message naming it', (name, value) => {

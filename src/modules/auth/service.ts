@@ -40,6 +40,11 @@ export function createAuthService(deps: {
         return fail(new InvalidCredentialsError());
       }
       if (!credentials.user.isActive) return fail(new AccountDisabledError());
+      // Hashes made when the cost was lower get the current cost, now that the password
+      // is at hand (it never is otherwise).
+      if (passwords.needsRehash(credentials.passwordHash)) {
+        await users.setPasswordHash(credentials.user.id, await passwords.hash(password));
+      }
       return ok({ ...tokens.issue(credentials.user.id), user: credentials.user });
     },
 

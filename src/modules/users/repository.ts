@@ -39,6 +39,8 @@ export interface UsersRepository {
   /** Null when there is no such user. */
   update(id: string, changes: UserChanges): Promise<Outcome<User, ConflictError> | null>;
   delete(id: string): Promise<User | null>;
+  /** Replaces a password hash (a rehash at a higher cost, for one). */
+  setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Up to `limit` users after `after`, oldest first. */
   list(limit: number, after: Position | null): Promise<User[]>;
 }
@@ -149,6 +151,10 @@ export function createUsersRepository(db: Db): UsersRepository {
       } catch (error) {
         return fail(conflictOf(error));
       }
+    },
+
+    async setPasswordHash(id, passwordHash) {
+      await db.update(users).set({ passwordHash }).where(eq(users.id, id));
     },
 
     async delete(id) {
