@@ -284,7 +284,11 @@ async function initialiseFolder(dir: string, signal: AbortSignal): Promise<void>
     }
   }
   for (const name of leftovers) {
-    if (/^\.initdb\.\d+$/.test(name)) await rm(join(dir, name), { recursive: true, force: true });
+    // The initdb process of a killed owner may still be writing there for a moment (it
+    // outlives its parent): removal is retried until it has stopped or failed.
+    if (/^\.initdb\.\d+$/.test(name)) {
+      await rm(join(dir, name), { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    }
   }
 
   const child = spawn(
