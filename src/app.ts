@@ -14,7 +14,7 @@ import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
-import { createAuthService } from './modules/auth/service.js';
+import { createAuthService, createAuthenticator } from './modules/auth/service.js';
 import { createTokenService } from './modules/auth/tokens.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
@@ -160,7 +160,7 @@ async function wire(
   await registerContract(app, {
     spec,
     handlers,
-    securityHandlers: createSecurityHandlers((request) => tokens.authenticate(request)),
+    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, users })),
     routeConfig: { login: authRateLimit, createUser: authRateLimit },
   });
 }

@@ -139,7 +139,11 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
       (e): e is AppError | DomainError => e instanceof AppError || e instanceof DomainError,
     );
     if (cause instanceof DomainError) return appErrorOf(cause as AnyDomainError, request);
-    return cause ?? new UnauthorizedError();
+    if (cause) return cause;
+    // A security handler that failed for another reason (the database it checks the
+    // account in) is the server's trouble, told as such (503 or 500), never as a 401.
+    const failure: unknown = fastifyError.errors.find((e) => e instanceof Error);
+    return failure ? toAppError(failure, request) : new UnauthorizedError();
   }
   // A reply that breaks the contract is the server's fault, whatever `validation` it carries.
   if (fastifyError.code?.startsWith('FST_RESPONSE_VALIDATION')) return internal;

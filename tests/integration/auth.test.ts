@@ -305,6 +305,23 @@ describe('getMe: GET /api/auth/me', () => {
     expectProblem(await me(auth), 401, 'UNAUTHORIZED');
   });
 
+  it('answers 401 to the token of a disabled account on every secured operation, until it is enabled again', async () => {
+    const { user, auth } = await signUpAndLogin(t);
+    await t.db.sql(sql`update users set is_active = false where id = ${user.id}`);
+    const url = `/api/users/${user.id}`;
+    const secured = [
+      () => me(auth),
+      () => t.inject({ method: 'PATCH', url, headers: auth, payload: { firstName: 'X' } }),
+      () => t.inject({ method: 'DELETE', url, headers: auth }),
+    ];
+    for (const call of secured) {
+      const problem = expectProblem(await call(), 401, 'UNAUTHORIZED');
+      expect(problem.detail).toMatch(/disabled/);
+    }
+    await t.db.sql(sql`update users set is_active = true where id = ${user.id}`);
+    expect((await me(auth)).statusCode).toBe(200);
+  });
+
   it('answers 401 without a token', async () => {
     const problem = expectProblem(await me(), 401, 'UNAUTHORIZED');
     expect(problem.instance).toBe('/api/auth/me');

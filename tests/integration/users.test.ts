@@ -688,10 +688,21 @@ describe('updateUser: PATCH /api/users/{id}', () => {
     expect((await login(b.user.email, b.password)).statusCode).toBe(200);
   });
 
-  it('answers 404 when the own account was deleted after the token was issued', async () => {
+  it('answers 401 when the own account was deleted after the token was issued', async () => {
     const { user, auth } = await signUpAndLogin(t);
     expect((await deleteUser(user.id, auth)).statusCode).toBe(200);
-    expectProblem(await patchUser(user.id, { firstName: 'Ghost' }, auth), 404, 'NOT_FOUND');
+    expectProblem(await patchUser(user.id, { firstName: 'Ghost' }, auth), 401, 'UNAUTHORIZED');
+  });
+
+  it('marks a new email address unverified, and keeps the same one in other letters verified', async () => {
+    const { user, auth } = await signUpAndLogin(t);
+    await t.db.sql(sql`update users set email_verified = true where id = ${user.id}`);
+    const sameAddress = await patchUser(user.id, { email: user.email.toUpperCase() }, auth);
+    expect(sameAddress.json<User>()).toMatchObject({ emailVerified: true });
+    const renamed = await patchUser(user.id, { firstName: 'Ada' }, auth);
+    expect(renamed.json<User>()).toMatchObject({ emailVerified: true });
+    const moved = await patchUser(user.id, { email: `new-${user.email}` }, auth);
+    expect(moved.json<User>()).toMatchObject({ email: `new-${user.email}`, emailVerified: false });
   });
 
   it('answers 400 on the path for a malformed id', async () => {
@@ -843,14 +854,14 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
     expect(Object.keys(response.json<User>()).sort()).toEqual(USER_KEYS);
   });
 
-  it('removes the account: profile 404, login 401, token 401, second delete 404', async () => {
+  it('removes the account: profile 404, login 401, token 401 (a second delete included)', async () => {
     const { user, auth, password } = await signUpAndLogin(t);
     expect((await deleteUser(user.id, auth)).statusCode).toBe(200);
 
     expectProblem(await getUser(user.id), 404, 'NOT_FOUND');
     expectProblem(await login(user.email, password), 401, 'INVALID_CREDENTIALS');
     expectProblem(await me(auth), 401, 'UNAUTHORIZED');
-    expectProblem(await deleteUser(user.id, auth), 404, 'NOT_FOUND');
+    expectProblem(await deleteUser(user.id, auth), 401, 'UNAUTHORIZED');
     const page = (await listUsers('?limit=100')).json<PublicUserPage>();
     expect(page.items.map((item) => item.id)).not.toContain(user.id);
     const rows = await t.db.sql(sql`select count(*)::int as n from users where id = ${user.id}`);

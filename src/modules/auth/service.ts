@@ -1,3 +1,4 @@
+import type { FastifyRequest } from 'fastify';
 import type { Schemas } from '../../api-types.js';
 import {
   AccountDisabledError,
@@ -55,5 +56,24 @@ export function createAuthService(deps: {
         ? ok(user)
         : fail(new UnauthenticatedError('The account of this access token no longer exists.'));
     },
+  };
+}
+
+/**
+ * The caller of a secured operation: a valid access token of an account that still exists
+ * and is active, checked on every request (one look-up by primary key), so that a token
+ * dies with its account's deletion or deactivation rather than at its expiry.
+ */
+export function createAuthenticator(deps: {
+  tokens: Pick<TokenService, 'authenticate'>;
+  users: Pick<UsersRepository, 'findById'>;
+}): (request: FastifyRequest) => Promise<Principal> {
+  return async (request) => {
+    const principal = await deps.tokens.authenticate(request);
+    const user = await deps.users.findById(principal.userId);
+    if (!user) throw new UnauthenticatedError('The account of this access token no longer exists.');
+    if (!user.isActive)
+      throw new UnauthenticatedError('The account of this access token is disabled.');
+    return principal;
   };
 }

@@ -143,6 +143,11 @@ export function createUsersRepository(db: Db): UsersRepository {
             username: changes.username,
             firstName: changes.firstName,
             lastName: changes.lastName,
+            // A new address is not verified yet; the same one in other letter case still is.
+            emailVerified:
+              changes.email === undefined
+                ? undefined
+                : sql`${users.emailVerified} and lower(${users.email}) = lower(${changes.email})`,
             updatedAt: sql`now()`,
           })
           .where(eq(users.id, id))
