@@ -142,6 +142,7 @@ export interface paths {
      *     The body is a JSON merge patch (RFC 7396): only the fields sent are changed, and
      *     `null` clears a name. Send it as `application/merge-patch+json` or as
      *     `application/json`; both take the same fields. Another user's account gives 403.
+     *     A new email address is not verified yet: `emailVerified` becomes `false`.
      */
     patch: operations['updateUser'];
     trace?: never;
