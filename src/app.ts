@@ -30,6 +30,14 @@ export interface AppDeps {
   spec?: OpenApiDocument;
 }
 
+/** Fastify's form of TRUST_PROXY: a hop count becomes "the first N hops" (what proxy-addr does). */
+function trustProxyOption(
+  trust: Config['trustProxy'],
+): false | string[] | ((address: string, hop: number) => boolean) {
+  if (typeof trust === 'number') return (_address, hop) => hop < trust;
+  return trust === false ? false : [...trust];
+}
+
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /**
@@ -51,7 +59,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     routerOptions: { maxParamLength: 100 },
     // Every route the server has is in the spec; automatic HEAD twins would not be.
     exposeHeadRoutes: false,
-    trustProxy: config.trustProxy,
+    trustProxy: trustProxyOption(config.trustProxy),
   });
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);

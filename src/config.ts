@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
 import envSchema from 'env-schema';
@@ -36,7 +37,11 @@ export interface Config {
   /** Sign-ups and logins a client (by IP address) may make per window, each operation apart. */
   readonly authRateLimit: { readonly max: number; readonly windowSeconds: number };
   /** Take the client address from X-Forwarded-For (behind a reverse proxy only). */
-  readonly trustProxy: boolean;
+  /**
+   * Which proxies' X-Forwarded-For to believe: false (none), a hop count, or their
+   * addresses and CIDR ranges. Never "every address", which lets clients pick their own IP.
+   */
+  readonly trustProxy: false | number | readonly string[];
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -75,7 +80,7 @@ const schema = {
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1, default: 10 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
-    TRUST_PROXY: { type: 'boolean', default: false },
+    TRUST_PROXY: { type: 'string', minLength: 1, default: 'false' },
   },
 } as const;
 
@@ -99,7 +104,7 @@ interface RawEnv {
   BODY_LIMIT_BYTES: number;
   RATE_LIMIT_AUTH_MAX: number;
   RATE_LIMIT_AUTH_WINDOW: string;
-  TRUST_PROXY: boolean;
+  TRUST_PROXY: string;
 }
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -119,6 +124,36 @@ export function parseDuration(text: string): number {
 export function readEnvironment(): Record<string, string | undefined> {
   if (existsSync('.env')) process.loadEnvFile('.env');
   return process.env;
+}
+
+/** An IP address, or a CIDR range: an address and a prefix length its family allows. */
+function isAddressOrRange(entry: string): boolean {
+  const [address = '', prefix, ...rest] = entry.split('/');
+  const family = isIP(address);
+  if (family === 0 || rest.length > 0) return false;
+  if (prefix === undefined) return true;
+  return /^[0-9]{1,3}$/.test(prefix) && Number(prefix) <= (family === 4 ? 32 : 128);
+}
+
+/**
+ * TRUST_PROXY: `false` (the default: X-Forwarded-For is ignored), a number of proxy hops
+ * in front of the server, or a comma-separated list of proxy addresses and CIDR ranges.
+ */
+export function parseTrustProxy(text: string): false | number | readonly string[] {
+  const value = text.trim();
+  if (value === 'false') return false;
+  if (/^[0-9]+$/.test(value)) {
+    const hops = Number(value);
+    if (hops >= 1 && hops <= 10) return hops;
+  } else if (value !== 'true') {
+    const entries = value.split(',').map((entry) => entry.trim());
+    if (entries.every(isAddressOrRange)) {
+      return Object.freeze(entries);
+    }
+  }
+  throw new ConfigError(
+    `Invalid environment: TRUST_PROXY must be false, a number of proxy hops (1 to 10), or the proxies' addresses or CIDR ranges, comma-separated (got ${JSON.stringify(text)}). "true" would trust every address, so any client could choose its own IP.`,
+  );
 }
 
 export function loadConfig(source: Record<string, string | undefined>): Config {
@@ -177,7 +212,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       max: raw.RATE_LIMIT_AUTH_MAX,
       windowSeconds: parseDuration(raw.RATE_LIMIT_AUTH_WINDOW),
     }),
-    trustProxy: raw.TRUST_PROXY,
+    trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     warnings: Object.freeze(warnings),
   });
 }

@@ -66,3 +66,58 @@ describe('rate limits', () => {
     }
   });
 });
+
+describe('rate limits and X-Forwarded-For', () => {
+  // The default TRUST_PROXY: the header is the client's word, and changes nothing.
+  it('ignores a spoofed X-Forwarded-For when no proxy is trusted', async () => {
+    const client = '198.51.100.4';
+    const statuses: number[] = [];
+    for (let attempt = 1; attempt <= 4; attempt += 1) {
+      const response = await t.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: client,
+        headers: { 'x-forwarded-for': `203.0.113.${attempt}` },
+        payload: { email: 'nobody@example.com', password: 'guess guess' },
+      });
+      statuses.push(response.statusCode);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
+describe('rate limits behind a trusted proxy', () => {
+  const proxy = '192.0.2.10';
+  const behind = useTestApp({
+    RATE_LIMIT_AUTH_MAX: '3',
+    RATE_LIMIT_AUTH_WINDOW: '1h',
+    TRUST_PROXY: `${proxy}, 192.0.2.128/25`,
+  });
+  const loginVia = (remoteAddress: string, forwardedFor: string) =>
+    behind.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress,
+      headers: { 'x-forwarded-for': forwardedFor },
+      payload: { email: 'nobody@example.com', password: 'guess guess' },
+    });
+
+  it('counts each client the proxy names apart', async () => {
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      expect((await loginVia(proxy, '203.0.113.50')).statusCode).toBe(401);
+    }
+    expect((await loginVia(proxy, '203.0.113.50')).statusCode).toBe(429);
+    // Another client behind the same proxy, and the same one through a proxy of the range.
+    expect((await loginVia(proxy, '203.0.113.51')).statusCode).toBe(401);
+    expect((await loginVia('192.0.2.200', '203.0.113.50')).statusCode).toBe(429);
+  });
+
+  it('believes no header from an address that is not a trusted proxy', async () => {
+    const stranger = '198.51.100.99';
+    const statuses: number[] = [];
+    for (let attempt = 1; attempt <= 4; attempt += 1) {
+      statuses.push((await loginVia(stranger, `203.0.113.${100 + attempt}`)).statusCode);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});

@@ -54,7 +54,7 @@ describe('loadConfig', () => {
       DATA_DIR: '/tmp/somewhere',
       RATE_LIMIT_AUTH_MAX: '5',
       RATE_LIMIT_AUTH_WINDOW: '15m',
-      TRUST_PROXY: 'true',
+      TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,fd00::/8',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -66,9 +66,17 @@ describe('loadConfig', () => {
       responseValidation: false,
       dataDir: '/tmp/somewhere',
       authRateLimit: { max: 5, windowSeconds: 900 },
-      trustProxy: true,
+      trustProxy: ['10.0.0.1', '192.168.0.0/16', 'fd00::/8'],
     });
     expect(config.jwt).toMatchObject({ secret, expiresInSeconds: 7200 });
+  });
+
+  it('takes TRUST_PROXY as none, a hop count or a list of proxies, never everyone', () => {
+    expect(loadConfig({}).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
+    expect(loadConfig({ TRUST_PROXY: '2' }).trustProxy).toBe(2);
+    expect(loadConfig({ TRUST_PROXY: '::1' }).trustProxy).toEqual(['::1']);
+    expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/any client could choose its own IP/);
   });
 
   it('treats empty variables as unset', () => {
@@ -86,6 +94,11 @@ describe('loadConfig', () => {
     ['BCRYPT_COST', '3'],
     ['BCRYPT_COST', '16'],
     ['BCRYPT_THREADS', '0'],
+    ['TRUST_PROXY', 'true'],
+    ['TRUST_PROXY', '0'],
+    ['TRUST_PROXY', 'loadbalancer'],
+    ['TRUST_PROXY', '10.0.0.1,'],
+    ['TRUST_PROXY', '10.0.0.0/33'],
     ['LOG_LEVEL', 'loud'],
     ['NODE_ENV', 'staging'],
   ])('refuses %s=%s with a message naming it', (name, value) => {
