@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { components, operations } from '../../generated/api.js';
+import type { operations } from '../../generated/api.js';
 import type { AnyDomainError, Outcome } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import type { StatusOfDomainError } from './problems.js';
@@ -14,11 +14,6 @@ import type { StatusOfDomainError } from './problems.js';
 
 export type OperationId = keyof operations;
 type Operation<K extends OperationId> = operations[K];
-
-export type Schemas = components['schemas'];
-export type Problem = Schemas['Problem'];
-export type ProblemCode = Problem['code'];
-export type ProblemItem = Schemas['ProblemItem'];
 
 type Responses<K extends OperationId> = Operation<K>['responses'];
 
