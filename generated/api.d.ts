@@ -226,9 +226,15 @@ export interface components {
       /** @description A disabled account cannot log in. */
       isActive: boolean;
       emailVerified: boolean;
+      role: components['schemas']['Role'];
       createdAt: components['schemas']['Timestamp'];
       updatedAt: components['schemas']['Timestamp'];
     };
+    /**
+     * @description What the account may do. An admin can read, change and delete every account.
+     * @enum {string}
+     */
+    Role: 'user' | 'admin';
     /** @description A public profile. It carries no email address and no account flags. */
     PublicUser: {
       id: components['schemas']['Id'];
@@ -1077,6 +1083,7 @@ export interface operations {
            *         "lastName": "Lovelace",
            *         "isActive": true,
            *         "emailVerified": false,
+           *         "role": "user",
            *         "createdAt": "2026-01-15T09:30:00.000Z",
            *         "updatedAt": "2026-01-15T09:30:00.000Z"
            *       }

@@ -263,6 +263,7 @@ describe('getMe: GET /api/auth/me', () => {
       lastName: 'Myself',
       isActive: true,
       emailVerified: false,
+      role: 'user',
     });
   });
 

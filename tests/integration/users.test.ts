@@ -24,6 +24,7 @@ const USER_KEYS = [
   'id',
   'isActive',
   'lastName',
+  'role',
   'updatedAt',
   'username',
 ];
@@ -117,6 +118,7 @@ describe('createUser: POST /api/users', () => {
       lastName: 'Lovelace',
       isActive: true,
       emailVerified: false,
+      role: 'user',
     });
     expect(user.id).toMatch(uuidPattern);
     expect(user.createdAt).toMatch(isoMillis);
@@ -551,6 +553,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
       lastName: 'Lovelace',
       isActive: true,
       emailVerified: false,
+      role: 'user',
     });
     expect((await me(auth)).json<User>()).toEqual(updated);
     expect((await getUser(user.id)).json<PublicUser>().username).toBe(username);

@@ -1,6 +1,7 @@
 import { sql } from 'drizzle-orm';
 import {
   boolean,
+  check,
   index,
   pgTable,
   text,
@@ -12,7 +13,10 @@ import {
 
 // Millisecond precision: the API speaks JavaScript Dates, and keyset cursors compare
 // timestamps, so the database must not keep digits a client can never send back.
-const timestamps = {
+export const userRoles = ['user', 'admin'] as const;
+export type UserRole = (typeof userRoles)[number];
+
+export const timestamps = {
   createdAt: timestamp('created_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
   updatedAt: timestamp('updated_at', { withTimezone: true, precision: 3 }).notNull().defaultNow(),
 };
@@ -28,9 +32,11 @@ export const users = pgTable(
     lastName: varchar('last_name', { length: 100 }),
     isActive: boolean('is_active').notNull().default(true),
     emailVerified: boolean('email_verified').notNull().default(false),
+    role: varchar('role', { length: 16, enum: userRoles }).notNull().default('user'),
     ...timestamps,
   },
   (table) => [
+    check('users_role_check', sql`${table.role} in ('user', 'admin')`),
     // Unique regardless of case: Ada@example.com and ada@example.com are one mailbox.
     uniqueIndex('users_email_lower_key').on(sql`lower(${table.email})`),
     uniqueIndex('users_username_lower_key').on(sql`lower(${table.username})`),

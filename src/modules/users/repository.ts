@@ -54,6 +54,7 @@ export function toUser(row: UserRow): User {
     lastName: row.lastName,
     isActive: row.isActive,
     emailVerified: row.emailVerified,
+    role: row.role,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
