@@ -69,11 +69,11 @@ export function createAuthenticator(deps: {
   users: Pick<UsersRepository, 'findById'>;
 }): (request: FastifyRequest) => Promise<Principal> {
   return async (request) => {
-    const principal = await deps.tokens.authenticate(request);
-    const user = await deps.users.findById(principal.userId);
+    const claims = await deps.tokens.authenticate(request);
+    const user = await deps.users.findById(claims.userId);
     if (!user) throw new UnauthenticatedError('The account of this access token no longer exists.');
     if (!user.isActive)
       throw new UnauthenticatedError('The account of this access token is disabled.');
-    return principal;
+    return { userId: user.id, role: user.role, sessionId: claims.sessionId };
   };
 }

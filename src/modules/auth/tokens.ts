@@ -1,6 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { UnauthenticatedError } from '../../errors.js';
-import type { Principal } from '../../lib/principal.js';
 import { uuidPattern } from '../../lib/uuid.js';
 
 export interface AccessToken {
@@ -9,10 +8,16 @@ export interface AccessToken {
   expiresIn: number;
 }
 
+/** What a verified access token says: whose it is and which session issued it. */
+export interface TokenClaims {
+  userId: string;
+  sessionId: string | null;
+}
+
 export interface TokenService {
   issue(userId: string): AccessToken;
   /** Reads `Authorization: Bearer …`; throws UnauthenticatedError unless it is a valid access token. */
-  authenticate(request: FastifyRequest): Promise<Principal>;
+  authenticate(request: FastifyRequest): Promise<TokenClaims>;
 }
 
 /**
@@ -49,7 +54,7 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
       if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub)) {
         throw new UnauthenticatedError('The access token is not valid.');
       }
-      return { userId: payload.sub.toLowerCase() };
+      return { userId: payload.sub.toLowerCase(), sessionId: null };
     },
   };
 }
