@@ -184,6 +184,107 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/auth/password/forgot': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Ask for a password reset link
+     * @description Emails a single-use link to reset the password of the account that uses this
+     *     address, if there is one and it is active. The answer is the same, and comes as
+     *     fast, whether or not there is such an account, so it tells nobody who has one.
+     *
+     *     The link is `{PUBLIC_URL}/reset-password?token=…`: a page of the client application,
+     *     which sends the token to `resetPassword` with the new password. It works once, for
+     *     30 minutes by default (`PASSWORD_RESET_TTL`). One email per address a minute at most:
+     *     a request within a minute of the previous one sends nothing, and answers the same.
+     */
+    post: operations['requestPasswordReset'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/password/reset': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Set a new password with a reset token
+     * @description Sets a new password with the token of a reset link (`requestPasswordReset`). The token
+     *     works once; an expired, used or unknown token, or one of another kind, is a 400 on
+     *     `token`. A reset ends every session of the account (every access and refresh token
+     *     issued before it stops working), makes its other reset links useless, and clears its
+     *     failed-login count.
+     */
+    post: operations['resetPassword'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/email/verify': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Confirm an email address
+     * @description Confirms the account's email address with the token of a verification link, sent at
+     *     sign-up, after a change of address, and by `resendVerification`. The link is
+     *     `{PUBLIC_URL}/verify-email?token=…`: a page of the client application, which sends
+     *     the token here; no sign-in is needed. The token works once, for 48 hours by default
+     *     (`EMAIL_VERIFICATION_TTL`), and only while the account still uses the address it was
+     *     sent to: otherwise, or when it is expired, used, unknown or of another kind, the
+     *     answer is a 400 on `token`.
+     */
+    post: operations['verifyEmail'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/email/resend': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Send the verification link again
+     * @description Emails a new verification link to the authenticated account's current address. One
+     *     email per address a minute at most (the one sent at sign-up or at a change of address
+     *     included): a request within a minute of the previous one sends nothing, and answers
+     *     the same. An address that is verified already is a 409. The request takes no body;
+     *     one that is sent must still be JSON within the size limit (413, 415).
+     */
+    post: operations['resendVerification'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -266,6 +367,25 @@ export interface components {
       email: string;
       /** @example correct horse battery staple */
       password: string;
+    };
+    /**
+     * @description The token of a link sent by email (the `token` of its query), as it is in the link.
+     * @example q3b9VXxkF1m0c8ZJrJQ5yq2cDk9m0mJ8T2bqXo7n4mA
+     */
+    EmailToken: string;
+    ForgotPasswordRequest: {
+      email: components['schemas']['Email'];
+    };
+    ResetPasswordRequest: {
+      token: components['schemas']['EmailToken'];
+      newPassword: components['schemas']['Password'];
+    };
+    VerifyEmailRequest: {
+      token: components['schemas']['EmailToken'];
+    };
+    /** @description The request is accepted; what it causes (an email) happens a little later. */
+    Accepted: {
+      message: string;
     };
     LoginResponse: {
       /** @description A JWT to send as `Authorization: Bearer <accessToken>`. */
@@ -388,6 +508,29 @@ export interface components {
          *       "status": 401,
          *       "detail": "A valid access token is required.",
          *       "instance": "/api/auth/me",
+         *       "code": "UNAUTHORIZED"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description No valid access token was sent. It still counts against the rate limit. */
+    LimitedUnauthorized: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/unauthorized",
+         *       "title": "Unauthorized",
+         *       "status": 401,
+         *       "detail": "A valid access token is required.",
+         *       "instance": "/api/auth/email/resend",
          *       "code": "UNAUTHORIZED"
          *     }
          */
@@ -1168,6 +1311,215 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  requestPasswordReset: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "email": "ada@example.com"
+         *     }
+         */
+        'application/json': components['schemas']['ForgotPasswordRequest'];
+      };
+    };
+    responses: {
+      /** @description Accepted. If an active account uses this address, an email is on its way. */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "message": "If an account uses this address, a reset link is on its way."
+           *     }
+           */
+          'application/json': components['schemas']['Accepted'];
+        };
+      };
+      400: components['responses']['LimitedBadRequest'];
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
+    };
+  };
+  resetPassword: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "token": "q3b9VXxkF1m0c8ZJrJQ5yq2cDk9m0mJ8T2bqXo7n4mA",
+         *       "newPassword": "a much better passphrase"
+         *     }
+         */
+        'application/json': components['schemas']['ResetPasswordRequest'];
+      };
+    };
+    responses: {
+      /** @description The password is changed; every earlier session has ended. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The body does not match this document, the new password is over 72 bytes, or the token is not a valid reset token. It still counts against the rate limit. */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
+    };
+  };
+  verifyEmail: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "token": "q3b9VXxkF1m0c8ZJrJQ5yq2cDk9m0mJ8T2bqXo7n4mA"
+         *     }
+         */
+        'application/json': components['schemas']['VerifyEmailRequest'];
+      };
+    };
+    responses: {
+      /** @description The address is verified (`emailVerified` is `true`). */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      /** @description The body does not match this document, or the token is not a valid verification token for the account's current address. It still counts against the rate limit. */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
+    };
+  };
+  resendVerification: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Accepted. A verification link is on its way. */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "message": "A verification link is on its way to ada@example.com."
+           *     }
+           */
+          'application/json': components['schemas']['Accepted'];
+        };
+      };
+      400: components['responses']['LimitedBadRequest'];
+      401: components['responses']['LimitedUnauthorized'];
+      /** @description The address is verified already. It still counts against the rate limit. */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/conflict",
+           *       "title": "Conflict",
+           *       "status": 409,
+           *       "detail": "This email address is verified already.",
+           *       "instance": "/api/auth/email/resend",
+           *       "code": "CONFLICT",
+           *       "errors": [
+           *         {
+           *           "location": "body",
+           *           "pointer": "/email",
+           *           "message": "is verified already"
+           *         }
+           *       ]
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
     };
   };
 }

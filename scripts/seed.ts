@@ -28,7 +28,12 @@ const database = await createDatabase(config, { embedded: { label: 'npm run db:s
 const passwords = createPasswordHasher({ cost: config.bcryptCost, threads: 1 });
 try {
   await database.migrate();
-  const users = createUsersService({ users: createUsersRepository(database.db), passwords });
+  const users = createUsersService({
+    users: createUsersRepository(database.db),
+    passwords,
+    // Demo accounts at example.com: no verification email is queued for them.
+    mail: { sendVerification: async () => false, nudge: () => undefined },
+  });
   for (const user of demoUsers) {
     const created = await users.create({ ...user, password });
     if (created.ok) console.log(`created ${user.email}`);

@@ -13,14 +13,31 @@ import { registerJsonBodyParser } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
+import { createAccountHandlers } from './modules/account/handlers.js';
+import { createAccountRepository } from './modules/account/repository.js';
+import { createAccountService } from './modules/account/service.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthService, createAuthenticator } from './modules/auth/service.js';
 import { createTokenService } from './modules/auth/tokens.js';
+import { createAccountMail } from './modules/email/account-mail.js';
+import { createEmailDelivery, type EmailDelivery } from './modules/email/delivery.js';
+import { createOutboxRepository } from './modules/email/outbox.js';
+import { createLogTransport, createSmtpTransport } from './modules/email/transports.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
 import { loadSpec } from './spec.js';
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /**
+     * The email delivery loop: it polls on its own (EMAIL_POLL_INTERVAL) from `ready` to
+     * `close`; `deliverDue()` sends what is due now (tests, with the poll off).
+     */
+    emailDelivery: EmailDelivery;
+  }
+}
 
 export interface AppDeps {
   /** An open database; the caller keeps ownership. Without it, buildApp opens (and closes) one. */
@@ -160,15 +177,50 @@ async function wire(
   app.addHook('onClose', () => passwords.close());
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const users = createUsersRepository(database.db);
+
+  // Emails are queued in the outbox by the transaction that causes them and sent by this
+  // loop; with several instances, each runs one and no email goes out twice.
+  const emailLog = app.log.child({ component: 'email' });
+  const transport = config.email.smtpUrl
+    ? createSmtpTransport(config.email.smtpUrl, config.email.from)
+    : createLogTransport(emailLog, { withLinks: config.env !== 'production' });
+  if (transport.name === 'log' && config.env === 'production') {
+    emailLog.warn('SMTP_URL is not set: emails are not sent, only logged (without their links)');
+  }
+  const delivery = createEmailDelivery({
+    outbox: createOutboxRepository(database.db),
+    transport,
+    log: emailLog,
+    pollIntervalMs: config.email.pollIntervalMs,
+  });
+  app.decorate('emailDelivery', delivery);
+  app.addHook('onReady', async () => delivery.start());
+  // Before the database closes (onClose): the batch in hand is sent and marked first.
+  app.addHook('preClose', async () => {
+    await delivery.stop();
+    await transport.close();
+  });
+  const mail = createAccountMail({ ...config.email, nudge: () => delivery.nudge() });
+
   const handlers: Handlers = {
     ...createMetaHandlers({ ping: () => database.ping(), spec }),
-    ...createUsersHandlers(createUsersService({ users, passwords })),
+    ...createUsersHandlers(createUsersService({ users, passwords, mail })),
     ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
+    ...createAccountHandlers(
+      createAccountService({ accounts: createAccountRepository(database.db), passwords, mail }),
+    ),
   };
   await registerContract(app, {
     spec,
     handlers,
     securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, users })),
-    routeConfig: { login: authRateLimit, createUser: authRateLimit },
+    routeConfig: {
+      login: authRateLimit,
+      createUser: authRateLimit,
+      requestPasswordReset: authRateLimit,
+      resetPassword: authRateLimit,
+      verifyEmail: authRateLimit,
+      resendVerification: authRateLimit,
+    },
   });
 }

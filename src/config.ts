@@ -42,6 +42,18 @@ export interface Config {
    * addresses and CIDR ranges. Never "every address", which lets clients pick their own IP.
    */
   readonly trustProxy: false | number | readonly string[];
+  /** Emails (password resets, address verification) and their delivery. */
+  readonly email: {
+    /** Unset: emails are written to the log instead of being sent. */
+    readonly smtpUrl: string | undefined;
+    readonly from: string;
+    /** The base of every link in an email; never taken from a request's Host. */
+    readonly publicUrl: string;
+    readonly passwordResetTtlSeconds: number;
+    readonly verificationTtlSeconds: number;
+    /** How often the delivery loop looks for due emails; 0: only when told to (tests). */
+    readonly pollIntervalMs: number;
+  };
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -81,6 +93,16 @@ const schema = {
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1, default: 10 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
     TRUST_PROXY: { type: 'string', minLength: 1, default: 'false' },
+    SMTP_URL: { type: 'string', pattern: '^smtps?://' },
+    EMAIL_FROM: {
+      type: 'string',
+      minLength: 3,
+      default: 'Contract-first API <no-reply@localhost>',
+    },
+    PUBLIC_URL: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$' },
+    PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
+    EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
+    EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
   },
 } as const;
 
@@ -105,6 +127,12 @@ interface RawEnv {
   RATE_LIMIT_AUTH_MAX: number;
   RATE_LIMIT_AUTH_WINDOW: string;
   TRUST_PROXY: string;
+  SMTP_URL?: string;
+  EMAIL_FROM: string;
+  PUBLIC_URL?: string;
+  PASSWORD_RESET_TTL: string;
+  EMAIL_VERIFICATION_TTL: string;
+  EMAIL_POLL_INTERVAL: string;
 }
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -213,6 +241,16 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       windowSeconds: parseDuration(raw.RATE_LIMIT_AUTH_WINDOW),
     }),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
+    email: Object.freeze({
+      smtpUrl: raw.SMTP_URL,
+      from: raw.EMAIL_FROM,
+      // Without a trailing slash, so that `${publicUrl}/reset-password` has one.
+      publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, ''),
+      passwordResetTtlSeconds: parseDuration(raw.PASSWORD_RESET_TTL),
+      verificationTtlSeconds: parseDuration(raw.EMAIL_VERIFICATION_TTL),
+      pollIntervalMs:
+        raw.EMAIL_POLL_INTERVAL === '0' ? 0 : parseDuration(raw.EMAIL_POLL_INTERVAL) * 1000,
+    }),
     warnings: Object.freeze(warnings),
   });
 }

@@ -25,13 +25,14 @@ export class NotFoundError extends DomainError {
   }
 }
 
-/** A value that must be unique is taken already. */
+/** A value that must be unique is taken already, or the resource's state forbids the change. */
 export class ConflictError extends DomainError {
   readonly code = 'CONFLICT';
-  /** The input field whose value is taken, when one can be named. */
+  /** The input field whose value is taken, when one can be named, and what is wrong with it. */
   constructor(
     message: string,
     readonly field: string | null = null,
+    readonly reason = 'is already taken',
   ) {
     super(message);
   }

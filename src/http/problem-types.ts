@@ -54,7 +54,7 @@ const explanations = {
     status: 409,
     title: 'Conflict',
     description:
-      'A value that must be unique is already taken, such as an email address or a username (compared regardless of case). `errors` points at the field. Choose another value and send the request again.',
+      'A value that must be unique is already taken, such as an email address or a username (compared regardless of case), or the resource is already in the state the request asks for (an email address verified already). `errors` points at the field. Choose another value, or do not ask again.',
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,

@@ -23,6 +23,12 @@ export interface UserChanges {
   lastName?: string | null | undefined;
 }
 
+/**
+ * Work done in the transaction of a change, with the account as it now is (to queue the
+ * email the change causes, say): it commits with the change, or neither does.
+ */
+export type WithinChange = (tx: Db, user: User) => Promise<unknown>;
+
 export interface Credentials {
   user: User;
   passwordHash: string;
@@ -33,11 +39,18 @@ export interface Credentials {
  * password hash leaves it only through findCredentialsByEmail, for the login check.
  */
 export interface UsersRepository {
-  create(data: NewUser): Promise<Outcome<User, ConflictError>>;
+  create(data: NewUser, within?: WithinChange): Promise<Outcome<User, ConflictError>>;
   findById(id: string): Promise<User | null>;
   findCredentialsByEmail(email: string): Promise<Credentials | null>;
-  /** Null when there is no such user. */
-  update(id: string, changes: UserChanges): Promise<Outcome<User, ConflictError> | null>;
+  /**
+   * Null when there is no such user. `onNewAddress` runs in the update's transaction when
+   * the email address changes (not merely its letter case).
+   */
+  update(
+    id: string,
+    changes: UserChanges,
+    onNewAddress?: WithinChange,
+  ): Promise<Outcome<User, ConflictError> | null>;
   delete(id: string): Promise<User | null>;
   /** Replaces a password hash (a rehash at a higher cost, for one). */
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
@@ -105,19 +118,24 @@ export function createUsersRepository(db: Db): UsersRepository {
     .prepare('users_page_after');
 
   return {
-    async create(data) {
+    async create(data, within) {
       try {
-        const [row] = await db
-          .insert(users)
-          .values({
-            email: data.email,
-            username: data.username,
-            passwordHash: data.passwordHash,
-            firstName: data.firstName ?? null,
-            lastName: data.lastName ?? null,
-          })
-          .returning();
-        return ok(toUser(row!));
+        const user = await db.transaction(async (tx) => {
+          const [row] = await tx
+            .insert(users)
+            .values({
+              email: data.email,
+              username: data.username,
+              passwordHash: data.passwordHash,
+              firstName: data.firstName ?? null,
+              lastName: data.lastName ?? null,
+            })
+            .returning();
+          const created = toUser(row!);
+          await within?.(tx, created);
+          return created;
+        });
+        return ok(user);
       } catch (error) {
         return fail(conflictOf(error));
       }
@@ -133,27 +151,25 @@ export function createUsersRepository(db: Db): UsersRepository {
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
 
-    async update(id, changes) {
+    async update(id, changes, onNewAddress) {
       try {
-        // Drizzle leaves out the undefined ones: only the fields sent change, and only
-        // these columns can, whatever else the caller's object holds.
-        const [row] = await db
-          .update(users)
-          .set({
-            email: changes.email,
-            username: changes.username,
-            firstName: changes.firstName,
-            lastName: changes.lastName,
-            // A new address is not verified yet; the same one in other letter case still is.
-            emailVerified:
-              changes.email === undefined
-                ? undefined
-                : sql`${users.emailVerified} and lower(${users.email}) = lower(${changes.email})`,
-            updatedAt: sql`now()`,
-          })
-          .where(eq(users.id, id))
-          .returning();
-        return row ? ok(toUser(row)) : null;
+        // Without a new address there is nothing to do in the same transaction.
+        const user =
+          changes.email === undefined || !onNewAddress
+            ? await updateRow(db, id, changes)
+            : await db.transaction(async (tx) => {
+                const [before] = await tx
+                  .select({ email: users.email })
+                  .from(users)
+                  .where(eq(users.id, id))
+                  .for('update');
+                const updated = await updateRow(tx, id, changes);
+                if (updated && before?.email.toLowerCase() !== updated.email.toLowerCase()) {
+                  await onNewAddress(tx, updated);
+                }
+                return updated;
+              });
+        return user ? ok(user) : null;
       } catch (error) {
         return fail(conflictOf(error));
       }
@@ -175,4 +191,27 @@ export function createUsersRepository(db: Db): UsersRepository {
       return rows.map(toUser);
     },
   };
+}
+
+/** The update itself, on the database or in a transaction; null when there is no such user. */
+async function updateRow(db: Db, id: string, changes: UserChanges): Promise<User | null> {
+  // Drizzle leaves out the undefined ones: only the fields sent change, and only
+  // these columns can, whatever else the caller's object holds.
+  const [row] = await db
+    .update(users)
+    .set({
+      email: changes.email,
+      username: changes.username,
+      firstName: changes.firstName,
+      lastName: changes.lastName,
+      // A new address is not verified yet; the same one in other letter case still is.
+      emailVerified:
+        changes.email === undefined
+          ? undefined
+          : sql`${users.emailVerified} and lower(${users.email}) = lower(${changes.email})`,
+      updatedAt: sql`now()`,
+    })
+    .where(eq(users.id, id))
+    .returning();
+  return row ? toUser(row) : null;
 }

@@ -11,7 +11,8 @@ import {
 import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
-import type { User, UsersRepository } from './repository.js';
+import type { AccountMail } from '../email/account-mail.js';
+import type { User, UsersRepository, WithinChange } from './repository.js';
 
 export type PublicUser = Schemas['PublicUser'];
 export type PublicUserPage = Schemas['PublicUserPage'];
@@ -53,8 +54,11 @@ function isOwnAccount(principal: Principal, id: string): boolean {
 export function createUsersService(deps: {
   users: UsersRepository;
   passwords: PasswordHasher;
+  /** A new address gets a verification link, queued in the transaction that stores it. */
+  mail: Pick<AccountMail, 'sendVerification' | 'nudge'>;
 }): UsersService {
-  const { users, passwords } = deps;
+  const { users, passwords, mail } = deps;
+  const sendVerification: WithinChange = (tx, user) => mail.sendVerification(tx, user);
   return {
     async create({ email, username, password, firstName, lastName }) {
       const tooLong = passwordTooLong(password);
@@ -62,7 +66,12 @@ export function createUsersService(deps: {
       // Concurrent sign-ups with one email are settled by the unique index, not by a
       // look-up first: exactly one insert wins, the other becomes a conflict.
       const passwordHash = await passwords.hash(password);
-      return users.create({ email, username, passwordHash, firstName, lastName });
+      const created = await users.create(
+        { email, username, passwordHash, firstName, lastName },
+        sendVerification,
+      );
+      if (created.ok) mail.nudge();
+      return created;
     },
 
     async list({ limit = DEFAULT_PAGE_SIZE, cursor }) {
@@ -95,7 +104,9 @@ export function createUsersService(deps: {
       if (!isOwnAccount(principal, id)) {
         return fail(new ForbiddenError('You can only change your own account.'));
       }
-      return (await users.update(id, changes)) ?? fail(new NotFoundError('User'));
+      const updated = await users.update(id, changes, sendVerification);
+      if (updated?.ok && changes.email !== undefined) mail.nudge();
+      return updated ?? fail(new NotFoundError('User'));
     },
 
     async remove(principal, id) {

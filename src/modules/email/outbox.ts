@@ -1,0 +1,84 @@
+import { and, asc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { emailOutbox } from '../../db/schema/auth.js';
+
+/** An email as the outbox stores it. */
+export interface EmailMessage {
+  recipient: string;
+  subject: string;
+  textBody: string;
+  htmlBody: string | null;
+  /** What it is for ('password_reset', 'email_verification'): for logs and tests. */
+  kind: string;
+}
+
+export interface DueEmail extends EmailMessage {
+  id: number;
+  /** Failed attempts so far. */
+  attempts: number;
+}
+
+/** Back-off after a failed attempt: 30 s, 1 min, 2 min, … doubling up to one hour. */
+export const RETRY_BASE_SECONDS = 30;
+export const RETRY_MAX_SECONDS = 3600;
+
+/** The delivery loop's side of the outbox (emails are written by tokens.ts, in their cause's transaction). */
+export interface OutboxRepository {
+  /**
+   * Takes up to `limit` due emails for `leaseSeconds`: their next attempt moves that far
+   * ahead, so no other loop takes them meanwhile (SKIP LOCKED: two loops claiming at
+   * once get different rows, neither waits). An email whose sender died is due again
+   * once its lease is over.
+   */
+  claimDue(limit: number, leaseSeconds: number): Promise<DueEmail[]>;
+  markSent(id: number): Promise<void>;
+  /** Counts a failed attempt and schedules the next one, further off each time. */
+  markFailed(id: number, error: string): Promise<void>;
+}
+
+export function createOutboxRepository(db: Db): OutboxRepository {
+  return {
+    async claimDue(limit, leaseSeconds) {
+      const due = db
+        .select({ id: emailOutbox.id })
+        .from(emailOutbox)
+        .where(and(isNull(emailOutbox.sentAt), lte(emailOutbox.nextAttemptAt, sql`now()`)))
+        .orderBy(asc(emailOutbox.nextAttemptAt), asc(emailOutbox.id))
+        .limit(limit)
+        .for('update', { skipLocked: true });
+      const rows = await db
+        .update(emailOutbox)
+        .set({ nextAttemptAt: sql`now() + make_interval(secs => ${leaseSeconds})` })
+        .where(inArray(emailOutbox.id, due))
+        .returning({
+          id: emailOutbox.id,
+          recipient: emailOutbox.recipient,
+          subject: emailOutbox.subject,
+          textBody: emailOutbox.textBody,
+          htmlBody: emailOutbox.htmlBody,
+          kind: emailOutbox.kind,
+          attempts: emailOutbox.attempts,
+        });
+      return rows.sort((a, b) => a.id - b.id);
+    },
+
+    async markSent(id) {
+      await db
+        .update(emailOutbox)
+        .set({ sentAt: sql`now()` })
+        .where(eq(emailOutbox.id, id));
+    },
+
+    async markFailed(id, error) {
+      await db
+        .update(emailOutbox)
+        .set({
+          // The right-hand sides see the row as it was: `attempts` is the count before this one.
+          attempts: sql`${emailOutbox.attempts} + 1`,
+          lastError: error.slice(0, 2000),
+          nextAttemptAt: sql`now() + make_interval(secs => least(${RETRY_BASE_SECONDS} * power(2, least(${emailOutbox.attempts}, 20)), ${RETRY_MAX_SECONDS}))`,
+        })
+        .where(eq(emailOutbox.id, id));
+    },
+  };
+}

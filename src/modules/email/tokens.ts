@@ -1,0 +1,103 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { emailTokens, type EmailTokenPurpose } from '../../db/schema/auth.js';
+import type { EmailMessage } from './outbox.js';
+
+/**
+ * The single-use tokens of emailed links. The token (32 random bytes, base64url: 43
+ * characters) is in the link only; the database keeps its SHA-256, so a copy of the
+ * database lets nobody reset a password.
+ */
+export function newEmailToken(): { token: string; tokenHash: string } {
+  const token = randomBytes(32).toString('base64url');
+  return { token, tokenHash: hashEmailToken(token) };
+}
+
+export function hashEmailToken(token: string): string {
+  return createHash('sha256').update(token, 'utf8').digest('hex');
+}
+
+export interface TokenAndEmail {
+  /** Null: nobody. The statement still runs, and inserts nothing. */
+  userId: string | null;
+  purpose: EmailTokenPurpose;
+  tokenHash: string;
+  /** The address the token is for, and the email's recipient. */
+  address: string;
+  ttlSeconds: number;
+  /** Insert nothing if a token of this purpose went to this address this recently (0: always insert). */
+  throttleSeconds: number;
+  message: Omit<EmailMessage, 'recipient' | 'kind'>;
+}
+
+/**
+ * Stores a token and queues the email that carries it, in one statement (so in the
+ * caller's transaction, with the change that causes it). Says whether it did.
+ */
+export async function insertTokenAndEmail(db: Db, input: TokenAndEmail): Promise<boolean> {
+  const { userId, purpose, tokenHash, address, ttlSeconds, throttleSeconds, message } = input;
+  const result: unknown = await db.execute(sql`
+    with token as (
+      insert into email_tokens (user_id, purpose, token_hash, email, expires_at)
+      select ${userId}::uuid, ${purpose}, ${tokenHash}, ${address},
+             now() + make_interval(secs => ${ttlSeconds})
+      where ${userId}::uuid is not null
+        and not exists (
+          select 1 from email_tokens
+          where user_id = ${userId}::uuid and purpose = ${purpose}
+            and lower(email) = lower(${address})
+            and created_at > now() - make_interval(secs => ${throttleSeconds})
+        )
+      returning id
+    )
+    insert into email_outbox (recipient, subject, text_body, html_body, kind)
+    select ${address}, ${message.subject}, ${message.textBody}, ${message.htmlBody}, ${purpose}
+    from token
+    returning id`);
+  // Both drivers answer execute() with an object that has `rows`.
+  return (result as { rows: unknown[] }).rows.length > 0;
+}
+
+/**
+ * Uses a token up if it is unused, unexpired and of this purpose, and answers whose it is
+ * and for which address; null otherwise. Of two transactions using one token at once,
+ * exactly one gets it: the other waits for the row and then finds it used.
+ */
+export async function consumeEmailToken(
+  db: Db,
+  tokenHash: string,
+  purpose: EmailTokenPurpose,
+): Promise<{ userId: string; address: string } | null> {
+  const [row] = await db
+    .update(emailTokens)
+    .set({ usedAt: sql`now()` })
+    .where(
+      and(
+        eq(emailTokens.tokenHash, tokenHash),
+        eq(emailTokens.purpose, purpose),
+        isNull(emailTokens.usedAt),
+        gt(emailTokens.expiresAt, sql`now()`),
+      ),
+    )
+    .returning({ userId: emailTokens.userId, address: emailTokens.email });
+  return row ?? null;
+}
+
+/** Uses up every outstanding token of this purpose of the user (older reset links die). */
+export async function consumeAllEmailTokens(
+  db: Db,
+  userId: string,
+  purpose: EmailTokenPurpose,
+): Promise<void> {
+  await db
+    .update(emailTokens)
+    .set({ usedAt: sql`now()` })
+    .where(
+      and(
+        eq(emailTokens.userId, userId),
+        eq(emailTokens.purpose, purpose),
+        isNull(emailTokens.usedAt),
+      ),
+    );
+}
