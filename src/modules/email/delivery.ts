@@ -45,6 +45,12 @@ function summary(error: unknown): { code?: unknown; message: string } {
   return { code: (cause as Error & { code?: unknown }).code ?? code, message: cause.message };
 }
 
+/** What the outbox keeps of a failure: the code, if any, and the message. */
+function describe(error: unknown): string {
+  const { code, message } = summary(error);
+  return typeof code === 'string' || typeof code === 'number' ? `${code} ${message}` : message;
+}
+
 export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
   const { outbox, transport, log, pollIntervalMs } = options;
   const batchSize = options.batchSize ?? BATCH_SIZE;
@@ -86,10 +92,7 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
         'email not delivered; it will be retried',
       );
       try {
-        await outbox.markFailed(
-          email.id,
-          `${String(summary(error).code ?? '')} ${summary(error).message}`.trim(),
-        );
+        await outbox.markFailed(email.id, describe(error));
         return true;
       } catch (markError) {
         outage(markError);

@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify';
+import type { Transporter } from 'nodemailer';
 import type { DueEmail } from './outbox.js';
 
 /** Hands an email over to be delivered; throws when it could not. */
@@ -53,7 +54,6 @@ export const SEND_TIMEOUT_MS = 60_000;
  * first email, so a server that sends none never loads it.
  */
 export function createSmtpTransport(url: string, from: string): EmailTransport {
-  type Transporter = import('nodemailer').Transporter;
   let transporter: Promise<Transporter> | undefined;
   const open = () =>
     (transporter ??= import('nodemailer').then(({ default: nodemailer }) =>
