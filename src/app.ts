@@ -15,6 +15,8 @@ import { createContractValidation, type ContractValidation } from './http/valida
 import { createPasswordHasher } from './lib/passwords.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthService, createAuthenticator } from './modules/auth/service.js';
+import { createSessionsRepository } from './modules/auth/sessions-repository.js';
+import { createSessionsService } from './modules/auth/sessions-service.js';
 import { createTokenService } from './modules/auth/tokens.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
@@ -117,7 +119,8 @@ async function wire(
       algorithms: ['HS256'],
       allowedIss: config.jwt.issuer,
       allowedAud: config.jwt.audience,
-      requiredClaims: ['exp', 'iss', 'aud', 'sub'],
+      // `sid`: every access token belongs to a session, checked on every request.
+      requiredClaims: ['exp', 'iss', 'aud', 'sub', 'sid'],
     },
   });
   app.decorateRequest('principal', null);
@@ -160,15 +163,25 @@ async function wire(
   app.addHook('onClose', () => passwords.close());
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const users = createUsersRepository(database.db);
+  const sessions = createSessionsRepository(database.db, config.sessions);
+  const sessionsService = createSessionsService({ sessions, users, passwords, tokens });
   const handlers: Handlers = {
     ...createMetaHandlers({ ping: () => database.ping(), spec }),
     ...createUsersHandlers(createUsersService({ users, passwords })),
-    ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
+    ...createAuthHandlers(
+      createAuthService({ users, passwords, sessions: sessionsService }),
+      sessionsService,
+    ),
   };
   await registerContract(app, {
     spec,
     handlers,
-    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, users })),
-    routeConfig: { login: authRateLimit, createUser: authRateLimit },
+    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, sessions })),
+    routeConfig: {
+      login: authRateLimit,
+      createUser: authRateLimit,
+      refreshToken: authRateLimit,
+      changePassword: authRateLimit,
+    },
   });
 }
