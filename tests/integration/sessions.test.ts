@@ -651,6 +651,30 @@ describe('changePassword: POST /api/auth/password/change', () => {
     expectValidationError(await change(token, payload), 'body', pointer);
   });
 
+  it('settles a password change and a logout-all at the same time: every session ends, no error', async () => {
+    for (let round = 0; round < 5; round += 1) {
+      const { user, token } = await signUpAndLogin(t);
+      const others = [await anotherSession(user.email), await anotherSession(user.email)];
+      const [changed, loggedOut] = await Promise.all([
+        change(token, { currentPassword: PASSWORD, newPassword: NEW_PASSWORD }),
+        t.inject({
+          method: 'POST',
+          url: '/api/auth/logout-all',
+          headers: bearer(others[0]!.accessToken),
+        }),
+      ]);
+      expect(loggedOut.statusCode, loggedOut.body).toBe(204);
+      // Before the logout-all, the change succeeds; after it, its session has ended.
+      expect([200, 401], changed.body).toContain(changed.statusCode);
+      const open = await t.db.sql(
+        sql`select count(*)::int as n from sessions where user_id = ${user.id} and revoked_at is null`,
+      );
+      expect(open).toEqual([{ n: 0 }]);
+      const password = changed.statusCode === 200 ? NEW_PASSWORD : PASSWORD;
+      expect((await login(user.email, password)).statusCode).toBe(200);
+    }
+  });
+
   it('answers 401 without a token, and changes nothing', async () => {
     const { user } = await signUpAndLogin(t);
     const response = await t.inject({

@@ -1,4 +1,16 @@
-import { and, desc, eq, gt, isNull, ne, sql, type Placeholder, type SQL } from 'drizzle-orm';
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNull,
+  ne,
+  sql,
+  type Placeholder,
+  type SQL,
+} from 'drizzle-orm';
 import type { Schemas } from '../../api-types.js';
 import type { Db } from '../../db/client.js';
 import { databaseErrorOf } from '../../db/errors.js';
@@ -126,6 +138,20 @@ export async function revokeUserSessions(
   const ended = await db
     .update(sessions)
     .set({ revokedAt: sql`now()` })
+    .where(inArray(sessions.id, lockOpenSessions(db, userId, exceptSessionId)))
+    .returning({ id: sessions.id });
+  return ended.length;
+}
+
+/**
+ * Locks a user's sessions in the order of their ids. Whatever changes several sessions of
+ * a user takes their locks this way, so that two such changes (a logout-all and a password
+ * change) wait for each other instead of deadlocking.
+ */
+function lockOpenSessions(db: Db, userId: string, exceptSessionId: string | null = null) {
+  return db
+    .select({ id: sessions.id })
+    .from(sessions)
     .where(
       and(
         eq(sessions.userId, userId),
@@ -133,8 +159,8 @@ export async function revokeUserSessions(
         exceptSessionId === null ? undefined : ne(sessions.id, exceptSessionId),
       ),
     )
-    .returning({ id: sessions.id });
-  return ended.length;
+    .orderBy(asc(sessions.id))
+    .for('update');
 }
 
 export function toSessionRecord(row: typeof sessions.$inferSelect): SessionRecord {
@@ -341,6 +367,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
 
     async changePassword({ userId, sessionId, passwordHash, refreshTokenHash }) {
       return db.transaction(async (tx) => {
+        await lockOpenSessions(tx, userId);
         const [session] = await tx
           .select({ id: sessions.id, expiresAt: sessions.expiresAt })
           .from(sessions)
@@ -350,8 +377,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
               eq(sessions.userId, userId),
               isLive(idleTimeoutSeconds),
             ),
-          )
-          .for('update');
+          );
         if (!session) return null;
         // The password and the sessions it protects change together, or not at all.
         await tx.update(users).set({ passwordHash }).where(eq(users.id, userId));
