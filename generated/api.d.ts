@@ -158,7 +158,9 @@ export interface paths {
     put?: never;
     /**
      * Log in
-     * @description Exchanges an email address and password for a short-lived access token.
+     * @description Exchanges an email address and password for a new session: a short-lived access
+     *     token, a refresh token for the next pair (`refreshToken`), and the account. The
+     *     session records the client's `User-Agent` and address (see `listSessions`).
      */
     post: operations['login'];
     delete?: never;
@@ -178,6 +180,150 @@ export interface paths {
     get: operations['getMe'];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/refresh': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Refresh the tokens
+     * @description Exchanges a refresh token for a new pair: a new access token and a new refresh
+     *     token of the same session. The refresh token sent dies (it is rotated), and the
+     *     session counts as used now (see `SESSION_IDLE_TIMEOUT`). No access token is needed.
+     *
+     *     A refresh token that was already exchanged is refused, and its whole session is
+     *     revoked (its refresh tokens and its access tokens die at once): two holders of one
+     *     refresh token means one of them stole it. Only a retry within a few seconds of the
+     *     exchange (`REFRESH_REUSE_GRACE`, 10 s by default), such as after a lost response,
+     *     gets a new pair again; the pair given before it then dies, so a session never has
+     *     two live refresh tokens. An unknown or revoked refresh token, an expired or idle
+     *     session, or a deleted or disabled account give 401.
+     */
+    post: operations['refreshToken'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/logout': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Log out
+     * @description Ends the session of the access token sent: its refresh tokens and its access tokens
+     *     (this one included) stop working at once. The request takes no body; one that is
+     *     sent must still be JSON within the size limit (413, 415).
+     */
+    post: operations['logout'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/logout-all': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Log out everywhere
+     * @description Ends every session of the caller's account, on every device, this one included:
+     *     all its refresh tokens and access tokens stop working at once. The request takes no
+     *     body; one that is sent must still be JSON within the size limit (413, 415).
+     */
+    post: operations['logoutAll'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/sessions': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List your sessions
+     * @description The caller's live sessions (signed-in devices), newest first: not logged out or
+     *     revoked, not past their absolute end, not idle for too long. `current` marks the
+     *     session of the access token sent.
+     */
+    get: operations['listSessions'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/sessions/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    post?: never;
+    /**
+     * End one of your sessions
+     * @description Ends one of the caller's live sessions (another device, or this one): its refresh
+     *     tokens and access tokens stop working at once. A session that is not one of the
+     *     caller's live sessions gives 404, whether it ended already, belongs to someone
+     *     else or never existed. The request takes no body; one that is sent must still be
+     *     JSON within the size limit (413, 415).
+     */
+    delete: operations['revokeSession'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/auth/password/change': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Change your password
+     * @description Replaces the caller's password, given the current one. Every other session of the
+     *     account ends at once (its refresh and access tokens stop working); this session
+     *     stays, with a new pair of tokens: its earlier refresh tokens die, its access
+     *     tokens keep working until they expire. A wrong current password gives 400 with
+     *     `errors` pointing at `/currentPassword`.
+     */
+    post: operations['changePassword'];
     delete?: never;
     options?: never;
     head?: never;
@@ -387,14 +533,77 @@ export interface components {
     Accepted: {
       message: string;
     };
+    /** @description A `TokenPair` of a new session, and the account. */
     LoginResponse: {
-      /** @description A JWT to send as `Authorization: Bearer <accessToken>`. */
-      accessToken: string;
+      accessToken: components['schemas']['AccessToken'];
       /** @constant */
       tokenType: 'Bearer';
-      /** @description Seconds until the access token expires. */
-      expiresIn: number;
+      expiresIn: components['schemas']['ExpiresIn'];
+      refreshToken: components['schemas']['RefreshToken'];
+      refreshTokenExpiresAt: components['schemas']['RefreshTokenExpiresAt'];
       user: components['schemas']['User'];
+    };
+    /** @description An access token and the refresh token that gets the next pair. */
+    TokenPair: {
+      accessToken: components['schemas']['AccessToken'];
+      /** @constant */
+      tokenType: 'Bearer';
+      expiresIn: components['schemas']['ExpiresIn'];
+      refreshToken: components['schemas']['RefreshToken'];
+      refreshTokenExpiresAt: components['schemas']['RefreshTokenExpiresAt'];
+    };
+    /**
+     * @description A JWT to send as `Authorization: Bearer <accessToken>`. It names its session.
+     * @example eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjVjMWY3ZS03ZjNjLTRhOGUtOWY1Ny0yZjhmMWIxZjVkMTAiLCJyb2xlIjoidXNlciIsInNpZCI6IjdjOWU2Njc5LTc0MjUtNDBkZS05NDRiLWUwN2ZjMWY5MGFlNyJ9.c2lnbmF0dXJl
+     */
+    AccessToken: string;
+    /**
+     * @description Seconds until the access token expires.
+     * @example 900
+     */
+    ExpiresIn: number;
+    /**
+     * @description An opaque token for `refreshToken`, good for one exchange. Keep it secret: whoever
+     *     holds it can act as the account until the session ends.
+     * @example 3q2-7wq8Rk1VZyJ5c0bU9h6m4Xn2pQ8sT1vW3yZ5aB7
+     */
+    RefreshToken: string;
+    /**
+     * Format: date-time
+     * @description The absolute end of the session: no refresh token of it works after this time,
+     *     however it is used. A session idle for longer than the inactivity limit ends sooner.
+     * @example 2026-02-14T09:30:00.000Z
+     */
+    RefreshTokenExpiresAt: string;
+    RefreshTokenRequest: {
+      /**
+       * @description The refresh token of the last pair.
+       * @example 3q2-7wq8Rk1VZyJ5c0bU9h6m4Xn2pQ8sT1vW3yZ5aB7
+       */
+      refreshToken: string;
+    };
+    ChangePasswordRequest: {
+      /** @example correct horse battery staple */
+      currentPassword: string;
+      newPassword: components['schemas']['Password'];
+    };
+    /** @description A signed-in device, from a login to its logout, revocation or end. */
+    Session: {
+      id: components['schemas']['Id'];
+      createdAt: components['schemas']['Timestamp'];
+      /** @description The login or the last refresh. A session idle for too long ends. */
+      lastUsedAt: components['schemas']['Timestamp'];
+      /** @description The absolute end of the session. */
+      expiresAt: components['schemas']['Timestamp'];
+      /** @description The `User-Agent` of the login (its first 512 characters), if it sent one. */
+      userAgent: string | null;
+      /** @description The client address of the login. */
+      ipAddress: string | null;
+      /** @description Whether this is the session of the access token sent. */
+      current: boolean;
+    };
+    SessionList: {
+      items: components['schemas']['Session'][];
     };
     Health: {
       /** @constant */
@@ -529,8 +738,8 @@ export interface components {
          *       "type": "/problems/unauthorized",
          *       "title": "Unauthorized",
          *       "status": 401,
-         *       "detail": "A valid access token is required.",
-         *       "instance": "/api/auth/email/resend",
+         *       "detail": "The session of this access token has ended. Log in again.",
+         *       "instance": "/api/auth/password/change",
          *       "code": "UNAUTHORIZED"
          *     }
          */
@@ -1215,9 +1424,11 @@ export interface operations {
         content: {
           /**
            * @example {
-           *       "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjVjMWY3ZS03ZjNjLTRhOGUtOWY1Ny0yZjhmMWIxZjVkMTAifQ.c2lnbmF0dXJl",
+           *       "accessToken": "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIwYjVjMWY3ZS03ZjNjLTRhOGUtOWY1Ny0yZjhmMWIxZjVkMTAiLCJyb2xlIjoidXNlciIsInNpZCI6IjdjOWU2Njc5LTc0MjUtNDBkZS05NDRiLWUwN2ZjMWY5MGFlNyJ9.c2lnbmF0dXJl",
            *       "tokenType": "Bearer",
            *       "expiresIn": 900,
+           *       "refreshToken": "3q2-7wq8Rk1VZyJ5c0bU9h6m4Xn2pQ8sT1vW3yZ5aB7",
+           *       "refreshTokenExpiresAt": "2026-02-14T09:30:00.000Z",
            *       "user": {
            *         "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
            *         "email": "ada@example.com",
@@ -1311,6 +1522,277 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  refreshToken: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "refreshToken": "3q2-7wq8Rk1VZyJ5c0bU9h6m4Xn2pQ8sT1vW3yZ5aB7"
+         *     }
+         */
+        'application/json': components['schemas']['RefreshTokenRequest'];
+      };
+    };
+    responses: {
+      /** @description A new pair of tokens; the refresh token sent no longer works. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['TokenPair'];
+        };
+      };
+      400: components['responses']['LimitedBadRequest'];
+      /**
+       * @description The refresh token is unknown, already used or revoked, its session has ended
+       *     (logged out, expired or idle for too long), or its account is deleted or disabled.
+       */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/unauthorized",
+           *       "title": "Unauthorized",
+           *       "status": 401,
+           *       "detail": "This refresh token was already used. Its session has been ended; log in again.",
+           *       "instance": "/api/auth/refresh",
+           *       "code": "UNAUTHORIZED"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
+    };
+  };
+  logout: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The session has ended. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  logoutAll: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description Every session of the account has ended. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  listSessions: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The caller's live sessions. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "items": [
+           *         {
+           *           "id": "7c9e6679-7425-40de-944b-e07fc1f90ae7",
+           *           "createdAt": "2026-01-20T08:15:00.000Z",
+           *           "lastUsedAt": "2026-01-21T17:42:10.123Z",
+           *           "expiresAt": "2026-02-19T08:15:00.000Z",
+           *           "userAgent": "Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+           *           "ipAddress": "203.0.113.7",
+           *           "current": true
+           *         },
+           *         {
+           *           "id": "9b2f4e1a-3c5d-4e6f-8a7b-1c2d3e4f5a6b",
+           *           "createdAt": "2026-01-15T09:30:00.000Z",
+           *           "lastUsedAt": "2026-01-15T09:30:00.000Z",
+           *           "expiresAt": "2026-02-14T09:30:00.000Z",
+           *           "userAgent": null,
+           *           "ipAddress": "198.51.100.23",
+           *           "current": false
+           *         }
+           *       ]
+           *     }
+           */
+          'application/json': components['schemas']['SessionList'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  revokeSession: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The session's id (from `listSessions`).
+         * @example 9b2f4e1a-3c5d-4e6f-8a7b-1c2d3e4f5a6b
+         */
+        id: string;
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The session has ended. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      /** @description The caller has no live session with this id. */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/not-found",
+           *       "title": "Not found",
+           *       "status": 404,
+           *       "detail": "Session not found.",
+           *       "instance": "/api/auth/sessions/9b2f4e1a-3c5d-4e6f-8a7b-1c2d3e4f5a6b",
+           *       "code": "NOT_FOUND"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  changePassword: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "currentPassword": "correct horse battery staple",
+         *       "newPassword": "staple battery horse correct"
+         *     }
+         */
+        'application/json': components['schemas']['ChangePasswordRequest'];
+      };
+    };
+    responses: {
+      /** @description The password is changed; a new pair of tokens for this session. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['TokenPair'];
+        };
+      };
+      /**
+       * @description The request does not match this document, the new password is longer than 72
+       *     bytes, or the current password is wrong. It still counts against the rate limit.
+       */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      401: components['responses']['LimitedUnauthorized'];
+      413: components['responses']['LimitedPayloadTooLarge'];
+      415: components['responses']['LimitedUnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['LimitedInternalError'];
+      503: components['responses']['LimitedServiceUnavailable'];
     };
   };
   requestPasswordReset: {

@@ -18,6 +18,8 @@ import { createAccountRepository } from './modules/account/repository.js';
 import { createAccountService } from './modules/account/service.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthService, createAuthenticator } from './modules/auth/service.js';
+import { createSessionsRepository } from './modules/auth/sessions-repository.js';
+import { createSessionsService } from './modules/auth/sessions-service.js';
 import { createTokenService } from './modules/auth/tokens.js';
 import { createAccountMail } from './modules/email/account-mail.js';
 import { createEmailDelivery, type EmailDelivery } from './modules/email/delivery.js';
@@ -134,7 +136,8 @@ async function wire(
       algorithms: ['HS256'],
       allowedIss: config.jwt.issuer,
       allowedAud: config.jwt.audience,
-      requiredClaims: ['exp', 'iss', 'aud', 'sub'],
+      // `sid`: every access token belongs to a session, checked on every request.
+      requiredClaims: ['exp', 'iss', 'aud', 'sub', 'sid'],
     },
   });
   app.decorateRequest('principal', null);
@@ -177,6 +180,8 @@ async function wire(
   app.addHook('onClose', () => passwords.close());
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const users = createUsersRepository(database.db);
+  const sessions = createSessionsRepository(database.db, config.sessions);
+  const sessionsService = createSessionsService({ sessions, users, passwords, tokens });
 
   // Emails are queued in the outbox by the transaction that causes them and sent by this
   // loop; with several instances, each runs one and no email goes out twice.
@@ -205,7 +210,10 @@ async function wire(
   const handlers: Handlers = {
     ...createMetaHandlers({ ping: () => database.ping(), spec }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),
-    ...createAuthHandlers(createAuthService({ users, passwords, tokens })),
+    ...createAuthHandlers(
+      createAuthService({ users, passwords, sessions: sessionsService }),
+      sessionsService,
+    ),
     ...createAccountHandlers(
       createAccountService({ accounts: createAccountRepository(database.db), passwords, mail }),
     ),
@@ -213,10 +221,12 @@ async function wire(
   await registerContract(app, {
     spec,
     handlers,
-    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, users })),
+    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, sessions })),
     routeConfig: {
       login: authRateLimit,
       createUser: authRateLimit,
+      refreshToken: authRateLimit,
+      changePassword: authRateLimit,
       requestPasswordReset: authRateLimit,
       resetPassword: authRateLimit,
       verifyEmail: authRateLimit,

@@ -27,6 +27,14 @@ export interface Config {
     readonly issuer: string;
     readonly audience: string;
   };
+  readonly sessions: {
+    /** A session's absolute lifetime from its login: its refresh tokens die with it. */
+    readonly refreshTokenTtlSeconds: number;
+    /** A session not refreshed for this long is over. */
+    readonly idleTimeoutSeconds: number;
+    /** How long after its exchange a refresh token may be retried (a lost response). */
+    readonly reuseGraceSeconds: number;
+  };
   readonly bcryptCost: number;
   /** Worker threads that run bcrypt, off the event loop. */
   readonly bcryptThreads: number;
@@ -81,6 +89,9 @@ const schema = {
     JWT_EXPIRES_IN: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '15m' },
     JWT_ISSUER: { type: 'string', minLength: 1, default: 'contract-first-api' },
     JWT_AUDIENCE: { type: 'string', minLength: 1, default: 'contract-first-api' },
+    REFRESH_TOKEN_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30d' },
+    SESSION_IDLE_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '7d' },
+    REFRESH_REUSE_GRACE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '10s' },
     BCRYPT_COST: { type: 'integer', minimum: 4, maximum: 15 },
     BCRYPT_THREADS: { type: 'integer', minimum: 1, maximum: 64 },
     LOG_LEVEL: {
@@ -119,6 +130,9 @@ interface RawEnv {
   JWT_EXPIRES_IN: string;
   JWT_ISSUER: string;
   JWT_AUDIENCE: string;
+  REFRESH_TOKEN_TTL: string;
+  SESSION_IDLE_TIMEOUT: string;
+  REFRESH_REUSE_GRACE: string;
   BCRYPT_COST?: number;
   BCRYPT_THREADS?: number;
   LOG_LEVEL: Config['logLevel'];
@@ -228,6 +242,11 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       expiresInSeconds: parseDuration(raw.JWT_EXPIRES_IN),
       issuer: raw.JWT_ISSUER,
       audience: raw.JWT_AUDIENCE,
+    }),
+    sessions: Object.freeze({
+      refreshTokenTtlSeconds: parseDuration(raw.REFRESH_TOKEN_TTL),
+      idleTimeoutSeconds: parseDuration(raw.SESSION_IDLE_TIMEOUT),
+      reuseGraceSeconds: parseDuration(raw.REFRESH_REUSE_GRACE),
     }),
     // bcrypt's cost doubles the work per step: 12 in production, cheaper where speed matters more.
     bcryptCost: raw.BCRYPT_COST ?? (production ? 12 : raw.NODE_ENV === 'test' ? 4 : 10),

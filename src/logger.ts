@@ -15,6 +15,12 @@ export const redactedPaths = [
   '*.accessToken',
   '*.token',
   'body.password',
+  'refreshToken',
+  '*.refreshToken',
+  'currentPassword',
+  '*.currentPassword',
+  'newPassword',
+  '*.newPassword',
 ];
 
 /** pino options: JSON lines in production, pretty in development, quiet in tests. */

@@ -24,7 +24,7 @@ const explanations = {
     status: 401,
     title: 'Unauthorized',
     description:
-      'The operation needs `Authorization: Bearer <accessToken>`, and none was sent, or the token is malformed, expired or forged, or its account has since been deleted or disabled. Log in (`POST /api/auth/login`) for a new access token and send the request again with it.',
+      'The operation needs `Authorization: Bearer <accessToken>`, and none was sent, or the token is malformed, expired or forged, or its session has ended (logged out, revoked, expired, or idle for too long), or its account has since been deleted or disabled. For `refreshToken`, the refresh token is unknown, already used or revoked. Get a new access token (`POST /api/auth/refresh` while the session lasts, else `POST /api/auth/login`) and send the request again with it.',
   },
   INVALID_CREDENTIALS: {
     status: 401,

@@ -9,6 +9,8 @@ export interface Principal {
   readonly userId: string;
   /** The account's role now, not when the token was issued. */
   readonly role: Schemas['Role'];
-  /** The session the access token belongs to. */
-  readonly sessionId: string | null;
+  /** The session the access token belongs to, live at the time of the request. */
+  readonly sessionId: string;
+  /** The account as it was read with the session for this request (getMe answers it). */
+  readonly account: Schemas['User'];
 }

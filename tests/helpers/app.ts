@@ -65,6 +65,16 @@ export interface SignUp {
 
 let counter = 0;
 
+/** The `sid` claim of an access token: the session it belongs to. */
+export function sessionIdOf(accessToken: string): string {
+  const payload = accessToken.split('.')[1] ?? '';
+  const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as {
+    sid?: unknown;
+  };
+  if (typeof claims.sid !== 'string') throw new Error('the access token names no session');
+  return claims.sid;
+}
+
 /** Signs up a new user through the API and logs them in. */
 export async function signUpAndLogin(t: TestApp, overrides: SignUp = {}) {
   counter += 1;
@@ -83,12 +93,18 @@ export async function signUpAndLogin(t: TestApp, overrides: SignUp = {}) {
     payload: { email: body.email, password: body.password },
   });
   expect(login.statusCode, login.body).toBe(200);
-  const { accessToken } = login.json<{ accessToken: string }>();
+  const { accessToken, refreshToken } = login.json<{
+    accessToken: string;
+    refreshToken: string;
+  }>();
   const user = created.json<{ id: string; email: string; username: string }>();
   return {
     user,
     password: body.password,
     token: accessToken,
+    refreshToken,
+    /** The session of the login (the access token's `sid`). */
+    sessionId: sessionIdOf(accessToken),
     auth: { authorization: `Bearer ${accessToken}` },
   };
 }

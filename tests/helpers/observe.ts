@@ -25,9 +25,14 @@ export function observeResponses(app: FastifyInstance): { take(): string[] } {
   const problems: string[] = [];
   const passwordsSent = new Set<string>();
   app.addHook('onSend', async (request, reply, payload) => {
-    const { password } = (request.body ?? {}) as { password?: unknown };
-    // Short strings would match by chance; sign-up refuses passwords under 8 characters.
-    if (typeof password === 'string' && password.length >= 8) passwordsSent.add(password);
+    const { password, currentPassword, newPassword } = (request.body ?? {}) as Record<
+      string,
+      unknown
+    >;
+    for (const sent of [password, currentPassword, newPassword]) {
+      // Short strings would match by chance; sign-up refuses passwords under 8 characters.
+      if (typeof sent === 'string' && sent.length >= 8) passwordsSent.add(sent);
+    }
     const body = typeof payload === 'string' ? payload : '';
     const where = `${request.method} ${request.url} → ${reply.statusCode}`;
     problems.push(

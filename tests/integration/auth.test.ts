@@ -7,6 +7,7 @@ import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
+import { securedCalls } from '../helpers/secured.js';
 import { unique } from '../helpers/values.js';
 
 type User = components['schemas']['User'];
@@ -47,10 +48,17 @@ function decodePart(token: string, index: 0 | 1): Record<string, unknown> {
 
 const nowSeconds = () => Math.floor(Date.now() / 1000);
 
-/** The claims of a valid access token for `sub`, with some replaced or removed (undefined). */
-function claims(sub: unknown, changes: Record<string, unknown> = {}): Record<string, unknown> {
+/** Whose token: the account (`sub`) and its session (`sid`). */
+interface Owner {
+  sub: unknown;
+  sid: unknown;
+}
+
+/** The claims of a valid access token of `owner`, with some replaced or removed (undefined). */
+function claims(owner: Owner, changes: Record<string, unknown> = {}): Record<string, unknown> {
   const all: Record<string, unknown> = {
-    sub,
+    sub: owner.sub,
+    sid: owner.sid,
     iss: ISSUER,
     aud: AUDIENCE,
     iat: nowSeconds(),
@@ -88,18 +96,28 @@ describe('login: POST /api/auth/login', () => {
     expect(response.statusCode, response.body).toBe(200);
     expect(response.headers['content-type']).toMatch(/^application\/json/);
     const body = response.json<LoginResponse>();
-    expect(Object.keys(body).sort()).toEqual(['accessToken', 'expiresIn', 'tokenType', 'user']);
+    expect(Object.keys(body).sort()).toEqual([
+      'accessToken',
+      'expiresIn',
+      'refreshToken',
+      'refreshTokenExpiresAt',
+      'tokenType',
+      'user',
+    ]);
     expect(body.tokenType).toBe('Bearer');
     expect(body.expiresIn).toBe(900);
     expect(body.user).toEqual(created.json<User>());
   });
 
-  it('issues an HS256 JWT with sub, issuer, audience and a 900-second lifetime', async () => {
+  it('issues an HS256 JWT with sub, role, sid, issuer, audience and a 900-second lifetime', async () => {
     const { user, token } = await signUpAndLogin(t);
     expect(token.split('.')).toHaveLength(3);
     expect(decodePart(token, 0)).toMatchObject({ alg: 'HS256', typ: 'JWT' });
     const payload = decodePart(token, 1);
-    expect(payload).toMatchObject({ sub: user.id, iss: ISSUER, aud: AUDIENCE });
+    expect(Object.keys(payload).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'role', 'sid', 'sub']);
+    expect(payload).toMatchObject({ sub: user.id, role: 'user', iss: ISSUER, aud: AUDIENCE });
+    const [session] = await t.db.sql(sql`select user_id from sessions where id = ${payload.sid}`);
+    expect(session).toEqual({ user_id: user.id });
     expect(typeof payload.iat).toBe('number');
     expect(payload.exp).toBe(Number(payload.iat) + 900);
     expect(Math.abs(Number(payload.iat) - nowSeconds())).toBeLessThanOrEqual(60);
@@ -295,29 +313,26 @@ describe('getMe: GET /api/auth/me', () => {
     expect((await me(auth)).json<User>().username).toBe(username);
   });
 
-  it('answers 401 to the token of a deleted account', async () => {
-    const { user, auth } = await signUpAndLogin(t);
+  it('answers 401 to the token of a deleted account on every secured operation', async () => {
+    const { user, auth, sessionId } = await signUpAndLogin(t);
     const deleted = await t.inject({
       method: 'DELETE',
       url: `/api/users/${user.id}`,
       headers: auth,
     });
     expect(deleted.statusCode, deleted.body).toBe(200);
-    expectProblem(await me(auth), 401, 'UNAUTHORIZED');
+    for (const { operationId, request } of securedCalls({ userId: user.id, sessionId }, auth)) {
+      const problem = expectProblem(await t.inject(request), 401, 'UNAUTHORIZED');
+      expect(problem.detail, operationId).toMatch(/no longer exists/);
+    }
   });
 
   it('answers 401 to the token of a disabled account on every secured operation, until it is enabled again', async () => {
-    const { user, auth } = await signUpAndLogin(t);
+    const { user, auth, sessionId } = await signUpAndLogin(t);
     await t.db.sql(sql`update users set is_active = false where id = ${user.id}`);
-    const url = `/api/users/${user.id}`;
-    const secured = [
-      () => me(auth),
-      () => t.inject({ method: 'PATCH', url, headers: auth, payload: { firstName: 'X' } }),
-      () => t.inject({ method: 'DELETE', url, headers: auth }),
-    ];
-    for (const call of secured) {
-      const problem = expectProblem(await call(), 401, 'UNAUTHORIZED');
-      expect(problem.detail).toMatch(/disabled/);
+    for (const { operationId, request } of securedCalls({ userId: user.id, sessionId }, auth)) {
+      const problem = expectProblem(await t.inject(request), 401, 'UNAUTHORIZED');
+      expect(problem.detail, operationId).toMatch(/disabled/);
     }
     await t.db.sql(sql`update users set is_active = true where id = ${user.id}`);
     expect((await me(auth)).statusCode).toBe(200);
@@ -339,14 +354,14 @@ describe('token security', () => {
 
   // The forgeries below change one thing each from this token, which is accepted.
   it('accepts a token signed here with the right secret and claims', async () => {
-    const { user } = await signUpAndLogin(t);
-    const response = await me(bearer(sign(claims(user.id))));
+    const { user, sessionId } = await signUpAndLogin(t);
+    const response = await me(bearer(sign(claims({ sub: user.id, sid: sessionId }))));
     expect(response.statusCode, response.body).toBe(200);
     expect(response.json<User>().id).toBe(user.id);
   });
 
-  /** Each case turns the id of an existing account into an Authorization header. */
-  const refused: Array<[string, (id: string) => Record<string, string>]> = [
+  /** Each case turns an existing account and its live session into an Authorization header. */
+  const refused: Array<[string, (owner: Owner) => Record<string, string>]> = [
     ['no Authorization header', () => ({})],
     ['an empty Authorization header', () => ({ authorization: '' })],
     ['the Basic scheme', () => ({ authorization: 'Basic YWRhOnBhc3N3b3Jk' })],
@@ -354,68 +369,90 @@ describe('token security', () => {
     ['"Bearer " with no token', () => ({ authorization: 'Bearer ' })],
     ['a token that is not a JWT', () => bearer('garbage')],
     ['three parts of garbage', () => bearer('abc.def.ghi')],
-    ['a valid token without the Bearer scheme', (id) => ({ authorization: sign(claims(id)) })],
+    [
+      'a valid token without the Bearer scheme',
+      (owner) => ({ authorization: sign(claims(owner)) }),
+    ],
     [
       'a token signed with another secret',
-      (id) => bearer(sign(claims(id), { key: 'another-secret-that-is-at-least-32-characters' })),
+      (owner) =>
+        bearer(sign(claims(owner), { key: 'another-secret-that-is-at-least-32-characters' })),
     ],
     [
       'an unsigned token (alg none)',
-      (id) => bearer(`${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(id))}.`),
+      (owner) => bearer(`${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(owner))}.`),
     ],
     [
       'an unsigned token (alg None)',
-      (id) => bearer(`${base64url({ alg: 'None', typ: 'JWT' })}.${base64url(claims(id))}.`),
+      (owner) => bearer(`${base64url({ alg: 'None', typ: 'JWT' })}.${base64url(claims(owner))}.`),
     ],
     [
       'an HS256 header with the signature removed',
-      (id) => {
-        const [header, payload] = sign(claims(id)).split('.');
+      (owner) => {
+        const [header, payload] = sign(claims(owner)).split('.');
         return bearer(`${header}.${payload}.`);
       },
     ],
     [
       'HS512 with the right secret (HS256 is pinned)',
-      (id) => bearer(sign(claims(id), { algorithm: 'HS512' })),
+      (owner) => bearer(sign(claims(owner), { algorithm: 'HS512' })),
     ],
     [
       'HS384 with the right secret (HS256 is pinned)',
-      (id) => bearer(sign(claims(id), { algorithm: 'HS384' })),
+      (owner) => bearer(sign(claims(owner), { algorithm: 'HS384' })),
     ],
     [
       'an expired token',
-      (id) => bearer(sign(claims(id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 }))),
+      (owner) => bearer(sign(claims(owner, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 }))),
     ],
     [
       'a token not valid yet (nbf in the future)',
-      (id) => bearer(sign(claims(id, { nbf: nowSeconds() + 600 }))),
+      (owner) => bearer(sign(claims(owner, { nbf: nowSeconds() + 600 }))),
     ],
-    ['a wrong issuer', (id) => bearer(sign(claims(id, { iss: 'someone-else' })))],
-    ['a wrong audience', (id) => bearer(sign(claims(id, { aud: 'someone-else' })))],
-    ['no issuer', (id) => bearer(sign(claims(id, { iss: undefined })))],
-    ['no audience', (id) => bearer(sign(claims(id, { aud: undefined })))],
-    ['no exp', (id) => bearer(sign(claims(id, { exp: undefined })))],
-    ['no sub', () => bearer(sign(claims(undefined)))],
-    ['a sub that is not a uuid', () => bearer(sign(claims('not-a-uuid')))],
-    ['a numeric sub', () => bearer(sign(claims(12345)))],
-    ['an empty sub', () => bearer(sign(claims('')))],
+    ['a wrong issuer', (owner) => bearer(sign(claims(owner, { iss: 'someone-else' })))],
+    ['a wrong audience', (owner) => bearer(sign(claims(owner, { aud: 'someone-else' })))],
+    ['no issuer', (owner) => bearer(sign(claims(owner, { iss: undefined })))],
+    ['no audience', (owner) => bearer(sign(claims(owner, { aud: undefined })))],
+    ['no exp', (owner) => bearer(sign(claims(owner, { exp: undefined })))],
+    ['no sub', (owner) => bearer(sign(claims(owner, { sub: undefined })))],
+    ['a sub that is not a uuid', (owner) => bearer(sign(claims(owner, { sub: 'not-a-uuid' })))],
+    ['a numeric sub', (owner) => bearer(sign(claims(owner, { sub: 12345 })))],
+    ['an empty sub', (owner) => bearer(sign(claims(owner, { sub: '' })))],
+    ['no sid', (owner) => bearer(sign(claims(owner, { sid: undefined })))],
+    ['a sid that is not a uuid', (owner) => bearer(sign(claims(owner, { sid: 'not-a-uuid' })))],
+    ['a numeric sid', (owner) => bearer(sign(claims(owner, { sid: 12345 })))],
+    ['a random sid', (owner) => bearer(sign(claims(owner, { sid: UNKNOWN_ID })))],
   ];
 
   it.each(refused)('answers 401 UNAUTHORIZED on GET /api/auth/me to %s', async (_name, header) => {
-    const { user } = await signUpAndLogin(t);
-    const problem = expectProblem(await me(header(user.id)), 401, 'UNAUTHORIZED');
+    const { user, sessionId } = await signUpAndLogin(t);
+    const problem = expectProblem(
+      await me(header({ sub: user.id, sid: sessionId })),
+      401,
+      'UNAUTHORIZED',
+    );
     expect(problem).toMatchObject({ title: 'Unauthorized', instance: '/api/auth/me' });
   });
 
   it('says that an expired token has expired', async () => {
-    const { user } = await signUpAndLogin(t);
-    const expired = sign(claims(user.id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 }));
+    const { user, sessionId } = await signUpAndLogin(t);
+    const expired = sign(
+      claims(
+        { sub: user.id, sid: sessionId },
+        { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 },
+      ),
+    );
     const problem = expectProblem(await me(bearer(expired)), 401, 'UNAUTHORIZED');
     expect(problem.detail).toMatch(/expired/i);
   });
 
   it('answers 401 to a valid token for a well-formed id that has no account', async () => {
-    expectProblem(await me(bearer(sign(claims(UNKNOWN_ID)))), 401, 'UNAUTHORIZED');
+    const { sessionId } = await signUpAndLogin(t);
+    expectProblem(
+      await me(bearer(sign(claims({ sub: UNKNOWN_ID, sid: sessionId })))),
+      401,
+      'UNAUTHORIZED',
+    );
   });
 
   it("answers 401 to a token whose sub was changed to another user's id", async () => {
@@ -435,16 +472,19 @@ describe('token security', () => {
     const a = await signUpAndLogin(t);
     const b = await signUpAndLogin(t, { firstName: 'Bea' });
     const before = (await me(b.auth)).json<User>();
+    const ownerB = { sub: b.user.id, sid: b.sessionId };
     const [header, payload, signature] = a.token.split('.');
     const claimsOfA = JSON.parse(
       Buffer.from(payload ?? '', 'base64url').toString('utf8'),
     ) as object;
     const forgeries = [
       `${header}.${base64url({ ...claimsOfA, sub: b.user.id })}.${signature}`,
-      `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(b.user.id))}.`,
-      sign(claims(b.user.id), { key: 'another-secret-that-is-at-least-32-characters' }),
-      sign(claims(b.user.id), { algorithm: 'HS512' }),
-      sign(claims(b.user.id, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 })),
+      `${base64url({ alg: 'none', typ: 'JWT' })}.${base64url(claims(ownerB))}.`,
+      sign(claims(ownerB), { key: 'another-secret-that-is-at-least-32-characters' }),
+      sign(claims(ownerB), { algorithm: 'HS512' }),
+      sign(claims(ownerB, { iat: nowSeconds() - 1000, exp: nowSeconds() - 100 })),
+      // A's session under B's name: the session is not B's.
+      sign(claims({ sub: b.user.id, sid: a.sessionId })),
     ];
     for (const forged of forgeries) {
       const url = `/api/users/${b.user.id}`;

@@ -305,7 +305,11 @@ describe('an unreachable database', () => {
   });
 
   it('resendVerification answers 503', async () => {
-    const token = app.jwt.sign({ sub: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10' });
+    const token = app.jwt.sign({
+      sub: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
+      sid: '6f1d2c3b-4a59-4e8d-8c7b-1a2b3c4d5e6f',
+      role: 'user',
+    });
     const response = await app.inject({
       method: 'POST',
       url: '/api/auth/email/resend',

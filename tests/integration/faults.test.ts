@@ -13,6 +13,7 @@ import { observeResponses } from '../helpers/observe.js';
  */
 
 const someone = '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10';
+const someSession = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
 const sign = createSigner({
   key: TEST_JWT_SECRET,
   algorithm: 'HS256',
@@ -29,6 +30,12 @@ const operations = [
   'deleteUser',
   'login',
   'getMe',
+  'refreshToken',
+  'logout',
+  'logoutAll',
+  'listSessions',
+  'revokeSession',
+  'changePassword',
 ] as const;
 
 /** A well-formed request for each operation that touches the database. */
@@ -36,6 +43,7 @@ function requestFor(
   operation: (typeof operations)[number],
   id: string,
   token: string,
+  refreshToken = 'a'.repeat(43),
 ): InjectOptions {
   const headers = { authorization: `Bearer ${token}` };
   const credentials = { email: 'f@example.com', password: 'long enough password' };
@@ -54,6 +62,27 @@ function requestFor(
       return { method: 'POST', url: '/api/auth/login', payload: credentials };
     case 'getMe':
       return { method: 'GET', url: '/api/auth/me', headers };
+    case 'refreshToken':
+      return {
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refreshToken },
+      };
+    case 'logout':
+      return { method: 'POST', url: '/api/auth/logout', headers };
+    case 'logoutAll':
+      return { method: 'POST', url: '/api/auth/logout-all', headers };
+    case 'listSessions':
+      return { method: 'GET', url: '/api/auth/sessions', headers };
+    case 'revokeSession':
+      return { method: 'DELETE', url: `/api/auth/sessions/${someSession}`, headers };
+    case 'changePassword':
+      return {
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers,
+        payload: { currentPassword: credentials.password, newPassword: 'another long password' },
+      };
   }
 }
 
@@ -61,11 +90,13 @@ describe('a broken database (a query fails inside the server)', () => {
   const t = useTestApp();
   let id = '';
   let token = '';
+  let refreshToken = '';
 
   beforeAll(async () => {
     ({
       user: { id },
       token,
+      refreshToken,
     } = await signUpAndLogin(t));
     await t.db.sql(sql`alter table users rename to users_elsewhere`);
   });
@@ -74,7 +105,7 @@ describe('a broken database (a query fails inside the server)', () => {
   });
 
   it.each(operations)('%s answers a 500 that reveals nothing', async (operation) => {
-    const request = requestFor(operation, id, token);
+    const request = requestFor(operation, id, token, refreshToken);
     const response = await t.inject(request);
     expect(response.statusCode).toBe(500);
     expect(response.headers['content-type']).toMatch(/^application\/problem\+json/);
@@ -117,7 +148,9 @@ describe('an unreachable database', () => {
   });
 
   it.each(operations)('%s answers 503 SERVICE_UNAVAILABLE', async (operation) => {
-    const response = await app.inject(requestFor(operation, someone, sign({ sub: someone })));
+    const response = await app.inject(
+      requestFor(operation, someone, sign({ sub: someone, sid: someSession })),
+    );
     expect(response.statusCode, response.body).toBe(503);
     expect(response.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE', status: 503 });
     expect(response.body).not.toMatch(/ECONNREFUSED|127\.0\.0\.1|postgres/i);

@@ -67,12 +67,31 @@ describe('logs', () => {
       url: '/api/auth/login',
       payload: { email, password },
     });
-    const { accessToken } = login.json<{ accessToken: string }>();
+    const { accessToken, refreshToken } = login.json<{
+      accessToken: string;
+      refreshToken: string;
+    }>();
     await app.inject({
       method: 'GET',
       url: '/api/auth/me',
       headers: { authorization: `Bearer ${accessToken}` },
     });
+    const refreshed = await app.inject({
+      method: 'POST',
+      url: '/api/auth/refresh',
+      payload: { refreshToken },
+    });
+    expect(refreshed.statusCode).toBe(200);
+    const newPassword = 'a new password for the logs';
+    const changed = await app.inject({
+      method: 'POST',
+      url: '/api/auth/password/change',
+      headers: { authorization: `Bearer ${accessToken}` },
+      payload: { currentPassword: password, newPassword },
+    });
+    expect(changed.statusCode).toBe(200);
+    const secondRefreshToken = refreshed.json<{ refreshToken: string }>().refreshToken;
+    const thirdRefreshToken = changed.json<{ refreshToken: string }>().refreshToken;
     const [{ hash }] = (await db.sql(sql`select password_hash as hash from users`)) as [
       { hash: string },
     ];
@@ -91,6 +110,10 @@ describe('logs', () => {
     expect(text).not.toContain(password);
     expect(text).not.toContain(hash);
     expect(text).not.toContain(accessToken);
+    for (const token of [refreshToken, secondRefreshToken, thirdRefreshToken]) {
+      expect(text).not.toContain(token);
+    }
+    expect(text).not.toContain(newPassword);
     expect(text).not.toContain('second@example.com');
     // The failure itself is logged, with what is needed to find it.
     const failure = lines.find((line) => line.msg === 'request failed');

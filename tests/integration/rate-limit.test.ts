@@ -67,6 +67,34 @@ describe('rate limits', () => {
   });
 });
 
+describe('rate limits of refreshToken and changePassword', () => {
+  // Refused requests count too: the limit is taken before the token is looked at.
+  it.each([
+    [
+      'refreshToken',
+      '198.51.100.10',
+      { url: '/api/auth/refresh', payload: { refreshToken: 'guess' } },
+    ],
+    [
+      'changePassword',
+      '198.51.100.11',
+      {
+        url: '/api/auth/password/change',
+        payload: { currentPassword: 'guess guess', newPassword: 'another guess' },
+      },
+    ],
+  ] as const)('limits %s per client, on its own counter', async (_name, client, request) => {
+    const statuses: number[] = [];
+    for (let attempt = 1; attempt <= 4; attempt += 1) {
+      const response = await t.inject({ method: 'POST', remoteAddress: client, ...request });
+      statuses.push(response.statusCode);
+    }
+    expect(statuses).toEqual([401, 401, 401, 429]);
+    // Logins of the same client are counted apart.
+    expect((await login(client)).statusCode).toBe(401);
+  });
+});
+
 describe('rate limits and X-Forwarded-For', () => {
   // The default TRUST_PROXY: the header is the client's word, and changes nothing.
   it('ignores a spoofed X-Forwarded-For when no proxy is trusted', async () => {

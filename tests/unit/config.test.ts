@@ -20,6 +20,11 @@ describe('loadConfig', () => {
       bcryptThreads: Math.max(1, availableParallelism() - 1),
     });
     expect(config.jwt.expiresInSeconds).toBe(900);
+    expect(config.sessions).toEqual({
+      refreshTokenTtlSeconds: 30 * 86400,
+      idleTimeoutSeconds: 7 * 86400,
+      reuseGraceSeconds: 10,
+    });
     expect(config.dataDir).toMatch(/\.data$/);
     expect(Object.isFrozen(config)).toBe(true);
   });
@@ -55,6 +60,9 @@ describe('loadConfig', () => {
       RATE_LIMIT_AUTH_MAX: '5',
       RATE_LIMIT_AUTH_WINDOW: '15m',
       TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,fd00::/8',
+      REFRESH_TOKEN_TTL: '90d',
+      SESSION_IDLE_TIMEOUT: '12h',
+      REFRESH_REUSE_GRACE: '30',
     });
     expect(config).toMatchObject({
       port: 8080,
@@ -67,6 +75,11 @@ describe('loadConfig', () => {
       dataDir: '/tmp/somewhere',
       authRateLimit: { max: 5, windowSeconds: 900 },
       trustProxy: ['10.0.0.1', '192.168.0.0/16', 'fd00::/8'],
+      sessions: {
+        refreshTokenTtlSeconds: 90 * 86400,
+        idleTimeoutSeconds: 43200,
+        reuseGraceSeconds: 30,
+      },
     });
     expect(config.jwt).toMatchObject({ secret, expiresInSeconds: 7200 });
   });
@@ -91,6 +104,9 @@ describe('loadConfig', () => {
     ['PORT', '70000'],
     ['DATABASE_URL', 'mysql://x'],
     ['JWT_EXPIRES_IN', '15 minutes'],
+    ['REFRESH_TOKEN_TTL', '1 month'],
+    ['SESSION_IDLE_TIMEOUT', '0'],
+    ['REFRESH_REUSE_GRACE', '-5s'],
     ['BCRYPT_COST', '3'],
     ['BCRYPT_COST', '16'],
     ['BCRYPT_THREADS', '0'],

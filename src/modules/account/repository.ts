@@ -1,7 +1,8 @@
-import { and, eq, isNull, sql } from 'drizzle-orm';
+import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { loginFailures, sessions } from '../../db/schema/auth.js';
+import { loginFailures } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
+import { revokeUserSessions } from '../auth/sessions-repository.js';
 import { consumeAllEmailTokens, consumeEmailToken } from '../email/tokens.js';
 
 /** An account as these flows need it. */
@@ -90,10 +91,7 @@ export function createAccountRepository(db: Db): AccountRepository {
         await consumeAllEmailTokens(tx, token.userId, 'password_reset');
         // Every access and refresh token names a session: ending them all signs every
         // device out, the one that may have been stolen included.
-        await tx
-          .update(sessions)
-          .set({ revokedAt: sql`now()` })
-          .where(and(eq(sessions.userId, token.userId), isNull(sessions.revokedAt)));
+        await revokeUserSessions(tx, token.userId);
         await tx.delete(loginFailures).where(eq(loginFailures.emailKey, sql`lower(${user.email})`));
         return true;
       });

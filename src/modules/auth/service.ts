@@ -11,6 +11,8 @@ import {
 import type { PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from '../users/repository.js';
+import type { SessionCheck, SessionsRepository } from './sessions-repository.js';
+import type { Client, SessionsService } from './sessions-service.js';
 import type { TokenService } from './tokens.js';
 
 export type LoginInput = Schemas['LoginRequest'];
@@ -19,6 +21,7 @@ export type LoginResult = Schemas['LoginResponse'];
 export interface AuthService {
   login(
     input: LoginInput,
+    client: Client,
   ): Promise<Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError>>;
   me(principal: Principal): Promise<Outcome<User, UnauthenticatedError>>;
 }
@@ -26,11 +29,11 @@ export interface AuthService {
 export function createAuthService(deps: {
   users: UsersRepository;
   passwords: PasswordHasher;
-  tokens: Pick<TokenService, 'issue'>;
+  sessions: Pick<SessionsService, 'start'>;
 }): AuthService {
-  const { users, passwords, tokens } = deps;
+  const { users, passwords, sessions } = deps;
   return {
-    async login({ email, password }) {
+    async login({ email, password }, client) {
       const credentials = await users.findCredentialsByEmail(email);
       if (!credentials) {
         // As slow as a wrong password, so response times do not reveal who has an account.
@@ -46,34 +49,47 @@ export function createAuthService(deps: {
       if (passwords.needsRehash(credentials.passwordHash)) {
         await users.setPasswordHash(credentials.user.id, await passwords.hash(password));
       }
-      return ok({ ...tokens.issue(credentials.user.id), user: credentials.user });
+      const pair = await sessions.start(credentials.user, client);
+      // Deleted since its password was checked: there is nobody to log in any more.
+      if (!pair) return fail(new InvalidCredentialsError());
+      return ok({ ...pair, user: credentials.user });
     },
 
     async me(principal) {
-      const user = await users.findById(principal.userId);
-      // A valid token of a deleted account: the caller is nobody any more.
-      return user
-        ? ok(user)
-        : fail(new UnauthenticatedError('The account of this access token no longer exists.'));
+      // Read with the session by the authenticator, for this very request.
+      return ok(principal.account);
     },
   };
 }
 
+const refusals: Record<Exclude<SessionCheck['status'], 'live'>, string> = {
+  'account-deleted': 'The account of this access token no longer exists.',
+  'account-disabled': 'The account of this access token is disabled.',
+  'session-unknown': 'The access token is not valid.',
+  'session-revoked': 'The session of this access token has ended. Log in again.',
+  'session-expired': 'The session of this access token has expired. Log in again.',
+  'session-idle':
+    'The session of this access token has expired after a period without use. Log in again.',
+};
+
 /**
- * The caller of a secured operation: a valid access token of an account that still exists
- * and is active, checked on every request (one look-up by primary key), so that a token
- * dies with its account's deletion or deactivation rather than at its expiry.
+ * The caller of a secured operation: a valid access token whose session is live and whose
+ * account still exists and is active, checked on every request (one statement, by primary
+ * keys), so that a token dies with its session or its account rather than at its expiry.
  */
 export function createAuthenticator(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
-  users: Pick<UsersRepository, 'findById'>;
+  sessions: Pick<SessionsRepository, 'check'>;
 }): (request: FastifyRequest) => Promise<Principal> {
   return async (request) => {
     const claims = await deps.tokens.authenticate(request);
-    const user = await deps.users.findById(claims.userId);
-    if (!user) throw new UnauthenticatedError('The account of this access token no longer exists.');
-    if (!user.isActive)
-      throw new UnauthenticatedError('The account of this access token is disabled.');
-    return { userId: user.id, role: user.role, sessionId: claims.sessionId };
+    const found = await deps.sessions.check(claims.userId, claims.sessionId);
+    if (found.status !== 'live') throw new UnauthenticatedError(refusals[found.status]);
+    return {
+      userId: found.user.id,
+      role: found.user.role,
+      sessionId: claims.sessionId,
+      account: found.user,
+    };
   };
 }

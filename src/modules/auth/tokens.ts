@@ -1,4 +1,5 @@
 import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { Schemas } from '../../api-types.js';
 import { UnauthenticatedError } from '../../errors.js';
 import { uuidPattern } from '../../lib/uuid.js';
 
@@ -11,25 +12,34 @@ export interface AccessToken {
 /** What a verified access token says: whose it is and which session issued it. */
 export interface TokenClaims {
   userId: string;
-  sessionId: string | null;
+  sessionId: string;
 }
 
 export interface TokenService {
-  issue(userId: string): AccessToken;
+  /** An access token of this session; `role` is informative, requests read the current one. */
+  issue(userId: string, role: Schemas['Role'], sessionId: string): AccessToken;
   /** Reads `Authorization: Bearer …`; throws UnauthenticatedError unless it is a valid access token. */
   authenticate(request: FastifyRequest): Promise<TokenClaims>;
 }
 
+interface Payload {
+  sub?: unknown;
+  sid?: unknown;
+}
+
+const isUuid = (value: unknown): value is string =>
+  typeof value === 'string' && uuidPattern.test(value);
+
 /**
  * Access tokens are @fastify/jwt's, registered in buildApp with HS256 pinned and `exp`,
- * `iss`, `aud` and `sub` required; this module gives them a narrow, testable face.
+ * `iss`, `aud`, `sub` and `sid` required; this module gives them a narrow, testable face.
  */
 export function createTokenService(app: FastifyInstance, expiresInSeconds: number): TokenService {
   return {
-    issue(userId) {
+    issue(userId, role, sessionId) {
       // The lifetime is the one @fastify/jwt was registered with: the same expiresInSeconds.
       return {
-        accessToken: app.jwt.sign({ sub: userId }),
+        accessToken: app.jwt.sign({ sub: userId, role, sid: sessionId }),
         tokenType: 'Bearer',
         expiresIn: expiresInSeconds,
       };
@@ -38,9 +48,9 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
       if (!request.headers.authorization) {
         throw new UnauthenticatedError('Send an access token as "Authorization: Bearer <token>".');
       }
-      let payload: { sub?: unknown };
+      let payload: Payload;
       try {
-        payload = await request.jwtVerify<{ sub?: unknown }>();
+        payload = await request.jwtVerify<Payload>();
       } catch (error) {
         const code = (error as { code?: string }).code;
         throw new UnauthenticatedError(
@@ -51,10 +61,11 @@ export function createTokenService(app: FastifyInstance, expiresInSeconds: numbe
               : 'The access token is not valid.',
         );
       }
-      if (typeof payload.sub !== 'string' || !uuidPattern.test(payload.sub)) {
+      // Checked here, before they reach a query as uuids: anything else is not our token.
+      if (!isUuid(payload.sub) || !isUuid(payload.sid)) {
         throw new UnauthenticatedError('The access token is not valid.');
       }
-      return { userId: payload.sub.toLowerCase(), sessionId: null };
+      return { userId: payload.sub.toLowerCase(), sessionId: payload.sid.toLowerCase() };
     },
   };
 }

@@ -36,12 +36,14 @@ export interface Credentials {
 
 /**
  * The only code that sees rows of `users`. It answers in the API's shape (`User`): the
- * password hash leaves it only through findCredentialsByEmail, for the login check.
+ * password hash leaves it only through findCredentials*, for the password checks.
  */
 export interface UsersRepository {
   create(data: NewUser, within?: WithinChange): Promise<Outcome<User, ConflictError>>;
   findById(id: string): Promise<User | null>;
   findCredentialsByEmail(email: string): Promise<Credentials | null>;
+  /** For a check of the current password (a password change). */
+  findCredentialsById(id: string): Promise<Credentials | null>;
   /**
    * Null when there is no such user. `onNewAddress` runs in the update's transaction when
    * the email address changes (not merely its letter case).
@@ -148,6 +150,11 @@ export function createUsersRepository(db: Db): UsersRepository {
 
     async findCredentialsByEmail(email) {
       const [row] = await byEmail.execute({ email });
+      return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
+    },
+
+    async findCredentialsById(id) {
+      const [row] = await byId.execute({ id });
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
 

@@ -1,0 +1,404 @@
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNull,
+  ne,
+  sql,
+  type Placeholder,
+  type SQL,
+} from 'drizzle-orm';
+import type { Schemas } from '../../api-types.js';
+import type { Db } from '../../db/client.js';
+import { databaseErrorOf } from '../../db/errors.js';
+import { refreshTokens, sessions } from '../../db/schema/auth.js';
+import { users } from '../../db/schema/users.js';
+import { toUser, type User } from '../users/repository.js';
+
+/** Why a session cannot be used: ended by someone, or by one of its limits. */
+export type SessionEnd = 'revoked' | 'expired' | 'idle';
+
+/** The per-request check of an access token's account and session. */
+export type SessionCheck =
+  | { status: 'live'; user: User }
+  | { status: 'account-deleted' | 'account-disabled' | 'session-unknown' }
+  | { status: `session-${SessionEnd}` };
+
+/** What a refresh token is exchanged for, or why it is not. */
+export type Rotation =
+  | {
+      status: 'rotated';
+      userId: string;
+      role: Schemas['Role'];
+      sessionId: string;
+      /** The session's absolute end, as an RFC 3339 string. */
+      expiresAt: string;
+    }
+  | { status: 'unknown-token' | 'reused' | 'account-disabled' | `session-${SessionEnd}` };
+
+export interface NewSession {
+  userId: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+  /** The SHA-256 of the session's first refresh token. */
+  refreshTokenHash: string;
+}
+
+export interface StartedSession {
+  sessionId: string;
+  expiresAt: string;
+}
+
+export interface SessionRecord {
+  id: string;
+  createdAt: string;
+  lastUsedAt: string;
+  expiresAt: string;
+  userAgent: string | null;
+  ipAddress: string | null;
+}
+
+export interface SessionLimits {
+  /** A session's absolute lifetime, from its login. */
+  refreshTokenTtlSeconds: number;
+  /** A session not refreshed for this long is over. */
+  idleTimeoutSeconds: number;
+  /** How long after its exchange a refresh token may be presented again (a retry). */
+  reuseGraceSeconds: number;
+}
+
+/**
+ * The only code that sees rows of `sessions` and `refresh_tokens`. Times are compared
+ * with the database's clock (`now()`), the one every row was stamped with.
+ */
+export interface SessionsRepository {
+  /** A new session with its first refresh token; null when the account no longer exists. */
+  create(data: NewSession): Promise<StartedSession | null>;
+  /** The account of an access token, if the session `sessionId` is its and is live. */
+  check(userId: string, sessionId: string): Promise<SessionCheck>;
+  /**
+   * Exchanges the refresh token whose hash is `presentedHash` for one whose hash is
+   * `successorHash`, by the rotation rules (see the implementation).
+   */
+  rotate(presentedHash: string, successorHash: string): Promise<Rotation>;
+  /** The user's live sessions, newest first. */
+  listLive(userId: string): Promise<SessionRecord[]>;
+  /** Ends one live session of the user; false when the user has no such live session. */
+  revoke(userId: string, sessionId: string): Promise<boolean>;
+  /** Ends every session of the user, except `exceptSessionId` when given. */
+  revokeAll(userId: string, exceptSessionId?: string | null): Promise<number>;
+  /**
+   * In one transaction: the new password hash, every other session of the user ended, and
+   * the session's refresh tokens replaced by one whose hash is `refreshTokenHash`. Null
+   * when the session is no longer live (nothing changes then).
+   */
+  changePassword(change: {
+    userId: string;
+    sessionId: string;
+    passwordHash: string;
+    refreshTokenHash: string;
+  }): Promise<StartedSession | null>;
+}
+
+const FOREIGN_KEY_VIOLATION = '23503';
+
+const seconds = (value: Placeholder | number) => sql`${value}::integer * interval '1 second'`;
+
+/** Why a session (a row of the query) is not usable, or 'live'. */
+function stateOf(idleSeconds: Placeholder | number) {
+  return sql<SessionEnd | 'live'>`case
+    when ${sessions.revokedAt} is not null then 'revoked'
+    when ${sessions.expiresAt} <= now() then 'expired'
+    when ${sessions.lastUsedAt} <= now() - ${seconds(idleSeconds)} then 'idle'
+    else 'live' end`;
+}
+
+function isLive(idleSeconds: number): SQL {
+  return and(
+    isNull(sessions.revokedAt),
+    gt(sessions.expiresAt, sql`now()`),
+    gt(sessions.lastUsedAt, sql`now() - ${seconds(idleSeconds)}`),
+  )!;
+}
+
+/**
+ * Ends every session of a user (all but `exceptSessionId` when given): their refresh
+ * tokens and access tokens stop working at once, since both are checked against their
+ * session. Takes the database or a transaction, so that a change that must end the
+ * sessions (a password reset) can do it in its own transaction. Returns how many ended.
+ */
+export async function revokeUserSessions(
+  db: Db,
+  userId: string,
+  exceptSessionId: string | null = null,
+): Promise<number> {
+  const ended = await db
+    .update(sessions)
+    .set({ revokedAt: sql`now()` })
+    .where(inArray(sessions.id, lockOpenSessions(db, userId, exceptSessionId)))
+    .returning({ id: sessions.id });
+  return ended.length;
+}
+
+/**
+ * Locks a user's sessions in the order of their ids. Whatever changes several sessions of
+ * a user takes their locks this way, so that two such changes (a logout-all and a password
+ * change) wait for each other instead of deadlocking.
+ */
+function lockOpenSessions(db: Db, userId: string, exceptSessionId: string | null = null) {
+  return db
+    .select({ id: sessions.id })
+    .from(sessions)
+    .where(
+      and(
+        eq(sessions.userId, userId),
+        isNull(sessions.revokedAt),
+        exceptSessionId === null ? undefined : ne(sessions.id, exceptSessionId),
+      ),
+    )
+    .orderBy(asc(sessions.id))
+    .for('update');
+}
+
+export function toSessionRecord(row: typeof sessions.$inferSelect): SessionRecord {
+  return {
+    id: row.id,
+    createdAt: row.createdAt.toISOString(),
+    lastUsedAt: row.lastUsedAt.toISOString(),
+    expiresAt: row.expiresAt.toISOString(),
+    userAgent: row.userAgent,
+    ipAddress: row.ipAddress,
+  };
+}
+
+export function createSessionsRepository(db: Db, limits: SessionLimits): SessionsRepository {
+  const { idleTimeoutSeconds, reuseGraceSeconds, refreshTokenTtlSeconds } = limits;
+
+  // Every secured request runs this: one statement, by primary key on both tables, that
+  // tells a deleted account, a disabled one and an ended session apart.
+  const check = db
+    .select({
+      user: users,
+      state: sql<SessionEnd | 'live' | 'unknown'>`case when ${sessions.id} is null then 'unknown'
+        else ${stateOf(sql.placeholder('idleSeconds'))} end`,
+    })
+    .from(users)
+    .leftJoin(
+      sessions,
+      and(eq(sessions.id, sql.placeholder('sessionId')), eq(sessions.userId, users.id)),
+    )
+    .where(eq(users.id, sql.placeholder('userId')))
+    .limit(1)
+    .prepare('session_check');
+
+  /** Ends one session as a whole (its refresh tokens die with it). */
+  const endSession = (tx: Db, sessionId: string) =>
+    tx
+      .update(sessions)
+      .set({ revokedAt: sql`now()` })
+      .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
+
+  const insertToken = async (tx: Db, sessionId: string, tokenHash: string) => {
+    const [row] = await tx
+      .insert(refreshTokens)
+      .values({ sessionId, tokenHash })
+      .returning({ id: refreshTokens.id });
+    return row!.id;
+  };
+
+  return {
+    async create({ userId, userAgent, ipAddress, refreshTokenHash }) {
+      try {
+        return await db.transaction(async (tx) => {
+          const [session] = await tx
+            .insert(sessions)
+            .values({
+              userId,
+              userAgent,
+              ipAddress,
+              expiresAt: sql`now() + ${seconds(refreshTokenTtlSeconds)}`,
+            })
+            .returning({ id: sessions.id, expiresAt: sessions.expiresAt });
+          await insertToken(tx, session!.id, refreshTokenHash);
+          return { sessionId: session!.id, expiresAt: session!.expiresAt.toISOString() };
+        });
+      } catch (error) {
+        // The account was deleted between the password check and now.
+        if (databaseErrorOf(error)?.code === FOREIGN_KEY_VIOLATION) return null;
+        throw error;
+      }
+    },
+
+    async check(userId, sessionId) {
+      const [row] = await check.execute({ userId, sessionId, idleSeconds: idleTimeoutSeconds });
+      if (!row) return { status: 'account-deleted' };
+      if (!row.user.isActive) return { status: 'account-disabled' };
+      if (row.state === 'live') return { status: 'live', user: toUser(row.user) };
+      return { status: `session-${row.state}` };
+    },
+
+    /**
+     * Refresh-token rotation (RFC 9700 §4.14.2): a token works once; its successor is
+     * recorded in `replaced_by`. Presenting a used token again means two parties hold it,
+     * so the whole session (the family) ends, unless it is a retry within the grace period
+     * of a token whose successor is still unused: that successor is then revoked and a new
+     * one replaces it, so that a session never has two live refresh tokens.
+     *
+     * Every change to a session's tokens is made holding the session's row lock, taken
+     * first: concurrent exchanges of one token (or of two tokens of one session) run one
+     * after the other, each reading what the previous one committed.
+     */
+    async rotate(presentedHash, successorHash) {
+      return db.transaction(async (tx): Promise<Rotation> => {
+        const [found] = await tx
+          .select({ sessionId: refreshTokens.sessionId })
+          .from(refreshTokens)
+          .where(eq(refreshTokens.tokenHash, presentedHash))
+          .limit(1);
+        if (!found) return { status: 'unknown-token' };
+
+        const [session] = await tx
+          .select({
+            id: sessions.id,
+            userId: sessions.userId,
+            expiresAt: sessions.expiresAt,
+            state: stateOf(idleTimeoutSeconds),
+            isActive: users.isActive,
+            role: users.role,
+          })
+          .from(sessions)
+          .innerJoin(users, eq(users.id, sessions.userId))
+          .where(eq(sessions.id, found.sessionId))
+          .for('update', { of: sessions });
+        // Gone meanwhile: the account was deleted (its sessions with it).
+        if (!session) return { status: 'unknown-token' };
+        if (!session.isActive) return { status: 'account-disabled' };
+        if (session.state !== 'live') return { status: `session-${session.state}` };
+
+        const [token] = await tx
+          .select({
+            id: refreshTokens.id,
+            usedAt: refreshTokens.usedAt,
+            revokedAt: refreshTokens.revokedAt,
+            replacedBy: refreshTokens.replacedBy,
+            inGrace: sql<boolean>`${refreshTokens.usedAt} > now() - ${seconds(reuseGraceSeconds)}`,
+          })
+          .from(refreshTokens)
+          .where(eq(refreshTokens.tokenHash, presentedHash))
+          .for('update');
+        if (!token) return { status: 'unknown-token' };
+
+        const replay = async (): Promise<Rotation> => {
+          await endSession(tx, session.id);
+          return { status: 'reused' };
+        };
+
+        if (token.revokedAt !== null) {
+          // Replaced by a retry, or by a password change, without being exchanged: whoever
+          // presents it is not the holder of the session's current token.
+          return replay();
+        }
+        if (token.usedAt === null) {
+          const successorId = await insertToken(tx, session.id, successorHash);
+          await tx
+            .update(refreshTokens)
+            .set({ usedAt: sql`now()`, replacedBy: successorId })
+            .where(eq(refreshTokens.id, token.id));
+        } else {
+          if (!token.inGrace || token.replacedBy === null) return replay();
+          const [successor] = await tx
+            .select({ usedAt: refreshTokens.usedAt, revokedAt: refreshTokens.revokedAt })
+            .from(refreshTokens)
+            .where(eq(refreshTokens.id, token.replacedBy));
+          // A successor already exchanged (or otherwise dead): the retry is a replay.
+          if (!successor || successor.usedAt !== null || successor.revokedAt !== null) {
+            return replay();
+          }
+          await tx
+            .update(refreshTokens)
+            .set({ revokedAt: sql`now()` })
+            .where(eq(refreshTokens.id, token.replacedBy));
+          const successorId = await insertToken(tx, session.id, successorHash);
+          await tx
+            .update(refreshTokens)
+            .set({ replacedBy: successorId })
+            .where(eq(refreshTokens.id, token.id));
+        }
+        await tx
+          .update(sessions)
+          .set({ lastUsedAt: sql`now()` })
+          .where(eq(sessions.id, session.id));
+        return {
+          status: 'rotated',
+          userId: session.userId,
+          role: session.role,
+          sessionId: session.id,
+          expiresAt: session.expiresAt.toISOString(),
+        };
+      });
+    },
+
+    async listLive(userId) {
+      const rows = await db
+        .select()
+        .from(sessions)
+        .where(and(eq(sessions.userId, userId), isLive(idleTimeoutSeconds)))
+        .orderBy(desc(sessions.createdAt), desc(sessions.id));
+      return rows.map(toSessionRecord);
+    },
+
+    async revoke(userId, sessionId) {
+      const ended = await db
+        .update(sessions)
+        .set({ revokedAt: sql`now()` })
+        .where(
+          and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isLive(idleTimeoutSeconds)),
+        )
+        .returning({ id: sessions.id });
+      return ended.length > 0;
+    },
+
+    revokeAll(userId, exceptSessionId = null) {
+      return revokeUserSessions(db, userId, exceptSessionId);
+    },
+
+    async changePassword({ userId, sessionId, passwordHash, refreshTokenHash }) {
+      return db.transaction(async (tx) => {
+        await lockOpenSessions(tx, userId);
+        const [session] = await tx
+          .select({ id: sessions.id, expiresAt: sessions.expiresAt })
+          .from(sessions)
+          .where(
+            and(
+              eq(sessions.id, sessionId),
+              eq(sessions.userId, userId),
+              isLive(idleTimeoutSeconds),
+            ),
+          );
+        if (!session) return null;
+        // The password and the sessions it protects change together, or not at all.
+        await tx.update(users).set({ passwordHash }).where(eq(users.id, userId));
+        await revokeUserSessions(tx, userId, sessionId);
+        await tx
+          .update(refreshTokens)
+          .set({ revokedAt: sql`now()` })
+          .where(
+            and(
+              eq(refreshTokens.sessionId, sessionId),
+              isNull(refreshTokens.usedAt),
+              isNull(refreshTokens.revokedAt),
+            ),
+          );
+        await insertToken(tx, sessionId, refreshTokenHash);
+        await tx
+          .update(sessions)
+          .set({ lastUsedAt: sql`now()` })
+          .where(eq(sessions.id, sessionId));
+        return { sessionId, expiresAt: session.expiresAt.toISOString() };
+      });
+    },
+  };
+}

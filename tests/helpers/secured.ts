@@ -1,0 +1,64 @@
+import type { InjectOptions } from 'fastify';
+import { loadSpec } from '../../src/spec.js';
+
+interface SpecOperation {
+  operationId: string;
+  security?: Array<Record<string, string[]>>;
+  requestBody?: { content: Record<string, { example?: unknown }> };
+}
+
+const spec = loadSpec() as unknown as {
+  paths: Record<string, Record<string, unknown>>;
+};
+const methods = new Set(['get', 'put', 'post', 'delete', 'patch']);
+
+/** Whose resources the calls name: the account and one of its sessions. */
+export interface CallOwner {
+  userId: string;
+  sessionId: string;
+}
+
+export interface SecuredCall {
+  operationId: string;
+  request: InjectOptions;
+}
+
+/** A path parameter's value: the owner's own resources, so a live token would succeed. */
+function paramValue(path: string, name: string, owner: CallOwner): string {
+  if (name === 'id' && path.startsWith('/api/auth/sessions/')) return owner.sessionId;
+  if (name === 'id' && path.startsWith('/api/users/')) return owner.userId;
+  throw new Error(`securedCalls: no value for {${name}} in ${path}; add one here`);
+}
+
+/**
+ * One well-formed request, with `headers`, for EVERY operation of the spec that needs an
+ * access token (read from the spec, so a new secured operation is covered by itself).
+ * Bodies are the spec's own request examples.
+ */
+export function securedCalls(owner: CallOwner, headers: Record<string, string>): SecuredCall[] {
+  const calls: SecuredCall[] = [];
+  for (const [path, item] of Object.entries(spec.paths)) {
+    for (const [method, value] of Object.entries(item)) {
+      if (!methods.has(method)) continue;
+      const operation = value as SpecOperation;
+      if (!operation.security?.some((requirement) => 'bearerAuth' in requirement)) continue;
+      const url = path.replace(/\{(\w+)\}/g, (_match, name: string) =>
+        paramValue(path, name, owner),
+      );
+      const request: InjectOptions = {
+        method: method.toUpperCase(),
+        url,
+        headers,
+      };
+      const json = operation.requestBody?.content['application/json'];
+      if (operation.requestBody) {
+        if (json?.example === undefined) {
+          throw new Error(`securedCalls: ${operation.operationId} has no JSON request example`);
+        }
+        request.payload = json.example as InjectOptions['payload'];
+      }
+      calls.push({ operationId: operation.operationId, request });
+    }
+  }
+  return calls;
+}
