@@ -25,13 +25,20 @@ export class NotFoundError extends DomainError {
   }
 }
 
-/** A value that must be unique is taken already. */
+/**
+ * The request clashes with the state of other resources: a value that must be unique is
+ * taken already, or the change would leave no active admin.
+ */
 export class ConflictError extends DomainError {
   readonly code = 'CONFLICT';
-  /** The input field whose value is taken, when one can be named. */
+  /**
+   * `field`: the input field at fault, when one can be named; `reason`: what is wrong with
+   * its value, in a few words.
+   */
   constructor(
     message: string,
     readonly field: string | null = null,
+    readonly reason = 'is already taken',
   ) {
     super(message);
   }

@@ -48,7 +48,7 @@ function itemsOf(error: AnyDomainError, request: FastifyRequest): ProblemItem[] 
   ];
   switch (error.code) {
     case 'CONFLICT':
-      return error.field === null ? undefined : item(error.field, 'is already taken');
+      return error.field === null ? undefined : item(error.field, error.reason);
     case 'INVALID_INPUT':
       return item(error.field, error.reason);
     default:
