@@ -29,6 +29,8 @@ const operations = [
   'deleteUser',
   'login',
   'getMe',
+  'adminListUsers',
+  'adminGetUser',
 ] as const;
 
 /** A well-formed request for each operation that touches the database. */
@@ -54,6 +56,10 @@ function requestFor(
       return { method: 'POST', url: '/api/auth/login', payload: credentials };
     case 'getMe':
       return { method: 'GET', url: '/api/auth/me', headers };
+    case 'adminListUsers':
+      return { method: 'GET', url: '/api/admin/users', headers };
+    case 'adminGetUser':
+      return { method: 'GET', url: `/api/admin/users/${id}`, headers };
   }
 }
 
