@@ -19,6 +19,9 @@ export type UserPage = Schemas['UserPage'];
 export type CreateUserInput = Schemas['CreateUserRequest'];
 export type UpdateUserInput = Schemas['UpdateUserRequest'];
 
+/** A page request: `limit` and the `cursor` of the previous page. */
+export type Page = { limit?: number | undefined; cursor?: string | undefined };
+
 export interface UsersService {
   create(input: CreateUserInput): Promise<Outcome<User, InvalidInputError | ConflictError>>;
   list(page: {
@@ -38,7 +41,7 @@ export interface UsersService {
   /** Full accounts, paginated like `list`; for admins only. */
   listAccounts(
     principal: Principal,
-    page: { limit?: number | undefined; cursor?: string | undefined },
+    page: Page,
   ): Promise<Outcome<UserPage, ForbiddenError | InvalidInputError>>;
   /** A full account; for admins only. */
   getAccount(
@@ -46,8 +49,6 @@ export interface UsersService {
     id: string,
   ): Promise<Outcome<User, ForbiddenError | NotFoundError>>;
 }
-
-type Page = { limit?: number | undefined; cursor?: string | undefined };
 
 export const DEFAULT_PAGE_SIZE = 20;
 
