@@ -132,6 +132,8 @@ export interface paths {
      * @description Deletes the authenticated user's own account and answers with it as it was. Another
      *     user's account gives 403. The request takes no body; one that is sent must still be
      *     JSON within the size limit (413, 415).
+     *
+     *     An admin can delete every account, except the last active admin (409).
      */
     delete: operations['deleteUser'];
     options?: never;
@@ -143,8 +145,61 @@ export interface paths {
      *     `null` clears a name. Send it as `application/merge-patch+json` or as
      *     `application/json`; both take the same fields. Another user's account gives 403.
      *     A new email address is not verified yet: `emailVerified` becomes `false`.
+     *
+     *     An admin can change every account, and also its `role` and `isActive`; anybody else
+     *     sending `role` or `isActive`, even for their own account, gets 403. A disabled
+     *     account cannot log in, and its access tokens get 401 from the next request on.
+     *     Demoting or disabling the last active admin gives 409.
      */
     patch: operations['updateUser'];
+    trace?: never;
+  };
+  '/api/admin/users': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List full accounts (admins only)
+     * @description Every account as its owner sees it, email address, role and `isActive` included,
+     *     oldest first, cursor-paginated like `listUsers` (the same `limit` and `cursor`).
+     *     Admins only: anybody else gets 403.
+     */
+    get: operations['adminListUsers'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/admin/users/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The user's id.
+         * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+         */
+        id: components['parameters']['UserId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * Get a full account (admins only)
+     * @description The account as its owner sees it, email address included. Admins only; anybody else gets 403.
+     */
+    get: operations['adminGetUser'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
     trace?: never;
   };
   '/api/auth/login': {
@@ -490,6 +545,11 @@ export interface components {
       lastName: string | null;
       createdAt: components['schemas']['Timestamp'];
     };
+    UserPage: {
+      items: components['schemas']['User'][];
+      /** @description Pass it as `cursor` for the next page; `null` on the last page. */
+      nextCursor: string | null;
+    };
     PublicUserPage: {
       items: components['schemas']['PublicUser'][];
       /** @description Pass it as `cursor` for the next page; `null` on the last page. */
@@ -507,6 +567,9 @@ export interface components {
       username?: components['schemas']['Username'];
       firstName?: string | null;
       lastName?: string | null;
+      role?: components['schemas']['Role'];
+      /** @description Admins only. `false` disables the account (it cannot log in, its tokens get 401); `true` enables it. */
+      isActive?: boolean;
     };
     LoginRequest: {
       /** @example ada@example.com */
@@ -766,6 +829,26 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
+    /** @description The operation is for admins only, and the authenticated user is not one. */
+    AdminOnly: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/forbidden",
+         *       "title": "Forbidden",
+         *       "status": 403,
+         *       "detail": "Only an admin can do this.",
+         *       "instance": "/api/admin/users",
+         *       "code": "FORBIDDEN"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
     /** @description No such resource. */
     NotFound: {
       headers: {
@@ -786,7 +869,7 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description A unique value is already taken. */
+    /** @description A unique value is already taken, or the change would leave no active admin. */
     Conflict: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
@@ -1332,6 +1415,26 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       403: components['responses']['Forbidden'];
       404: components['responses']['NotFound'];
+      /** @description The account is the last active admin's, and there must always be one. */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/conflict",
+           *       "title": "Conflict",
+           *       "status": 409,
+           *       "detail": "This is the last active admin account; make another admin before deleting it.",
+           *       "instance": "/api/users/0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+           *       "code": "CONFLICT"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
@@ -1389,6 +1492,108 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  adminListUsers: {
+    parameters: {
+      query?: {
+        /**
+         * @description How many items to return, 1 to 100.
+         * @example 20
+         */
+        limit?: components['parameters']['Limit'];
+        /**
+         * @description The `nextCursor` of the previous page. Opaque.
+         * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
+         */
+        cursor?: components['parameters']['Cursor'];
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of accounts. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "items": [
+           *         {
+           *           "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+           *           "email": "ada@example.com",
+           *           "username": "ada",
+           *           "firstName": "Ada",
+           *           "lastName": "Lovelace",
+           *           "isActive": true,
+           *           "emailVerified": true,
+           *           "role": "admin",
+           *           "createdAt": "2026-01-15T09:30:00.000Z",
+           *           "updatedAt": "2026-01-15T09:30:00.000Z"
+           *         },
+           *         {
+           *           "id": "5d0a6c43-93c5-4d5e-a3a4-7c1b0c2f9e21",
+           *           "email": "grace@example.com",
+           *           "username": "grace",
+           *           "firstName": "Grace",
+           *           "lastName": null,
+           *           "isActive": false,
+           *           "emailVerified": false,
+           *           "role": "user",
+           *           "createdAt": "2026-01-16T14:05:12.345Z",
+           *           "updatedAt": "2026-02-01T08:00:00.000Z"
+           *         }
+           *       ],
+           *       "nextCursor": "MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ"
+           *     }
+           */
+          'application/json': components['schemas']['UserPage'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  adminGetUser: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The user's id.
+         * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+         */
+        id: components['parameters']['UserId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The account. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['User'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['NotFound'];
+      414: components['responses']['UriTooLong'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };

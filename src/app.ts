@@ -26,6 +26,7 @@ import { createEmailDelivery, type EmailDelivery } from './modules/email/deliver
 import { createOutboxRepository } from './modules/email/outbox.js';
 import { createLogTransport, createSmtpTransport } from './modules/email/transports.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
+import { ensureAdminAccount } from './modules/users/admin-account.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
@@ -47,6 +48,12 @@ export interface AppDeps {
   logger?: FastifyServerOptions['logger'];
   /** The bundled spec; generated/openapi.json by default. */
   spec?: OpenApiDocument;
+  /**
+   * Resolves once the given database's schema is current, when the caller migrates it while
+   * the app is built (server.ts does for the embedded database). Start-up work that writes
+   * to the database (the ADMIN_EMAIL account) waits for it.
+   */
+  migrated?: Promise<unknown>;
 }
 
 /** Fastify's form of TRUST_PROXY: a hop count becomes "the first N hops" (what proxy-addr does). */
@@ -218,6 +225,22 @@ async function wire(
       createAccountService({ accounts: createAccountRepository(database.db), passwords, mail }),
     ),
   };
+  const admin = config.admin;
+  if (admin) {
+    // At start-up, once the schema is current: the server is not ready without its admin.
+    app.addHook('onReady', async () => {
+      await deps.migrated;
+      const { action, user } = await ensureAdminAccount({ users, passwords }, admin);
+      const facts = { userId: user.id, email: user.email, username: user.username };
+      const said = {
+        created: 'ADMIN_EMAIL: admin account created',
+        promoted: 'ADMIN_EMAIL: existing account promoted to admin (its password is unchanged)',
+        unchanged: 'ADMIN_EMAIL: the account is an admin already',
+      };
+      app.log.info(facts, said[action]);
+      if (!user.isActive) app.log.warn(facts, 'ADMIN_EMAIL: the admin account is disabled');
+    });
+  }
   await registerContract(app, {
     spec,
     handlers,

@@ -3,7 +3,11 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import addFormatsModule from 'ajv-formats';
 import envSchema from 'env-schema';
+
+// ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
+const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 /**
  * Every setting of the server, read from the environment in one place, validated by Ajv
@@ -64,6 +68,16 @@ export interface Config {
   };
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
+  /**
+   * The admin account made sure of at every start (created, or promoted if it exists);
+   * null when ADMIN_EMAIL and ADMIN_PASSWORD are unset.
+   */
+  readonly admin: {
+    readonly email: string;
+    readonly password: string;
+    /** Unset: made from the email address's local part. */
+    readonly username: string | undefined;
+  } | null;
 }
 
 export class ConfigError extends Error {
@@ -114,6 +128,10 @@ const schema = {
     PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
     EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
     EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
+    // The same rules as the API's Email, Password and Username (openapi.yaml).
+    ADMIN_EMAIL: { type: 'string', format: 'email', maxLength: 254 },
+    ADMIN_PASSWORD: { type: 'string', minLength: 8, maxLength: 72 },
+    ADMIN_USERNAME: { type: 'string', minLength: 3, maxLength: 50, pattern: '^[A-Za-z0-9_.-]+$' },
   },
 } as const;
 
@@ -147,6 +165,9 @@ interface RawEnv {
   PASSWORD_RESET_TTL: string;
   EMAIL_VERIFICATION_TTL: string;
   EMAIL_POLL_INTERVAL: string;
+  ADMIN_EMAIL?: string;
+  ADMIN_PASSWORD?: string;
+  ADMIN_USERNAME?: string;
 }
 
 const unitSeconds = { s: 1, m: 60, h: 3600, d: 86400 } as const;
@@ -198,6 +219,30 @@ export function parseTrustProxy(text: string): false | number | readonly string[
   );
 }
 
+/** ADMIN_EMAIL and ADMIN_PASSWORD go together; the password is never part of a message. */
+function adminAccount(raw: RawEnv): Config['admin'] {
+  const { ADMIN_EMAIL: email, ADMIN_PASSWORD: password, ADMIN_USERNAME: username } = raw;
+  if (email === undefined && password === undefined) {
+    if (username !== undefined) {
+      throw new ConfigError(
+        'Invalid environment: ADMIN_USERNAME needs ADMIN_EMAIL and ADMIN_PASSWORD.',
+      );
+    }
+    return null;
+  }
+  if (email === undefined || password === undefined) {
+    throw new ConfigError(
+      'Invalid environment: ADMIN_EMAIL and ADMIN_PASSWORD must be set together (or neither).',
+    );
+  }
+  if (Buffer.byteLength(password, 'utf8') > 72) {
+    throw new ConfigError(
+      'Invalid environment: ADMIN_PASSWORD must be at most 72 bytes in UTF-8 (the limit of bcrypt).',
+    );
+  }
+  return Object.freeze({ email, password, username });
+}
+
 export function loadConfig(source: Record<string, string | undefined>): Config {
   // Empty variables (FOO= in a .env file) mean "not set", not "set to nothing".
   const data = Object.fromEntries(
@@ -206,7 +251,13 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   let raw: RawEnv;
   try {
     // env: false — read only what the caller passes, never process.env behind its back.
-    raw = envSchema<RawEnv>({ schema, data, env: false, dotenv: false });
+    raw = envSchema<RawEnv>({
+      schema,
+      data,
+      env: false,
+      dotenv: false,
+      ajv: { customOptions: (ajv) => addFormats(ajv, ['email']) },
+    });
   } catch (error) {
     throw new ConfigError(`Invalid environment: ${(error as Error).message}`);
   }
@@ -271,5 +322,6 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
         raw.EMAIL_POLL_INTERVAL === '0' ? 0 : parseDuration(raw.EMAIL_POLL_INTERVAL) * 1000,
     }),
     warnings: Object.freeze(warnings),
+    admin: adminAccount(raw),
   });
 }

@@ -25,10 +25,17 @@ export class NotFoundError extends DomainError {
   }
 }
 
-/** A value that must be unique is taken already, or the resource's state forbids the change. */
+/**
+ * The request clashes with the state of other resources: a value that must be unique is
+ * taken already, the resource is already in the state asked for, or the change would leave
+ * no active admin.
+ */
 export class ConflictError extends DomainError {
   readonly code = 'CONFLICT';
-  /** The input field whose value is taken, when one can be named, and what is wrong with it. */
+  /**
+   * `field`: the input field at fault, when one can be named; `reason`: what is wrong with
+   * its value, in a few words.
+   */
   constructor(
     message: string,
     readonly field: string | null = null,

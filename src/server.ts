@@ -31,7 +31,11 @@ async function main(): Promise<void> {
     // start (a PostgreSQL server is migrated by `npm run db:migrate`).
     const migrating = database.kind === 'postgres' ? null : database.migrate();
     migrating?.catch(() => undefined);
-    app = await buildApp(config, { logger: loggerOptions(config), database });
+    app = await buildApp(config, {
+      logger: loggerOptions(config),
+      database,
+      ...(migrating ? { migrated: migrating } : {}),
+    });
     log = app.log;
     // Fastify's own start-up (plugins, hooks) runs while a new database is still being made.
     [, migrated] = await Promise.all([app.ready(), migrating]);

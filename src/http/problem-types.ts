@@ -42,7 +42,7 @@ const explanations = {
     status: 403,
     title: 'Forbidden',
     description:
-      'The access token is valid, but its user may not do this to this resource (for example, change or delete another user’s account). Another token of the same user gets the same answer: act on your own resources only.',
+      'The access token is valid, but its user may not do this to this resource (for example, change or delete another user’s account, change a role, or use an operation for admins only). Another token of the same user gets the same answer: act on your own resources only, or ask an admin.',
   },
   NOT_FOUND: {
     status: 404,
@@ -54,7 +54,7 @@ const explanations = {
     status: 409,
     title: 'Conflict',
     description:
-      'A value that must be unique is already taken, such as an email address or a username (compared regardless of case), or the resource is already in the state the request asks for (an email address verified already). `errors` points at the field. Choose another value, or do not ask again.',
+      'A value that must be unique is already taken, such as an email address or a username (compared regardless of case): choose another value and send the request again. Or the resource is already in the state the request asks for (an email address verified already): do not ask again. Or the change would leave the API without an active admin (demoting, disabling or deleting the last one): make another account an admin first. `errors` points at the field, when there is one.',
   },
   PAYLOAD_TOO_LARGE: {
     status: 413,

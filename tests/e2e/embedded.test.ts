@@ -80,6 +80,9 @@ describe('the embedded database of a fresh folder', () => {
     expect(await seed.exited, seed.output()).toBe(0);
     const created = [...seed.output().matchAll(/^created (\S+)$/gm)].map((match) => match[1]!);
     expect(created).toHaveLength(5);
+    expect(seed.output()).toMatch(/^created admin@example\.com \(admin\)$/m);
+    const admin = await logIn(server.base, 'admin@example.com');
+    expect(((await admin.json()) as { user: { role: string } }).user.role).toBe('admin');
 
     // At once, through the running server: the seed wrote into the server's database.
     for (const email of created) expect((await logIn(server.base, email)).status).toBe(200);
@@ -90,7 +93,8 @@ describe('the embedded database of a fresh folder', () => {
     const page = (await (await fetch(`${again.base}/api/users?limit=100`)).json()) as {
       items: unknown[];
     };
-    expect(page.items).toHaveLength(5);
+    // The five demo users and the demo admin.
+    expect(page.items).toHaveLength(6);
   }, 120_000);
 
   it('is migrated by db:migrate, which says which migrations it applied', async () => {

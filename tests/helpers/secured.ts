@@ -27,6 +27,7 @@ export interface SecuredCall {
 function paramValue(path: string, name: string, owner: CallOwner): string {
   if (name === 'id' && path.startsWith('/api/auth/sessions/')) return owner.sessionId;
   if (name === 'id' && path.startsWith('/api/users/')) return owner.userId;
+  if (name === 'id' && path.startsWith('/api/admin/users/')) return owner.userId;
   throw new Error(`securedCalls: no value for {${name}} in ${path}; add one here`);
 }
 

@@ -36,6 +36,8 @@ const operations = [
   'listSessions',
   'revokeSession',
   'changePassword',
+  'adminListUsers',
+  'adminGetUser',
 ] as const;
 
 /** A well-formed request for each operation that touches the database. */
@@ -83,6 +85,10 @@ function requestFor(
         headers,
         payload: { currentPassword: credentials.password, newPassword: 'another long password' },
       };
+    case 'adminListUsers':
+      return { method: 'GET', url: '/api/admin/users', headers };
+    case 'adminGetUser':
+      return { method: 'GET', url: `/api/admin/users/${id}`, headers };
   }
 }
 

@@ -618,7 +618,7 @@ describe('updateUser: PATCH /api/users/{id}', () => {
 
   it.each([
     ['password', 'another password 123'],
-    ['isActive', false],
+    ['createdAt', '2000-01-01T00:00:00.000Z'],
     ['emailVerified', true],
     ['nickname', 'x'],
   ])('refuses the unknown or read-only field %s and changes nothing', async (key, value) => {
@@ -697,6 +697,33 @@ describe('updateUser: PATCH /api/users/{id}', () => {
     expectProblem(await patchUser(user.id, { firstName: 'Ghost' }, auth), 401, 'UNAUTHORIZED');
   });
 
+  it('answers 403 to a user sending role or isActive for their own account, changing nothing', async () => {
+    const { user, auth } = await signUpAndLogin(t);
+    const before = (await me(auth)).json<User>();
+    for (const body of [{ role: 'admin' }, { isActive: false }, { lastName: 'X', role: 'user' }]) {
+      const problem = expectProblem(await patchUser(user.id, body, auth), 403, 'FORBIDDEN');
+      expect(problem.detail).toBe(
+        'Only an admin can change a role or enable or disable an account.',
+      );
+    }
+    expect((await me(auth)).json<User>()).toEqual(before);
+  });
+
+  it("lets an admin change another user's account, which the user then sees", async () => {
+    const admin = await signUpAndLogin(t);
+    await t.db.sql(sql`update users set role = 'admin' where id = ${admin.user.id}`);
+    const { user, auth } = await signUpAndLogin(t);
+    const response = await patchUser(user.id, { firstName: 'Set', role: 'admin' }, admin.auth);
+    expect(response.statusCode, response.body).toBe(200);
+    expect((await me(auth)).json<User>()).toMatchObject({ firstName: 'Set', role: 'admin' });
+  });
+
+  it('refuses a role that does not exist and an isActive that is not a boolean', async () => {
+    const { user, auth } = await signUpAndLogin(t);
+    expectValidationError(await patchUser(user.id, { role: 'root' }, auth), 'body', '/role');
+    expectValidationError(await patchUser(user.id, { isActive: 'no' }, auth), 'body', '/isActive');
+  });
+
   it('marks a new email address unverified, and keeps the same one in other letters verified', async () => {
     const { user, auth } = await signUpAndLogin(t);
     await t.db.sql(sql`update users set email_verified = true where id = ${user.id}`);
@@ -764,7 +791,7 @@ describe('updateUser as a JSON merge patch (application/merge-patch+json)', () =
     ['a NUL character', '{"firstName":"a\\u0000b"}', 'VALIDATION_ERROR', '/firstName'],
     ['a lone surrogate', '{"firstName":"a\\ud800b"}', 'VALIDATION_ERROR', '/firstName'],
     ['an unknown member', '{"nickname":"x"}', 'VALIDATION_ERROR', '/nickname'],
-    ['a read-only member', '{"isActive":false}', 'VALIDATION_ERROR', '/isActive'],
+    ['a read-only member', '{"emailVerified":true}', 'VALIDATION_ERROR', '/emailVerified'],
     ['a number for a name', '{"firstName":42}', 'VALIDATION_ERROR', '/firstName'],
     ['null for the username', '{"username":null}', 'VALIDATION_ERROR', '/username'],
     ['no member at all', '{}', 'VALIDATION_ERROR', ''],
@@ -903,6 +930,15 @@ describe('deleteUser: DELETE /api/users/{id}', () => {
     expect((await login(b.user.email, b.password)).statusCode).toBe(200);
     // The caller's own account is untouched too.
     expect((await me(a.auth)).statusCode).toBe(200);
+  });
+
+  it("lets an admin delete another user's account", async () => {
+    const admin = await signUpAndLogin(t);
+    await t.db.sql(sql`update users set role = 'admin' where id = ${admin.user.id}`);
+    const { user, auth } = await signUpAndLogin(t);
+    expect((await deleteUser(user.id, admin.auth)).statusCode).toBe(200);
+    expectProblem(await getUser(user.id), 404, 'NOT_FOUND');
+    expectProblem(await me(auth), 401, 'UNAUTHORIZED');
   });
 
   it('answers 400 on the path for a malformed id', async () => {

@@ -122,6 +122,53 @@ describe('loadConfig', () => {
   });
 });
 
+describe('the first admin (ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USERNAME)', () => {
+  const password = 'the admin password';
+
+  it('is null when neither is set', () => {
+    expect(loadConfig({}).admin).toBeNull();
+  });
+
+  it('takes the email address and the password together, the username when set', () => {
+    expect(loadConfig({ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: password }).admin).toEqual(
+      { email: 'boss@example.com', password, username: undefined },
+    );
+    expect(
+      loadConfig({
+        ADMIN_EMAIL: 'boss@example.com',
+        ADMIN_PASSWORD: password,
+        ADMIN_USERNAME: 'chief',
+      }).admin?.username,
+    ).toBe('chief');
+  });
+
+  it.each([
+    [{ ADMIN_EMAIL: 'boss@example.com' }, /ADMIN_EMAIL and ADMIN_PASSWORD must be set together/],
+    [{ ADMIN_PASSWORD: password }, /ADMIN_EMAIL and ADMIN_PASSWORD must be set together/],
+    [{ ADMIN_USERNAME: 'chief' }, /ADMIN_USERNAME needs ADMIN_EMAIL and ADMIN_PASSWORD/],
+    [{ ADMIN_EMAIL: 'not an email', ADMIN_PASSWORD: password }, /ADMIN_EMAIL/],
+    [{ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'short' }, /ADMIN_PASSWORD/],
+    [{ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'x'.repeat(73) }, /ADMIN_PASSWORD/],
+    // 40 characters, 80 bytes: over what bcrypt reads.
+    [{ ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: 'é'.repeat(40) }, /at most 72 bytes/],
+    [
+      { ADMIN_EMAIL: 'boss@example.com', ADMIN_PASSWORD: password, ADMIN_USERNAME: 'no spaces' },
+      /ADMIN_USERNAME/,
+    ],
+  ] as Array<[Record<string, string>, RegExp]>)(
+    'refuses %o, saying why, never showing the password',
+    (env, message) => {
+      expect(() => loadConfig(env)).toThrow(message);
+      try {
+        loadConfig(env);
+      } catch (error) {
+        expect(error).toBeInstanceOf(ConfigError);
+        if (env.ADMIN_PASSWORD) expect((error as Error).message).not.toContain(env.ADMIN_PASSWORD);
+      }
+    },
+  );
+});
+
 describe('parseDuration', () => {
   it.each([
     ['900', 900],

@@ -2,7 +2,7 @@ import { and, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { loginFailures } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
-import { revokeUserSessions } from '../auth/sessions-repository.js';
+import { revokeUserSessions } from '../../db/sessions.js';
 import { consumeAllEmailTokens, consumeEmailToken } from '../email/tokens.js';
 
 /** An account as these flows need it. */

@@ -1,21 +1,10 @@
-import {
-  and,
-  asc,
-  desc,
-  eq,
-  gt,
-  inArray,
-  isNull,
-  ne,
-  sql,
-  type Placeholder,
-  type SQL,
-} from 'drizzle-orm';
+import { and, desc, eq, gt, isNull, sql, type Placeholder, type SQL } from 'drizzle-orm';
 import type { Schemas } from '../../api-types.js';
 import type { Db } from '../../db/client.js';
 import { databaseErrorOf } from '../../db/errors.js';
 import { refreshTokens, sessions } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
+import { lockOpenSessions, revokeUserSessions } from '../../db/sessions.js';
 import { toUser, type User } from '../users/repository.js';
 
 /** Why a session cannot be used: ended by someone, or by one of its limits. */
@@ -122,45 +111,6 @@ function isLive(idleSeconds: number): SQL {
     gt(sessions.expiresAt, sql`now()`),
     gt(sessions.lastUsedAt, sql`now() - ${seconds(idleSeconds)}`),
   )!;
-}
-
-/**
- * Ends every session of a user (all but `exceptSessionId` when given): their refresh
- * tokens and access tokens stop working at once, since both are checked against their
- * session. Takes the database or a transaction, so that a change that must end the
- * sessions (a password reset) can do it in its own transaction. Returns how many ended.
- */
-export async function revokeUserSessions(
-  db: Db,
-  userId: string,
-  exceptSessionId: string | null = null,
-): Promise<number> {
-  const ended = await db
-    .update(sessions)
-    .set({ revokedAt: sql`now()` })
-    .where(inArray(sessions.id, lockOpenSessions(db, userId, exceptSessionId)))
-    .returning({ id: sessions.id });
-  return ended.length;
-}
-
-/**
- * Locks a user's sessions in the order of their ids. Whatever changes several sessions of
- * a user takes their locks this way, so that two such changes (a logout-all and a password
- * change) wait for each other instead of deadlocking.
- */
-function lockOpenSessions(db: Db, userId: string, exceptSessionId: string | null = null) {
-  return db
-    .select({ id: sessions.id })
-    .from(sessions)
-    .where(
-      and(
-        eq(sessions.userId, userId),
-        isNull(sessions.revokedAt),
-        exceptSessionId === null ? undefined : ne(sessions.id, exceptSessionId),
-      ),
-    )
-    .orderBy(asc(sessions.id))
-    .for('update');
 }
 
 export function toSessionRecord(row: typeof sessions.$inferSelect): SessionRecord {

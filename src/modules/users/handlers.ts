@@ -2,7 +2,14 @@ import type { HandlerGroup } from '../../http/handler-types.js';
 import { requirePrincipal } from '../../http/security.js';
 import type { UsersService } from './service.js';
 
-export type UsersOperations = 'createUser' | 'listUsers' | 'getUser' | 'updateUser' | 'deleteUser';
+export type UsersOperations =
+  | 'createUser'
+  | 'listUsers'
+  | 'getUser'
+  | 'updateUser'
+  | 'deleteUser'
+  | 'adminListUsers'
+  | 'adminGetUser';
 
 export function createUsersHandlers(service: UsersService): HandlerGroup<UsersOperations> {
   return {
@@ -22,6 +29,12 @@ export function createUsersHandlers(service: UsersService): HandlerGroup<UsersOp
     },
     async deleteUser({ params, principal, respond }) {
       return respond(200, await service.remove(requirePrincipal(principal), params.id));
+    },
+    async adminListUsers({ query, principal, respond }) {
+      return respond(200, await service.listAccounts(requirePrincipal(principal), query));
+    },
+    async adminGetUser({ params, principal, respond }) {
+      return respond(200, await service.getAccount(requirePrincipal(principal), params.id));
     },
   };
 }

@@ -1,8 +1,9 @@
-import { asc, eq, sql } from 'drizzle-orm';
+import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { userUniqueFields, users, type UserRow } from '../../db/schema/users.js';
+import { userUniqueFields, users, type UserRole, type UserRow } from '../../db/schema/users.js';
 import type { Schemas } from '../../api-types.js';
 import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
+import { revokeUserSessions } from '../../db/sessions.js';
 import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
 
@@ -14,6 +15,8 @@ export interface NewUser {
   passwordHash: string;
   firstName?: string | null | undefined;
   lastName?: string | null | undefined;
+  /** 'user' unless said otherwise. */
+  role?: UserRole | undefined;
 }
 
 export interface UserChanges {
@@ -21,6 +24,8 @@ export interface UserChanges {
   username?: string | undefined;
   firstName?: string | null | undefined;
   lastName?: string | null | undefined;
+  role?: UserRole | undefined;
+  isActive?: boolean | undefined;
 }
 
 /**
@@ -58,6 +63,23 @@ export interface UsersRepository {
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Up to `limit` users after `after`, oldest first. */
   list(limit: number, after: Position | null): Promise<User[]>;
+  /** The account with this email address, in any letter case. */
+  findByEmail(email: string): Promise<User | null>;
+  /**
+   * Runs `work` in one transaction that first locks the rows of every active admin (in id
+   * order, so two such transactions cannot deadlock), and commits when it returns. Until
+   * then no other such transaction can demote, disable or delete one of them: a change
+   * checked against `activeAdminIds` and made through `scope` cannot race another one into
+   * leaving no active admin.
+   */
+  withActiveAdminsLocked<T>(work: (scope: AdminsLockedScope) => Promise<T>): Promise<T>;
+}
+
+export interface AdminsLockedScope {
+  /** The ids of the active admins, as committed when their rows were locked. */
+  readonly activeAdminIds: readonly string[];
+  update: UsersRepository['update'];
+  delete: UsersRepository['delete'];
 }
 
 export function toUser(row: UserRow): User {
@@ -85,6 +107,46 @@ function conflictOf(error: unknown): ConflictError {
   return field
     ? new ConflictError(`This ${fieldNames[field]} is already taken.`, field)
     : new ConflictError('This value is already taken.');
+}
+
+async function updateIn(
+  db: Db,
+  id: string,
+  changes: UserChanges,
+  onNewAddress?: WithinChange,
+): Promise<Outcome<User, ConflictError> | null> {
+  try {
+    const newAddress = changes.email !== undefined && onNewAddress !== undefined;
+    const disabling = changes.isActive === false;
+    // Without a new address or a deactivation there is nothing to do in the same transaction.
+    const user =
+      !newAddress && !disabling
+        ? await updateRow(db, id, changes)
+        : await db.transaction(async (tx) => {
+            const [before] = await tx
+              .select({ email: users.email })
+              .from(users)
+              .where(eq(users.id, id))
+              .for('update');
+            const updated = await updateRow(tx, id, changes);
+            if (!updated) return null;
+            if (newAddress && before?.email.toLowerCase() !== updated.email.toLowerCase()) {
+              await onNewAddress(tx, updated);
+            }
+            // A disabled account's sessions end with it, so that enabling it again does not
+            // bring its old access and refresh tokens back to life.
+            if (disabling) await revokeUserSessions(tx, id);
+            return updated;
+          });
+    return user ? ok(user) : null;
+  } catch (error) {
+    return fail(conflictOf(error));
+  }
+}
+
+async function deleteIn(db: Db, id: string): Promise<User | null> {
+  const [row] = await db.delete(users).where(eq(users.id, id)).returning();
+  return row ? toUser(row) : null;
 }
 
 export function createUsersRepository(db: Db): UsersRepository {
@@ -131,6 +193,7 @@ export function createUsersRepository(db: Db): UsersRepository {
               passwordHash: data.passwordHash,
               firstName: data.firstName ?? null,
               lastName: data.lastName ?? null,
+              role: data.role ?? 'user',
             })
             .returning();
           const created = toUser(row!);
@@ -158,44 +221,44 @@ export function createUsersRepository(db: Db): UsersRepository {
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
 
-    async update(id, changes, onNewAddress) {
-      try {
-        // Without a new address there is nothing to do in the same transaction.
-        const user =
-          changes.email === undefined || !onNewAddress
-            ? await updateRow(db, id, changes)
-            : await db.transaction(async (tx) => {
-                const [before] = await tx
-                  .select({ email: users.email })
-                  .from(users)
-                  .where(eq(users.id, id))
-                  .for('update');
-                const updated = await updateRow(tx, id, changes);
-                if (updated && before?.email.toLowerCase() !== updated.email.toLowerCase()) {
-                  await onNewAddress(tx, updated);
-                }
-                return updated;
-              });
-        return user ? ok(user) : null;
-      } catch (error) {
-        return fail(conflictOf(error));
-      }
-    },
+    update: (id, changes, onNewAddress) => updateIn(db, id, changes, onNewAddress),
 
     async setPasswordHash(id, passwordHash) {
       await db.update(users).set({ passwordHash }).where(eq(users.id, id));
     },
 
-    async delete(id) {
-      const [row] = await db.delete(users).where(eq(users.id, id)).returning();
-      return row ? toUser(row) : null;
-    },
+    delete: (id) => deleteIn(db, id),
 
     async list(limit, after) {
       const rows = after
         ? await pageAfter.execute({ limit, createdAt: after.createdAt, id: after.id })
         : await firstPage.execute({ limit });
       return rows.map(toUser);
+    },
+
+    async findByEmail(email) {
+      const [row] = await byEmail.execute({ email });
+      return row ? toUser(row) : null;
+    },
+
+    withActiveAdminsLocked(work) {
+      return db.transaction(async (tx) => {
+        // FOR UPDATE waits for a concurrent change to these rows to commit, then sees the
+        // rows as that change left them: an admin demoted, disabled or deleted meanwhile is
+        // no longer counted. (One made an admin meanwhile may be missed: that only makes
+        // the count err on the safe side.)
+        const admins = await tx
+          .select({ id: users.id })
+          .from(users)
+          .where(and(eq(users.role, 'admin'), eq(users.isActive, true)))
+          .orderBy(asc(users.id))
+          .for('update');
+        return work({
+          activeAdminIds: admins.map((admin) => admin.id),
+          update: (id, changes, onNewAddress) => updateIn(tx, id, changes, onNewAddress),
+          delete: (id) => deleteIn(tx, id),
+        });
+      });
     },
   };
 }
@@ -211,6 +274,8 @@ async function updateRow(db: Db, id: string, changes: UserChanges): Promise<User
       username: changes.username,
       firstName: changes.firstName,
       lastName: changes.lastName,
+      role: changes.role,
+      isActive: changes.isActive,
       // A new address is not verified yet; the same one in other letter case still is.
       emailVerified:
         changes.email === undefined

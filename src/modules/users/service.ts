@@ -1,6 +1,6 @@
 import type { Schemas } from '../../api-types.js';
-import type { ConflictError } from '../../errors.js';
 import {
+  ConflictError,
   ForbiddenError,
   InvalidInputError,
   NotFoundError,
@@ -16,8 +16,12 @@ import type { User, UsersRepository, WithinChange } from './repository.js';
 
 export type PublicUser = Schemas['PublicUser'];
 export type PublicUserPage = Schemas['PublicUserPage'];
+export type UserPage = Schemas['UserPage'];
 export type CreateUserInput = Schemas['CreateUserRequest'];
 export type UpdateUserInput = Schemas['UpdateUserRequest'];
+
+/** A page request: `limit` and the `cursor` of the previous page. */
+export type Page = { limit?: number | undefined; cursor?: string | undefined };
 
 export interface UsersService {
   create(input: CreateUserInput): Promise<Outcome<User, InvalidInputError | ConflictError>>;
@@ -31,7 +35,20 @@ export interface UsersService {
     id: string,
     changes: UpdateUserInput,
   ): Promise<Outcome<User, ForbiddenError | NotFoundError | ConflictError>>;
-  remove(principal: Principal, id: string): Promise<Outcome<User, ForbiddenError | NotFoundError>>;
+  remove(
+    principal: Principal,
+    id: string,
+  ): Promise<Outcome<User, ForbiddenError | NotFoundError | ConflictError>>;
+  /** Full accounts, paginated like `list`; for admins only. */
+  listAccounts(
+    principal: Principal,
+    page: Page,
+  ): Promise<Outcome<UserPage, ForbiddenError | InvalidInputError>>;
+  /** A full account; for admins only. */
+  getAccount(
+    principal: Principal,
+    id: string,
+  ): Promise<Outcome<User, ForbiddenError | NotFoundError>>;
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
@@ -49,6 +66,27 @@ export function toPublicUser(user: User): PublicUser {
 
 function isOwnAccount(principal: Principal, id: string): boolean {
   return principal.userId === id.toLowerCase();
+}
+
+function isAdmin(principal: Principal): boolean {
+  return principal.role === 'admin';
+}
+
+const adminsOnly = () => new ForbiddenError('Only an admin can do this.');
+
+/** Whether these changes could take an account out of the active admins. */
+function canEndAnAdmin(changes: UpdateUserInput): boolean {
+  return changes.role === 'user' || changes.isActive === false;
+}
+
+/** The conflict of a change that would leave no active admin; `field` is the one at fault. */
+function lastAdminConflict(action: 'demoting' | 'disabling' | 'deleting'): ConflictError {
+  const field = { demoting: 'role', disabling: 'isActive', deleting: null }[action];
+  return new ConflictError(
+    `This is the last active admin account; make another admin before ${action} it.`,
+    field,
+    'would leave no active admin',
+  );
 }
 
 export function createUsersService(deps: {
@@ -74,25 +112,21 @@ export function createUsersService(deps: {
       return created;
     },
 
-    async list({ limit = DEFAULT_PAGE_SIZE, cursor }) {
-      const after = cursor === undefined ? null : decodeCursor(cursor);
-      if (after === null && cursor !== undefined) {
-        return fail(
-          new InvalidInputError(
-            'cursor',
-            'is not a valid cursor',
-            'The cursor is not one this server gave out.',
-          ),
-        );
-      }
-      // One extra row tells whether there is a next page without a count query.
-      const rows = await users.list(limit + 1, after);
-      const items = rows.slice(0, limit);
-      const last = items.at(-1);
-      return ok({
-        items: items.map(toPublicUser),
-        nextCursor: rows.length > limit && last ? encodeCursor(last) : null,
-      });
+    async list(page) {
+      const found = await pageOf(page);
+      if (!found.ok) return found;
+      return ok({ ...found.value, items: found.value.items.map(toPublicUser) });
+    },
+
+    async listAccounts(principal, page) {
+      if (!isAdmin(principal)) return fail(adminsOnly());
+      return pageOf(page);
+    },
+
+    async getAccount(principal, id) {
+      if (!isAdmin(principal)) return fail(adminsOnly());
+      const user = await users.findById(id);
+      return user ? ok(user) : fail(new NotFoundError('User'));
     },
 
     async getProfile(id) {
@@ -101,20 +135,67 @@ export function createUsersService(deps: {
     },
 
     async update(principal, id, changes) {
-      if (!isOwnAccount(principal, id)) {
-        return fail(new ForbiddenError('You can only change your own account.'));
+      if (!isAdmin(principal)) {
+        if (!isOwnAccount(principal, id)) {
+          return fail(new ForbiddenError('You can only change your own account.'));
+        }
+        if (changes.role !== undefined || changes.isActive !== undefined) {
+          return fail(
+            new ForbiddenError('Only an admin can change a role or enable or disable an account.'),
+          );
+        }
       }
-      const updated = await users.update(id, changes, sendVerification);
+      const updated = canEndAnAdmin(changes)
+        ? await users.withActiveAdminsLocked(async (locked) => {
+            if (isLastActiveAdmin(locked.activeAdminIds, id)) {
+              return fail(lastAdminConflict(changes.role === 'user' ? 'demoting' : 'disabling'));
+            }
+            return locked.update(id, changes, sendVerification);
+          })
+        : await users.update(id, changes, sendVerification);
       if (updated?.ok && changes.email !== undefined) mail.nudge();
       return updated ?? fail(new NotFoundError('User'));
     },
 
     async remove(principal, id) {
-      if (!isOwnAccount(principal, id)) {
+      if (!isAdmin(principal) && !isOwnAccount(principal, id)) {
         return fail(new ForbiddenError('You can only delete your own account.'));
       }
-      const user = await users.delete(id);
-      return user ? ok(user) : fail(new NotFoundError('User'));
+      // Whether the account is an admin's is known only once the admins are locked.
+      return users.withActiveAdminsLocked(async (locked) => {
+        if (isLastActiveAdmin(locked.activeAdminIds, id)) {
+          return fail(lastAdminConflict('deleting'));
+        }
+        const user = await locked.delete(id);
+        return user ? ok(user) : fail(new NotFoundError('User'));
+      });
     },
   };
+
+  /** Up to `limit` accounts after the cursor's, oldest first, and the next page's cursor. */
+  async function pageOf({
+    limit = DEFAULT_PAGE_SIZE,
+    cursor,
+  }: Page): Promise<Outcome<UserPage, InvalidInputError>> {
+    const after = cursor === undefined ? null : decodeCursor(cursor);
+    if (after === null && cursor !== undefined) {
+      return fail(
+        new InvalidInputError(
+          'cursor',
+          'is not a valid cursor',
+          'The cursor is not one this server gave out.',
+        ),
+      );
+    }
+    // One extra row tells whether there is a next page without a count query.
+    const rows = await users.list(limit + 1, after);
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    return ok({ items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null });
+  }
+}
+
+/** Whether `id` is the one active admin left (ids compare in lower case, as PostgreSQL gives them). */
+function isLastActiveAdmin(activeAdminIds: readonly string[], id: string): boolean {
+  return activeAdminIds.length === 1 && activeAdminIds[0] === id.toLowerCase();
 }
