@@ -4,6 +4,7 @@ import {
   AccountDisabledError,
   InvalidCredentialsError,
   UnauthenticatedError,
+  type TooManyAttemptsError,
   fail,
   ok,
   type Outcome,
@@ -11,6 +12,7 @@ import {
 import type { PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from '../users/repository.js';
+import type { LoginLimits } from './login-limits.js';
 import type { TokenService } from './tokens.js';
 
 export type LoginInput = Schemas['LoginRequest'];
@@ -19,7 +21,9 @@ export type LoginResult = Schemas['LoginResponse'];
 export interface AuthService {
   login(
     input: LoginInput,
-  ): Promise<Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError>>;
+  ): Promise<
+    Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError | TooManyAttemptsError>
+  >;
   me(principal: Principal): Promise<Outcome<User, UnauthenticatedError>>;
 }
 
@@ -27,10 +31,14 @@ export function createAuthService(deps: {
   users: UsersRepository;
   passwords: PasswordHasher;
   tokens: Pick<TokenService, 'issue'>;
+  loginLimits: LoginLimits;
 }): AuthService {
-  const { users, passwords, tokens } = deps;
+  const { users, passwords, tokens, loginLimits } = deps;
   return {
     async login({ email, password }) {
+      // Counted before anything is looked up or hashed (see login-limits.ts).
+      const locked = await loginLimits.admit(email);
+      if (locked) return fail(locked);
       const credentials = await users.findCredentialsByEmail(email);
       if (!credentials) {
         // As slow as a wrong password, so response times do not reveal who has an account.
@@ -40,6 +48,7 @@ export function createAuthService(deps: {
       if (!(await passwords.verify(password, credentials.passwordHash))) {
         return fail(new InvalidCredentialsError());
       }
+      await loginLimits.succeeded(email);
       if (!credentials.user.isActive) return fail(new AccountDisabledError());
       // Hashes made when the cost was lower get the current cost, now that the password
       // is at hand (it never is otherwise).
