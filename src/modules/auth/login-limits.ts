@@ -23,6 +23,8 @@ import type { LoginFailuresRepository } from './login-failures-repository.js';
  *   "right password" differently would turn the lock into an oracle.
  * - Anyone can lock an address for one window by failing ten logins with it; the per-IP
  *   limits bound how many addresses one client can lock, and the lock ends with its window.
+ *   And a client that sends more than `maxFailures` logins for one address at the same
+ *   moment gets 429 for the excess, right password or not: people never do.
  */
 export interface LoginLimits {
   /**
