@@ -307,9 +307,11 @@ try {
   await Promise.all(Array.from({ length: config.bcryptThreads * 2 }, (_, i) => loginAs(i)));
   await openLoop(meRate, 1000, getMe);
 
-  // What bcrypt allows: logins kept waiting for a thread (twice the threads in flight),
-  // after a second of the same to warm the threads' JIT up.
-  const inFlight = config.bcryptThreads * 2 + 2;
+  // What bcrypt allows: logins kept waiting for a thread, after a second of the same to
+  // warm the threads' JIT up. Measured here, a login answered alone takes about three
+  // times its hash (one thread, cost 10: 125 ms against 43 ms a login at saturation), so
+  // a few logins in flight per thread do not saturate it; 16 do.
+  const inFlight = Math.max(16, config.bcryptThreads * 4);
   const saturate = async (durationSeconds: number) => {
     let logins = 0;
     let failed = 0;
