@@ -177,7 +177,7 @@ const rounds = numberFrom('BENCH_ROUNDS', quick ? 1 : 5);
 const roundSeconds = numberFrom('BENCH_ROUND_SECONDS', quick ? 3 : 8);
 const capacitySeconds = quick ? 2 : 5;
 const meRate = numberFrom('BENCH_ME_RATE', 100);
-const loginAccounts = quick ? 5 : 20;
+const loginAccounts = 20;
 
 async function freePort(): Promise<number> {
   const probe = createServer();
