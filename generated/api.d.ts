@@ -215,7 +215,10 @@ export interface paths {
      * Log in
      * @description Exchanges an email address and password for a new session: a short-lived access
      *     token, a refresh token for the next pair (`refreshToken`), and the account. The
-     *     session records the client's `User-Agent` and address (see `listSessions`).
+     *     session records the client's `User-Agent` and address (see `listSessions`). After
+     *     too many failed logins with one email address (10 in 15 minutes by default), that
+     *     address is refused with `429` until the window ends, from any client and even with
+     *     the right password (see "Rate limits").
      */
     post: operations['login'];
     delete?: never;
@@ -959,8 +962,9 @@ export interface components {
       };
     };
     /**
-     * @description Too many sign-ups or logins from this client in the current window (by default 10 a
-     *     minute for each of the two). `Retry-After` says when to try again.
+     * @description Too many sign-ups or logins from this client in the current window (by default 30
+     *     sign-ups and 100 logins a minute), or, for `login`, too many failed logins with this
+     *     email address (by default 10 in 15 minutes). `Retry-After` says when to try again.
      */
     TooManyRequests: {
       headers: {

@@ -3,7 +3,7 @@ import fastifyJwt from '@fastify/jwt';
 import rateLimit from '@fastify/rate-limit';
 import responseValidation from '@fastify/response-validation';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
-import type { Config } from './config.js';
+import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { registerContract, type OpenApiDocument } from './http/contract.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
@@ -17,6 +17,8 @@ import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAccountRepository } from './modules/account/repository.js';
 import { createAccountService } from './modules/account/service.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
+import { createLoginFailuresRepository } from './modules/auth/login-failures-repository.js';
+import { createLoginLimits } from './modules/auth/login-limits.js';
 import { createAuthService, createAuthenticator } from './modules/auth/service.js';
 import { createSessionsRepository } from './modules/auth/sessions-repository.js';
 import { createSessionsService } from './modules/auth/sessions-service.js';
@@ -62,6 +64,15 @@ function trustProxyOption(
 ): false | string[] | ((address: string, hop: number) => boolean) {
   if (typeof trust === 'number') return (_address, hop) => hop < trust;
   return trust === false ? false : [...trust];
+}
+
+/**
+ * The route `config` that limits an operation per client IP (RATE_LIMIT_*_MAX per
+ * RATE_LIMIT_AUTH_WINDOW, each operation on its own counter, in this process's memory).
+ */
+export function rateLimitRoute(config: Config, operation: RateLimitedOperation) {
+  const { max, windowSeconds } = config.rateLimits[operation];
+  return { rateLimit: { max, timeWindow: windowSeconds * 1000 } };
 }
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
@@ -161,12 +172,6 @@ async function wire(
         `Too many attempts. Try again in ${Math.ceil(context.ttl / 1000)} seconds.`,
       ),
   });
-  const authRateLimit = {
-    rateLimit: {
-      max: config.authRateLimit.max,
-      timeWindow: config.authRateLimit.windowSeconds * 1000,
-    },
-  };
 
   if (config.responseValidation) {
     // Registered before the routes, or it does not see them. A handler that answers
@@ -214,11 +219,21 @@ async function wire(
   });
   const mail = createAccountMail({ ...config.email, nudge: () => delivery.nudge() });
 
+  const { maxFailures, windowSeconds } = config.loginLimit;
+  const loginLimits = createLoginLimits({
+    failures: createLoginFailuresRepository(database.db, { windowSeconds }),
+    maxFailures,
+  });
+  const stopCleanup = loginLimits.startCleanup({
+    everyMs: Math.min(Math.max(windowSeconds, 60), 3600) * 1000,
+    onError: (error) => app.log.warn({ err: error }, 'clearing expired login failures failed'),
+  });
+  app.addHook('onClose', async () => stopCleanup());
   const handlers: Handlers = {
     ...createMetaHandlers({ ping: () => database.ping(), spec }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),
     ...createAuthHandlers(
-      createAuthService({ users, passwords, sessions: sessionsService }),
+      createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
       sessionsService,
     ),
     ...createAccountHandlers(
@@ -246,14 +261,14 @@ async function wire(
     handlers,
     securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, sessions })),
     routeConfig: {
-      login: authRateLimit,
-      createUser: authRateLimit,
-      refreshToken: authRateLimit,
-      changePassword: authRateLimit,
-      requestPasswordReset: authRateLimit,
-      resetPassword: authRateLimit,
-      verifyEmail: authRateLimit,
-      resendVerification: authRateLimit,
+      login: rateLimitRoute(config, 'login'),
+      createUser: rateLimitRoute(config, 'createUser'),
+      refreshToken: rateLimitRoute(config, 'refreshToken'),
+      changePassword: rateLimitRoute(config, 'changePassword'),
+      requestPasswordReset: rateLimitRoute(config, 'requestPasswordReset'),
+      resetPassword: rateLimitRoute(config, 'resetPassword'),
+      verifyEmail: rateLimitRoute(config, 'verifyEmail'),
+      resendVerification: rateLimitRoute(config, 'resendVerification'),
     },
   });
 }

@@ -46,9 +46,10 @@ export interface Config {
   /** Validate every response against the spec (development and tests; it costs CPU). */
   readonly responseValidation: boolean;
   readonly bodyLimitBytes: number;
-  /** Sign-ups and logins a client (by IP address) may make per window, each operation apart. */
-  readonly authRateLimit: { readonly max: number; readonly windowSeconds: number };
-  /** Take the client address from X-Forwarded-For (behind a reverse proxy only). */
+  /** Requests a client (by IP address) may make per window to each limited operation. */
+  readonly rateLimits: Readonly<Record<RateLimitedOperation, RateLimit>>;
+  /** Failed logins an email address may take per window, whatever the client's address. */
+  readonly loginLimit: { readonly maxFailures: number; readonly windowSeconds: number };
   /**
    * Which proxies' X-Forwarded-For to believe: false (none), a hop count, or their
    * addresses and CIDR ranges. Never "every address", which lets clients pick their own IP.
@@ -79,6 +80,41 @@ export interface Config {
     readonly username: string | undefined;
   } | null;
 }
+
+/** The operations limited per client IP, each on a counter of its own. */
+export type RateLimitedOperation =
+  | 'login'
+  | 'createUser'
+  | 'refreshToken'
+  | 'requestPasswordReset'
+  | 'resetPassword'
+  | 'verifyEmail'
+  | 'resendVerification'
+  | 'changePassword';
+
+export interface RateLimit {
+  readonly max: number;
+  readonly windowSeconds: number;
+}
+
+/**
+ * Each limited operation's variable and default, per client IP and RATE_LIMIT_AUTH_WINDOW.
+ * Loose enough for an office or a campus behind one address (whose people mistype
+ * passwords too); guessing one account's password is stopped by the per-account limit
+ * (LOGIN_MAX_FAILURES), not by these.
+ */
+const rateLimitVariables = {
+  login: ['RATE_LIMIT_LOGIN_MAX', 100],
+  createUser: ['RATE_LIMIT_SIGNUP_MAX', 30],
+  refreshToken: ['RATE_LIMIT_REFRESH_TOKEN_MAX', 60],
+  requestPasswordReset: ['RATE_LIMIT_REQUEST_PASSWORD_RESET_MAX', 10],
+  resetPassword: ['RATE_LIMIT_RESET_PASSWORD_MAX', 10],
+  verifyEmail: ['RATE_LIMIT_VERIFY_EMAIL_MAX', 20],
+  resendVerification: ['RATE_LIMIT_RESEND_VERIFICATION_MAX', 5],
+  changePassword: ['RATE_LIMIT_CHANGE_PASSWORD_MAX', 10],
+} as const satisfies Record<RateLimitedOperation, readonly [string, number]>;
+
+type RateLimitVariable = (typeof rateLimitVariables)[RateLimitedOperation][0];
 
 export class ConfigError extends Error {
   override name = 'ConfigError';
@@ -115,8 +151,16 @@ const schema = {
     },
     RESPONSE_VALIDATION: { type: 'boolean' },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
-    RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1, default: 10 },
+    RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
+    ...Object.fromEntries(
+      Object.values(rateLimitVariables).map(([name, max]) => [
+        name,
+        { type: 'integer', minimum: 1, default: max },
+      ]),
+    ),
+    LOGIN_MAX_FAILURES: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
+    LOGIN_FAILURE_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '15m' },
     TRUST_PROXY: { type: 'string', minLength: 1, default: 'false' },
     SMTP_URL: { type: 'string', pattern: '^smtps?://' },
     EMAIL_FROM: {
@@ -135,7 +179,9 @@ const schema = {
   },
 } as const;
 
-interface RawEnv {
+type RawEnv = RawSettings & Record<RateLimitVariable, number>;
+
+interface RawSettings {
   NODE_ENV: Config['env'];
   PORT: number;
   HOST: string;
@@ -156,8 +202,10 @@ interface RawEnv {
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
-  RATE_LIMIT_AUTH_MAX: number;
+  RATE_LIMIT_AUTH_MAX?: number;
   RATE_LIMIT_AUTH_WINDOW: string;
+  LOGIN_MAX_FAILURES: number;
+  LOGIN_FAILURE_WINDOW: string;
   TRUST_PROXY: string;
   SMTP_URL?: string;
   EMAIL_FROM: string;
@@ -243,6 +291,21 @@ function adminAccount(raw: RawEnv): Config['admin'] {
   return Object.freeze({ email, password, username });
 }
 
+/**
+ * The per-IP limits: each operation's own variable, all on RATE_LIMIT_AUTH_WINDOW.
+ * RATE_LIMIT_AUTH_MAX, when set, raises every one of them to at least its value (load
+ * tests send from one address); it never lowers one.
+ */
+function rateLimitsOf(raw: RawEnv): Config['rateLimits'] {
+  const windowSeconds = parseDuration(raw.RATE_LIMIT_AUTH_WINDOW);
+  const floor = raw.RATE_LIMIT_AUTH_MAX ?? 0;
+  const entries = (Object.keys(rateLimitVariables) as RateLimitedOperation[]).map((operation) => {
+    const max = Math.max(raw[rateLimitVariables[operation][0]], floor);
+    return [operation, Object.freeze({ max, windowSeconds })] as const;
+  });
+  return Object.freeze(Object.fromEntries(entries) as Record<RateLimitedOperation, RateLimit>);
+}
+
 export function loadConfig(source: Record<string, string | undefined>): Config {
   // Empty variables (FOO= in a .env file) mean "not set", not "set to nothing".
   const data = Object.fromEntries(
@@ -306,9 +369,10 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
-    authRateLimit: Object.freeze({
-      max: raw.RATE_LIMIT_AUTH_MAX,
-      windowSeconds: parseDuration(raw.RATE_LIMIT_AUTH_WINDOW),
+    rateLimits: rateLimitsOf(raw),
+    loginLimit: Object.freeze({
+      maxFailures: raw.LOGIN_MAX_FAILURES,
+      windowSeconds: parseDuration(raw.LOGIN_FAILURE_WINDOW),
     }),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
     email: Object.freeze({

@@ -98,6 +98,17 @@ export class UnavailableError extends DomainError {
   }
 }
 
+/**
+ * Too many failed logins for one email address in the current window: its logins are
+ * refused, right password or not, for `retryAfterSeconds` more.
+ */
+export class TooManyAttemptsError extends DomainError {
+  readonly code = 'TOO_MANY_ATTEMPTS';
+  constructor(readonly retryAfterSeconds: number) {
+    super('Too many failed logins for this email address. Try again later (see Retry-After).');
+  }
+}
+
 /** Every domain error; the HTTP layer's mapping must cover each `code`. */
 export type AnyDomainError =
   | NotFoundError
@@ -107,7 +118,8 @@ export type AnyDomainError =
   | InvalidCredentialsError
   | AccountDisabledError
   | UnauthenticatedError
-  | UnavailableError;
+  | UnavailableError
+  | TooManyAttemptsError;
 
 export type DomainErrorCode = AnyDomainError['code'];
 

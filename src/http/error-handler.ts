@@ -215,6 +215,7 @@ export function sendProblem(error: unknown, request: FastifyRequest, reply: Fast
   } else {
     request.log.info({ code: appError.code, status: appError.status }, appError.message);
   }
+  if (appError.headers) reply.headers(appError.headers);
   return (
     reply
       .code(appError.status)

@@ -14,6 +14,8 @@ export class AppError extends Error {
     readonly title: string,
     detail: string,
     readonly errors?: ProblemItem[],
+    /** Headers the problem comes with (`Retry-After`), all declared by the spec. */
+    readonly headers?: Readonly<Record<string, string>>,
   ) {
     super(detail);
     this.name = new.target.name;

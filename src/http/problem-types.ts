@@ -78,7 +78,7 @@ const explanations = {
     status: 429,
     title: 'Too many requests',
     description:
-      'This client address has used up its attempts at this operation for now (sign-ups and logins are limited, by default 10 a minute each). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts are left.',
+      'This client address has used up its attempts at this operation for now (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts the client address has left.',
   },
   INTERNAL_ERROR: {
     status: 500,

@@ -18,6 +18,7 @@ export const domainProblems = {
   ACCOUNT_DISABLED: 'ACCOUNT_DISABLED',
   UNAUTHENTICATED: 'UNAUTHORIZED',
   UNAVAILABLE: 'SERVICE_UNAVAILABLE',
+  TOO_MANY_ATTEMPTS: 'RATE_LIMITED',
 } as const satisfies Record<DomainErrorCode, ProblemCode>;
 
 export type StatusOfDomainError<E extends AnyDomainError> = StatusOfProblem<
@@ -56,8 +57,25 @@ function itemsOf(error: AnyDomainError, request: FastifyRequest): ProblemItem[] 
   }
 }
 
+/** The response headers a domain error's facts become (all of them declared by the spec). */
+function headersOf(error: AnyDomainError): Record<string, string> | undefined {
+  switch (error.code) {
+    case 'TOO_MANY_ATTEMPTS':
+      return { 'retry-after': String(error.retryAfterSeconds) };
+    default:
+      return undefined;
+  }
+}
+
 /** The AppError (status, problem code, title, items) that tells a client about `error`. */
 export function appErrorOf(error: AnyDomainError, request: FastifyRequest): AppError {
   const { status, code, title } = problemTypeOf(domainProblems[error.code]);
-  return new AppError(status, code, title, error.message, itemsOf(error, request));
+  return new AppError(
+    status,
+    code,
+    title,
+    error.message,
+    itemsOf(error, request),
+    headersOf(error),
+  );
 }

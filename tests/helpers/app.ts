@@ -28,8 +28,8 @@ export function useTestApp(env: Record<string, string> = {}): TestApp {
       NODE_ENV: 'test',
       LOG_LEVEL: 'silent',
       JWT_SECRET: TEST_JWT_SECRET,
-      // Test files sign up and log in far more often than a person; rate-limit.test.ts
-      // sets its own limit.
+      // Test files sign up and log in far more often than a person: every per-IP limit
+      // is raised to this. rate-limit.test.ts unsets it ('') to see the limits themselves.
       RATE_LIMIT_AUTH_MAX: '100000',
       ...(context.db.url ? { DATABASE_URL: context.db.url } : {}),
       ...env,

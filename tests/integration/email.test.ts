@@ -233,7 +233,14 @@ describe('bad input', () => {
 });
 
 describe('rate limits', () => {
-  const limited = useTestApp({ EMAIL_POLL_INTERVAL: '0', RATE_LIMIT_AUTH_MAX: '2' });
+  const limited = useTestApp({
+    EMAIL_POLL_INTERVAL: '0',
+    RATE_LIMIT_AUTH_MAX: '',
+    RATE_LIMIT_REQUEST_PASSWORD_RESET_MAX: '2',
+    RATE_LIMIT_RESET_PASSWORD_MAX: '2',
+    RATE_LIMIT_VERIFY_EMAIL_MAX: '2',
+    RATE_LIMIT_RESEND_VERIFICATION_MAX: '2',
+  });
 
   it.each([
     [

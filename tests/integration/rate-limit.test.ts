@@ -1,8 +1,20 @@
 import { describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 
-/** Logins and sign-ups are limited per client address; nothing else is. */
-const t = useTestApp({ RATE_LIMIT_AUTH_MAX: '3', RATE_LIMIT_AUTH_WINDOW: '1h' });
+/**
+ * The auth operations are limited per client address, each on its own counter. Small limits stand in for the defaults (100 logins and 30 sign-ups a minute),
+ * and the per-account login limit is raised out of the way (login-limits.test.ts).
+ */
+const smallLimits = {
+  RATE_LIMIT_AUTH_MAX: '',
+  RATE_LIMIT_LOGIN_MAX: '3',
+  RATE_LIMIT_SIGNUP_MAX: '3',
+  RATE_LIMIT_REFRESH_TOKEN_MAX: '3',
+  RATE_LIMIT_CHANGE_PASSWORD_MAX: '3',
+  RATE_LIMIT_AUTH_WINDOW: '1h',
+  LOGIN_MAX_FAILURES: '1000',
+};
+const t = useTestApp(smallLimits);
 
 // Each test is its own client (address), so none depends on what another used up.
 const login = (remoteAddress: string, email = 'nobody@example.com') =>
@@ -116,11 +128,7 @@ describe('rate limits and X-Forwarded-For', () => {
 
 describe('rate limits behind a trusted proxy', () => {
   const proxy = '192.0.2.10';
-  const behind = useTestApp({
-    RATE_LIMIT_AUTH_MAX: '3',
-    RATE_LIMIT_AUTH_WINDOW: '1h',
-    TRUST_PROXY: `${proxy}, 192.0.2.128/25`,
-  });
+  const behind = useTestApp({ ...smallLimits, TRUST_PROXY: `${proxy}, 192.0.2.128/25` });
   const loginVia = (remoteAddress: string, forwardedFor: string) =>
     behind.inject({
       method: 'POST',
@@ -147,5 +155,62 @@ describe('rate limits behind a trusted proxy', () => {
       statuses.push((await loginVia(stranger, `203.0.113.${100 + attempt}`)).statusCode);
     }
     expect(statuses).toEqual([401, 401, 401, 429]);
+  });
+});
+
+describe('rate limits by default', () => {
+  const defaults = useTestApp({ RATE_LIMIT_AUTH_MAX: '' });
+
+  it('allows 100 logins and 30 sign-ups a minute per client', async () => {
+    const loginResponse = await defaults.inject({
+      method: 'POST',
+      url: '/api/auth/login',
+      remoteAddress: '198.51.100.50',
+      payload: { email: 'nobody@example.com', password: 'guess guess' },
+    });
+    expect(loginResponse.statusCode).toBe(401);
+    expect(loginResponse.headers['x-ratelimit-limit']).toBe('100');
+    expect(loginResponse.headers['x-ratelimit-remaining']).toBe('99');
+    expect(Number(loginResponse.headers['x-ratelimit-reset'])).toBeLessThanOrEqual(60);
+
+    const signUp = await defaults.inject({
+      method: 'POST',
+      url: '/api/users',
+      remoteAddress: '198.51.100.50',
+      payload: { email: 'fresh@example.com', username: 'fresh', password: 'long enough' },
+    });
+    expect(signUp.statusCode).toBe(201);
+    expect(signUp.headers['x-ratelimit-limit']).toBe('30');
+    expect(signUp.headers['x-ratelimit-remaining']).toBe('29');
+  });
+});
+
+describe('RATE_LIMIT_AUTH_MAX', () => {
+  const raised = useTestApp({
+    RATE_LIMIT_AUTH_MAX: '5',
+    RATE_LIMIT_LOGIN_MAX: '2',
+    RATE_LIMIT_SIGNUP_MAX: '50',
+    LOGIN_MAX_FAILURES: '1000',
+  });
+
+  it('raises a lower per-IP limit to its value, and lowers none', async () => {
+    const statuses: number[] = [];
+    for (let attempt = 1; attempt <= 6; attempt += 1) {
+      const response = await raised.inject({
+        method: 'POST',
+        url: '/api/auth/login',
+        remoteAddress: '198.51.100.60',
+        payload: { email: 'nobody@example.com', password: 'guess guess' },
+      });
+      statuses.push(response.statusCode);
+    }
+    expect(statuses).toEqual([401, 401, 401, 401, 401, 429]);
+    const signUp = await raised.inject({
+      method: 'POST',
+      url: '/api/users',
+      remoteAddress: '198.51.100.60',
+      payload: { email: 'raised@example.com', username: 'raised', password: 'long enough' },
+    });
+    expect(signUp.headers['x-ratelimit-limit']).toBe('50');
   });
 });

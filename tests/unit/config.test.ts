@@ -57,8 +57,17 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'warn',
       RESPONSE_VALIDATION: 'false',
       DATA_DIR: '/tmp/somewhere',
-      RATE_LIMIT_AUTH_MAX: '5',
+      RATE_LIMIT_LOGIN_MAX: '5',
+      RATE_LIMIT_SIGNUP_MAX: '6',
+      RATE_LIMIT_REFRESH_TOKEN_MAX: '7',
+      RATE_LIMIT_REQUEST_PASSWORD_RESET_MAX: '8',
+      RATE_LIMIT_RESET_PASSWORD_MAX: '9',
+      RATE_LIMIT_VERIFY_EMAIL_MAX: '10',
+      RATE_LIMIT_RESEND_VERIFICATION_MAX: '11',
+      RATE_LIMIT_CHANGE_PASSWORD_MAX: '12',
       RATE_LIMIT_AUTH_WINDOW: '15m',
+      LOGIN_MAX_FAILURES: '3',
+      LOGIN_FAILURE_WINDOW: '1h',
       TRUST_PROXY: '10.0.0.1, 192.168.0.0/16,fd00::/8',
       REFRESH_TOKEN_TTL: '90d',
       SESSION_IDLE_TIMEOUT: '12h',
@@ -73,7 +82,17 @@ describe('loadConfig', () => {
       logLevel: 'warn',
       responseValidation: false,
       dataDir: '/tmp/somewhere',
-      authRateLimit: { max: 5, windowSeconds: 900 },
+      rateLimits: {
+        login: { max: 5, windowSeconds: 900 },
+        createUser: { max: 6, windowSeconds: 900 },
+        refreshToken: { max: 7, windowSeconds: 900 },
+        requestPasswordReset: { max: 8, windowSeconds: 900 },
+        resetPassword: { max: 9, windowSeconds: 900 },
+        verifyEmail: { max: 10, windowSeconds: 900 },
+        resendVerification: { max: 11, windowSeconds: 900 },
+        changePassword: { max: 12, windowSeconds: 900 },
+      },
+      loginLimit: { maxFailures: 3, windowSeconds: 3600 },
       trustProxy: ['10.0.0.1', '192.168.0.0/16', 'fd00::/8'],
       sessions: {
         refreshTokenTtlSeconds: 90 * 86400,
@@ -82,6 +101,39 @@ describe('loadConfig', () => {
       },
     });
     expect(config.jwt).toMatchObject({ secret, expiresInSeconds: 7200 });
+  });
+
+  it('limits each auth operation per client IP, loosely enough for an office', () => {
+    const perMinute = (max: number) => ({ max, windowSeconds: 60 });
+    expect(loadConfig({}).rateLimits).toEqual({
+      login: perMinute(100),
+      createUser: perMinute(30),
+      refreshToken: perMinute(60),
+      requestPasswordReset: perMinute(10),
+      resetPassword: perMinute(10),
+      verifyEmail: perMinute(20),
+      resendVerification: perMinute(5),
+      changePassword: perMinute(10),
+    });
+  });
+
+  it('limits failed logins per email address: 10 in 15 minutes by default', () => {
+    expect(loadConfig({}).loginLimit).toEqual({ maxFailures: 10, windowSeconds: 900 });
+  });
+
+  it('raises every per-IP limit to RATE_LIMIT_AUTH_MAX, never lowering one', () => {
+    const { rateLimits } = loadConfig({
+      RATE_LIMIT_AUTH_MAX: '50',
+      RATE_LIMIT_SIGNUP_MAX: '40',
+      RATE_LIMIT_REFRESH_TOKEN_MAX: '70',
+      RATE_LIMIT_AUTH_WINDOW: '2m',
+    });
+    expect(rateLimits.login).toEqual({ max: 100, windowSeconds: 120 });
+    expect(rateLimits.createUser).toEqual({ max: 50, windowSeconds: 120 });
+    expect(rateLimits.refreshToken).toEqual({ max: 70, windowSeconds: 120 });
+    expect(rateLimits.resendVerification).toEqual({ max: 50, windowSeconds: 120 });
+    expect(Object.isFrozen(rateLimits)).toBe(true);
+    expect(Object.isFrozen(rateLimits.login)).toBe(true);
   });
 
   it('takes TRUST_PROXY as none, a hop count or a list of proxies, never everyone', () => {
@@ -116,6 +168,11 @@ describe('loadConfig', () => {
     ['TRUST_PROXY', '10.0.0.1,'],
     ['TRUST_PROXY', '10.0.0.0/33'],
     ['LOG_LEVEL', 'loud'],
+    ['RATE_LIMIT_LOGIN_MAX', '0'],
+    ['RATE_LIMIT_SIGNUP_MAX', 'many'],
+    ['RATE_LIMIT_AUTH_MAX', '0'],
+    ['LOGIN_MAX_FAILURES', '0'],
+    ['LOGIN_FAILURE_WINDOW', '15 minutes'],
     ['NODE_ENV', 'staging'],
   ])('refuses %s=%s with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));

@@ -4,6 +4,7 @@ import {
   AccountDisabledError,
   InvalidCredentialsError,
   UnauthenticatedError,
+  type TooManyAttemptsError,
   fail,
   ok,
   type Outcome,
@@ -13,6 +14,7 @@ import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from '../users/repository.js';
 import type { SessionCheck, SessionsRepository } from './sessions-repository.js';
 import type { Client, SessionsService } from './sessions-service.js';
+import type { LoginLimits } from './login-limits.js';
 import type { TokenService } from './tokens.js';
 
 export type LoginInput = Schemas['LoginRequest'];
@@ -22,7 +24,9 @@ export interface AuthService {
   login(
     input: LoginInput,
     client: Client,
-  ): Promise<Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError>>;
+  ): Promise<
+    Outcome<LoginResult, InvalidCredentialsError | AccountDisabledError | TooManyAttemptsError>
+  >;
   me(principal: Principal): Promise<Outcome<User, UnauthenticatedError>>;
 }
 
@@ -30,10 +34,14 @@ export function createAuthService(deps: {
   users: UsersRepository;
   passwords: PasswordHasher;
   sessions: Pick<SessionsService, 'start'>;
+  loginLimits: LoginLimits;
 }): AuthService {
-  const { users, passwords, sessions } = deps;
+  const { users, passwords, sessions, loginLimits } = deps;
   return {
     async login({ email, password }, client) {
+      // Counted before anything is looked up or hashed (see login-limits.ts).
+      const locked = await loginLimits.admit(email);
+      if (locked) return fail(locked);
       const credentials = await users.findCredentialsByEmail(email);
       if (!credentials) {
         // As slow as a wrong password, so response times do not reveal who has an account.
@@ -43,6 +51,7 @@ export function createAuthService(deps: {
       if (!(await passwords.verify(password, credentials.passwordHash))) {
         return fail(new InvalidCredentialsError());
       }
+      await loginLimits.succeeded(email);
       if (!credentials.user.isActive) return fail(new AccountDisabledError());
       // Hashes made when the cost was lower get the current cost, now that the password
       // is at hand (it never is otherwise).
