@@ -1056,6 +1056,12 @@ export interface components {
   requestBodies: never;
   headers: {
     /**
+     * @description Always `no-store`: a response that carries tokens must not be kept by the browser
+     *     or any cache on the way (RFC 6749 §5.1).
+     * @example no-store
+     */
+    NoStore: 'no-store';
+    /**
      * @description The id of this request in the server's logs: the client's own `X-Request-Id` when it
      *     sends a sane one (1 to 128 of `A-Z a-z 0-9 . _ : -`), otherwise a generated UUID.
      *     Quote it when reporting a problem.
@@ -1624,6 +1630,7 @@ export interface operations {
       /** @description Logged in. */
       200: {
         headers: {
+          'Cache-Control': components['headers']['NoStore'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -1754,6 +1761,7 @@ export interface operations {
       /** @description A new pair of tokens; the refresh token sent no longer works. */
       200: {
         headers: {
+          'Cache-Control': components['headers']['NoStore'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -1970,6 +1978,7 @@ export interface operations {
       /** @description The password is changed; a new pair of tokens for this session. */
       200: {
         headers: {
+          'Cache-Control': components['headers']['NoStore'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];

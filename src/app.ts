@@ -188,6 +188,7 @@ async function wire(
   const passwords = createPasswordHasher({
     cost: config.bcryptCost,
     threads: config.bcryptThreads,
+    nice: config.bcryptNice,
   });
   app.addHook('onClose', () => passwords.close());
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);

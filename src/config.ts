@@ -42,6 +42,8 @@ export interface Config {
   readonly bcryptCost: number;
   /** Worker threads that run bcrypt, off the event loop. */
   readonly bcryptThreads: number;
+  /** How much lower the bcrypt threads' CPU priority is than the event loop's (nice). */
+  readonly bcryptNice: number;
   readonly logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** Validate every response against the spec (development and tests; it costs CPU). */
   readonly responseValidation: boolean;
@@ -144,6 +146,7 @@ const schema = {
     REFRESH_REUSE_GRACE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '10s' },
     BCRYPT_COST: { type: 'integer', minimum: 4, maximum: 15 },
     BCRYPT_THREADS: { type: 'integer', minimum: 1, maximum: 64 },
+    BCRYPT_NICE: { type: 'integer', minimum: 0, maximum: 19, default: 10 },
     LOG_LEVEL: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -199,6 +202,7 @@ interface RawSettings {
   REFRESH_REUSE_GRACE: string;
   BCRYPT_COST?: number;
   BCRYPT_THREADS?: number;
+  BCRYPT_NICE: number;
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
@@ -366,6 +370,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     bcryptCost: raw.BCRYPT_COST ?? (production ? 12 : raw.NODE_ENV === 'test' ? 4 : 10),
     // One core stays for the event loop; one thread at least, however small the machine.
     bcryptThreads: raw.BCRYPT_THREADS ?? Math.max(1, availableParallelism() - 1),
+    bcryptNice: raw.BCRYPT_NICE,
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,

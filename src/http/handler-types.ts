@@ -60,6 +60,19 @@ export type ResponseHeaders<
     : NamedHeaders<H>
   : never;
 
+/**
+ * The trailing headers argument of reply/respond: required when the spec requires a header
+ * the handler must set (a Location, a Cache-Control), optional when it only names some,
+ * absent when it names none.
+ */
+export type HeadersArgument<K extends OperationId, S extends StatusOf<K>> = [
+  ResponseHeaders<K, S>,
+] extends [never]
+  ? [headers?: never]
+  : Record<never, never> extends ResponseHeaders<K, S>
+    ? [headers?: ResponseHeaders<K, S>]
+    : [headers: ResponseHeaders<K, S>];
+
 /** The statuses of the domain errors in E that operation K does not declare. */
 export type UndeclaredErrorStatus<K extends OperationId, E extends AnyDomainError> = Exclude<
   StatusOfDomainError<E>,
@@ -100,7 +113,7 @@ export interface ResultBuilders<K extends OperationId> {
   reply: <S extends StatusOf<K>>(
     status: S,
     body: ResponseBody<K, S>,
-    headers?: ResponseHeaders<K, S>,
+    ...headers: HeadersArgument<K, S>
   ) => HandlerResult<K>;
   /**
    * A service's outcome: its value with `status`, or its error as the problem of that
@@ -109,7 +122,7 @@ export interface ResultBuilders<K extends OperationId> {
   respond: <S extends StatusOf<K>, E extends AnyDomainError = never>(
     status: S,
     outcome: Outcome<ResponseBody<K, S>, E> & DeclaresErrorsOf<K, E>,
-    headers?: ResponseHeaders<K, S>,
+    ...headers: HeadersArgument<K, S>
   ) => HandlerResult<K>;
   /** A domain error, as the problem of its status, which the operation must declare. */
   refuse: <E extends AnyDomainError>(error: E & DeclaresErrorsOf<K, E>) => HandlerResult<K>;

@@ -24,6 +24,11 @@ export interface HasherOptions {
   cost: number;
   /** Worker threads that run bcrypt. */
   threads: number;
+  /**
+   * How much lower than the event loop the threads run (nice(2), 0 to 19; Linux, through
+   * piscina's optional @napi-rs/nice, and ignored where that is missing).
+   */
+  nice?: number;
 }
 
 /** Null when bcrypt can take the password whole; else the error naming the field. */
@@ -58,7 +63,7 @@ export function dummyHashFor(cost: number): string {
   return `$2b$${String(cost).padStart(2, '0')}$${'.'.repeat(53)}`;
 }
 
-export function createPasswordHasher({ cost, threads }: HasherOptions): PasswordHasher {
+export function createPasswordHasher({ cost, threads, nice = 0 }: HasherOptions): PasswordHasher {
   const dummyHash = dummyHashFor(cost);
   // Loaded and started with the first logins, not with the server (whose start is what a
   // developer waits for); the threads then stay, since starting one costs more than a hash.
@@ -72,6 +77,9 @@ export function createPasswordHasher({ cost, threads }: HasherOptions): Password
           minThreads: 0,
           maxThreads: threads,
           idleTimeout: Number.POSITIVE_INFINITY,
+          // When the CPU is short, a login can wait a few milliseconds more; the requests
+          // the event loop serves meanwhile should not wait for bcrypt.
+          niceIncrement: nice,
         }),
     );
     return (await pool).run(task);

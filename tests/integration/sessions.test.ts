@@ -164,6 +164,24 @@ describe('login starts a session', () => {
   });
 });
 
+describe('responses that carry tokens', () => {
+  it('are kept by no cache: login, refresh and password change send Cache-Control: no-store', async () => {
+    const { user, refreshToken, auth } = await signUpAndLogin(t);
+    const loggedIn = await login(user.email);
+    const refreshedPair = await refresh(refreshToken);
+    const changed = await t.inject({
+      method: 'POST',
+      url: '/api/auth/password/change',
+      headers: auth,
+      payload: { currentPassword: PASSWORD, newPassword: NEW_PASSWORD },
+    });
+    for (const response of [loggedIn, refreshedPair, changed]) {
+      expect(response.statusCode, response.body).toBe(200);
+      expect(response.headers['cache-control']).toBe('no-store');
+    }
+  });
+});
+
 describe('refreshToken: POST /api/auth/refresh', () => {
   it('answers a new pair of the same session; the new tokens work', async () => {
     const { user, refreshToken, sessionId } = await signUpAndLogin(t);

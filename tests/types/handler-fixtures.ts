@@ -113,6 +113,15 @@ export const undeclaredHeader: Handler<'getUser'> = async ({ reply }) =>
 export const misnamedHeader: Handler<'createUser'> = async ({ reply, body }) =>
   // @ts-expect-error createUser's 201 declares Location, not X-Location
   reply(201, { ...body, id: 'x' } as never, { 'X-Location': '/x' });
+// A header the spec requires must be sent: tokens go out with Cache-Control: no-store.
+export const missingRequiredHeader: Handler<'refreshToken'> = async ({ respond, body }) =>
+  // @ts-expect-error refreshToken's 200 requires Cache-Control
+  respond(200, { ok: true, value: body as never });
+export const wrongRequiredHeader: Handler<'refreshToken'> = async ({ respond, body }) =>
+  // @ts-expect-error Cache-Control can only be no-store
+  respond(200, { ok: true, value: body as never }, { 'Cache-Control': 'max-age=60' });
+export const requiredHeaderSent: Handler<'refreshToken'> = async ({ respond, body }) =>
+  respond(200, { ok: true, value: body as never }, { 'Cache-Control': 'no-store' });
 
 // The types follow generated/api.d.ts: request parts, statuses and bodies.
 export const typedParts = [

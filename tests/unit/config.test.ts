@@ -18,6 +18,7 @@ describe('loadConfig', () => {
       bcryptCost: 10,
       // One core stays for the event loop.
       bcryptThreads: Math.max(1, availableParallelism() - 1),
+      bcryptNice: 10,
     });
     expect(config.jwt.expiresInSeconds).toBe(900);
     expect(config.sessions).toEqual({
@@ -54,6 +55,7 @@ describe('loadConfig', () => {
       JWT_EXPIRES_IN: '2h',
       BCRYPT_COST: '6',
       BCRYPT_THREADS: '3',
+      BCRYPT_NICE: '5',
       LOG_LEVEL: 'warn',
       RESPONSE_VALIDATION: 'false',
       DATA_DIR: '/tmp/somewhere',
@@ -79,6 +81,7 @@ describe('loadConfig', () => {
       databaseUrl: 'postgres://u:p@db:5432/app',
       bcryptCost: 6,
       bcryptThreads: 3,
+      bcryptNice: 5,
       logLevel: 'warn',
       responseValidation: false,
       dataDir: '/tmp/somewhere',
@@ -162,6 +165,7 @@ describe('loadConfig', () => {
     ['BCRYPT_COST', '3'],
     ['BCRYPT_COST', '16'],
     ['BCRYPT_THREADS', '0'],
+    ['BCRYPT_NICE', '20'],
     ['TRUST_PROXY', 'true'],
     ['TRUST_PROXY', '0'],
     ['TRUST_PROXY', 'loadbalancer'],

@@ -14,6 +14,9 @@ export type AuthOperations =
   | 'revokeSession'
   | 'changePassword';
 
+/** Responses that carry tokens are kept by no cache (RFC 6749 §5.1). */
+const noStore = { 'Cache-Control': 'no-store' } as const;
+
 /** What a new session records of its client: not input the contract validates. */
 function clientOf(request: FastifyRequest): Client {
   return { userAgent: request.headers['user-agent'], ipAddress: request.ip };
@@ -25,13 +28,13 @@ export function createAuthHandlers(
 ): HandlerGroup<AuthOperations> {
   return {
     async login({ body, request, respond }) {
-      return respond(200, await service.login(body, clientOf(request)));
+      return respond(200, await service.login(body, clientOf(request)), noStore);
     },
     async getMe({ principal, respond }) {
       return respond(200, await service.me(requirePrincipal(principal)));
     },
     async refreshToken({ body, respond }) {
-      return respond(200, await sessions.refresh(body.refreshToken));
+      return respond(200, await sessions.refresh(body.refreshToken), noStore);
     },
     async logout({ principal, reply }) {
       await sessions.logout(requirePrincipal(principal));
@@ -48,7 +51,11 @@ export function createAuthHandlers(
       return respond(204, await sessions.revoke(requirePrincipal(principal), params.id));
     },
     async changePassword({ body, principal, respond }) {
-      return respond(200, await sessions.changePassword(requirePrincipal(principal), body));
+      return respond(
+        200,
+        await sessions.changePassword(requirePrincipal(principal), body),
+        noStore,
+      );
     },
   };
 }
