@@ -5,6 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { ageTokens, latestToken, outboxFor, tokenIn } from '../helpers/mail.js';
 import { expectInvalid, expectProblem } from '../helpers/problems.js';
+import { securedCalls } from '../helpers/secured.js';
 import { unique } from '../helpers/values.js';
 
 const PUBLIC_URL = 'https://app.example.test';
@@ -258,6 +259,43 @@ describe('resetPassword: POST /api/auth/password/reset', () => {
       { mine: true, revoked: true, revoked_before: true },
       { mine: false, revoked: false, revoked_before: null },
     ]);
+  });
+
+  it('kills every access and refresh token issued before it, on every secured operation', async () => {
+    const first = await signUpAndLogin(t);
+    const { user, sessionId, auth, refreshToken } = first;
+    const second = await login(user.email, first.password);
+    expect(second.statusCode, second.body).toBe(200);
+    const other = await signUpAndLogin(t);
+
+    expect((await reset(await resetTokenFor(user.email))).statusCode).toBe(204);
+
+    for (const { operationId, request } of securedCalls({ userId: user.id, sessionId }, auth)) {
+      expect((await t.inject(request)).statusCode, operationId).toBe(401);
+    }
+    const secondToken = second.json<{ accessToken: string; refreshToken: string }>();
+    const me = (token: string) =>
+      t.inject({
+        method: 'GET',
+        url: '/api/auth/me',
+        headers: { authorization: `Bearer ${token}` },
+      });
+    expectProblem(await me(secondToken.accessToken), 401, 'UNAUTHORIZED');
+    for (const token of [refreshToken, secondToken.refreshToken]) {
+      const refreshed = await t.inject({
+        method: 'POST',
+        url: '/api/auth/refresh',
+        payload: { refreshToken: token },
+      });
+      expectProblem(refreshed, 401, 'UNAUTHORIZED');
+    }
+    // Someone else's session goes on; and the new password starts a new one.
+    expect(
+      (await t.inject({ method: 'GET', url: '/api/auth/me', headers: other.auth })).statusCode,
+    ).toBe(200);
+    const fresh = await login(user.email, NEW_PASSWORD);
+    expect(fresh.statusCode, fresh.body).toBe(200);
+    expect((await me(fresh.json<{ accessToken: string }>().accessToken)).statusCode).toBe(200);
   });
 
   it("clears the account's failed-login count, and no one else's", async () => {
