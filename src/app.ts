@@ -212,7 +212,13 @@ async function wire(
     pollIntervalMs: config.email.pollIntervalMs,
   });
   app.decorate('emailDelivery', delivery);
-  app.addHook('onReady', async () => delivery.start());
+  // Once the schema is current: an embedded database is migrated while the server starts.
+  app.addHook('onReady', async () => {
+    void Promise.resolve(deps.migrated).then(
+      () => delivery.start(),
+      () => undefined,
+    );
+  });
   // Before the database closes (onClose): the batch in hand is sent and marked first.
   app.addHook('preClose', async () => {
     await delivery.stop();

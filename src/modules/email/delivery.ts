@@ -161,7 +161,7 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
   return {
     deliverDue,
     start() {
-      if (started || pollIntervalMs === 0) return;
+      if (started || stopping || pollIntervalMs === 0) return;
       started = true;
       schedule(0);
     },
