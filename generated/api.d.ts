@@ -379,7 +379,10 @@ export interface paths {
      *     account ends at once (its refresh and access tokens stop working); this session
      *     stays, with a new pair of tokens: its earlier refresh tokens die, its access
      *     tokens keep working until they expire. A wrong current password gives 400 with
-     *     `errors` pointing at `/currentPassword`.
+     *     `errors` pointing at `/currentPassword`, and counts as a failed login of the
+     *     account's address: once that address is locked (see "Rate limits"), this answers
+     *     `429` with `Retry-After` too, so a stolen access token gets no more guesses here
+     *     than at `login`.
      */
     post: operations['changePassword'];
     delete?: never;

@@ -194,7 +194,23 @@ async function wire(
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const users = createUsersRepository(database.db);
   const sessions = createSessionsRepository(database.db, config.sessions);
-  const sessionsService = createSessionsService({ sessions, users, passwords, tokens });
+  const { maxFailures, windowSeconds } = config.loginLimit;
+  const loginLimits = createLoginLimits({
+    failures: createLoginFailuresRepository(database.db, { windowSeconds }),
+    maxFailures,
+  });
+  const stopCleanup = loginLimits.startCleanup({
+    everyMs: Math.min(Math.max(windowSeconds, 60), 3600) * 1000,
+    onError: (error) => app.log.warn({ err: error }, 'clearing expired login failures failed'),
+  });
+  app.addHook('onClose', async () => stopCleanup());
+  const sessionsService = createSessionsService({
+    sessions,
+    users,
+    passwords,
+    tokens,
+    loginLimits,
+  });
 
   // Emails are queued in the outbox by the transaction that causes them and sent by this
   // loop; with several instances, each runs one and no email goes out twice.
@@ -226,16 +242,6 @@ async function wire(
   });
   const mail = createAccountMail({ ...config.email, nudge: () => delivery.nudge() });
 
-  const { maxFailures, windowSeconds } = config.loginLimit;
-  const loginLimits = createLoginLimits({
-    failures: createLoginFailuresRepository(database.db, { windowSeconds }),
-    maxFailures,
-  });
-  const stopCleanup = loginLimits.startCleanup({
-    everyMs: Math.min(Math.max(windowSeconds, 60), 3600) * 1000,
-    onError: (error) => app.log.warn({ err: error }, 'clearing expired login failures failed'),
-  });
-  app.addHook('onClose', async () => stopCleanup());
   const handlers: Handlers = {
     ...createMetaHandlers({ ping: () => database.ping(), spec }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),

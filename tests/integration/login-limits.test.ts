@@ -171,6 +171,30 @@ describe('the per-account login limit', () => {
     expectLocked(await login(user.email, password));
   });
 
+  it('counts wrong current passwords of changePassword as failed logins, and locks both', async () => {
+    const { user, password, auth } = await signUpAndLogin(t);
+    const change = (currentPassword: string) =>
+      t.inject({
+        method: 'POST',
+        url: '/api/auth/password/change',
+        headers: { ...auth, 'x-forwarded-for': newClient() },
+        payload: { currentPassword, newPassword: 'a brand new passphrase' },
+      });
+    for (let i = 0; i < MAX_FAILURES; i += 1) {
+      expectProblem(await change(WRONG), 400, 'VALIDATION_ERROR');
+    }
+    expect(await failuresOf(user.email)).toBe(MAX_FAILURES);
+    // Even the right current password, and the login of the address, are refused now.
+    const refused = await change(password);
+    expect(expectProblem(refused, 429, 'RATE_LIMITED').instance).toBe('/api/auth/password/change');
+    expect(Number(refused.headers['retry-after'])).toBeGreaterThan(0);
+    expectLocked(await login(user.email, password));
+    // Once the window is over, the right current password works and clears the count.
+    await age(user.email, WINDOW_SECONDS + 1);
+    expect((await change(password)).statusCode).toBe(200);
+    expect(await failuresOf(user.email)).toBeNull();
+  });
+
   it('refuses a locked address without running bcrypt', async () => {
     // The service on the app's own database and token service, with a real hasher that
     // counts its work.
@@ -188,6 +212,10 @@ describe('the per-account login limit', () => {
       },
     };
     const { db } = t.db.database;
+    const loginLimits = createLoginLimits({
+      failures: createLoginFailuresRepository(db, { windowSeconds: WINDOW_SECONDS }),
+      maxFailures: MAX_FAILURES,
+    });
     const users = createUsersRepository(db);
     const service = createAuthService({
       users,
@@ -201,11 +229,9 @@ describe('the per-account login limit', () => {
         users,
         passwords,
         tokens: createTokenService(t.app, 900),
+        loginLimits,
       }),
-      loginLimits: createLoginLimits({
-        failures: createLoginFailuresRepository(db, { windowSeconds: WINDOW_SECONDS }),
-        maxFailures: MAX_FAILURES,
-      }),
+      loginLimits,
     });
     const client = { userAgent: 'login-limits test', ipAddress: '127.0.0.1' };
     try {

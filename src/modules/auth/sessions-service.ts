@@ -3,6 +3,7 @@ import {
   InvalidInputError,
   NotFoundError,
   UnauthenticatedError,
+  type TooManyAttemptsError,
   fail,
   ok,
   type Outcome,
@@ -12,6 +13,7 @@ import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { User, UsersRepository } from '../users/repository.js';
 import type { Rotation, SessionsRepository, StartedSession } from './sessions-repository.js';
+import type { LoginLimits } from './login-limits.js';
 import type { TokenService } from './tokens.js';
 
 export type TokenPair = Schemas['TokenPair'];
@@ -38,7 +40,9 @@ export interface SessionsService {
   changePassword(
     principal: Principal,
     input: ChangePasswordInput,
-  ): Promise<Outcome<TokenPair, InvalidInputError | UnauthenticatedError>>;
+  ): Promise<
+    Outcome<TokenPair, InvalidInputError | UnauthenticatedError | TooManyAttemptsError>
+  >;
 }
 
 /** The columns' sizes (src/db/schema/auth.ts); a longer User-Agent is cut, not refused. */
@@ -70,8 +74,10 @@ export function createSessionsService(deps: {
   users: Pick<UsersRepository, 'findCredentialsById'>;
   passwords: PasswordHasher;
   tokens: Pick<TokenService, 'issue'>;
+  /** A current password is a credential too: its wrong guesses count as failed logins. */
+  loginLimits: Pick<LoginLimits, 'admit' | 'succeeded'>;
 }): SessionsService {
-  const { sessions, users, passwords, tokens } = deps;
+  const { sessions, users, passwords, tokens, loginLimits } = deps;
 
   const pairOf = (
     userId: string,
@@ -140,6 +146,9 @@ export function createSessionsService(deps: {
         await passwords.verifyNothing(currentPassword);
         return fail(new UnauthenticatedError('The account of this access token no longer exists.'));
       }
+      // Someone holding a stolen access token must not get more guesses here than at login.
+      const locked = await loginLimits.admit(credentials.user.email);
+      if (locked) return fail(locked);
       if (!(await passwords.verify(currentPassword, credentials.passwordHash))) {
         return fail(
           new InvalidInputError(
@@ -149,6 +158,7 @@ export function createSessionsService(deps: {
           ),
         );
       }
+      await loginLimits.succeeded(credentials.user.email);
       const refresh = newOpaqueToken();
       const session = await sessions.changePassword({
         userId: principal.userId,
