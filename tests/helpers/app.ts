@@ -1,3 +1,4 @@
+import { createSigner } from 'fast-jwt';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
@@ -6,6 +7,18 @@ import { observeResponses } from './observe.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export const TEST_JWT_SECRET = 'test-secret-that-is-at-least-32-characters-long';
+
+/**
+ * Signs an access token as the test apps' server would, for the claims given (`sub`,
+ * `sid`, …): HS256 with the test secret, the default issuer and audience, a minute long.
+ */
+export const signAccessToken = createSigner({
+  key: TEST_JWT_SECRET,
+  algorithm: 'HS256',
+  iss: 'contract-first-api',
+  aud: 'contract-first-api',
+  expiresIn: 60_000,
+});
 
 export interface TestApp {
   app: FastifyInstance;

@@ -21,3 +21,17 @@ export async function freePort(): Promise<number> {
     });
   });
 }
+
+/** The fields of a full account (User), sorted: as its owner and admins see it. */
+export const USER_KEYS = [
+  'createdAt',
+  'email',
+  'emailVerified',
+  'firstName',
+  'id',
+  'isActive',
+  'lastName',
+  'role',
+  'updatedAt',
+  'username',
+];

@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,8 +7,9 @@ import { loadConfig } from '../../src/config.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { logCapture } from '../helpers/logs.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
-import { unique } from '../helpers/values.js';
+import { USER_KEYS, unique } from '../helpers/values.js';
 
 type User = components['schemas']['User'];
 type UserPage = components['schemas']['UserPage'];
@@ -19,18 +19,6 @@ type Headers = Record<string, string>;
 const t = useTestApp();
 
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
-const USER_KEYS = [
-  'createdAt',
-  'email',
-  'emailVerified',
-  'firstName',
-  'id',
-  'isActive',
-  'lastName',
-  'role',
-  'updatedAt',
-  'username',
-];
 
 function adminList(headers: Headers = {}, query = '') {
   return t.inject({ method: 'GET', url: `/api/admin/users${query}`, headers });
@@ -525,15 +513,7 @@ describe('concurrent changes never leave no active admin', () => {
 
 describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
   let db: TestDatabase;
-  const lines: Array<Record<string, unknown>> = [];
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        lines.push(JSON.parse(line) as Record<string, unknown>);
-      }
-      done();
-    },
-  });
+  const { lines, stream } = logCapture();
 
   beforeAll(async () => {
     db = await createTestDatabase();

@@ -1,10 +1,9 @@
-import { createSigner } from 'fast-jwt';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
-import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { TEST_JWT_SECRET, signAccessToken, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { observeResponses } from '../helpers/observe.js';
 
 /**
@@ -14,13 +13,6 @@ import { observeResponses } from '../helpers/observe.js';
 
 const someone = '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10';
 const someSession = '7c9e6679-7425-40de-944b-e07fc1f90ae7';
-const sign = createSigner({
-  key: TEST_JWT_SECRET,
-  algorithm: 'HS256',
-  iss: 'contract-first-api',
-  aud: 'contract-first-api',
-  expiresIn: 60_000,
-});
 
 const operations = [
   'createUser',
@@ -155,7 +147,7 @@ describe('an unreachable database', () => {
 
   it.each(operations)('%s answers 503 SERVICE_UNAVAILABLE', async (operation) => {
     const response = await app.inject(
-      requestFor(operation, someone, sign({ sub: someone, sid: someSession })),
+      requestFor(operation, someone, signAccessToken({ sub: someone, sid: someSession })),
     );
     expect(response.statusCode, response.body).toBe(503);
     expect(response.json()).toMatchObject({ code: 'SERVICE_UNAVAILABLE', status: 503 });

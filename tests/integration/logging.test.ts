@@ -1,4 +1,3 @@
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
@@ -7,19 +6,12 @@ import { loadConfig } from '../../src/config.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { logCapture } from '../helpers/logs.js';
 import { observeResponses } from '../helpers/observe.js';
 
 /** The logs carry a request id on every line, and never a password, a hash or a token. */
 
-const lines: Array<Record<string, unknown>> = [];
-const stream = new Writable({
-  write(chunk: Buffer, _encoding, done) {
-    for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-      lines.push(JSON.parse(line) as Record<string, unknown>);
-    }
-    done();
-  },
-});
+const { lines, stream } = logCapture();
 
 let db: TestDatabase;
 let app: FastifyInstance;

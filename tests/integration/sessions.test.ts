@@ -3,10 +3,9 @@ import { sql } from 'drizzle-orm';
 import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
-import { TEST_JWT_SECRET, sessionIdOf, signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { sessionIdOf, signAccessToken, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { securedCalls } from '../helpers/secured.js';
-import { createSigner } from 'fast-jwt';
 
 type TokenPair = components['schemas']['TokenPair'];
 type LoginResponse = components['schemas']['LoginResponse'];
@@ -706,17 +705,9 @@ describe('changePassword: POST /api/auth/password/change', () => {
 });
 
 describe('access tokens are checked against their session', () => {
-  const sign = createSigner({
-    key: TEST_JWT_SECRET,
-    algorithm: 'HS256',
-    iss: 'contract-first-api',
-    aud: 'contract-first-api',
-    expiresIn: 60_000,
-  });
-
   it('accepts a well-signed token of a live session of its account', async () => {
     const { user, sessionId } = await signUpAndLogin(t);
-    expect((await me(sign({ sub: user.id, sid: sessionId }))).statusCode).toBe(200);
+    expect((await me(signAccessToken({ sub: user.id, sid: sessionId }))).statusCode).toBe(200);
   });
 
   it.each([
@@ -727,7 +718,7 @@ describe('access tokens are checked against their session', () => {
   ])('refuses a well-signed token %s with 401', async (_name, payload) => {
     const a = await signUpAndLogin(t);
     const b = await signUpAndLogin(t);
-    const token = sign(payload(a.user.id, b.sessionId));
+    const token = signAccessToken(payload(a.user.id, b.sessionId));
     await expectRefusedEverywhere(
       { userId: a.user.id, sessionId: a.sessionId },
       token,

@@ -8,7 +8,7 @@ import { loadConfig } from '../../src/config.js';
 import { loadSpec } from '../../src/spec.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
-import { unique } from '../helpers/values.js';
+import { USER_KEYS, unique } from '../helpers/values.js';
 
 type User = components['schemas']['User'];
 type PublicUser = components['schemas']['PublicUser'];
@@ -16,18 +16,6 @@ type PublicUserPage = components['schemas']['PublicUserPage'];
 
 const t = useTestApp();
 
-const USER_KEYS = [
-  'createdAt',
-  'email',
-  'emailVerified',
-  'firstName',
-  'id',
-  'isActive',
-  'lastName',
-  'role',
-  'updatedAt',
-  'username',
-];
 const PUBLIC_USER_KEYS = ['createdAt', 'firstName', 'id', 'lastName', 'username'];
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/;
 const isoMillis = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
