@@ -40,9 +40,7 @@ export interface SessionsService {
   changePassword(
     principal: Principal,
     input: ChangePasswordInput,
-  ): Promise<
-    Outcome<TokenPair, InvalidInputError | UnauthenticatedError | TooManyAttemptsError>
-  >;
+  ): Promise<Outcome<TokenPair, InvalidInputError | UnauthenticatedError | TooManyAttemptsError>>;
 }
 
 /** The columns' sizes (src/db/schema/auth.ts); a longer User-Agent is cut, not refused. */
