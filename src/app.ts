@@ -5,6 +5,7 @@ import responseValidation from '@fastify/response-validation';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
+import { deleteEndedRows } from './db/housekeeping.js';
 import { registerContract, type OpenApiDocument } from './http/contract.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import { AppError } from './http/errors.js';
@@ -13,6 +14,7 @@ import { registerJsonBodyParser } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
+import { every } from './lib/periodic.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAccountRepository } from './modules/account/repository.js';
 import { createAccountService } from './modules/account/service.js';
@@ -204,6 +206,14 @@ async function wire(
     onError: (error) => app.log.warn({ err: error }, 'clearing expired login failures failed'),
   });
   app.addHook('onClose', async () => stopCleanup());
+  // Ended sessions (their refresh tokens with them) and used or expired email tokens are
+  // deleted a day after their end, a batch every ten minutes.
+  const stopHousekeeping = every(
+    10 * 60_000,
+    () => deleteEndedRows(database.db, { idleTimeoutSeconds: config.sessions.idleTimeoutSeconds }),
+    (error) => app.log.warn({ err: error }, 'deleting ended sessions and tokens failed'),
+  );
+  app.addHook('onClose', async () => stopHousekeeping());
   const sessionsService = createSessionsService({
     sessions,
     users,

@@ -1,3 +1,4 @@
+import { every } from '../../lib/periodic.js';
 import { TooManyAttemptsError } from '../../errors.js';
 import type { LoginFailuresRepository } from './login-failures-repository.js';
 
@@ -58,19 +59,7 @@ export function createLoginLimits(deps: {
     },
 
     startCleanup({ everyMs, onError }) {
-      let stopped = false;
-      const timer = setInterval(() => {
-        failures.deleteExpired().catch((error: unknown) => {
-          // A database closed under a cleanup in flight is the end of the app, not a fault.
-          if (!stopped) onError(error);
-        });
-      }, everyMs);
-      // Nothing to wait for: the process may exit with the timer set.
-      timer.unref();
-      return () => {
-        stopped = true;
-        clearInterval(timer);
-      };
+      return every(everyMs, () => failures.deleteExpired(), onError);
     },
   };
 }
