@@ -65,7 +65,9 @@ export function createOutboxRepository(db: Db): OutboxRepository {
     async markSent(id) {
       await db
         .update(emailOutbox)
-        .set({ sentAt: sql`now()` })
+        // The body goes once the email is out: its links are credentials (a reset link is as
+        // good as a password for 30 minutes), and the row stays as the record of the send.
+        .set({ sentAt: sql`now()`, textBody: '', htmlBody: null })
         .where(eq(emailOutbox.id, id));
     },
 
