@@ -129,8 +129,8 @@ export interface paths {
     post?: never;
     /**
      * Delete your account
-     * @description Deletes the authenticated user's own account and answers with it as it was. Another
-     *     user's account gives 403. The request takes no body; one that is sent must still be
+     * @description Deletes the authenticated user's own account and answers with it as it was, and its
+     *     posts with it (in the same transaction). Another user's account gives 403. The request takes no body; one that is sent must still be
      *     JSON within the size limit (413, 415).
      *
      *     An admin can delete every account, except the last active admin (409).
