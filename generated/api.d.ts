@@ -129,8 +129,8 @@ export interface paths {
     post?: never;
     /**
      * Delete your account
-     * @description Deletes the authenticated user's own account and answers with it as it was. Another
-     *     user's account gives 403. The request takes no body; one that is sent must still be
+     * @description Deletes the authenticated user's own account and answers with it as it was, and its
+     *     posts with it (in the same transaction). Another user's account gives 403. The request takes no body; one that is sent must still be
      *     JSON within the size limit (413, 415).
      *
      *     An admin can delete every account, except the last active admin (409).
@@ -492,6 +492,96 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/posts': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Write a post
+     * @description Creates a post of the authenticated user, as a draft (`publishedAt: null`): only its
+     *     author and admins can see it. Answers with the post and its URL in `Location`.
+     *
+     *     Without a `slug`, one is made from the title: lower-case ASCII, accents
+     *     transliterated (`Olá, Mundo! Ação` → `ola-mundo-acao`), cut at a word within 248
+     *     characters; a title with nothing to write in ASCII gives `post`. When that slug is
+     *     taken, a random suffix is added (`ola-mundo-acao-k3x9q2`): a generated slug never
+     *     conflicts. A `slug` that is sent is used as it is, and a taken one gives 409.
+     */
+    post: operations['createPost'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/posts/{id}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * Get a post
+     * @description A published post, for anybody. A draft only for its author and admins: to anybody
+     *     else, signed in or not, it does not exist (404, as for an id nobody has).
+     *
+     *     The access token is optional; one that is sent must be valid (401 otherwise), so
+     *     that an author whose token expired is told so rather than shown a 404 for a draft.
+     */
+    get: operations['getPost'];
+    put?: never;
+    post?: never;
+    /**
+     * Delete a post
+     * @description Deletes a post, for its author or an admin. Another user gets 403 for a published
+     *     post and 404 for a draft (which, to them, does not exist). The request takes no
+     *     body; one that is sent must still be JSON within the size limit (413, 415).
+     */
+    delete: operations['deletePost'];
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/posts/by-slug/{slug}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's slug.
+         * @example ola-mundo-acao
+         */
+        slug: components['parameters']['PostSlug'];
+      };
+      cookie?: never;
+    };
+    /**
+     * Get a post by its slug
+     * @description As `getPost`, by slug: a draft only for its author and admins (404 to anybody else);
+     *     the access token is optional, but one that is sent must be valid.
+     */
+    get: operations['getPostBySlug'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -746,6 +836,40 @@ export interface components {
       /** @description A JSON pointer (RFC 6901) to the value within that part; `""` for the part itself. */
       pointer: string;
       message: string;
+    };
+    /**
+     * @description Lower-case ASCII letters and digits in words joined by single hyphens; unique among posts.
+     * @example ola-mundo-acao
+     */
+    Slug: string;
+    /** @description The author of a post, as their public profile names them. */
+    PostAuthor: {
+      id: components['schemas']['Id'];
+      username: components['schemas']['Username'];
+      firstName: string | null;
+      lastName: string | null;
+    };
+    /** @description A post. `publishedAt` is `null` while it is a draft. */
+    Post: {
+      id: components['schemas']['Id'];
+      title: string;
+      content: string;
+      slug: components['schemas']['Slug'];
+      authorId: components['schemas']['Id'];
+      author: components['schemas']['PostAuthor'];
+      viewCount: number;
+      /**
+       * Format: date-time
+       * @description When it was published; `null` for a draft.
+       */
+      publishedAt: string | null;
+      createdAt: components['schemas']['Timestamp'];
+      updatedAt: components['schemas']['Timestamp'];
+    };
+    CreatePostRequest: {
+      title: string;
+      content: string;
+      slug?: components['schemas']['Slug'];
     };
   };
   responses: {
@@ -1038,6 +1162,26 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
+    /** @description No such post, or a draft the caller may not see. */
+    PostNotFound: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/not-found",
+         *       "title": "Not found",
+         *       "status": 404,
+         *       "detail": "Post not found.",
+         *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *       "code": "NOT_FOUND"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
   };
   parameters: {
     /**
@@ -1055,6 +1199,16 @@ export interface components {
      * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
      */
     Cursor: string;
+    /**
+     * @description The post's id.
+     * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+     */
+    PostId: string;
+    /**
+     * @description The post's slug.
+     * @example ola-mundo-acao
+     */
+    PostSlug: components['schemas']['Slug'];
   };
   requestBodies: never;
   headers: {
@@ -2223,6 +2377,194 @@ export interface operations {
       429: components['responses']['TooManyRequests'];
       500: components['responses']['LimitedInternalError'];
       503: components['responses']['LimitedServiceUnavailable'];
+    };
+  };
+  createPost: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "title": "Olá, Mundo! Ação",
+         *       "content": "The first post of the blog."
+         *     }
+         */
+        'application/json': components['schemas']['CreatePostRequest'];
+      };
+    };
+    responses: {
+      /** @description The post was created, as a draft. */
+      201: {
+        headers: {
+          /**
+           * @description The URL of the new post.
+           * @example /api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+           */
+          Location: string;
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Post'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      /** @description The `slug` sent is taken by another post. */
+      409: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/conflict",
+           *       "title": "Conflict",
+           *       "status": 409,
+           *       "detail": "This slug is already taken.",
+           *       "instance": "/api/posts",
+           *       "code": "CONFLICT",
+           *       "errors": [
+           *         {
+           *           "location": "body",
+           *           "pointer": "/slug",
+           *           "message": "is already taken"
+           *         }
+           *       ]
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  getPost: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The post. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Post'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['PostNotFound'];
+      414: components['responses']['UriTooLong'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  deletePost: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The post was deleted. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      /** @description The post is another user's, and the authenticated user is not an admin. */
+      403: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/forbidden",
+           *       "title": "Forbidden",
+           *       "status": 403,
+           *       "detail": "You can only delete your own posts.",
+           *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+           *       "code": "FORBIDDEN"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      404: components['responses']['PostNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  getPostBySlug: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's slug.
+         * @example ola-mundo-acao
+         */
+        slug: components['parameters']['PostSlug'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The post. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['Post'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      404: components['responses']['PostNotFound'];
+      414: components['responses']['UriTooLong'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
 }

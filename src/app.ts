@@ -30,6 +30,9 @@ import { createEmailDelivery, type EmailDelivery } from './modules/email/deliver
 import { createOutboxRepository } from './modules/email/outbox.js';
 import { createLogTransport, createSmtpTransport } from './modules/email/transports.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
+import { createPostsHandlers } from './modules/posts/handlers.js';
+import { createPostsRepository } from './modules/posts/repository.js';
+import { createPostsService } from './modules/posts/service.js';
 import { ensureAdminAccount } from './modules/users/admin-account.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
@@ -95,7 +98,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     logController: new LogController({ requestIdLogLabel: 'requestId' }),
     // Router errors (bad URL encoding, over-long path parameters) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
-    routerOptions: { maxParamLength: 100 },
+    // The longest path parameter is a post's slug (255 characters).
+    routerOptions: { maxParamLength: 255 },
     // Every route the server has is in the spec; automatic HEAD twins would not be.
     exposeHeadRoutes: false,
     trustProxy: trustProxyOption(config.trustProxy),
@@ -262,6 +266,7 @@ async function wire(
     ...createAccountHandlers(
       createAccountService({ accounts: createAccountRepository(database.db), passwords, mail }),
     ),
+    ...createPostsHandlers(createPostsService({ posts: createPostsRepository(database.db) })),
   };
   const admin = config.admin;
   if (admin) {

@@ -26,11 +26,14 @@ import type { SecurityHandlers } from './security.js';
  * naming what is missing, and so do handlers and security handlers the spec does not know.
  */
 
+type SecurityRequirement = Record<string, string[]>;
+
 export interface OpenApiDocument {
   openapi: string;
   info: Record<string, unknown>;
   paths: Record<string, Record<string, unknown>>;
   components?: { securitySchemes?: Record<string, unknown> };
+  security?: SecurityRequirement[];
 }
 
 export class ContractError extends Error {
@@ -88,6 +91,33 @@ export function assertCoverage(
   if (problems.length > 0) {
     throw new ContractError(`The spec and the handlers disagree:\n- ${problems.join('\n- ')}`);
   }
+}
+
+/**
+ * The preHandler of an operation whose security makes credentials optional (`- {}` beside
+ * `- bearerAuth: []`). Glue tries the requirements in order and `{}` always passes, so it
+ * would never read a token at all, and with `{}` last it would quietly treat a bad token as
+ * no token. Here: no Authorization header, an anonymous caller (principal null); one sent
+ * must pass its scheme's handler, or the request is refused like a secured one (401).
+ */
+function optionalSecurity(
+  spec: OpenApiDocument,
+  operationId: string,
+  securityHandlers: SecurityHandlers,
+): ((request: FastifyRequest) => Promise<void>) | undefined {
+  const operation = operationsOf(spec).find((op) => op.operationId === operationId);
+  if (!operation) return undefined;
+  const item = spec.paths[operation.path]?.[operation.method.toLowerCase()] as
+    { security?: SecurityRequirement[] } | undefined;
+  const security = item?.security ?? spec.security ?? [];
+  if (!security.some((requirement) => Object.keys(requirement).length === 0)) return undefined;
+  const schemes = security.flatMap((requirement) => Object.keys(requirement));
+  if (schemes.length === 0) return undefined;
+  // Every scheme of this API (bearerAuth) reads the Authorization header.
+  return async (request) => {
+    if (request.headers.authorization === undefined) return;
+    for (const scheme of schemes) await securityHandlers[scheme]!(request);
+  };
 }
 
 type Outcome = { ok: true; value: unknown } | { ok: false; error: AnyDomainError };
@@ -152,8 +182,14 @@ export async function registerContract(
       const handler = byId[operationId];
       if (!handler) throw new ContractError(`operation ${operationId} has no handler`);
       const config = routeConfig[operationId as OperationId];
+      // Replaces glue's own preHandler for the operation, which would let every request by.
+      const preHandler = optionalSecurity(spec, operationId, securityHandlers);
       // Glue's types say the handler returns void; Fastify awaits async handlers all the same.
-      const route = { handler: toRouteHandler(handler), ...(config ? { config } : {}) };
+      const route = {
+        handler: toRouteHandler(handler),
+        ...(config ? { config } : {}),
+        ...(preHandler ? { preHandler } : {}),
+      };
       return route as unknown as RouteOptions;
     },
     securityHandlers,

@@ -66,7 +66,7 @@ const explanations = {
     status: 414,
     title: 'URI too long',
     description:
-      'A path parameter is longer than the server accepts (100 characters). Ids are UUIDs of 36 characters: check how the client builds the URL.',
+      'A path parameter is longer than the server accepts (255 characters, the longest slug a post can have). Ids are UUIDs of 36 characters: check how the client builds the URL.',
   },
   UNSUPPORTED_MEDIA_TYPE: {
     status: 415,

@@ -23,11 +23,16 @@ export interface SecuredCall {
   request: InjectOptions;
 }
 
+const NO_POST_ID = '3f0d9c8e-2b1a-4c5d-8e7f-6a5b4c3d2e1f';
+
 /** A path parameter's value: the owner's own resources, so a live token would succeed. */
 function paramValue(path: string, name: string, owner: CallOwner): string {
   if (name === 'id' && path.startsWith('/api/auth/sessions/')) return owner.sessionId;
   if (name === 'id' && path.startsWith('/api/users/')) return owner.userId;
   if (name === 'id' && path.startsWith('/api/admin/users/')) return owner.userId;
+  // The owner has no posts: with a live token these answer 404, never 401.
+  if (name === 'id' && path.startsWith('/api/posts/')) return NO_POST_ID;
+  if (name === 'slug' && path.startsWith('/api/posts/by-slug/')) return 'no-such-post';
   throw new Error(`securedCalls: no value for {${name}} in ${path}; add one here`);
 }
 

@@ -738,9 +738,9 @@ describe('path parameters', () => {
   });
 
   it.each([
-    ['101 characters', 'a'.repeat(101)],
+    ['256 characters', 'a'.repeat(256)],
     ['10,000 characters', 'b'.repeat(10_000)],
-    ['a uuid padded to 101 characters', `${UNKNOWN_ID}${'0'.repeat(65)}`],
+    ['a uuid padded to 256 characters', `${UNKNOWN_ID}${'0'.repeat(220)}`],
   ])('answers 414 URI_TOO_LONG to an id of %s', async (_name, id) => {
     await expectRouterProblemOnEveryMethod(`/api/users/${id}`, 414, 'URI_TOO_LONG');
     await ownerAccount();

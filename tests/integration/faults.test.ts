@@ -30,6 +30,10 @@ const operations = [
   'changePassword',
   'adminListUsers',
   'adminGetUser',
+  'createPost',
+  'getPost',
+  'getPostBySlug',
+  'deletePost',
 ] as const;
 
 /** A well-formed request for each operation that touches the database. */
@@ -81,6 +85,19 @@ function requestFor(
       return { method: 'GET', url: '/api/admin/users', headers };
     case 'adminGetUser':
       return { method: 'GET', url: `/api/admin/users/${id}`, headers };
+    case 'createPost':
+      return {
+        method: 'POST',
+        url: '/api/posts',
+        headers,
+        payload: { title: 'Faulty', content: 'A post.' },
+      };
+    case 'getPost':
+      return { method: 'GET', url: `/api/posts/${id}` };
+    case 'getPostBySlug':
+      return { method: 'GET', url: '/api/posts/by-slug/faulty' };
+    case 'deletePost':
+      return { method: 'DELETE', url: `/api/posts/${id}`, headers };
   }
 }
 

@@ -143,7 +143,7 @@ describe('request ids', () => {
     expectProblem(badUrl, 400, 'MALFORMED_REQUEST', '/api/users/%E0%A4%A');
     expect(badUrl.headers['x-request-id']).toBe('trace-bad-url');
 
-    const longUrl = `/api/users/${'a'.repeat(101)}`;
+    const longUrl = `/api/users/${'a'.repeat(256)}`;
     const tooLong = await t.inject({ method: 'GET', url: longUrl });
     expectProblem(tooLong, 414, 'URI_TOO_LONG', longUrl);
     expect(tooLong.headers['x-request-id']).toMatch(uuidV4);
@@ -292,7 +292,7 @@ describe('GET /problems/{code}', () => {
           payload: JSON.stringify({ email: 'x'.repeat(2 * 1024 * 1024) }),
         },
       ],
-      ['URI_TOO_LONG', { method: 'GET', url: `/api/users/${'a'.repeat(101)}` }],
+      ['URI_TOO_LONG', { method: 'GET', url: `/api/users/${'a'.repeat(256)}` }],
       [
         'UNSUPPORTED_MEDIA_TYPE',
         {
@@ -335,8 +335,8 @@ describe('GET /problems/{code}', () => {
     expectInvalid(res, 'path', ['/code']);
   });
 
-  it('answers 414 URI_TOO_LONG to a code over 100 characters, before any route is chosen', async () => {
-    const url = `/problems/${'a'.repeat(101)}`;
+  it('answers 414 URI_TOO_LONG to a code over 255 characters, before any route is chosen', async () => {
+    const url = `/problems/${'a'.repeat(256)}`;
     const res = await t.inject({ method: 'GET', url });
     expectProblem(res, 414, 'URI_TOO_LONG', url);
     // Answered without the route hooks that check the contract, so it is checked here.

@@ -1,2 +1,3 @@
 export * from './users.js';
 export * from './auth.js';
+export * from './posts.js';
