@@ -1,4 +1,4 @@
-import { Ajv2020, type Options } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type Options } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 import { uuidPattern } from '../lib/uuid.js';
@@ -68,24 +68,37 @@ export interface ContractValidation {
   exactAjv: Ajv2020;
 }
 
+type Check = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
+
 export function createContractValidation(): ContractValidation {
   const exactAjv = createAjv({ coerceTypes: false });
   const textAjv = createAjv({ coerceTypes: 'array' });
-  const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-    if (httpPart === 'body') {
-      return exactAjv.compile(schema as object) as ReturnType<FastifySchemaCompiler<unknown>>;
-    }
+  const compileFor = (schema: object, httpPart: string | undefined): Check => {
+    if (httpPart === 'body') return exactAjv.compile(schema);
     // Ajv coerces "Infinity" and "1e400" to Infinity, which then passes `type: integer`
     // and skips minimum and maximum: the coerced values are checked again, as they are.
-    const coerce = textAjv.compile(schema as object);
-    const recheck = exactAjv.compile(schema as object);
+    const coerce = textAjv.compile(schema);
+    const recheck = exactAjv.compile(schema);
     const validate = (data: unknown): boolean => {
       const valid = coerce(data) && recheck(data);
       validate.errors = coerce.errors ?? recheck.errors;
       return valid;
     };
-    validate.errors = null as typeof coerce.errors;
+    validate.errors = null as Check['errors'];
     return validate;
+  };
+  // Compiled at the first request that needs it, not at start-up: a server with dozens of
+  // operations answers sooner, and an operation never called costs nothing.
+  const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
+    let compiled: Check | undefined;
+    const validate = (data: unknown): boolean => {
+      compiled ??= compileFor(schema as object, httpPart);
+      const valid = compiled(data);
+      validate.errors = compiled.errors;
+      return valid;
+    };
+    validate.errors = null as Check['errors'];
+    return validate as ReturnType<FastifySchemaCompiler<unknown>>;
   };
   return { validatorCompiler, exactAjv };
 }
