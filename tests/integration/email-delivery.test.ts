@@ -1,10 +1,10 @@
-import { Writable } from 'node:stream';
 import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config.js';
 import { TEST_JWT_SECRET, type TestApp } from '../helpers/app.js';
+import { logCapture } from '../helpers/logs.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { outboxFor, startSmtpSink, tokenIn, type SmtpSink } from '../helpers/mail.js';
 import { freePort, unique } from '../helpers/values.js';
@@ -48,17 +48,9 @@ async function startApp(
     ...(db.url ? { DATABASE_URL: db.url } : {}),
     ...env,
   });
-  const stream = new Writable({
-    write(chunk: Buffer, _encoding, done) {
-      for (const line of chunk.toString('utf8').split('\n').filter(Boolean)) {
-        lines?.push(JSON.parse(line) as LogLine);
-      }
-      done();
-    },
-  });
   const app = await buildApp(config, {
     ...(db.url ? {} : { database: db.database }),
-    ...(lines ? { logger: { level: 'info', stream } } : {}),
+    ...(lines ? { logger: { level: 'info', stream: logCapture(lines).stream } } : {}),
   });
   await app.ready();
   apps.push(app);
