@@ -154,6 +154,37 @@ export interface paths {
     patch: operations['updateUser'];
     trace?: never;
   };
+  '/api/users/{id}/posts': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The user's id.
+         * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+         */
+        id: components['parameters']['UserId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * List a user's posts
+     * @description As `listPosts` with `authorId` set to this user: their published posts, newest
+     *     first, with the same cursor, date and search filters. With `status=draft`, their
+     *     drafts: for the user themself and admins only (401 without a valid access token,
+     *     403 for anybody else). 404 when there is no such user.
+     *
+     *     The access token is optional; one that is sent must be valid.
+     */
+    get: operations['listUserPosts'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/api/admin/users': {
     parameters: {
       query?: never;
@@ -499,7 +530,27 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    get?: never;
+    /**
+     * List posts
+     * @description Published posts, newest first (by `publishedAt`, then `id`), cursor-paginated: pass
+     *     each page's `nextCursor` as `cursor` until it is `null`. Walking the pages while
+     *     posts are being published never repeats a post and never skips one that was
+     *     published before the walk began. Each item is a summary (an `excerpt` instead of the
+     *     content) with its author's public names.
+     *
+     *     Filters, all optional and combined with AND: `authorId`; `publishedAfter` and
+     *     `publishedBefore` (exclusive bounds); `q`, a full-text search over title and content
+     *     in web-search syntax (`"exact phrase"`, `or`, `-word`), where words match whole
+     *     (no stemming: `post` does not find `posts`).
+     *
+     *     `status=draft` lists drafts instead, newest first by `createdAt`: the caller's own
+     *     (a valid access token is required, 401 otherwise), or, for an admin, those of
+     *     `authorId`. A user asking for another author's drafts gets 403. `publishedAfter`
+     *     and `publishedBefore` do not apply to drafts (400).
+     *
+     *     The access token is optional; one that is sent must be valid.
+     */
+    get: operations['listPosts'];
     put?: never;
     /**
      * Write a post
@@ -548,11 +599,27 @@ export interface paths {
      * @description Deletes a post, for its author or an admin. Another user gets 403 for a published
      *     post and 404 for a draft (which, to them, does not exist). The request takes no
      *     body; one that is sent must still be JSON within the size limit (413, 415).
+     *
+     *     Honours `If-Match` like `updatePost`: 412 when the post changed since.
      */
     delete: operations['deletePost'];
     options?: never;
     head?: never;
-    patch?: never;
+    /**
+     * Edit a post
+     * @description Changes the title, content or slug of a post, for its author or an admin. The body
+     *     is a JSON merge patch (RFC 7396): only the fields sent change. Send it as
+     *     `application/merge-patch+json` or `application/json`. The slug changes only when
+     *     one is sent (a new title keeps the slug, so links stay valid); a taken one gives 409.
+     *
+     *     Send the `ETag` of the post as you last read it in `If-Match`: when somebody else
+     *     changed the post since, the edit is refused with 412 instead of overwriting theirs
+     *     (read it again, merge, retry). Views do not count as changes. Without `If-Match`
+     *     the last edit wins.
+     *
+     *     Another user gets 403 for a published post and 404 for a draft.
+     */
+    patch: operations['updatePost'];
     trace?: never;
   };
   '/api/posts/by-slug/{slug}': {
@@ -576,6 +643,98 @@ export interface paths {
     get: operations['getPostBySlug'];
     put?: never;
     post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/posts/{id}/publish': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Publish a post
+     * @description Publishes a draft, for its author or an admin: `publishedAt` becomes now, and the
+     *     post is visible to everybody and listed by `listPosts`. A post that is published
+     *     already is left as it is (200, `publishedAt` unchanged). Honours `If-Match` like
+     *     `updatePost` (412). Another user gets 403 for a published post and 404 for a draft.
+     *     The request takes no body; one that is sent must still be JSON within the size
+     *     limit (413, 415).
+     */
+    post: operations['publishPost'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/posts/{id}/unpublish': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Unpublish a post
+     * @description Makes a published post a draft again (`publishedAt: null`), for its author or an
+     *     admin (admins can take down anybody's post). Its slug and view count stay. A draft
+     *     is left as it is (200). Honours `If-Match` like `updatePost` (412). Another user
+     *     gets 403 for a published post and 404 for a draft. The request takes no body; one
+     *     that is sent must still be JSON within the size limit (413, 415).
+     */
+    post: operations['unpublishPost'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/posts/{id}/views': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Count a view of a post
+     * @description Adds one to a published post's `viewCount` and answers with the new count. Reading
+     *     a post (`getPost`) never changes it, so reads stay safe and cacheable: a client
+     *     calls this once when it shows a post to a reader. Concurrent views are all counted
+     *     (the database adds one atomically). Drafts have no views: 404. No access token is
+     *     needed. The request takes no body; one that is sent must still be JSON within the
+     *     size limit (413, 415).
+     */
+    post: operations['recordPostView'];
     delete?: never;
     options?: never;
     head?: never;
@@ -806,6 +965,7 @@ export interface components {
       | 'FORBIDDEN'
       | 'NOT_FOUND'
       | 'CONFLICT'
+      | 'PRECONDITION_FAILED'
       | 'PAYLOAD_TOO_LARGE'
       | 'URI_TOO_LONG'
       | 'UNSUPPORTED_MEDIA_TYPE'
@@ -865,6 +1025,38 @@ export interface components {
       publishedAt: string | null;
       createdAt: components['schemas']['Timestamp'];
       updatedAt: components['schemas']['Timestamp'];
+    };
+    /** @description A post in a list, with an `excerpt` (the start of its content, cut at a word) instead of the content. */
+    PostSummary: {
+      id: components['schemas']['Id'];
+      title: string;
+      /** @description Up to 300 characters of the content, ending with `…` when cut. */
+      excerpt: string;
+      slug: components['schemas']['Slug'];
+      authorId: components['schemas']['Id'];
+      author: components['schemas']['PostAuthor'];
+      viewCount: number;
+      /**
+       * Format: date-time
+       * @description When it was published; `null` for a draft.
+       */
+      publishedAt: string | null;
+      createdAt: components['schemas']['Timestamp'];
+      updatedAt: components['schemas']['Timestamp'];
+    };
+    PostPage: {
+      items: components['schemas']['PostSummary'][];
+      /** @description Pass it as `cursor` for the next page; `null` on the last page. */
+      nextCursor: string | null;
+    };
+    UpdatePostRequest: {
+      title?: string;
+      content?: string;
+      slug?: components['schemas']['Slug'];
+    };
+    PostViews: {
+      /** @description The post's views, this one included. */
+      viewCount: number;
     };
     CreatePostRequest: {
       title: string;
@@ -1162,6 +1354,114 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
+    /** @description The post as it is now. */
+    ChangedPost: {
+      headers: {
+        ETag: components['headers']['ETag'];
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        'application/json': components['schemas']['Post'];
+      };
+    };
+    /** @description The post is another user's, and the authenticated user is not an admin. */
+    OthersPost: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/forbidden",
+         *       "title": "Forbidden",
+         *       "status": 403,
+         *       "detail": "You can only change your own posts.",
+         *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *       "code": "FORBIDDEN"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The drafts asked for are another user's, and the authenticated user is not an admin. */
+    OthersDrafts: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/forbidden",
+         *       "title": "Forbidden",
+         *       "status": 403,
+         *       "detail": "You can only list your own drafts.",
+         *       "instance": "/api/posts?status=draft&authorId=0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *       "code": "FORBIDDEN"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The `slug` sent is taken by another post. */
+    SlugTaken: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/conflict",
+         *       "title": "Conflict",
+         *       "status": 409,
+         *       "detail": "This slug is already taken.",
+         *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *       "code": "CONFLICT",
+         *       "errors": [
+         *         {
+         *           "location": "body",
+         *           "pointer": "/slug",
+         *           "message": "is already taken"
+         *         }
+         *       ]
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The post changed since the `ETag` sent in `If-Match`; nothing was changed. */
+    PreconditionFailed: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/precondition-failed",
+         *       "title": "Precondition failed",
+         *       "status": 412,
+         *       "detail": "The post changed since the version in If-Match. Read it again and retry.",
+         *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *       "code": "PRECONDITION_FAILED"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
+    /** @description The copy the client holds (its `ETag` in `If-None-Match`) is current; no body. */
+    NotModified: {
+      headers: {
+        ETag: components['headers']['ETag'];
+        'Cache-Control': components['headers']['PostCacheControl'];
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content?: never;
+    };
     /** @description No such post, or a draft the caller may not see. */
     PostNotFound: {
       headers: {
@@ -1209,9 +1509,63 @@ export interface components {
      * @example ola-mundo-acao
      */
     PostSlug: components['schemas']['Slug'];
+    /**
+     * @description Only the posts of this user.
+     * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+     */
+    AuthorFilter: string;
+    /**
+     * @description Only posts published after this time (exclusive). Published posts only.
+     * @example 2026-01-01T00:00:00.000Z
+     */
+    PublishedAfter: string;
+    /**
+     * @description Only posts published before this time (exclusive). Published posts only.
+     * @example 2026-02-01T00:00:00.000Z
+     */
+    PublishedBefore: string;
+    /**
+     * @description Full-text search over title and content, in web-search syntax: words (all must
+     *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
+     *     words match whole, without stemming.
+     * @example mundo
+     */
+    SearchQuery: string;
+    /**
+     * @description `published` (the default) or `draft`: your own drafts (an admin: any author's, with `authorId`).
+     * @example published
+     */
+    PostStatus: 'published' | 'draft';
+    /**
+     * @description The `ETag` of the post as the client last read it (or `*`). When the post changed
+     *     since (an edit, a publication), the request is refused with 412 and nothing
+     *     changes. New views are not changes.
+     * @example "3-5d41402abc4b2a76"
+     */
+    IfMatch: string;
+    /**
+     * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+     *     is 304 with no body: use the copy.
+     * @example "3-5d41402abc4b2a76"
+     */
+    IfNoneMatch: string;
   };
   requestBodies: never;
   headers: {
+    /**
+     * @description A strong entity tag of this representation of the post. Send it back in
+     *     `If-None-Match` to revalidate a copy (304), or in `If-Match` to change the post
+     *     only if nobody else changed it meanwhile (412 otherwise).
+     * @example "3-5d41402abc4b2a76"
+     */
+    ETag: string;
+    /**
+     * @description `public, no-cache` for a published post (any cache may keep it, and revalidates it
+     *     with `If-None-Match` before use); `private, no-cache` for a draft (only the author's
+     *     or admin's own client may keep it).
+     * @example public, no-cache
+     */
+    PostCacheControl: 'public, no-cache' | 'private, no-cache';
     /**
      * @description Always `no-store`: a response that carries tokens must not be kept by the browser
      *     or any cache on the way (RFC 6749 §5.1).
@@ -1659,6 +2013,73 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  listUserPosts: {
+    parameters: {
+      query?: {
+        /**
+         * @description How many items to return, 1 to 100.
+         * @example 20
+         */
+        limit?: components['parameters']['Limit'];
+        /**
+         * @description The `nextCursor` of the previous page. Opaque.
+         * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
+         */
+        cursor?: components['parameters']['Cursor'];
+        /**
+         * @description Only posts published after this time (exclusive). Published posts only.
+         * @example 2026-01-01T00:00:00.000Z
+         */
+        publishedAfter?: components['parameters']['PublishedAfter'];
+        /**
+         * @description Only posts published before this time (exclusive). Published posts only.
+         * @example 2026-02-01T00:00:00.000Z
+         */
+        publishedBefore?: components['parameters']['PublishedBefore'];
+        /**
+         * @description Full-text search over title and content, in web-search syntax: words (all must
+         *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
+         *     words match whole, without stemming.
+         * @example mundo
+         */
+        q?: components['parameters']['SearchQuery'];
+        /**
+         * @description `published` (the default) or `draft`: your own drafts (an admin: any author's, with `authorId`).
+         * @example published
+         */
+        status?: components['parameters']['PostStatus'];
+      };
+      header?: never;
+      path: {
+        /**
+         * @description The user's id.
+         * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+         */
+        id: components['parameters']['UserId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of the user's posts. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PostPage'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['OthersDrafts'];
+      404: components['responses']['NotFound'];
+      414: components['responses']['UriTooLong'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2379,6 +2800,70 @@ export interface operations {
       503: components['responses']['LimitedServiceUnavailable'];
     };
   };
+  listPosts: {
+    parameters: {
+      query?: {
+        /**
+         * @description How many items to return, 1 to 100.
+         * @example 20
+         */
+        limit?: components['parameters']['Limit'];
+        /**
+         * @description The `nextCursor` of the previous page. Opaque.
+         * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
+         */
+        cursor?: components['parameters']['Cursor'];
+        /**
+         * @description Only the posts of this user.
+         * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
+         */
+        authorId?: components['parameters']['AuthorFilter'];
+        /**
+         * @description Only posts published after this time (exclusive). Published posts only.
+         * @example 2026-01-01T00:00:00.000Z
+         */
+        publishedAfter?: components['parameters']['PublishedAfter'];
+        /**
+         * @description Only posts published before this time (exclusive). Published posts only.
+         * @example 2026-02-01T00:00:00.000Z
+         */
+        publishedBefore?: components['parameters']['PublishedBefore'];
+        /**
+         * @description Full-text search over title and content, in web-search syntax: words (all must
+         *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
+         *     words match whole, without stemming.
+         * @example mundo
+         */
+        q?: components['parameters']['SearchQuery'];
+        /**
+         * @description `published` (the default) or `draft`: your own drafts (an admin: any author's, with `authorId`).
+         * @example published
+         */
+        status?: components['parameters']['PostStatus'];
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of posts. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['PostPage'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['OthersDrafts'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
   createPost: {
     parameters: {
       query?: never;
@@ -2451,7 +2936,14 @@ export interface operations {
   getPost: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path: {
         /**
          * @description The post's id.
@@ -2466,6 +2958,8 @@ export interface operations {
       /** @description The post. */
       200: {
         headers: {
+          ETag: components['headers']['ETag'];
+          'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
@@ -2473,6 +2967,7 @@ export interface operations {
           'application/json': components['schemas']['Post'];
         };
       };
+      304: components['responses']['NotModified'];
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       404: components['responses']['PostNotFound'];
@@ -2484,7 +2979,15 @@ export interface operations {
   deletePost: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of the post as the client last read it (or `*`). When the post changed
+         *     since (an edit, a publication), the request is refused with 412 and nothing
+         *     changes. New views are not changes.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
       path: {
         /**
          * @description The post's id.
@@ -2506,27 +3009,61 @@ export interface operations {
       };
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
-      /** @description The post is another user's, and the authenticated user is not an admin. */
-      403: {
-        headers: {
-          'X-Request-Id': components['headers']['RequestId'];
-          [name: string]: unknown;
-        };
-        content: {
-          /**
-           * @example {
-           *       "type": "/problems/forbidden",
-           *       "title": "Forbidden",
-           *       "status": 403,
-           *       "detail": "You can only delete your own posts.",
-           *       "instance": "/api/posts/9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
-           *       "code": "FORBIDDEN"
-           *     }
-           */
-          'application/problem+json': components['schemas']['Problem'];
-        };
-      };
+      403: components['responses']['OthersPost'];
       404: components['responses']['PostNotFound'];
+      412: components['responses']['PreconditionFailed'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  updatePost: {
+    parameters: {
+      query?: never;
+      header?: {
+        /**
+         * @description The `ETag` of the post as the client last read it (or `*`). When the post changed
+         *     since (an edit, a publication), the request is refused with 412 and nothing
+         *     changes. New views are not changes.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "title": "Olá de novo, Mundo"
+         *     }
+         */
+        'application/merge-patch+json': components['schemas']['UpdatePostRequest'];
+        /**
+         * @example {
+         *       "title": "Olá de novo, Mundo"
+         *     }
+         */
+        'application/json': components['schemas']['UpdatePostRequest'];
+      };
+    };
+    responses: {
+      200: components['responses']['ChangedPost'];
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['OthersPost'];
+      404: components['responses']['PostNotFound'];
+      409: components['responses']['SlugTaken'];
+      412: components['responses']['PreconditionFailed'];
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
@@ -2537,7 +3074,14 @@ export interface operations {
   getPostBySlug: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path: {
         /**
          * @description The post's slug.
@@ -2552,6 +3096,8 @@ export interface operations {
       /** @description The post. */
       200: {
         headers: {
+          ETag: components['headers']['ETag'];
+          'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
           [name: string]: unknown;
         };
@@ -2559,10 +3105,122 @@ export interface operations {
           'application/json': components['schemas']['Post'];
         };
       };
+      304: components['responses']['NotModified'];
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       404: components['responses']['PostNotFound'];
       414: components['responses']['UriTooLong'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  publishPost: {
+    parameters: {
+      query?: never;
+      header?: {
+        /**
+         * @description The `ETag` of the post as the client last read it (or `*`). When the post changed
+         *     since (an edit, a publication), the request is refused with 412 and nothing
+         *     changes. New views are not changes.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: components['responses']['ChangedPost'];
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['OthersPost'];
+      404: components['responses']['PostNotFound'];
+      412: components['responses']['PreconditionFailed'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  unpublishPost: {
+    parameters: {
+      query?: never;
+      header?: {
+        /**
+         * @description The `ETag` of the post as the client last read it (or `*`). When the post changed
+         *     since (an edit, a publication), the request is refused with 412 and nothing
+         *     changes. New views are not changes.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-Match'?: components['parameters']['IfMatch'];
+      };
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      200: components['responses']['ChangedPost'];
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['OthersPost'];
+      404: components['responses']['PostNotFound'];
+      412: components['responses']['PreconditionFailed'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  recordPostView: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The post's id.
+         * @example 9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b
+         */
+        id: components['parameters']['PostId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The view was counted. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "viewCount": 43
+           *     }
+           */
+          'application/json': components['schemas']['PostViews'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      404: components['responses']['PostNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };

@@ -45,6 +45,19 @@ export class ConflictError extends DomainError {
   }
 }
 
+/**
+ * The resource changed since the version the caller based its change on (an edit by
+ * somebody else, a publication): nothing was changed. Read it again and retry.
+ */
+export class ChangedMeanwhileError extends DomainError {
+  readonly code = 'CHANGED_MEANWHILE';
+  constructor(resource: string) {
+    super(
+      `The ${resource.toLowerCase()} changed since the version in If-Match. Read it again and retry.`,
+    );
+  }
+}
+
 /** The caller is known but may not do this. */
 export class ForbiddenError extends DomainError {
   readonly code = 'FORBIDDEN';
@@ -113,6 +126,7 @@ export class TooManyAttemptsError extends DomainError {
 export type AnyDomainError =
   | NotFoundError
   | ConflictError
+  | ChangedMeanwhileError
   | ForbiddenError
   | InvalidInputError
   | InvalidCredentialsError

@@ -120,6 +120,34 @@ function optionalSecurity(
   };
 }
 
+type Parameter = { name?: string; in?: string; $ref?: string };
+
+/**
+ * The names of the header parameters of an operation (its own and its path's), as the
+ * spec spells them. Handlers read them by those names (`headers['If-Match']`).
+ */
+function headerParametersOf(spec: OpenApiDocument, operationId: string): string[] {
+  const operation = operationsOf(spec).find((op) => op.operationId === operationId);
+  if (!operation) return [];
+  const item = spec.paths[operation.path] as Record<string, { parameters?: Parameter[] }> & {
+    parameters?: Parameter[];
+  };
+  const parameters = [
+    ...(item.parameters ?? []),
+    ...(item[operation.method.toLowerCase()]?.parameters ?? []),
+  ];
+  const components = (spec.components as { parameters?: Record<string, Parameter> } | undefined)
+    ?.parameters;
+  return parameters
+    .map((parameter) =>
+      parameter.$ref?.startsWith('#/components/parameters/')
+        ? components?.[parameter.$ref.slice('#/components/parameters/'.length)]
+        : parameter,
+    )
+    .filter((parameter) => parameter?.in === 'header' && typeof parameter.name === 'string')
+    .map((parameter) => parameter!.name!);
+}
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: AnyDomainError };
 type AnyResult =
   | { status: number; body: unknown; headers?: Record<string, string> }
@@ -143,11 +171,17 @@ const builders = {
   refuse,
 } as unknown as ResultBuilders<OperationId>;
 
-function toRouteHandler<K extends OperationId>(handler: Handler<K>) {
+function toRouteHandler<K extends OperationId>(handler: Handler<K>, headerNames: string[]) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
+    const headers: Record<string, string> = {};
+    for (const name of headerNames) {
+      const value = request.headers[name.toLowerCase()];
+      if (typeof value === 'string') headers[name] = value;
+    }
     const input = {
       params: request.params,
       query: request.query,
+      headers,
       body: request.body,
       principal: request.principal,
       request,
@@ -186,7 +220,7 @@ export async function registerContract(
       const preHandler = optionalSecurity(spec, operationId, securityHandlers);
       // Glue's types say the handler returns void; Fastify awaits async handlers all the same.
       const route = {
-        handler: toRouteHandler(handler),
+        handler: toRouteHandler(handler, headerParametersOf(spec, operationId)),
         ...(config ? { config } : {}),
         ...(preHandler ? { preHandler } : {}),
       };

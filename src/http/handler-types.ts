@@ -140,6 +140,8 @@ type RequestBody<K extends OperationId> =
 export interface HandlerInput<K extends OperationId> extends ResultBuilders<K> {
   params: NonNullable<Parameters_<K>['path']>;
   query: NonNullable<Parameters_<K>['query']>;
+  /** The header parameters the spec declares for K, by their names in the spec. */
+  headers: NonNullable<Parameters_<K>['header']>;
   body: RequestBody<K>;
   /** Set on operations secured by bearerAuth; null on public ones. */
   principal: Principal | null;

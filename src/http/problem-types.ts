@@ -56,6 +56,12 @@ const explanations = {
     description:
       'A value that must be unique is already taken, such as an email address or a username (compared regardless of case): choose another value and send the request again. Or the resource is already in the state the request asks for (an email address verified already): do not ask again. Or the change would leave the API without an active admin (demoting, disabling or deleting the last one): make another account an admin first. `errors` points at the field, when there is one.',
   },
+  PRECONDITION_FAILED: {
+    status: 412,
+    title: 'Precondition failed',
+    description:
+      'The request carried `If-Match` with an `ETag`, and the resource has changed since that version (somebody else edited, published or unpublished it): nothing was changed, so no edit is lost. Read the resource again (`GET`), apply your change to what is there now, and send it with the new `ETag`. New views of a post are not changes.',
+  },
   PAYLOAD_TOO_LARGE: {
     status: 413,
     title: 'Payload too large',

@@ -12,6 +12,7 @@ import { problemTypeOf, type StatusOfProblem } from './problem-types.js';
 export const domainProblems = {
   NOT_FOUND: 'NOT_FOUND',
   CONFLICT: 'CONFLICT',
+  CHANGED_MEANWHILE: 'PRECONDITION_FAILED',
   FORBIDDEN: 'FORBIDDEN',
   INVALID_INPUT: 'VALIDATION_ERROR',
   INVALID_CREDENTIALS: 'INVALID_CREDENTIALS',

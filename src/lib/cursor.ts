@@ -1,33 +1,36 @@
 import { uuidPattern } from './uuid.js';
 
-/** A position in a list ordered by (createdAt, id): the last item of the previous page. */
+/**
+ * A position in a list ordered by (a time, id): the last item of the previous page. `at` is
+ * the time the list is ordered by (users: createdAt; published posts: publishedAt).
+ */
 export interface Position {
-  createdAt: string;
+  at: string;
   id: string;
 }
 
 // Years 0001 to 9999: PostgreSQL has no year 0.
 const isoMillis = /^(?!0000)\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/;
 
-/** Cursors are opaque to clients: base64url of "<createdAt>|<id>". */
+/** Cursors are opaque to clients: base64url of "<at>|<id>". */
 export function encodeCursor(position: Position): string {
-  return Buffer.from(`${position.createdAt}|${position.id}`, 'utf8').toString('base64url');
+  return Buffer.from(`${position.at}|${position.id}`, 'utf8').toString('base64url');
 }
 
 /** The position a cursor stands for, or null when this server never gave it out. */
 export function decodeCursor(cursor: string): Position | null {
-  const [createdAt, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
+  const [at, id, ...rest] = Buffer.from(cursor, 'base64url').toString('utf8').split('|');
   if (
     rest.length > 0 ||
-    !createdAt ||
+    !at ||
     !id ||
-    !isoMillis.test(createdAt) ||
+    !isoMillis.test(at) ||
     // Date rolls 30 February over to 2 March; a real instant survives the round trip.
-    Number.isNaN(Date.parse(createdAt)) ||
-    new Date(createdAt).toISOString() !== createdAt ||
+    Number.isNaN(Date.parse(at)) ||
+    new Date(at).toISOString() !== at ||
     !uuidPattern.test(id)
   ) {
     return null;
   }
-  return { createdAt, id };
+  return { at, id };
 }

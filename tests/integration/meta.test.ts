@@ -169,7 +169,7 @@ describe('unknown routes', () => {
     ['GET', '/api/nope'],
     ['GET', '/API/USERS'],
     ['GET', '//api/users'],
-    ['GET', '/api/users/0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10/posts'],
+    ['GET', '/api/users/0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10/comments'],
     ['POST', '/api/nope'],
     ['DELETE', '/api/users'],
     ['PUT', '/health'],

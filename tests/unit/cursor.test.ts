@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { decodeCursor, encodeCursor } from '../../src/lib/cursor.js';
 
 const position = {
-  createdAt: '2026-01-16T14:05:12.345Z',
+  at: '2026-01-16T14:05:12.345Z',
   id: '5d0a6c43-93c5-4d5e-a3a4-7c1b0c2f9e21',
 };
 
@@ -16,8 +16,8 @@ describe('cursors', () => {
   it.each([
     ['not base64 of anything', 'abc'],
     ['a bad date', Buffer.from(`2026-13-45T00:00:00.000Z|${position.id}`).toString('base64url')],
-    ['a bad id', Buffer.from(`${position.createdAt}|not-a-uuid`).toString('base64url')],
-    ['extra parts', Buffer.from(`${position.createdAt}|${position.id}|x`).toString('base64url')],
+    ['a bad id', Buffer.from(`${position.at}|not-a-uuid`).toString('base64url')],
+    ['extra parts', Buffer.from(`${position.at}|${position.id}|x`).toString('base64url')],
     ['no precision', Buffer.from(`2026-01-16T14:05:12Z|${position.id}`).toString('base64url')],
   ])('refuse %s', (_name, cursor) => {
     expect(decodeCursor(cursor)).toBeNull();

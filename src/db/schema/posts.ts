@@ -47,6 +47,10 @@ export const posts = pgTable(
     index('posts_published_at_id_idx')
       .on(table.publishedAt.desc(), table.id.desc())
       .where(sql`${table.publishedAt} is not null`),
+    // One author's published posts, newest first (listUserPosts, listPosts?authorId=).
+    index('posts_author_published_at_id_idx')
+      .on(table.authorId, table.publishedAt.desc(), table.id.desc())
+      .where(sql`${table.publishedAt} is not null`),
     // An author's posts, drafts included, newest first.
     index('posts_author_created_at_id_idx').on(
       table.authorId,

@@ -1,11 +1,22 @@
-import { eq, sql } from 'drizzle-orm';
+import { and, eq, gt, isNotNull, isNull, lt, sql, type SQL } from 'drizzle-orm';
 import type { Schemas } from '../../api-types.js';
 import type { Db } from '../../db/client.js';
-import { databaseErrorOf } from '../../db/errors.js';
+import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { posts } from '../../db/schema/posts.js';
 import { users } from '../../db/schema/users.js';
+import type { Position } from '../../lib/cursor.js';
 
 export type Post = Schemas['Post'];
+export type PostSummary = Schemas['PostSummary'];
+
+/**
+ * A post and its version: a number that grows by one with every change of the post
+ * (an edit, a publication), and not with a view. Conditional changes compare it.
+ */
+export interface VersionedPost {
+  post: Post;
+  version: number;
+}
 
 export interface NewPost {
   authorId: string;
@@ -14,26 +25,73 @@ export interface NewPost {
   slug: string;
 }
 
+export interface PostChanges {
+  title?: string;
+  content?: string;
+  slug?: string;
+}
+
 /** The outcome of an insert: the post, or why there is none. */
 export type InsertResult =
-  { status: 'created'; post: Post } | { status: 'slug-taken' } | { status: 'no-author' };
+  { status: 'created'; post: VersionedPost } | { status: 'slug-taken' } | { status: 'no-author' };
 
-/** The only code that sees rows of `posts`. It answers in the API's shape (`Post`). */
+/**
+ * The outcome of a change made only if the post is still at `version`: the post as it is
+ * now, or 'changed' (another version is there now), 'missing' (no such post any more) or,
+ * for a new slug, 'slug-taken'.
+ */
+export type ChangeResult =
+  | { status: 'changed'; post: VersionedPost }
+  | { status: 'stale' }
+  | { status: 'missing' }
+  | { status: 'slug-taken' };
+
+/** What a page of posts holds: published posts, or the drafts of one author. */
+export type PostFilter =
+  | {
+      status: 'published';
+      authorId?: string | undefined;
+      publishedAfter?: string | undefined;
+      publishedBefore?: string | undefined;
+      q?: string | undefined;
+    }
+  | { status: 'draft'; authorId: string; q?: string | undefined };
+
+/** The longest excerpt, in characters, before the ellipsis. */
+export const EXCERPT_LENGTH = 300;
+
+/** The only code that sees rows of `posts`. It answers in the API's shapes. */
 export interface PostsRepository {
   /**
    * Inserts a post unless its slug is taken. Two inserts of one slug at the same moment are
    * settled by the unique index: one is created, the other answers 'slug-taken'.
    */
   insert(data: NewPost): Promise<InsertResult>;
-  findById(id: string): Promise<Post | null>;
-  findBySlug(slug: string): Promise<Post | null>;
-  /** Whether there was such a post. */
-  delete(id: string): Promise<boolean>;
+  findById(id: string): Promise<VersionedPost | null>;
+  findBySlug(slug: string): Promise<VersionedPost | null>;
+  /**
+   * Applies `changes` (and `published`: true sets publishedAt to now, false clears it) if
+   * the post is still at `version`, in one statement; the version grows by one.
+   */
+  change(
+    id: string,
+    version: number,
+    changes: PostChanges & { published?: boolean },
+  ): Promise<ChangeResult>;
+  /** Deletes the post if it is still at `version`. */
+  delete(id: string, version: number): Promise<'deleted' | 'stale' | 'missing'>;
+  /** Adds one view to a published post; its new count, or null when there is none. */
+  recordView(id: string): Promise<number | null>;
+  /**
+   * Up to `limit` posts after `after`, newest first (published: by publishedAt; drafts: by
+   * createdAt; then id), each with its author: one statement.
+   */
+  list(filter: PostFilter, limit: number, after: Position | null): Promise<PostSummary[]>;
+  userExists(id: string): Promise<boolean>;
 }
 
-const FOREIGN_KEY_VIOLATION = '23503';
-
-// The columns a Post is made of: never `search`, the tsvector nobody reads back.
+// The columns a Post is made of, with its version: never `search`, the tsvector nobody
+// reads back.
 const postColumns = {
   id: posts.id,
   title: posts.title,
@@ -44,6 +102,7 @@ const postColumns = {
   publishedAt: posts.publishedAt,
   createdAt: posts.createdAt,
   updatedAt: posts.updatedAt,
+  version: posts.version,
 };
 
 const authorColumns = {
@@ -52,10 +111,9 @@ const authorColumns = {
   authorLastName: users.lastName,
 };
 
-interface PostWithAuthorRow {
+interface PostRow {
   id: string;
   title: string;
-  content: string;
   slug: string;
   authorId: string;
   viewCount: number;
@@ -67,12 +125,10 @@ interface PostWithAuthorRow {
   authorLastName: string | null;
 }
 
-/** The one mapping from rows to the API's Post. */
-export function toPost(row: PostWithAuthorRow): Post {
+function common(row: PostRow) {
   return {
     id: row.id,
     title: row.title,
-    content: row.content,
     slug: row.slug,
     authorId: row.authorId,
     author: {
@@ -86,6 +142,93 @@ export function toPost(row: PostWithAuthorRow): Post {
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
   };
+}
+
+/** The one mapping from rows to the API's Post (and its version). */
+export function toVersionedPost(
+  row: PostRow & { content: string; version: number },
+): VersionedPost {
+  const { id, title, slug, authorId, author, viewCount, publishedAt, createdAt, updatedAt } =
+    common(row);
+  return {
+    post: {
+      id,
+      title,
+      content: row.content,
+      slug,
+      authorId,
+      author,
+      viewCount,
+      publishedAt,
+      createdAt,
+      updatedAt,
+    },
+    version: row.version,
+  };
+}
+
+/**
+ * The start of a content for a list: up to EXCERPT_LENGTH characters, cut after the last
+ * whole word and ended with an ellipsis when the content is longer. `head` holds one
+ * character more than the excerpt can, to tell whether there is more.
+ */
+export function excerptOf(head: string): string {
+  const chars = Array.from(head);
+  if (chars.length <= EXCERPT_LENGTH) return head;
+  const cut = chars.slice(0, EXCERPT_LENGTH).join('');
+  const atWord = cut.replace(/\s+\S*$/u, '');
+  return `${(atWord.length > 0 ? atWord : cut).trimEnd()}…`;
+}
+
+function toSummary(row: PostRow & { head: string }): PostSummary {
+  const { id, title, slug, authorId, author, viewCount, publishedAt, createdAt, updatedAt } =
+    common(row);
+  return {
+    id,
+    title,
+    excerpt: excerptOf(row.head),
+    slug,
+    authorId,
+    author,
+    viewCount,
+    publishedAt,
+    createdAt,
+    updatedAt,
+  };
+}
+
+/** The text search configuration of the `search` column (see schema/posts.ts). */
+const SEARCH_CONFIG = sql.raw(`'simple'::regconfig`);
+
+function conditionsOf(filter: PostFilter, after: Position | null): SQL[] {
+  const conditions: SQL[] = [];
+  if (filter.status === 'published') {
+    conditions.push(isNotNull(posts.publishedAt));
+    if (filter.authorId !== undefined) conditions.push(eq(posts.authorId, filter.authorId));
+    if (filter.publishedAfter !== undefined) {
+      conditions.push(gt(posts.publishedAt, new Date(filter.publishedAfter)));
+    }
+    if (filter.publishedBefore !== undefined) {
+      conditions.push(lt(posts.publishedAt, new Date(filter.publishedBefore)));
+    }
+    // A row comparison walks the (published_at, id) index: page 1000 costs what page 1 does.
+    if (after) {
+      conditions.push(
+        sql`(${posts.publishedAt}, ${posts.id}) < (${after.at}::timestamptz, ${after.id}::uuid)`,
+      );
+    }
+  } else {
+    conditions.push(eq(posts.authorId, filter.authorId), isNull(posts.publishedAt));
+    if (after) {
+      conditions.push(
+        sql`(${posts.createdAt}, ${posts.id}) < (${after.at}::timestamptz, ${after.id}::uuid)`,
+      );
+    }
+  }
+  if (filter.q !== undefined) {
+    conditions.push(sql`${posts.search} @@ websearch_to_tsquery(${SEARCH_CONFIG}, ${filter.q})`);
+  }
+  return conditions;
 }
 
 export function createPostsRepository(db: Db): PostsRepository {
@@ -103,6 +246,22 @@ export function createPostsRepository(db: Db): PostsRepository {
     .where(eq(posts.slug, sql.placeholder('slug')))
     .limit(1)
     .prepare('posts_by_slug');
+  const view = db
+    .update(posts)
+    .set({ viewCount: sql`${posts.viewCount} + 1` })
+    .where(and(eq(posts.id, sql.placeholder('id')), isNotNull(posts.publishedAt)))
+    .returning({ viewCount: posts.viewCount })
+    .prepare('posts_record_view');
+
+  async function findById(id: string): Promise<VersionedPost | null> {
+    const [row] = await byId.execute({ id });
+    return row ? toVersionedPost(row) : null;
+  }
+
+  /** Why a conditional statement touched no row: the post is gone, or at another version. */
+  async function missingOrStale(id: string): Promise<'missing' | 'stale'> {
+    return (await findById(id)) ? 'stale' : 'missing';
+  }
 
   return {
     async insert(data) {
@@ -133,11 +292,12 @@ export function createPostsRepository(db: Db): PostsRepository {
             publishedAt: inserted.publishedAt,
             createdAt: inserted.createdAt,
             updatedAt: inserted.updatedAt,
+            version: inserted.version,
             ...authorColumns,
           })
           .from(inserted)
           .innerJoin(users, eq(users.id, inserted.authorId));
-        return row ? { status: 'created', post: toPost(row) } : { status: 'slug-taken' };
+        return row ? { status: 'created', post: toVersionedPost(row) } : { status: 'slug-taken' };
       } catch (error) {
         // The author's account was deleted after the request was authenticated.
         if (databaseErrorOf(error)?.code === FOREIGN_KEY_VIOLATION) return { status: 'no-author' };
@@ -145,19 +305,99 @@ export function createPostsRepository(db: Db): PostsRepository {
       }
     },
 
-    async findById(id) {
-      const [row] = await byId.execute({ id });
-      return row ? toPost(row) : null;
-    },
+    findById,
 
     async findBySlug(slug) {
       const [row] = await bySlug.execute({ slug });
-      return row ? toPost(row) : null;
+      return row ? toVersionedPost(row) : null;
     },
 
-    async delete(id) {
-      const deleted = await db.delete(posts).where(eq(posts.id, id)).returning({ id: posts.id });
-      return deleted.length > 0;
+    async change(id, version, { published, ...changes }) {
+      const changed = db.$with('changed').as(
+        db
+          .update(posts)
+          .set({
+            ...changes,
+            ...(published === undefined ? {} : { publishedAt: published ? sql`now()` : null }),
+            version: sql`${posts.version} + 1`,
+            updatedAt: sql`now()`,
+          })
+          .where(and(eq(posts.id, id), eq(posts.version, version)))
+          .returning(postColumns),
+      );
+      try {
+        const [row] = await db
+          .with(changed)
+          .select({
+            id: changed.id,
+            title: changed.title,
+            content: changed.content,
+            slug: changed.slug,
+            authorId: changed.authorId,
+            viewCount: changed.viewCount,
+            publishedAt: changed.publishedAt,
+            createdAt: changed.createdAt,
+            updatedAt: changed.updatedAt,
+            version: changed.version,
+            ...authorColumns,
+          })
+          .from(changed)
+          .innerJoin(users, eq(users.id, changed.authorId));
+        if (row) return { status: 'changed', post: toVersionedPost(row) };
+        return { status: await missingOrStale(id) };
+      } catch (error) {
+        const cause = databaseErrorOf(error);
+        if (cause?.code === UNIQUE_VIOLATION && cause.constraint === 'posts_slug_key') {
+          return { status: 'slug-taken' };
+        }
+        throw error;
+      }
+    },
+
+    async delete(id, version) {
+      const deleted = await db
+        .delete(posts)
+        .where(and(eq(posts.id, id), eq(posts.version, version)))
+        .returning({ id: posts.id });
+      return deleted.length > 0 ? 'deleted' : missingOrStale(id);
+    },
+
+    async recordView(id) {
+      const [row] = await view.execute({ id });
+      return row ? row.viewCount : null;
+    },
+
+    async list(filter, limit, after) {
+      // NULLS LAST as in the indexes (DESC alone means NULLS FIRST, which they cannot give).
+      const time = filter.status === 'published' ? posts.publishedAt : posts.createdAt;
+      const order = [sql`${time} desc nulls last`, sql`${posts.id} desc nulls last`];
+      const rows = await db
+        .select({
+          id: posts.id,
+          title: posts.title,
+          // One character more than an excerpt holds, to know whether it was cut.
+          head: sql<string>`left(${posts.content}, ${EXCERPT_LENGTH + 1})`,
+          slug: posts.slug,
+          authorId: posts.authorId,
+          viewCount: posts.viewCount,
+          publishedAt: posts.publishedAt,
+          createdAt: posts.createdAt,
+          updatedAt: posts.updatedAt,
+          ...authorColumns,
+        })
+        .from(posts)
+        .innerJoin(users, eq(users.id, posts.authorId))
+        .where(and(...conditionsOf(filter, after)))
+        .orderBy(...order)
+        .limit(limit);
+      return rows.map(toSummary);
+    },
+
+    async userExists(id) {
+      const [row] = await db.select({ id: users.id }).from(users).where(eq(users.id, id)).limit(1);
+      return row !== undefined;
     },
   };
 }
+
+const FOREIGN_KEY_VIOLATION = '23503';

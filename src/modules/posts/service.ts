@@ -1,32 +1,94 @@
 import type { Schemas } from '../../api-types.js';
 import {
+  ChangedMeanwhileError,
   ConflictError,
   ForbiddenError,
+  InvalidInputError,
   NotFoundError,
   UnauthenticatedError,
   fail,
   ok,
   type Outcome,
 } from '../../errors.js';
+import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
 import type { Principal } from '../../lib/principal.js';
 import { baseSlug, slugCandidates } from '../../lib/slug.js';
-import type { Post, PostsRepository } from './repository.js';
+import type {
+  ChangeResult,
+  PostChanges,
+  PostFilter,
+  PostSummary,
+  PostsRepository,
+  VersionedPost,
+} from './repository.js';
 
 export type CreatePostInput = Schemas['CreatePostRequest'];
+export type UpdatePostInput = Schemas['UpdatePostRequest'];
+export type PostPage = Schemas['PostPage'];
+
+/**
+ * What a conditional request (If-Match) asks: that the post still be at one of these
+ * versions. Absent: no condition, the last change wins.
+ */
+export type VersionCondition = (version: number) => boolean;
+
+/** A page request of posts, as listPosts and listUserPosts take it. */
+export interface ListInput {
+  limit?: number | undefined;
+  cursor?: string | undefined;
+  authorId?: string | undefined;
+  publishedAfter?: string | undefined;
+  publishedBefore?: string | undefined;
+  q?: string | undefined;
+  status?: 'published' | 'draft' | undefined;
+}
+
+type ChangeError = NotFoundError | ForbiddenError | ChangedMeanwhileError;
 
 export interface PostsService {
   /** A draft of the caller's; its slug made from the title unless one is given. */
   create(
     principal: Principal,
     input: CreatePostInput,
-  ): Promise<Outcome<Post, ConflictError | UnauthenticatedError>>;
+  ): Promise<Outcome<VersionedPost, ConflictError | UnauthenticatedError>>;
   /** `viewer` is null for an anonymous caller. */
-  get(viewer: Principal | null, id: string): Promise<Outcome<Post, NotFoundError>>;
-  getBySlug(viewer: Principal | null, slug: string): Promise<Outcome<Post, NotFoundError>>;
+  get(viewer: Principal | null, id: string): Promise<Outcome<VersionedPost, NotFoundError>>;
+  getBySlug(viewer: Principal | null, slug: string): Promise<Outcome<VersionedPost, NotFoundError>>;
+  update(
+    principal: Principal,
+    id: string,
+    changes: UpdatePostInput,
+    condition?: VersionCondition,
+  ): Promise<Outcome<VersionedPost, ChangeError | ConflictError>>;
+  publish(
+    principal: Principal,
+    id: string,
+    condition?: VersionCondition,
+  ): Promise<Outcome<VersionedPost, ChangeError>>;
+  unpublish(
+    principal: Principal,
+    id: string,
+    condition?: VersionCondition,
+  ): Promise<Outcome<VersionedPost, ChangeError>>;
   remove(
     principal: Principal,
     id: string,
-  ): Promise<Outcome<undefined, ForbiddenError | NotFoundError>>;
+    condition?: VersionCondition,
+  ): Promise<Outcome<undefined, ChangeError>>;
+  recordView(id: string): Promise<Outcome<{ viewCount: number }, NotFoundError>>;
+  /** listPosts: `viewer` is null for an anonymous caller. */
+  list(
+    viewer: Principal | null,
+    input: ListInput,
+  ): Promise<Outcome<PostPage, InvalidInputError | UnauthenticatedError | ForbiddenError>>;
+  /** listUserPosts: as `list` for one author, and NOT_FOUND when there is no such user. */
+  listByAuthor(
+    viewer: Principal | null,
+    authorId: string,
+    input: Omit<ListInput, 'authorId'>,
+  ): Promise<
+    Outcome<PostPage, InvalidInputError | UnauthenticatedError | ForbiddenError | NotFoundError>
+  >;
 }
 
 /**
@@ -35,23 +97,136 @@ export interface PostsService {
  */
 const SLUG_ATTEMPTS = 10;
 
-function canManage(principal: Principal, post: Post): boolean {
-  return principal.role === 'admin' || post.authorId === principal.userId;
+/**
+ * How many times a change without If-Match is tried again when another change slipped in
+ * between reading the post and changing it. Each try reads the post anew.
+ */
+const CHANGE_ATTEMPTS = 5;
+
+const DEFAULT_PAGE_SIZE = 20;
+
+function canManage(principal: Principal, post: VersionedPost): boolean {
+  return principal.role === 'admin' || post.post.authorId === principal.userId;
 }
 
 /** Drafts exist only for their author and admins; to anybody else they are not found. */
-function canSee(viewer: Principal | null, post: Post): boolean {
-  return post.publishedAt !== null || (viewer !== null && canManage(viewer, post));
+function canSee(viewer: Principal | null, post: VersionedPost): boolean {
+  return post.post.publishedAt !== null || (viewer !== null && canManage(viewer, post));
 }
 
 const noAuthor = () =>
   new UnauthenticatedError('The account of this access token no longer exists.');
+const notFound = () => new NotFoundError('Post');
+const slugTaken = () => new ConflictError('This slug is already taken.', 'slug');
+
+type Step =
+  { kind: 'change'; changes: PostChanges & { published?: boolean } } | { kind: 'unchanged' };
 
 export function createPostsService(deps: { posts: PostsRepository }): PostsService {
   const { posts } = deps;
 
-  function visible(viewer: Principal | null, post: Post | null): Outcome<Post, NotFoundError> {
-    return post && canSee(viewer, post) ? ok(post) : fail(new NotFoundError('Post'));
+  function visible(
+    viewer: Principal | null,
+    post: VersionedPost | null,
+  ): Outcome<VersionedPost, NotFoundError> {
+    return post && canSee(viewer, post) ? ok(post) : fail(notFound());
+  }
+
+  /**
+   * The frame of every change: read the post, check who may change it and the caller's
+   * condition, then change it only if it is still at the version read. When it is not,
+   * a conditional request fails (412); an unconditional one reads the post again.
+   */
+  async function changePost(
+    principal: Principal,
+    id: string,
+    condition: VersionCondition | undefined,
+    forbidden: string,
+    step: (post: VersionedPost) => Step,
+  ): Promise<Outcome<VersionedPost, ChangeError | ConflictError>> {
+    for (let attempt = 1; ; attempt += 1) {
+      const current = await posts.findById(id);
+      if (!current || !canSee(principal, current)) return fail(notFound());
+      if (!canManage(principal, current)) return fail(new ForbiddenError(forbidden));
+      if (condition && !condition(current.version)) {
+        return fail(new ChangedMeanwhileError('Post'));
+      }
+      const next = step(current);
+      if (next.kind === 'unchanged') return ok(current);
+      const result: ChangeResult = await posts.change(id, current.version, next.changes);
+      switch (result.status) {
+        case 'changed':
+          return ok(result.post);
+        case 'missing':
+          return fail(notFound());
+        case 'slug-taken':
+          return fail(slugTaken());
+        case 'stale':
+          if (condition || attempt >= CHANGE_ATTEMPTS) {
+            return fail(new ChangedMeanwhileError('Post'));
+          }
+      }
+    }
+  }
+
+  async function page(
+    filter: PostFilter,
+    input: ListInput,
+  ): Promise<Outcome<PostPage, InvalidInputError>> {
+    const { limit = DEFAULT_PAGE_SIZE, cursor } = input;
+    const after = cursor === undefined ? null : decodeCursor(cursor);
+    if (after === null && cursor !== undefined) {
+      return fail(
+        new InvalidInputError(
+          'cursor',
+          'is not a valid cursor',
+          'The cursor is not one this server gave out.',
+        ),
+      );
+    }
+    // One extra row tells whether there is a next page without a count query.
+    const rows = await posts.list(filter, limit + 1, after);
+    const items = rows.slice(0, limit);
+    const last = items.at(-1);
+    const nextCursor =
+      rows.length > limit && last
+        ? encodeCursor({
+            at: filter.status === 'published' ? last.publishedAt! : last.createdAt,
+            id: last.id,
+          })
+        : null;
+    return ok({ items, nextCursor });
+  }
+
+  /** The filter a listing asks for, or why the caller may not have it. */
+  function filterOf(
+    viewer: Principal | null,
+    input: ListInput,
+  ): Outcome<PostFilter, InvalidInputError | UnauthenticatedError | ForbiddenError> {
+    const { authorId, publishedAfter, publishedBefore, q } = input;
+    if (input.status !== 'draft') {
+      return ok({ status: 'published', authorId, publishedAfter, publishedBefore, q });
+    }
+    for (const [field, value] of [
+      ['publishedAfter', publishedAfter],
+      ['publishedBefore', publishedBefore],
+    ] as const) {
+      if (value !== undefined) {
+        return fail(
+          new InvalidInputError(
+            field,
+            'applies to published posts only',
+            `${field} cannot be combined with status=draft: drafts have no publication time.`,
+          ),
+        );
+      }
+    }
+    if (!viewer) return fail(new UnauthenticatedError('Sign in to list your drafts.'));
+    const author = authorId ?? viewer.userId;
+    if (author !== viewer.userId && viewer.role !== 'admin') {
+      return fail(new ForbiddenError('You can only list your own drafts.'));
+    }
+    return ok({ status: 'draft', authorId: author, q });
   }
 
   return {
@@ -61,7 +236,7 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
         const inserted = await posts.insert({ ...data, slug });
         if (inserted.status === 'created') return ok(inserted.post);
         if (inserted.status === 'no-author') return fail(noAuthor());
-        return fail(new ConflictError('This slug is already taken.', 'slug'));
+        return fail(slugTaken());
       }
       for (const candidate of slugCandidates(baseSlug(title), SLUG_ATTEMPTS)) {
         const inserted = await posts.insert({ ...data, slug: candidate });
@@ -80,14 +255,93 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
       return visible(viewer, await posts.findBySlug(slug));
     },
 
-    async remove(principal, id) {
-      const post = await posts.findById(id);
-      if (!post || !canSee(principal, post)) return fail(new NotFoundError('Post'));
-      if (!canManage(principal, post)) {
-        return fail(new ForbiddenError('You can only delete your own posts.'));
+    update(principal, id, changes, condition) {
+      return changePost(principal, id, condition, 'You can only change your own posts.', () => ({
+        kind: 'change',
+        changes,
+      }));
+    },
+
+    async publish(principal, id, condition) {
+      const changed = await changePost(
+        principal,
+        id,
+        condition,
+        'You can only publish your own posts.',
+        (current) =>
+          current.post.publishedAt === null
+            ? { kind: 'change', changes: { published: true } }
+            : { kind: 'unchanged' },
+      );
+      return changed as Outcome<VersionedPost, ChangeError>;
+    },
+
+    async unpublish(principal, id, condition) {
+      const changed = await changePost(
+        principal,
+        id,
+        condition,
+        'You can only unpublish your own posts.',
+        (current) =>
+          current.post.publishedAt === null
+            ? { kind: 'unchanged' }
+            : { kind: 'change', changes: { published: false } },
+      );
+      return changed as Outcome<VersionedPost, ChangeError>;
+    },
+
+    async remove(principal, id, condition) {
+      for (let attempt = 1; ; attempt += 1) {
+        const current = await posts.findById(id);
+        if (!current || !canSee(principal, current)) return fail(notFound());
+        if (!canManage(principal, current)) {
+          return fail(new ForbiddenError('You can only delete your own posts.'));
+        }
+        if (condition && !condition(current.version)) {
+          return fail(new ChangedMeanwhileError('Post'));
+        }
+        const deleted = await posts.delete(id, current.version);
+        if (deleted === 'deleted') return ok(undefined);
+        // Deleted meanwhile by somebody else: it is gone either way.
+        if (deleted === 'missing') return fail(notFound());
+        if (condition || attempt >= CHANGE_ATTEMPTS) {
+          return fail(new ChangedMeanwhileError('Post'));
+        }
       }
-      // Deleted meanwhile by somebody else: it is gone either way.
-      return (await posts.delete(id)) ? ok(undefined) : fail(new NotFoundError('Post'));
+    },
+
+    async recordView(id) {
+      const viewCount = await posts.recordView(id);
+      return viewCount === null ? fail(notFound()) : ok({ viewCount });
+    },
+
+    async list(viewer, input) {
+      const filter = filterOf(viewer, input);
+      return filter.ok ? page(filter.value, input) : filter;
+    },
+
+    async listByAuthor(viewer, authorId, input) {
+      const filter = filterOf(viewer, { ...input, authorId });
+      if (!filter.ok) {
+        // A draft listing of nobody is a 404 like any other listing of nobody.
+        if (filter.error.code === 'FORBIDDEN' && !(await posts.userExists(authorId))) {
+          return fail(new NotFoundError('User'));
+        }
+        return filter;
+      }
+      const listed = await page(filter.value, input);
+      // An empty first page: is there such a user at all? (The only second statement.)
+      if (
+        listed.ok &&
+        listed.value.items.length === 0 &&
+        input.cursor === undefined &&
+        !(await posts.userExists(authorId))
+      ) {
+        return fail(new NotFoundError('User'));
+      }
+      return listed;
     },
   };
 }
+
+export type { PostSummary };

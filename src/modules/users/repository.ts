@@ -231,7 +231,7 @@ export function createUsersRepository(db: Db): UsersRepository {
 
     async list(limit, after) {
       const rows = after
-        ? await pageAfter.execute({ limit, createdAt: after.createdAt, id: after.id })
+        ? await pageAfter.execute({ limit, createdAt: after.at, id: after.id })
         : await firstPage.execute({ limit });
       return rows.map(toUser);
     },

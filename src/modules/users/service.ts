@@ -191,7 +191,11 @@ export function createUsersService(deps: {
     const rows = await users.list(limit + 1, after);
     const items = rows.slice(0, limit);
     const last = items.at(-1);
-    return ok({ items, nextCursor: rows.length > limit && last ? encodeCursor(last) : null });
+    return ok({
+      items,
+      nextCursor:
+        rows.length > limit && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null,
+    });
   }
 }
 

@@ -1,0 +1,1 @@
+CREATE INDEX "posts_author_published_at_id_idx" ON "posts" USING btree ("author_id","published_at" DESC NULLS LAST,"id" DESC NULLS LAST) WHERE "posts"."published_at" is not null;

@@ -1,0 +1,58 @@
+import { createHash } from 'node:crypto';
+
+/**
+ * Entity tags (RFC 9110 §8.8.3) for resources with a version: `"<version>-<digest>"`.
+ * The digest is of the representation, so the tag changes whenever a byte of the body
+ * does (a view, an author's new name): a strong validator, good for If-None-Match. The
+ * version is the resource's own state, which If-Match compares: a view changes the
+ * digest but not the version, so readers never make an editor's change fail.
+ */
+export function entityTag(version: number, representation: unknown): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify(representation))
+    .digest('hex')
+    .slice(0, 16);
+  return `"${version}-${digest}"`;
+}
+
+/** The entity tags of an If-Match or If-None-Match value; '*' for any. */
+function tagsOf(header: string): '*' | { weak: boolean; tag: string }[] {
+  if (header.trim() === '*') return '*';
+  const tags: { weak: boolean; tag: string }[] = [];
+  for (const match of header.matchAll(/(W\/)?"([^"]*)"/g)) {
+    tags.push({ weak: match[1] !== undefined, tag: `"${match[2]}"` });
+  }
+  return tags;
+}
+
+/**
+ * If-None-Match: whether the client's copy is the current representation (weak
+ * comparison, as RFC 9110 §13.1.2 asks), so that a 304 is the answer.
+ */
+export function noneMatchHolds(header: string | undefined, current: string): boolean {
+  if (header === undefined) return true;
+  const tags = tagsOf(header);
+  if (tags === '*') return false;
+  return !tags.some(({ tag }) => tag === current);
+}
+
+/**
+ * If-Match, as a condition on the resource's version: undefined when the request has
+ * none. `*` holds for any existing version; otherwise one of the strong tags sent must
+ * name the current version (weak tags never match, RFC 9110 §13.1.1).
+ */
+export function versionConditionOf(
+  header: string | undefined,
+): ((version: number) => boolean) | undefined {
+  if (header === undefined) return undefined;
+  const tags = tagsOf(header);
+  if (tags === '*') return () => true;
+  const versions = new Set(
+    tags
+      .filter(({ weak }) => !weak)
+      .map(({ tag }) => /^"(\d+)-[0-9a-f]{16}"$/.exec(tag)?.[1])
+      .filter((version): version is string => version !== undefined)
+      .map(Number),
+  );
+  return (version) => versions.has(version);
+}
