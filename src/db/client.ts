@@ -31,6 +31,11 @@ export interface Database {
 }
 
 export interface DatabaseOptions {
+  /**
+   * Called with the text and parameters of every statement the app's Drizzle database runs
+   * (not the migrations): for tests that count or EXPLAIN the statements of a request.
+   */
+  onQuery?: (query: string, params: unknown[]) => void;
   /** Where pool errors go (a restarted database must not crash the process). */
   onPoolError?: (error: Error) => void;
   /**
@@ -85,7 +90,7 @@ export async function startDatabase(
     return { database, ready: Promise.resolve() };
   }
   if (config.dataDir.startsWith('memory://')) {
-    return { database: await createMemory(options.pgliteTemplate), ready: Promise.resolve() };
+    return { database: await createMemory(options), ready: Promise.resolve() };
   }
 
   const access = await openEmbedded(config.dataDir, {
@@ -156,7 +161,7 @@ async function createPostgres(
   });
   pool.on('error', (error) => options.onPoolError?.(error));
   return {
-    db: drizzle({ client: pool, schema }) as unknown as Db,
+    db: drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db,
     kind: 'postgres',
     location,
     migrate: () =>
@@ -171,7 +176,15 @@ async function createPostgres(
   };
 }
 
-async function createMemory(template: Blob | undefined): Promise<Database> {
+function loggerOf(options: DatabaseOptions) {
+  const { onQuery } = options;
+  return onQuery
+    ? { logger: { logQuery: (query: string, params: unknown[]) => onQuery(query, params) } }
+    : {};
+}
+
+async function createMemory(options: DatabaseOptions): Promise<Database> {
+  const template = options.pgliteTemplate;
   // Loaded only here: a server on a folder or on PostgreSQL has no use for them.
   const [{ PGlite }, { drizzle }, { migrate }, schema] = await Promise.all([
     import('@electric-sql/pglite'),
@@ -184,7 +197,7 @@ async function createMemory(template: Blob | undefined): Promise<Database> {
     ...(template ? { loadDataDir: template } : {}),
   });
   return {
-    db: drizzle({ client, schema }) as unknown as Db,
+    db: drizzle({ client, schema, ...loggerOf(options) }) as unknown as Db,
     kind: 'memory',
     location: 'an in-memory embedded database',
     migrate: () =>
