@@ -34,6 +34,12 @@ const operations = [
   'getPost',
   'getPostBySlug',
   'deletePost',
+  'updatePost',
+  'publishPost',
+  'unpublishPost',
+  'recordPostView',
+  'listPosts',
+  'listUserPosts',
 ] as const;
 
 /** A well-formed request for each operation that touches the database. */
@@ -98,6 +104,18 @@ function requestFor(
       return { method: 'GET', url: '/api/posts/by-slug/faulty' };
     case 'deletePost':
       return { method: 'DELETE', url: `/api/posts/${id}`, headers };
+    case 'updatePost':
+      return { method: 'PATCH', url: `/api/posts/${id}`, headers, payload: { title: 'F' } };
+    case 'publishPost':
+      return { method: 'POST', url: `/api/posts/${id}/publish`, headers };
+    case 'unpublishPost':
+      return { method: 'POST', url: `/api/posts/${id}/unpublish`, headers };
+    case 'recordPostView':
+      return { method: 'POST', url: `/api/posts/${id}/views` };
+    case 'listPosts':
+      return { method: 'GET', url: '/api/posts' };
+    case 'listUserPosts':
+      return { method: 'GET', url: `/api/users/${id}/posts` };
   }
 }
 
@@ -114,8 +132,10 @@ describe('a broken database (a query fails inside the server)', () => {
       refreshToken,
     } = await signUpAndLogin(t));
     await t.db.sql(sql`alter table users rename to users_elsewhere`);
+    await t.db.sql(sql`alter table posts rename to posts_elsewhere`);
   });
   afterAll(async () => {
+    await t.db.sql(sql`alter table posts_elsewhere rename to posts`);
     await t.db.sql(sql`alter table users_elsewhere rename to users`);
   });
 
