@@ -34,6 +34,7 @@ import { createPostsHandlers } from './modules/posts/handlers.js';
 import { createPostsRepository } from './modules/posts/repository.js';
 import { createPostsService } from './modules/posts/service.js';
 import { ensureAdminAccount } from './modules/users/admin-account.js';
+import { UnknownSearchLanguageError, ensureSearchLanguage } from './db/search.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
@@ -266,8 +267,29 @@ async function wire(
     ...createAccountHandlers(
       createAccountService({ accounts: createAccountRepository(database.db), passwords, mail }),
     ),
-    ...createPostsHandlers(createPostsService({ posts: createPostsRepository(database.db) })),
+    ...createPostsHandlers(
+      createPostsService({
+        posts: createPostsRepository(database.db, { searchLanguage: config.searchLanguage }),
+      }),
+    ),
   };
+  // Posts' search column follows SEARCH_LANGUAGE, once the schema is current.
+  app.addHook('onReady', async () => {
+    await deps.migrated;
+    try {
+      const outcome = await ensureSearchLanguage(database.db, config.searchLanguage);
+      if (outcome === 'rebuilt') {
+        app.log.info(
+          { searchLanguage: config.searchLanguage },
+          'SEARCH_LANGUAGE: the search index of posts was rebuilt for it',
+        );
+      }
+    } catch (error) {
+      if (error instanceof UnknownSearchLanguageError) throw error;
+      // The server starts without its database (and answers 503 until it is back).
+      app.log.warn({ err: error }, 'SEARCH_LANGUAGE: could not check the search index of posts');
+    }
+  });
   const admin = config.admin;
   if (admin) {
     // At start-up, once the schema is current: the server is not ready without its admin.

@@ -39,6 +39,11 @@ export interface Config {
     /** How long after its exchange a refresh token may be retried (a lost response). */
     readonly reuseGraceSeconds: number;
   };
+  /**
+   * The PostgreSQL text search configuration of posts' full-text search ('simple': words as
+   * written, no stemming; 'english', 'portuguese', …: stemmed and without stop words).
+   */
+  readonly searchLanguage: string;
   readonly bcryptCost: number;
   /** Worker threads that run bcrypt, off the event loop. */
   readonly bcryptThreads: number;
@@ -147,6 +152,7 @@ const schema = {
     BCRYPT_COST: { type: 'integer', minimum: 4, maximum: 15 },
     BCRYPT_THREADS: { type: 'integer', minimum: 1, maximum: 64 },
     BCRYPT_NICE: { type: 'integer', minimum: 0, maximum: 19, default: 10 },
+    SEARCH_LANGUAGE: { type: 'string', pattern: '^[a-z][a-z0-9_]{0,62}$', default: 'simple' },
     LOG_LEVEL: {
       type: 'string',
       enum: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
@@ -203,6 +209,7 @@ interface RawSettings {
   BCRYPT_COST?: number;
   BCRYPT_THREADS?: number;
   BCRYPT_NICE: number;
+  SEARCH_LANGUAGE: string;
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
@@ -371,6 +378,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     // One core stays for the event loop; one thread at least, however small the machine.
     bcryptThreads: raw.BCRYPT_THREADS ?? Math.max(1, availableParallelism() - 1),
     bcryptNice: raw.BCRYPT_NICE,
+    searchLanguage: raw.SEARCH_LANGUAGE,
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,

@@ -166,6 +166,8 @@ describe('loadConfig', () => {
     ['BCRYPT_COST', '16'],
     ['BCRYPT_THREADS', '0'],
     ['BCRYPT_NICE', '20'],
+    ['SEARCH_LANGUAGE', 'English'],
+    ['SEARCH_LANGUAGE', "simple'; drop table posts; --"],
     ['TRUST_PROXY', 'true'],
     ['TRUST_PROXY', '0'],
     ['TRUST_PROXY', 'loadbalancer'],

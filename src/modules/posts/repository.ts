@@ -197,10 +197,7 @@ function toSummary(row: PostRow & { head: string }): PostSummary {
   };
 }
 
-/** The text search configuration of the `search` column (see schema/posts.ts). */
-const SEARCH_CONFIG = sql.raw(`'simple'::regconfig`);
-
-function conditionsOf(filter: PostFilter, after: Position | null): SQL[] {
+function conditionsOf(filter: PostFilter, after: Position | null, searchConfig: SQL): SQL[] {
   const conditions: SQL[] = [];
   if (filter.status === 'published') {
     conditions.push(isNotNull(posts.publishedAt));
@@ -226,12 +223,29 @@ function conditionsOf(filter: PostFilter, after: Position | null): SQL[] {
     }
   }
   if (filter.q !== undefined) {
-    conditions.push(sql`${posts.search} @@ websearch_to_tsquery(${SEARCH_CONFIG}, ${filter.q})`);
+    conditions.push(sql`${posts.search} @@ websearch_to_tsquery(${searchConfig}, ${filter.q})`);
   }
   return conditions;
 }
 
-export function createPostsRepository(db: Db): PostsRepository {
+export interface PostsRepositoryOptions {
+  /**
+   * The text search configuration of the `search` column (SEARCH_LANGUAGE; the server
+   * makes the column follow it at start-up, db/search.ts). Queries must use the same one.
+   */
+  searchLanguage?: string;
+}
+
+export function createPostsRepository(
+  db: Db,
+  { searchLanguage = 'simple' }: PostsRepositoryOptions = {},
+): PostsRepository {
+  // A configuration name (SEARCH_LANGUAGE's pattern: lower-case letters, digits, _), as a
+  // constant: the planner then matches the query to the GIN index.
+  if (!/^[a-z][a-z0-9_]*$/.test(searchLanguage)) {
+    throw new Error(`Not a text search configuration name: ${searchLanguage}`);
+  }
+  const searchConfig = sql.raw(`'${searchLanguage}'::regconfig`);
   // One statement per read: the post and its author's summary, joined.
   const withAuthor = () =>
     db
@@ -387,7 +401,7 @@ export function createPostsRepository(db: Db): PostsRepository {
         })
         .from(posts)
         .innerJoin(users, eq(users.id, posts.authorId))
-        .where(and(...conditionsOf(filter, after)))
+        .where(and(...conditionsOf(filter, after, searchConfig)))
         .orderBy(...order)
         .limit(limit);
       return rows.map(toSummary);
