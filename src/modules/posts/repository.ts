@@ -36,9 +36,9 @@ export type InsertResult =
   { status: 'created'; post: VersionedPost } | { status: 'slug-taken' } | { status: 'no-author' };
 
 /**
- * The outcome of a change made only if the post is still at `version`: the post as it is
- * now, or 'changed' (another version is there now), 'missing' (no such post any more) or,
- * for a new slug, 'slug-taken'.
+ * The outcome of a change: the post as it is now, or 'stale' (another version is there
+ * now, or the post is already in the publication state asked for), 'missing' (no such
+ * post any more) or, for a new slug, 'slug-taken'.
  */
 export type ChangeResult =
   | { status: 'changed'; post: VersionedPost }
@@ -70,16 +70,18 @@ export interface PostsRepository {
   findById(id: string): Promise<VersionedPost | null>;
   findBySlug(slug: string): Promise<VersionedPost | null>;
   /**
-   * Applies `changes` (and `published`: true sets publishedAt to now, false clears it) if
-   * the post is still at `version`, in one statement; the version grows by one.
+   * Applies `changes` (and `published`: true sets publishedAt to now, false clears it) in
+   * one statement; the version grows by one. With a `version`, only if the post is still
+   * at it; without, whatever its version. A publication (or its undoing) applies only to a
+   * post that is not in that state already.
    */
   change(
     id: string,
-    version: number,
+    version: number | undefined,
     changes: PostChanges & { published?: boolean },
   ): Promise<ChangeResult>;
-  /** Deletes the post if it is still at `version`. */
-  delete(id: string, version: number): Promise<'deleted' | 'stale' | 'missing'>;
+  /** Deletes the post: if it is still at `version` when one is given. */
+  delete(id: string, version: number | undefined): Promise<'deleted' | 'stale' | 'missing'>;
   /** Adds one view to a published post; its new count, or null when there is none. */
   recordView(id: string): Promise<number | null>;
   /**
@@ -383,7 +385,17 @@ export function createPostsRepository(
             version: sql`${posts.version} + 1`,
             updatedAt: sql`now()`,
           })
-          .where(and(eq(posts.id, id), eq(posts.version, version)))
+          .where(
+            and(
+              eq(posts.id, id),
+              version === undefined ? undefined : eq(posts.version, version),
+              published === undefined
+                ? undefined
+                : published
+                  ? isNull(posts.publishedAt)
+                  : isNotNull(posts.publishedAt),
+            ),
+          )
           .returning(postColumns),
       );
       try {
@@ -418,7 +430,9 @@ export function createPostsRepository(
     async delete(id, version) {
       const deleted = await db
         .delete(posts)
-        .where(and(eq(posts.id, id), eq(posts.version, version)))
+        .where(
+          and(eq(posts.id, id), version === undefined ? undefined : eq(posts.version, version)),
+        )
         .returning({ id: posts.id });
       return deleted.length > 0 ? 'deleted' : missingOrStale(id);
     },

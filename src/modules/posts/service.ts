@@ -97,12 +97,6 @@ export interface PostsService {
  */
 const SLUG_ATTEMPTS = 10;
 
-/**
- * How many times a change without If-Match is tried again when another change slipped in
- * between reading the post and changing it. Each try reads the post anew.
- */
-const CHANGE_ATTEMPTS = 5;
-
 const DEFAULT_PAGE_SIZE = 20;
 
 function canManage(principal: Principal, post: VersionedPost): boolean {
@@ -134,8 +128,10 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
 
   /**
    * The frame of every change: read the post, check who may change it and the caller's
-   * condition, then change it only if it is still at the version read. When it is not,
-   * a conditional request fails (412); an unconditional one reads the post again.
+   * condition, then change it. A conditional change is made only if the post is still at
+   * the version read, and fails (412) when it is not; an unconditional one is made
+   * whatever the version: the last change wins. (Who may change a post does not depend on
+   * its version: its author never changes.)
    */
   async function changePost(
     principal: Principal,
@@ -144,27 +140,29 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
     forbidden: string,
     step: (post: VersionedPost) => Step,
   ): Promise<Outcome<VersionedPost, ChangeError | ConflictError>> {
-    for (let attempt = 1; ; attempt += 1) {
-      const current = await posts.findById(id);
-      if (!current || !canSee(principal, current)) return fail(notFound());
-      if (!canManage(principal, current)) return fail(new ForbiddenError(forbidden));
-      if (condition && !condition(current.version)) {
-        return fail(new ChangedMeanwhileError('Post'));
-      }
-      const next = step(current);
-      if (next.kind === 'unchanged') return ok(current);
-      const result: ChangeResult = await posts.change(id, current.version, next.changes);
-      switch (result.status) {
-        case 'changed':
-          return ok(result.post);
-        case 'missing':
-          return fail(notFound());
-        case 'slug-taken':
-          return fail(slugTaken());
-        case 'stale':
-          if (condition || attempt >= CHANGE_ATTEMPTS) {
-            return fail(new ChangedMeanwhileError('Post'));
-          }
+    const current = await posts.findById(id);
+    if (!current || !canSee(principal, current)) return fail(notFound());
+    if (!canManage(principal, current)) return fail(new ForbiddenError(forbidden));
+    if (condition && !condition(current.version)) {
+      return fail(new ChangedMeanwhileError('Post'));
+    }
+    const next = step(current);
+    if (next.kind === 'unchanged') return ok(current);
+    const version = condition ? current.version : undefined;
+    const result: ChangeResult = await posts.change(id, version, next.changes);
+    switch (result.status) {
+      case 'changed':
+        return ok(result.post);
+      case 'missing':
+        return fail(notFound());
+      case 'slug-taken':
+        return fail(slugTaken());
+      case 'stale': {
+        if (condition) return fail(new ChangedMeanwhileError('Post'));
+        // Without a condition only a publication (or its undoing) is stale: another request
+        // put the post in the state asked for meanwhile, and it is left as it is.
+        const now = await posts.findById(id);
+        return now ? ok(now) : fail(notFound());
       }
     }
   }
@@ -291,23 +289,19 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
     },
 
     async remove(principal, id, condition) {
-      for (let attempt = 1; ; attempt += 1) {
-        const current = await posts.findById(id);
-        if (!current || !canSee(principal, current)) return fail(notFound());
-        if (!canManage(principal, current)) {
-          return fail(new ForbiddenError('You can only delete your own posts.'));
-        }
-        if (condition && !condition(current.version)) {
-          return fail(new ChangedMeanwhileError('Post'));
-        }
-        const deleted = await posts.delete(id, current.version);
-        if (deleted === 'deleted') return ok(undefined);
-        // Deleted meanwhile by somebody else: it is gone either way.
-        if (deleted === 'missing') return fail(notFound());
-        if (condition || attempt >= CHANGE_ATTEMPTS) {
-          return fail(new ChangedMeanwhileError('Post'));
-        }
+      const current = await posts.findById(id);
+      if (!current || !canSee(principal, current)) return fail(notFound());
+      if (!canManage(principal, current)) {
+        return fail(new ForbiddenError('You can only delete your own posts.'));
       }
+      if (condition && !condition(current.version)) {
+        return fail(new ChangedMeanwhileError('Post'));
+      }
+      const deleted = await posts.delete(id, condition ? current.version : undefined);
+      if (deleted === 'deleted') return ok(undefined);
+      // Deleted meanwhile by somebody else: it is gone either way.
+      if (deleted === 'missing') return fail(notFound());
+      return fail(new ChangedMeanwhileError('Post'));
     },
 
     async recordView(id) {
