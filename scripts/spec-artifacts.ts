@@ -1,8 +1,7 @@
-import SwaggerParser from '@apidevtools/swagger-parser';
 import openapiTS, { astToString } from 'openapi-typescript';
 import * as prettier from 'prettier';
-import type { OpenAPIV3_1 } from 'openapi-types';
 import { specSourcePath } from '../src/paths.js';
+import { bundleSpec } from './bundle-spec.js';
 
 export interface SpecArtifacts {
   /** generated/openapi.json: the validated, bundled spec (external $refs inlined, internal ones kept). */
@@ -19,9 +18,7 @@ const banner = `/**
 
 /** Validates openapi/openapi.yaml and renders the files of generated/ from it, in memory. */
 export async function buildSpecArtifacts(): Promise<SpecArtifacts> {
-  // validate() dereferences the object it is given, so bundle from a fresh parse.
-  await SwaggerParser.validate(specSourcePath);
-  const bundled = (await SwaggerParser.bundle(specSourcePath)) as OpenAPIV3_1.Document;
+  const bundled = await bundleSpec(specSourcePath);
   const bundledJson = `${JSON.stringify(bundled, null, 2)}\n`;
 
   const ast = await openapiTS(structuredClone(bundled) as never, {
