@@ -123,7 +123,12 @@ export interface paths {
       };
       cookie?: never;
     };
-    /** Get a public profile */
+    /**
+     * Get a public profile
+     * @description A user's public profile: username, names and when the account was created. The email
+     *     address and the account flags are never shown (see `adminGetUser`). No access token
+     *     is needed.
+     */
     get: operations['getUser'];
     put?: never;
     post?: never;
@@ -265,7 +270,11 @@ export interface paths {
       path?: never;
       cookie?: never;
     };
-    /** The current account */
+    /**
+     * The current account
+     * @description The authenticated user's own account as its owner sees it, email address, role and
+     *     `emailVerified` included.
+     */
     get: operations['getMe'];
     put?: never;
     post?: never;
@@ -876,6 +885,7 @@ export interface components {
      */
     AccessToken: string;
     /**
+     * Format: int32
      * @description Seconds until the access token expires.
      * @example 900
      */
@@ -942,13 +952,14 @@ export interface components {
       type: string;
       /** @description A short summary of the kind of problem. */
       title: string;
+      /** Format: int32 */
       status: number;
       /** @description What went wrong with this request, for a person. */
       detail?: string;
-      /** @description The path of the request. */
+      /** @description The path of the request (within the 16 KiB that Node.js takes of a request line and headers). */
       instance?: string;
       code: components['schemas']['ProblemCode'];
-      /** @description For `VALIDATION_ERROR` and `CONFLICT`, each offending value. */
+      /** @description For `VALIDATION_ERROR` and `CONFLICT`, each offending value (the first 100). */
       errors?: components['schemas']['ProblemItem'][];
     };
     /**
@@ -981,7 +992,10 @@ export interface components {
       type: string;
       /** @description The `title` of the problems of this kind. */
       title: string;
-      /** @description The HTTP status the problems of this kind come with. */
+      /**
+       * Format: int32
+       * @description The HTTP status the problems of this kind come with.
+       */
       status: number;
       code: components['schemas']['ProblemCode'];
       /** @description What the problem means and what to do about it, for the developer of a client. */
@@ -1017,6 +1031,7 @@ export interface components {
       slug: components['schemas']['Slug'];
       authorId: components['schemas']['Id'];
       author: components['schemas']['PostAuthor'];
+      /** Format: int32 */
       viewCount: number;
       /**
        * Format: date-time
@@ -1035,6 +1050,7 @@ export interface components {
       slug: components['schemas']['Slug'];
       authorId: components['schemas']['Id'];
       author: components['schemas']['PostAuthor'];
+      /** Format: int32 */
       viewCount: number;
       /**
        * Format: date-time
@@ -1055,7 +1071,10 @@ export interface components {
       slug?: components['schemas']['Slug'];
     };
     PostViews: {
-      /** @description The post's views, this one included. */
+      /**
+       * Format: int32
+       * @description The post's views, this one included.
+       */
       viewCount: number;
     };
     CreatePostRequest: {

@@ -177,6 +177,13 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
   return internal;
 }
 
+/**
+ * A problem lists at most this many items (the spec's Problem.errors maxItems): a body of
+ * 1 MiB with thousands of unknown or invalid fields would otherwise get an answer many
+ * times its own size.
+ */
+const MAX_PROBLEM_ITEMS = 100;
+
 export function problemOf(error: AppError, request: FastifyRequest): Problem {
   return {
     type: problemTypeUri(error.code),
@@ -185,7 +192,9 @@ export function problemOf(error: AppError, request: FastifyRequest): Problem {
     detail: error.message,
     instance: request.url.split('?', 1)[0] ?? request.url,
     code: error.code,
-    ...(error.errors && error.errors.length > 0 ? { errors: error.errors } : {}),
+    ...(error.errors && error.errors.length > 0
+      ? { errors: error.errors.slice(0, MAX_PROBLEM_ITEMS) }
+      : {}),
   };
 }
 

@@ -386,6 +386,16 @@ describe.each(targets)('$name: fields the operation does not take', (target) => 
     expectInvalid(res, 'body', ['/emailVerified', '/passwordHash', '/a~1b', '/c~0d']);
   });
 
+  it('names the first 100 of 5,000 unknown fields, not all of them', async () => {
+    const extra = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`x${i}`, i]));
+    const body = { ...target.valid(), ...extra };
+    const res = await refused(target, () => send(target, JSON.stringify(body), JSON_TYPE));
+    const problem = expectProblem(res, 400, 'VALIDATION_ERROR');
+    expect(problem.errors?.map((item) => item.pointer)).toEqual(
+      Array.from({ length: 100 }, (_, i) => `/x${i}`),
+    );
+  });
+
   it('answers 400 naming the password fields the operation does not take', async () => {
     const body = { ...target.valid(), password: PASSWORD, newPassword: 'another password' };
     const res = await refused(target, () => send(target, JSON.stringify(body), JSON_TYPE));
