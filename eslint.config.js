@@ -3,7 +3,16 @@ import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
   {
-    ignores: ['node_modules/', 'dist/', '.start/', 'generated/', 'drizzle/', 'coverage/', '.data/'],
+    ignores: [
+      'node_modules/',
+      'dist/',
+      'client/dist/',
+      '.start/',
+      'generated/',
+      'drizzle/',
+      'coverage/',
+      '.data/',
+    ],
   },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
