@@ -26,17 +26,30 @@ export interface TestApp {
   inject(options: InjectOptions): Promise<LightMyRequestResponse>;
 }
 
+export interface TestAppOptions {
+  /**
+   * Called with the text and parameters of every statement the app runs through Drizzle
+   * (and of `t.db.sql`'s: the app then works on the test database's own connections, on
+   * PostgreSQL too). For tests that count or EXPLAIN the statements of a request.
+   */
+  onQuery?: (query: string, params: unknown[]) => void;
+}
+
 /**
  * A fresh app on a fresh database for one test file (built in beforeAll, closed in
  * afterAll). Every response it sends is checked against the spec and for leaked secrets;
  * a test whose requests got such an answer fails in afterEach, naming it.
  */
-export function useTestApp(env: Record<string, string> = {}): TestApp {
+export function useTestApp(
+  env: Record<string, string> = {},
+  options: TestAppOptions = {},
+): TestApp {
   let observed: { take(): string[] } | undefined;
   const context = {} as TestApp;
 
   beforeAll(async () => {
-    context.db = await createTestDatabase();
+    const { onQuery } = options;
+    context.db = await createTestDatabase(onQuery ? { onQuery } : {});
     const config = loadConfig({
       NODE_ENV: 'test',
       LOG_LEVEL: 'silent',
@@ -47,7 +60,9 @@ export function useTestApp(env: Record<string, string> = {}): TestApp {
       ...(context.db.url ? { DATABASE_URL: context.db.url } : {}),
       ...env,
     });
-    const app = await buildApp(config, context.db.url ? {} : { database: context.db.database });
+    // On PostgreSQL the app opens its own pool, unless its statements are to be seen.
+    const ownPool = context.db.url !== undefined && onQuery === undefined;
+    const app = await buildApp(config, ownPool ? {} : { database: context.db.database });
     observed = observeResponses(app);
     await app.ready();
     context.app = app;

@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import pg from 'pg';
 import { inject } from 'vitest';
-import { createDatabase, type Database } from '../../src/db/client.js';
+import { createDatabase, type Database, type DatabaseOptions } from '../../src/db/client.js';
 
 /**
  * A fresh, migrated database for one test file: a new database on the PostgreSQL server
@@ -25,14 +25,21 @@ async function rowsOf(database: Database, query: SQL): Promise<Record<string, un
 
 const settings = { poolMax: 5, connectTimeoutMs: 5000, statementTimeoutMs: 10000 };
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+/**
+ * `onQuery` sees every statement run through the database's Drizzle instance: the app's,
+ * when the app is given this database, and those of `sql()`.
+ */
+export async function createTestDatabase(
+  options: Pick<DatabaseOptions, 'onQuery'> = {},
+): Promise<TestDatabase> {
   const serverUrl = process.env.TEST_DATABASE_URL;
+  const onQuery = options.onQuery ? { onQuery: options.onQuery } : {};
   if (!serverUrl) {
     // A copy of the migrated database made once by global-setup.ts.
     const template = inject('pgliteTemplate');
     const database = await createDatabase(
       { databaseUrl: undefined, dataDir: 'memory://', db: settings },
-      template ? { pgliteTemplate: new Blob([template]) } : {},
+      { ...onQuery, ...(template ? { pgliteTemplate: new Blob([template]) } : {}) },
     );
     await database.migrate();
     return {
@@ -51,7 +58,10 @@ export async function createTestDatabase(): Promise<TestDatabase> {
 
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  const database = await createDatabase({ databaseUrl: url.toString(), dataDir: '', db: settings });
+  const database = await createDatabase(
+    { databaseUrl: url.toString(), dataDir: '', db: settings },
+    onQuery,
+  );
   await database.migrate();
   return {
     url: url.toString(),
