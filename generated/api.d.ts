@@ -1545,8 +1545,9 @@ export interface components {
     PublishedBefore: string;
     /**
      * @description Full-text search over title and content, in web-search syntax: words (all must
-     *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
-     *     words match whole, without stemming.
+     *     match), `"a phrase"`, `or`, `-excluded`. Case does not matter; accents do (`acao`
+     *     does not find `ação`), and with the default search language words match whole,
+     *     without stemming (`post` does not find `posts`).
      * @example mundo
      */
     SearchQuery: string;
@@ -2061,8 +2062,9 @@ export interface operations {
         publishedBefore?: components['parameters']['PublishedBefore'];
         /**
          * @description Full-text search over title and content, in web-search syntax: words (all must
-         *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
-         *     words match whole, without stemming.
+         *     match), `"a phrase"`, `or`, `-excluded`. Case does not matter; accents do (`acao`
+         *     does not find `ação`), and with the default search language words match whole,
+         *     without stemming (`post` does not find `posts`).
          * @example mundo
          */
         q?: components['parameters']['SearchQuery'];
@@ -2849,8 +2851,9 @@ export interface operations {
         publishedBefore?: components['parameters']['PublishedBefore'];
         /**
          * @description Full-text search over title and content, in web-search syntax: words (all must
-         *     match), `"a phrase"`, `or`, `-excluded`. Case and accents as written are kept:
-         *     words match whole, without stemming.
+         *     match), `"a phrase"`, `or`, `-excluded`. Case does not matter; accents do (`acao`
+         *     does not find `ação`), and with the default search language words match whole,
+         *     without stemming (`post` does not find `posts`).
          * @example mundo
          */
         q?: components['parameters']['SearchQuery'];

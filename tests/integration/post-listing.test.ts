@@ -522,6 +522,9 @@ describe('drafts (status=draft)', () => {
       404,
       'NOT_FOUND',
     );
+    // With a cursor (a well-formed one, from nobody's page) it is still nobody's list.
+    const cursor = Buffer.from(`2026-01-01T00:00:00.000Z|${UNKNOWN_ID}`).toString('base64url');
+    expectProblem(await listUserPosts(UNKNOWN_ID, { cursor }), 404, 'NOT_FOUND', instance);
 
     const empty = { items: [], nextCursor: null };
     expect(pageOf(await listUserPosts(user.user.id))).toEqual(empty);

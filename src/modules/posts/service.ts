@@ -324,13 +324,8 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
         return filter;
       }
       const listed = await page(filter.value, input);
-      // An empty first page: is there such a user at all? (The only second statement.)
-      if (
-        listed.ok &&
-        listed.value.items.length === 0 &&
-        input.cursor === undefined &&
-        !(await posts.userExists(authorId))
-      ) {
+      // An empty page: is there such a user at all? (The only second statement.)
+      if (listed.ok && listed.value.items.length === 0 && !(await posts.userExists(authorId))) {
         return fail(new NotFoundError('User'));
       }
       return listed;
