@@ -42,7 +42,7 @@ import { createContractValidation } from '../src/http/validation.js';
 import { uuidPattern } from '../src/lib/uuid.js';
 import { createMetaHandlers } from '../src/modules/meta/handlers.js';
 import { bundledSpecPath, projectRoot } from '../src/paths.js';
-import { loadSpec } from '../src/spec.js';
+import { loadSpec, publishedSpec } from '../src/spec.js';
 
 /** The server's default BODY_LIMIT_BYTES (1 MiB); the mock reads the same variable. */
 const DEFAULT_BODY_LIMIT = 1_048_576;
@@ -221,13 +221,14 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
     forward(options.prism, request);
   // The spec itself and the problem types' documents are the server's own, not examples:
   // a client that follows a problem's `type` or reads /openapi.json gets the real thing.
-  const { getOpenApiDocument, getProblemType } = createMetaHandlers({
+  const { getOpenApiDocument, getOpenApiDocumentYaml, getProblemType } = createMetaHandlers({
     ping: async () => undefined,
-    spec,
+    spec: publishedSpec(spec),
   });
   const handlers = {
     ...Object.fromEntries(operationsOf(spec).map((operation) => [operation.operationId, handler])),
     getOpenApiDocument,
+    getOpenApiDocumentYaml,
     getProblemType,
   } as unknown as Handlers;
   await registerContract(app, {

@@ -267,6 +267,12 @@ describe('the mock, past the contract', () => {
       expect(mocked.status, url).toBe(server.statusCode);
       expect(await mocked.json(), url).toEqual(server.json());
     }
+    const [server, mocked] = await Promise.all([
+      t.inject({ method: 'GET', url: '/openapi.yaml' }),
+      fetch(`${mock.base}/openapi.yaml`),
+    ]);
+    expect(mocked.status).toBe(200);
+    expect(await mocked.text()).toBe(server.body);
   });
 
   it('still refuses an invalid request when Prefer asks for a success', async () => {
