@@ -53,6 +53,23 @@ export interface Config {
   /** Validate every response against the spec (development and tests; it costs CPU). */
   readonly responseValidation: boolean;
   readonly bodyLimitBytes: number;
+  /**
+   * The HTTP server's limits on a client (Node's own defaults, and Fastify's, leave some
+   * unbounded): how long it may take to send its headers and its whole request, how long
+   * a connection may stay silent, how long an idle keep-alive connection is kept, and how
+   * large the request headers may be.
+   */
+  readonly http: {
+    readonly requestTimeoutMs: number;
+    readonly headersTimeoutMs: number;
+    readonly connectionTimeoutMs: number;
+    readonly keepAliveTimeoutMs: number;
+    readonly maxHeaderSize: number;
+  };
+  /** The origins browsers may call the API from (CORS); empty: none but the API's own. */
+  readonly corsOrigins: readonly string[];
+  /** Strict-Transport-Security's max-age; undefined: the header is not sent. */
+  readonly hstsMaxAgeSeconds: number | undefined;
   /** Requests a client (by IP address) may make per window to each limited operation. */
   readonly rateLimits: Readonly<Record<RateLimitedOperation, RateLimit>>;
   /** Failed logins an email address may take per window, whatever the client's address. */
@@ -165,6 +182,13 @@ const schema = {
     },
     RESPONSE_VALIDATION: { type: 'boolean' },
     BODY_LIMIT_BYTES: { type: 'integer', minimum: 1024, maximum: 104857600, default: 1048576 },
+    REQUEST_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30s' },
+    HEADERS_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '10s' },
+    CONNECTION_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '60s' },
+    KEEP_ALIVE_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '72s' },
+    MAX_HEADER_SIZE: { type: 'integer', minimum: 1024, maximum: 65536, default: 16384 },
+    CORS_ORIGINS: { type: 'string', minLength: 1 },
+    HSTS_MAX_AGE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$' },
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
     ...Object.fromEntries(
@@ -219,6 +243,13 @@ interface RawSettings {
   LOG_LEVEL: Config['logLevel'];
   RESPONSE_VALIDATION?: boolean;
   BODY_LIMIT_BYTES: number;
+  REQUEST_TIMEOUT: string;
+  HEADERS_TIMEOUT: string;
+  CONNECTION_TIMEOUT: string;
+  KEEP_ALIVE_TIMEOUT: string;
+  MAX_HEADER_SIZE: number;
+  CORS_ORIGINS?: string;
+  HSTS_MAX_AGE?: string;
   RATE_LIMIT_AUTH_MAX?: number;
   RATE_LIMIT_AUTH_WINDOW: string;
   LOGIN_MAX_FAILURES: number;
@@ -283,6 +314,47 @@ export function parseTrustProxy(text: string): false | number | readonly string[
   throw new ConfigError(
     `Invalid environment: TRUST_PROXY must be false, a number of proxy hops (1 to 10), or the proxies' addresses or CIDR ranges, comma-separated (got ${JSON.stringify(text)}). "true" would trust every address, so any client could choose its own IP.`,
   );
+}
+
+/**
+ * CORS_ORIGINS: origins (`https://app.example.com`, a port when not the default one),
+ * comma-separated. Never `*`: a browser page from any site could then read the answers.
+ */
+export function parseCorsOrigins(text: string | undefined): readonly string[] {
+  if (text === undefined) return Object.freeze([]);
+  const origins = text.split(',').map((entry) => entry.trim());
+  for (const origin of origins) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(origin);
+    } catch {
+      parsed = undefined;
+    }
+    if (!parsed || !/^https?:$/.test(parsed.protocol) || parsed.origin !== origin) {
+      throw new ConfigError(
+        `Invalid environment: CORS_ORIGINS must list origins such as https://app.example.com (a scheme, a host and a port when not the default one; no path, no trailing slash, no "*"), comma-separated (got ${JSON.stringify(origin)}).`,
+      );
+    }
+  }
+  return Object.freeze(origins);
+}
+
+/** The HTTP server's timeouts; Node refuses a headers timeout longer than the request's. */
+function httpLimitsOf(raw: RawEnv): Config['http'] {
+  const requestTimeoutMs = parseDuration(raw.REQUEST_TIMEOUT) * 1000;
+  const headersTimeoutMs = parseDuration(raw.HEADERS_TIMEOUT) * 1000;
+  if (headersTimeoutMs > requestTimeoutMs) {
+    throw new ConfigError(
+      'Invalid environment: HEADERS_TIMEOUT must not be longer than REQUEST_TIMEOUT (the headers are part of the request).',
+    );
+  }
+  return Object.freeze({
+    requestTimeoutMs,
+    headersTimeoutMs,
+    connectionTimeoutMs: parseDuration(raw.CONNECTION_TIMEOUT) * 1000,
+    keepAliveTimeoutMs: parseDuration(raw.KEEP_ALIVE_TIMEOUT) * 1000,
+    maxHeaderSize: raw.MAX_HEADER_SIZE,
+  });
 }
 
 /** ADMIN_EMAIL and ADMIN_PASSWORD go together; the password is never part of a message. */
@@ -389,6 +461,9 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     logLevel: raw.LOG_LEVEL,
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
+    http: httpLimitsOf(raw),
+    corsOrigins: parseCorsOrigins(raw.CORS_ORIGINS),
+    hstsMaxAgeSeconds: raw.HSTS_MAX_AGE === undefined ? undefined : parseDuration(raw.HSTS_MAX_AGE),
     rateLimits: rateLimitsOf(raw),
     loginLimit: Object.freeze({
       maxFailures: raw.LOGIN_MAX_FAILURES,

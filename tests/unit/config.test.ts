@@ -147,6 +147,60 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/any client could choose its own IP/);
   });
 
+  it('bounds slow clients by default: timeouts and a header size limit', () => {
+    expect(loadConfig({}).http).toEqual({
+      requestTimeoutMs: 30_000,
+      headersTimeoutMs: 10_000,
+      connectionTimeoutMs: 60_000,
+      keepAliveTimeoutMs: 72_000,
+      maxHeaderSize: 16384,
+    });
+    const set = loadConfig({
+      REQUEST_TIMEOUT: '2m',
+      HEADERS_TIMEOUT: '20s',
+      CONNECTION_TIMEOUT: '5m',
+      KEEP_ALIVE_TIMEOUT: '65s',
+      MAX_HEADER_SIZE: '8192',
+    }).http;
+    expect(set).toEqual({
+      requestTimeoutMs: 120_000,
+      headersTimeoutMs: 20_000,
+      connectionTimeoutMs: 300_000,
+      keepAliveTimeoutMs: 65_000,
+      maxHeaderSize: 8192,
+    });
+    expect(() => loadConfig({ REQUEST_TIMEOUT: '0' })).toThrow(ConfigError);
+    expect(() => loadConfig({ MAX_HEADER_SIZE: '100' })).toThrow(ConfigError);
+    expect(() => loadConfig({ REQUEST_TIMEOUT: '5s', HEADERS_TIMEOUT: '10s' })).toThrow(
+      /HEADERS_TIMEOUT must not be longer than REQUEST_TIMEOUT/,
+    );
+  });
+
+  it('takes CORS_ORIGINS as a list of origins, none by default, never "*"', () => {
+    expect(loadConfig({}).corsOrigins).toEqual([]);
+    expect(
+      loadConfig({ CORS_ORIGINS: 'https://app.example.com, http://localhost:5173' }).corsOrigins,
+    ).toEqual(['https://app.example.com', 'http://localhost:5173']);
+    for (const value of [
+      '*',
+      'https://app.example.com/',
+      'https://app.example.com/path',
+      'app.example.com',
+      'ftp://example.com',
+      'https://APP.example.com',
+      'https://app.example.com:443',
+      'https://a.example.com,,https://b.example.com',
+    ]) {
+      expect(() => loadConfig({ CORS_ORIGINS: value }), value).toThrow(/CORS_ORIGINS/);
+    }
+  });
+
+  it('sends HSTS only when HSTS_MAX_AGE is set', () => {
+    expect(loadConfig({}).hstsMaxAgeSeconds).toBeUndefined();
+    expect(loadConfig({ HSTS_MAX_AGE: '365d' }).hstsMaxAgeSeconds).toBe(365 * 86400);
+    expect(() => loadConfig({ HSTS_MAX_AGE: '0' })).toThrow(ConfigError);
+  });
+
   it('takes PUBLIC_API_URL as an http(s) address without a trailing slash, unset by default', () => {
     expect(loadConfig({}).publicApiUrl).toBeUndefined();
     expect(loadConfig({ PUBLIC_API_URL: 'https://api.example.com/' }).publicApiUrl).toBe(
