@@ -992,6 +992,7 @@ export interface components {
      *     [`ACCOUNT_DISABLED`](/problems/account-disabled),
      *     [`FORBIDDEN`](/problems/forbidden),
      *     [`NOT_FOUND`](/problems/not-found),
+     *     [`METHOD_NOT_ALLOWED`](/problems/method-not-allowed),
      *     [`CONFLICT`](/problems/conflict),
      *     [`PRECONDITION_FAILED`](/problems/precondition-failed),
      *     [`PAYLOAD_TOO_LARGE`](/problems/payload-too-large),
@@ -1010,6 +1011,7 @@ export interface components {
       | 'ACCOUNT_DISABLED'
       | 'FORBIDDEN'
       | 'NOT_FOUND'
+      | 'METHOD_NOT_ALLOWED'
       | 'CONFLICT'
       | 'PRECONDITION_FAILED'
       | 'PAYLOAD_TOO_LARGE'

@@ -35,6 +35,7 @@ import Fastify, {
 } from 'fastify';
 import { UnauthenticatedError } from '../src/errors.js';
 import { operationsOf, registerContract } from '../src/http/contract.js';
+import { allowedMethodsOf } from '../src/http/allowed-methods.js';
 import { registerErrorHandling, sendProblem } from '../src/http/error-handler.js';
 import type { Handlers } from '../src/http/handler-types.js';
 import { registerJsonBodyParser } from '../src/http/json-body.js';
@@ -212,11 +213,12 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
       .send();
   });
   app.setValidatorCompiler(createContractValidation().validatorCompiler);
-  registerErrorHandling(app);
+  const spec = loadSpec();
+  // A method a path of the spec does not have: 405 with Allow, as the server answers.
+  registerErrorHandling(app, allowedMethodsOf(operationsOf(spec)));
   registerJsonBodyParser(app);
   app.decorateRequest('principal', null);
 
-  const spec = loadSpec();
   const handler = async ({ request }: { request: FastifyRequest }) =>
     forward(options.prism, request);
   // The spec itself and the problem types' documents are the server's own, not examples:

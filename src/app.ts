@@ -6,7 +6,15 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
-import { registerContract, restrictRoutesToSpec, type OpenApiDocument } from './http/contract.js';
+import { allowedMethodsOf } from './http/allowed-methods.js';
+import { registerCors } from './http/cors.js';
+import { registerSecurityHeaders } from './http/security-headers.js';
+import {
+  operationsOf,
+  registerContract,
+  restrictRoutesToSpec,
+  type OpenApiDocument,
+} from './http/contract.js';
 import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import { AppError } from './http/errors.js';
@@ -89,9 +97,27 @@ const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
  * the handlers, and wires them to the routes of the spec. It never listens (server.ts does).
  */
 export async function buildApp(config: Config, deps: AppDeps = {}): Promise<FastifyInstance> {
+  const spec = deps.spec ?? loadSpec();
+  const { http } = config;
   const app = Fastify({
     logger: deps.logger ?? false,
     bodyLimit: config.bodyLimitBytes,
+    // Fastify's defaults leave a slow client unbounded (no request or connection timeout).
+    // Node checks the request and headers timeouts every connectionsCheckingInterval (30 s
+    // by default): a quarter of the shorter one keeps the cut-off close to the setting.
+    requestTimeout: http.requestTimeoutMs,
+    connectionTimeout: http.connectionTimeoutMs,
+    keepAliveTimeout: http.keepAliveTimeoutMs,
+    http: {
+      requestTimeout: http.requestTimeoutMs,
+      headersTimeout: http.headersTimeoutMs,
+      keepAliveTimeout: http.keepAliveTimeoutMs,
+      maxHeaderSize: http.maxHeaderSize,
+      connectionsCheckingInterval: Math.max(
+        250,
+        Math.min(30_000, Math.min(http.requestTimeoutMs, http.headersTimeoutMs) / 4),
+      ),
+    },
     // A caller's X-Request-Id is kept when it is sane, so logs can be followed across services.
     genReqId: (req) => {
       const given = req.headers['x-request-id'];
@@ -109,14 +135,23 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
   });
+  // Orchestrators probe these every few seconds: their requests are not logged at info
+  // (a warning or an error during one still is).
+  app.addHook('onRoute', (route) => {
+    if (route.url === '/health' || route.url === '/ready') route.logLevel = 'warn';
+  });
 
   const validation = createContractValidation();
   app.setValidatorCompiler(validation.validatorCompiler);
-  registerErrorHandling(app);
+  const allowedMethods = allowedMethodsOf(operationsOf(spec));
+  // Before the hook that answers unmatched requests: their answers get these headers too.
+  await registerSecurityHeaders(app, { hstsMaxAgeSeconds: config.hstsMaxAgeSeconds });
+  registerCors(app, { origins: config.corsOrigins, allowedMethods, spec });
+  registerErrorHandling(app, allowedMethods);
   registerJsonBodyParser(app);
 
   try {
-    await wire(app, config, deps, validation);
+    await wire(app, config, deps, spec, validation);
   } catch (error) {
     // Whatever was opened (the database) is closed by the onClose hooks.
     await app.close().catch(() => undefined);
@@ -129,6 +164,7 @@ async function wire(
   app: FastifyInstance,
   config: Config,
   deps: AppDeps,
+  spec: OpenApiDocument,
   validation: ContractValidation,
 ): Promise<void> {
   let database = deps.database;
@@ -192,7 +228,6 @@ async function wire(
     });
   }
 
-  const spec = deps.spec ?? loadSpec();
   const checkRoutes = restrictRoutesToSpec(app, spec);
   // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
   const published = publishedSpec(spec, config.publicApiUrl);

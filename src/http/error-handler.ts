@@ -11,6 +11,7 @@ import {
   ValidationError,
   escapePointer,
 } from './errors.js';
+import type { AllowedMethods } from './allowed-methods.js';
 import { requestMediaTypesOf } from './json-body.js';
 import { problemTypeOf, problemTypeUri } from './problem-types.js';
 import { appErrorOf } from './problems.js';
@@ -235,19 +236,28 @@ export function sendProblem(error: unknown, request: FastifyRequest, reply: Fast
   );
 }
 
-export function registerErrorHandling(app: FastifyInstance): void {
+/**
+ * Errors, unmatched requests among them: a path of the spec asked with a method it does not
+ * have is a 405 with `Allow` (`allowedMethods` says which it has), any other a 404.
+ */
+export function registerErrorHandling(app: FastifyInstance, allowedMethods: AllowedMethods): void {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
-  const notFound = (request: FastifyRequest, reply: FastifyReply) =>
-    sendProblem(
-      new AppError(
-        404,
-        'NOT_FOUND',
-        'Not found',
-        `No route for ${request.method} ${request.url.split('?', 1)[0]}.`,
-      ),
-      request,
-      reply,
-    );
+  const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    const path = request.url.split('?', 1)[0] ?? request.url;
+    const allowed = allowedMethods(path);
+    const error =
+      allowed.length > 0
+        ? new AppError(
+            405,
+            'METHOD_NOT_ALLOWED',
+            'Method not allowed',
+            `${request.method} is not a method of ${path}; its methods are ${allowed.join(', ')}.`,
+            undefined,
+            { allow: allowed.join(', ') },
+          )
+        : new AppError(404, 'NOT_FOUND', 'Not found', `No route for ${request.method} ${path}.`);
+    return sendProblem(error, request, reply);
+  };
   app.setNotFoundHandler(notFound);
   // Fastify reads the body of a request no route matches before calling the 404 handler,
   // which would answer 413, 415 or 400 about a body sent to a path that does not exist.

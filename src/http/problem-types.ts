@@ -48,7 +48,13 @@ const explanations = {
     status: 404,
     title: 'Not found',
     description:
-      'There is nothing at this URL: the resource does not exist (or no longer does), or no operation has this method and path. Check the id and the path against this API’s document, `GET /openapi.json`.',
+      'There is nothing at this URL: the resource does not exist (or no longer does), or no operation has this path. Check the id and the path against this API’s document, `GET /openapi.json`.',
+  },
+  METHOD_NOT_ALLOWED: {
+    status: 405,
+    title: 'Method not allowed',
+    description:
+      'The path is one of this API’s, but none of its operations has this method (a `PUT` where there is only `PATCH`, say). `Allow` lists the methods the path has. Check the method against this API’s document, `GET /openapi.json`.',
   },
   CONFLICT: {
     status: 409,

@@ -288,9 +288,57 @@ describe('the test suite’s own contract check', () => {
     expect(
       contractViolations({ ...notFound, headers: { ...requestId, 'retry-after': '1' } }),
     ).toEqual([expect.stringMatching(/header retry-after is not declared/)]);
-    expect(contractViolations({ ...notFound, statusCode: 405 })).toEqual([
+    expect(contractViolations({ ...notFound, statusCode: 409 })).toEqual([
       expect.stringMatching(/not declared in x-unrouted-responses/),
     ]);
+    // A 405 is declared with Allow, required.
+    expect(contractViolations({ ...notFound, statusCode: 405 })).toEqual([
+      expect.stringMatching(/required header allow is missing/),
+    ]);
+    expect(
+      contractViolations({ ...notFound, statusCode: 405, headers: { ...requestId, allow: 'get' } }),
+    ).toEqual([expect.stringMatching(/header allow: data must match pattern/)]);
+  });
+
+  it('lets the headers for browsers through on any response, unless declared otherwise', () => {
+    const ok = {
+      ...base,
+      route: undefined,
+      statusCode: 404,
+      contentType: 'application/problem+json',
+      payload: JSON.stringify({
+        type: '/problems/not-found',
+        title: 'Not found',
+        status: 404,
+        code: 'NOT_FOUND',
+      }),
+    };
+    const browser = {
+      'x-content-type-options': 'nosniff',
+      'content-security-policy': "default-src 'none'",
+      'access-control-allow-origin': 'https://app.example.com',
+      vary: 'Origin',
+    };
+    expect(contractViolations({ ...ok, headers: { ...requestId, ...browser } })).toEqual([]);
+    // The preflight's answer declares Vary (always `Origin`): there it is checked.
+    const preflight = {
+      ...ok,
+      statusCode: 204,
+      contentType: undefined,
+      payload: '',
+      headers: {
+        ...requestId,
+        'access-control-allow-origin': 'https://app.example.com',
+        'access-control-allow-methods': 'GET, POST',
+        'access-control-allow-headers': 'Authorization, Content-Type',
+        'access-control-max-age': '600',
+        vary: 'Origin',
+      },
+    };
+    expect(contractViolations(preflight)).toEqual([]);
+    expect(
+      contractViolations({ ...preflight, headers: { ...preflight.headers, vary: '*' } }),
+    ).toEqual([expect.stringMatching(/header vary: data must be equal to constant/)]);
   });
 
   it('catches a problem whose type is not the URL of its code', () => {

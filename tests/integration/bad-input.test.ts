@@ -948,22 +948,23 @@ describe('headers', () => {
 
 describe('methods the spec does not declare', () => {
   it.each([
-    ['HEAD', '/health'],
-    ['HEAD', '/api/users'],
-    ['OPTIONS', '/api/users'],
-    ['OPTIONS', `/api/users/${UNKNOWN_ID}`],
-    ['PUT', '/api/users'],
-    ['PUT', `/api/users/${UNKNOWN_ID}`],
-    ['PATCH', '/api/users'],
-    ['DELETE', '/api/users'],
-    ['POST', `/api/users/${UNKNOWN_ID}`],
-    ['POST', '/health'],
-    ['TRACE', '/health'],
-  ] as [Method, string][])('%s %s → 404 problem', async (method, url) => {
+    ['HEAD', '/health', 'GET'],
+    ['HEAD', '/api/users', 'GET, POST'],
+    ['OPTIONS', '/api/users', 'GET, POST'],
+    ['OPTIONS', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
+    ['PUT', '/api/users', 'GET, POST'],
+    ['PUT', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
+    ['PATCH', '/api/users', 'GET, POST'],
+    ['DELETE', '/api/users', 'GET, POST'],
+    ['POST', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
+    ['POST', '/health', 'GET'],
+    ['TRACE', '/health', 'GET'],
+  ] as [Method, string, string][])('%s %s → 405 problem, Allow: %s', async (method, url, allow) => {
     const res = await t.inject({ method, url });
-    expect(res.statusCode, res.body).toBe(404);
+    expect(res.statusCode, res.body).toBe(405);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json\b/);
-    if (method !== 'HEAD') expectProblem(res, 404, 'NOT_FOUND', url);
+    expect(res.headers.allow).toBe(allow);
+    if (method !== 'HEAD') expectProblem(res, 405, 'METHOD_NOT_ALLOWED', url);
   });
 
   it.each([
@@ -974,20 +975,20 @@ describe('methods the spec does not declare', () => {
     ['application/problem+json', 'application/problem+json', '{}'],
     ['a form', 'application/x-www-form-urlencoded', 'a=b'],
   ])(
-    'answers 404 (not 413, 415 or 400) to %s sent to a route that does not exist',
+    'answers 405 or 404 (not 413, 415 or 400) to %s sent to a route that does not exist',
     async (_name, contentType, payload) => {
-      for (const [method, url] of [
-        ['PUT', '/api/users'],
-        ['POST', '/api/nope'],
-        ['OPTIONS', '/api/users'],
-      ] as [Method, string][]) {
+      for (const [method, url, status] of [
+        ['PUT', '/api/users', 405],
+        ['POST', '/api/nope', 404],
+        ['OPTIONS', '/api/users', 405],
+      ] as [Method, string, number][]) {
         const res = await t.inject({
           method,
           url,
           headers: { 'content-type': contentType },
           payload,
         });
-        expectProblem(res, 404, 'NOT_FOUND', url);
+        expectProblem(res, status, status === 405 ? 'METHOD_NOT_ALLOWED' : 'NOT_FOUND', url);
       }
     },
   );
