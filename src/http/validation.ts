@@ -70,6 +70,29 @@ export interface ContractValidation {
 
 type Check = ((data: unknown) => boolean) & { errors?: ErrorObject[] | null };
 
+interface HeadersSchema {
+  properties?: Record<string, unknown>;
+  required?: string[];
+}
+
+/**
+ * Node.js gives request headers lower-cased names, and the spec spells them as HTTP does
+ * (`If-Match`). Fastify lower-cases the names in a headers schema only for its own
+ * validator compiler, not for a custom one like this: without this, `If-Match` was never
+ * found in the request, and its constraints (maxLength) never checked.
+ */
+function lowerCaseHeaderNames(schema: HeadersSchema): object {
+  return {
+    ...schema,
+    ...(schema.properties && {
+      properties: Object.fromEntries(
+        Object.entries(schema.properties).map(([name, value]) => [name.toLowerCase(), value]),
+      ),
+    }),
+    ...(schema.required && { required: schema.required.map((name) => name.toLowerCase()) }),
+  };
+}
+
 export function createContractValidation(): ContractValidation {
   const exactAjv = createAjv({ coerceTypes: false });
   const textAjv = createAjv({ coerceTypes: 'array' });
@@ -92,7 +115,10 @@ export function createContractValidation(): ContractValidation {
   const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
     let compiled: Check | undefined;
     const validate = (data: unknown): boolean => {
-      compiled ??= compileFor(schema as object, httpPart);
+      compiled ??= compileFor(
+        httpPart === 'headers' ? lowerCaseHeaderNames(schema as HeadersSchema) : (schema as object),
+        httpPart,
+      );
       const valid = compiled(data);
       validate.errors = compiled.errors;
       return valid;
