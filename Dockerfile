@@ -12,6 +12,18 @@ COPY src ./src
 COPY generated ./generated
 RUN npm run build
 
+# `docker compose --profile mock up mock`: `npm run mock` (the server's contract layer in
+# front of Prism, both development dependencies) on 0.0.0.0:4010. Not the default target:
+# a plain `docker build .` builds the production stage below.
+FROM deps AS mock
+COPY tsconfig.json ./
+COPY src ./src
+COPY scripts/mock.ts ./scripts/mock.ts
+COPY generated ./generated
+USER node
+EXPOSE 4010
+CMD ["node_modules/.bin/tsx", "scripts/mock.ts", "--host", "0.0.0.0", "--port", "4010"]
+
 FROM node:24-bookworm-slim AS production
 ENV NODE_ENV=production
 WORKDIR /app

@@ -63,6 +63,26 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/openapi.yaml': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * This document, as YAML
+     * @description The same document as `getOpenApiDocument`, as YAML.
+     */
+    get: operations['getOpenApiDocumentYaml'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/problems/{code}': {
     parameters: {
       query?: never;
@@ -964,7 +984,22 @@ export interface components {
     };
     /**
      * @description A stable, machine-readable error code. Each one is a kind of problem, explained at
-     *     `/problems/{code in kebab-case}` (the problem's `type`).
+     *     `/problems/{code in kebab-case}` (the problem's `type`):
+     *     [`VALIDATION_ERROR`](/problems/validation-error),
+     *     [`MALFORMED_REQUEST`](/problems/malformed-request),
+     *     [`UNAUTHORIZED`](/problems/unauthorized),
+     *     [`INVALID_CREDENTIALS`](/problems/invalid-credentials),
+     *     [`ACCOUNT_DISABLED`](/problems/account-disabled),
+     *     [`FORBIDDEN`](/problems/forbidden),
+     *     [`NOT_FOUND`](/problems/not-found),
+     *     [`CONFLICT`](/problems/conflict),
+     *     [`PRECONDITION_FAILED`](/problems/precondition-failed),
+     *     [`PAYLOAD_TOO_LARGE`](/problems/payload-too-large),
+     *     [`URI_TOO_LONG`](/problems/uri-too-long),
+     *     [`UNSUPPORTED_MEDIA_TYPE`](/problems/unsupported-media-type),
+     *     [`RATE_LIMITED`](/problems/rate-limited),
+     *     [`INTERNAL_ERROR`](/problems/internal-error),
+     *     [`SERVICE_UNAVAILABLE`](/problems/service-unavailable).
      * @enum {string}
      */
     ProblemCode:
@@ -1717,6 +1752,35 @@ export interface operations {
           } & {
             [key: string]: unknown;
           };
+        };
+      };
+      500: components['responses']['InternalError'];
+    };
+  };
+  getOpenApiDocumentYaml: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The OpenAPI document, as YAML. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example openapi: 3.1.0
+           *     info:
+           *       title: Contract-first API
+           *       version: 0.1.0
+           *     paths: {}
+           */
+          'application/yaml': string;
         };
       };
       500: components['responses']['InternalError'];

@@ -6,7 +6,8 @@ import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
-import { registerContract, type OpenApiDocument } from './http/contract.js';
+import { registerContract, restrictRoutesToSpec, type OpenApiDocument } from './http/contract.js';
+import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
@@ -38,7 +39,7 @@ import { UnknownSearchLanguageError, ensureSearchLanguage } from './db/search.js
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
-import { loadSpec } from './spec.js';
+import { loadSpec, publishedSpec } from './spec.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -192,6 +193,9 @@ async function wire(
   }
 
   const spec = deps.spec ?? loadSpec();
+  const checkRoutes = restrictRoutesToSpec(app, spec);
+  // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
+  const published = publishedSpec(spec, config.publicApiUrl);
   const passwords = createPasswordHasher({
     cost: config.bcryptCost,
     threads: config.bcryptThreads,
@@ -258,7 +262,7 @@ async function wire(
   const mail = createAccountMail({ ...config.email, nudge: () => delivery.nudge() });
 
   const handlers: Handlers = {
-    ...createMetaHandlers({ ping: () => database.ping(), spec }),
+    ...createMetaHandlers({ ping: () => database.ping(), spec: published }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),
     ...createAuthHandlers(
       createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
@@ -321,4 +325,6 @@ async function wire(
       resendVerification: rateLimitRoute(config, 'resendVerification'),
     },
   });
+  await registerDocs(app, { document: published.document, publicApiUrl: config.publicApiUrl });
+  checkRoutes();
 }

@@ -62,6 +62,11 @@ export interface Config {
    * addresses and CIDR ranges. Never "every address", which lets clients pick their own IP.
    */
   readonly trustProxy: false | number | readonly string[];
+  /**
+   * The `servers` URL of the published spec (/openapi.json, /openapi.yaml, /docs): the API's
+   * public address, without a trailing slash; undefined: `/`, the server that serves it.
+   */
+  readonly publicApiUrl: string | undefined;
   /** Emails (password resets, address verification) and their delivery. */
   readonly email: {
     /** Unset: emails are written to the log instead of being sent. */
@@ -178,6 +183,7 @@ const schema = {
       default: 'Contract-first API <no-reply@localhost>',
     },
     PUBLIC_URL: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$' },
+    PUBLIC_API_URL: { type: 'string', pattern: '^https?://[^/?#]+(/[^?#]*)?$' },
     PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
     EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
     EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
@@ -221,6 +227,7 @@ interface RawSettings {
   SMTP_URL?: string;
   EMAIL_FROM: string;
   PUBLIC_URL?: string;
+  PUBLIC_API_URL?: string;
   PASSWORD_RESET_TTL: string;
   EMAIL_VERIFICATION_TTL: string;
   EMAIL_POLL_INTERVAL: string;
@@ -388,6 +395,8 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       windowSeconds: parseDuration(raw.LOGIN_FAILURE_WINDOW),
     }),
     trustProxy: parseTrustProxy(raw.TRUST_PROXY),
+    // Without a trailing slash: the spec's paths begin with one.
+    publicApiUrl: raw.PUBLIC_API_URL?.replace(/\/+$/, ''),
     email: Object.freeze({
       smtpUrl: raw.SMTP_URL,
       from: raw.EMAIL_FROM,

@@ -31,9 +31,12 @@ type SecurityRequirement = Record<string, string[]>;
 export interface OpenApiDocument {
   openapi: string;
   info: Record<string, unknown>;
+  servers?: { url: string; description?: string }[];
   paths: Record<string, Record<string, unknown>>;
   components?: { securitySchemes?: Record<string, unknown> };
   security?: SecurityRequirement[];
+  /** Routes the server has that are not operations (the docs); `/*` covers what is below. */
+  'x-excluded-routes'?: string[];
 }
 
 export class ContractError extends Error {
@@ -61,6 +64,48 @@ export function operationsOf(spec: OpenApiDocument): SpecOperation[] {
     }
   }
   return found;
+}
+
+/** Whether the spec excludes this Fastify route from its operations (x-excluded-routes). */
+export function isExcludedRoute(spec: OpenApiDocument, url: string): boolean {
+  return (spec['x-excluded-routes'] ?? []).some((entry) =>
+    entry.endsWith('/*') ? url.startsWith(entry.slice(0, -1)) : url === entry,
+  );
+}
+
+/**
+ * Watches every route registered from now on: each must be an operation of the spec or a
+ * route the spec excludes (x-excluded-routes), so the spec is the whole surface of the
+ * server, the pages for people aside. The returned check throws a ContractError naming
+ * any other (a throw in the onRoute hook itself would stall the plugin that added it);
+ * the app runs it once more when it is ready, for routes added later.
+ */
+export function restrictRoutesToSpec(app: FastifyInstance, spec: OpenApiDocument): () => void {
+  const operations = new Set(
+    operationsOf(spec).map((op) => `${op.method} ${op.path.replace(/\{(\w+)\}/g, ':$1')}`),
+  );
+  const strays: string[] = [];
+  app.addHook('onRoute', (route) => {
+    if (isExcludedRoute(spec, route.url)) return;
+    for (const method of [route.method].flat()) {
+      const name = `${method.toUpperCase()} ${route.url}`;
+      if (!operations.has(name)) strays.push(name);
+    }
+  });
+  const check = () => {
+    if (strays.length > 0) {
+      throw new ContractError(
+        strays
+          .map(
+            (name) =>
+              `the route ${name} is neither an operation of the spec nor in its x-excluded-routes`,
+          )
+          .join('\n'),
+      );
+    }
+  };
+  app.addHook('onReady', async () => check());
+  return check;
 }
 
 /** Throws a ContractError listing every mismatch between the spec and the code. */
@@ -148,6 +193,32 @@ function headerParametersOf(spec: OpenApiDocument, operationId: string): string[
     .map((parameter) => parameter!.name!);
 }
 
+type Response = { $ref?: string; content?: Record<string, unknown> };
+
+const isJson = (mediaType: string) => /^application\/([\w.-]+\+)?json$/.test(mediaType);
+
+/**
+ * The statuses of an operation whose response is not JSON (the spec as YAML), each with
+ * its media type, which the handler's reply is sent as; JSON bodies get Fastify's own.
+ */
+function textMediaTypesOf(spec: OpenApiDocument, operationId: string): Record<string, string> {
+  const operation = operationsOf(spec).find((op) => op.operationId === operationId);
+  if (!operation) return {};
+  const item = spec.paths[operation.path]?.[operation.method.toLowerCase()] as
+    { responses?: Record<string, Response> } | undefined;
+  const components = (spec.components as { responses?: Record<string, Response> } | undefined)
+    ?.responses;
+  const found: Record<string, string> = {};
+  for (const [status, declared] of Object.entries(item?.responses ?? {})) {
+    const response = declared.$ref?.startsWith('#/components/responses/')
+      ? components?.[declared.$ref.slice('#/components/responses/'.length)]
+      : declared;
+    const [mediaType] = Object.keys(response?.content ?? {});
+    if (mediaType !== undefined && !isJson(mediaType)) found[status] = mediaType;
+  }
+  return found;
+}
+
 type Outcome = { ok: true; value: unknown } | { ok: false; error: AnyDomainError };
 type AnyResult =
   | { status: number; body: unknown; headers?: Record<string, string> }
@@ -171,7 +242,11 @@ const builders = {
   refuse,
 } as unknown as ResultBuilders<OperationId>;
 
-function toRouteHandler<K extends OperationId>(handler: Handler<K>, headerNames: string[]) {
+function toRouteHandler<K extends OperationId>(
+  handler: Handler<K>,
+  headerNames: string[],
+  textMediaTypes: Record<string, string>,
+) {
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const headers: Record<string, string> = {};
     for (const name of headerNames) {
@@ -192,6 +267,8 @@ function toRouteHandler<K extends OperationId>(handler: Handler<K>, headerNames:
     if (result.headers) reply.headers(result.headers);
     reply.code(result.status);
     if (result.status >= 400) reply.type('application/problem+json');
+    const mediaType = textMediaTypes[String(result.status)];
+    if (mediaType !== undefined) reply.type(mediaType);
     return reply.send(result.body);
   };
 }
@@ -220,7 +297,11 @@ export async function registerContract(
       const preHandler = optionalSecurity(spec, operationId, securityHandlers);
       // Glue's types say the handler returns void; Fastify awaits async handlers all the same.
       const route = {
-        handler: toRouteHandler(handler, headerParametersOf(spec, operationId)),
+        handler: toRouteHandler(
+          handler,
+          headerParametersOf(spec, operationId),
+          textMediaTypesOf(spec, operationId),
+        ),
         ...(config ? { config } : {}),
         ...(preHandler ? { preHandler } : {}),
       };

@@ -25,7 +25,9 @@ type BodyOfResponse<R> = R extends { content: infer C }
     ? B
     : C extends { 'application/problem+json': infer P }
       ? P
-      : never
+      : C extends { 'application/yaml': infer Y }
+        ? Y
+        : never
   : undefined;
 
 /** The body the spec declares for status S of operation K. */

@@ -64,9 +64,11 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     });
   }
   // fastify-openapi-glue warns at start-up about each media type of the spec that has no
-  // parser, the responses' application/problem+json included: it has one, that refuses it.
-  app.addContentTypeParser('application/problem+json', (_request, _payload, done) =>
-    done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined),
+  // parser, the responses' application/problem+json and application/yaml included: each
+  // has one, that refuses it.
+  app.addContentTypeParser(
+    ['application/problem+json', 'application/yaml'],
+    (_request, _payload, done) => done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined),
   );
 
   // Fastify applies a body schema keyed by media type only to bodies of that type, so a

@@ -99,3 +99,34 @@ describe('every operation has a handler and every handler an operation', () => {
     await expect(failure).rejects.toThrow(/security handler bearerAuth matches no security scheme/);
   });
 });
+
+describe('every route of the server is an operation of the spec or excluded by it', () => {
+  it('starts with the docs routes that x-excluded-routes names', async () => {
+    const app = await build(spec);
+    await app.ready();
+    for (const url of ['/', '/docs', '/docs/json', '/docs/static/swagger-initializer.js']) {
+      expect(app.hasRoute({ method: 'GET', url }), url).toBe(true);
+    }
+    await app.close();
+  });
+
+  it('refuses to start when a route is in neither, naming it', async () => {
+    const withoutDocs = changed((copy) => {
+      copy['x-excluded-routes'] = ['/'];
+    });
+    await expect(build(withoutDocs)).rejects.toThrow(
+      /the route GET \/docs is neither an operation of the spec nor in its x-excluded-routes/,
+    );
+    const withoutIndex = changed((copy) => {
+      copy['x-excluded-routes'] = ['/docs', '/docs/*'];
+    });
+    await expect(build(withoutIndex)).rejects.toThrow(/the route GET \/ is neither/);
+  });
+
+  it('does not take an excluded prefix for more than the routes below it', async () => {
+    const prefixOnly = changed((copy) => {
+      copy['x-excluded-routes'] = ['/', '/doc/*', '/docs/*'];
+    });
+    await expect(build(prefixOnly)).rejects.toThrow(/the route GET \/docs is neither/);
+  });
+});

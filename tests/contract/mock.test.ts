@@ -1,44 +1,22 @@
-import { spawn, type ChildProcess } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { bundledSpecPath, projectRoot } from '../../src/paths.js';
 import { loadSpec } from '../../src/spec.js';
-import { freePort } from '../helpers/values.js';
+import { startMock, type RunningMock } from '../helpers/mock.js';
 
-/** `npm run mock` (Prism on generated/openapi.json) answers from the spec's examples. */
+/**
+ * `npm run mock` answers from the spec's examples (Prism, behind the server's contract
+ * layer); tests/contract/mock-vs-server.test.ts compares its refusals with the server's.
+ */
 
-let prism: ChildProcess;
+let mock: RunningMock;
 let base: string;
 
 beforeAll(async () => {
-  const port = await freePort();
-  base = `http://127.0.0.1:${port}`;
-  prism = spawn(
-    process.execPath,
-    [
-      'node_modules/@stoplight/prism-cli/dist/index.js',
-      'mock',
-      '--host',
-      '127.0.0.1',
-      '--port',
-      String(port),
-      bundledSpecPath,
-    ],
-    { cwd: projectRoot, stdio: 'ignore' },
-  );
-  const deadline = Date.now() + 40_000;
-  for (;;) {
-    try {
-      await fetch(`${base}/health`);
-      return;
-    } catch {
-      if (Date.now() > deadline) throw new Error('Prism did not start within 40 s');
-      await new Promise((resolve) => setTimeout(resolve, 250));
-    }
-  }
+  mock = await startMock();
+  base = mock.base;
 }, 60_000);
 
-afterAll(() => {
-  prism?.kill();
+afterAll(async () => {
+  await mock?.stop();
 });
 
 type Example = { example?: unknown; examples?: Record<string, { value?: unknown; $ref?: string }> };
@@ -58,7 +36,7 @@ describe('the mock server', () => {
     expect(await response.json()).toEqual(declared);
   });
 
-  it('refuses a request the spec refuses, with the Problem example', async () => {
+  it('refuses a request the spec refuses, naming its violations', async () => {
     const response = await fetch(`${base}/api/users`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
@@ -66,7 +44,13 @@ describe('the mock server', () => {
     });
     expect(response.status).toBe(400);
     expect(response.headers.get('content-type')).toMatch(/^application\/problem\+json/);
-    expect(await response.json()).toMatchObject({ code: 'VALIDATION_ERROR', status: 400 });
+    const problem = (await response.json()) as { errors: { pointer: string }[] };
+    expect(problem).toMatchObject({ code: 'VALIDATION_ERROR', status: 400 });
+    expect(problem.errors.map((error) => error.pointer).sort()).toEqual([
+      '/email',
+      '/password',
+      '/username',
+    ]);
   });
 
   it('asks for a token where the spec does', async () => {

@@ -1,3 +1,4 @@
+import { parse as parseYaml } from 'yaml';
 import { randomUUID } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -208,7 +209,7 @@ afterAll(async () => {
 });
 
 describe('the typed client, against the server on a real port', () => {
-  it('meta: getHealth, getReadiness, getOpenApiDocument, getProblemType (200, 400, 404)', async () => {
+  it('meta: getHealth, getReadiness, getOpenApiDocument(Yaml), getProblemType (200, 400, 404)', async () => {
     const health = ok(await anonymous.GET('/health'), 200);
     expectTypeOf(health).toEqualTypeOf<Schemas['Health']>();
     expect(health).toEqual({ status: 'ok' });
@@ -220,6 +221,8 @@ describe('the typed client, against the server on a real port', () => {
     const document = ok(await anonymous.GET('/openapi.json'), 200);
     expect(document.openapi).toBe('3.1.0');
     expect(document).toEqual(loadSpec());
+    const yaml = ok(await anonymous.GET('/openapi.yaml', { parseAs: 'text' }), 200);
+    expect(parseYaml(yaml)).toEqual(document);
 
     const path = (code: string) => ({ params: { path: { code } } });
     const kind = ok(await anonymous.GET('/problems/{code}', path('precondition-failed')), 200);

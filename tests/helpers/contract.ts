@@ -16,6 +16,7 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 const spec = loadSpec() as unknown as Record<string, unknown> & {
   paths: Record<string, Record<string, { responses: Record<string, unknown> }>>;
   'x-unrouted-responses'?: Record<string, unknown>;
+  'x-excluded-routes'?: string[];
 };
 
 // The spec as a whole is not a JSON Schema (it has `openapi`, `paths`, …), so it is added
@@ -88,6 +89,7 @@ export interface ObservedResponse {
 export function contractViolations(response: ObservedResponse): string[] {
   const where = `${response.method} ${response.route ?? '(no route)'} → ${response.statusCode}`;
   const responsePointer = declaredResponse(response);
+  if (responsePointer === null) return [];
   if (typeof responsePointer !== 'string') return [`${where}: ${responsePointer.violation}`];
   return [
     ...bodyViolations(where, responsePointer, response),
@@ -95,9 +97,23 @@ export function contractViolations(response: ObservedResponse): string[] {
   ];
 }
 
+/**
+ * The routes the spec says are not operations (the docs and their assets): an entry
+ * names a route, or, ending in `/*`, every route below it.
+ */
+export function isExcludedRoute(route: string): boolean {
+  return (spec['x-excluded-routes'] ?? []).some((entry) =>
+    entry.endsWith('/*') ? route.startsWith(entry.slice(0, -1)) : route === entry,
+  );
+}
+
 /** Where the spec declares this response, or why it does not. */
-function declaredResponse(response: ObservedResponse): string | { violation: string } {
+function declaredResponse(response: ObservedResponse): string | { violation: string } | null {
   const status = String(response.statusCode);
+  // Pages for people: what they answer is theirs, but an error is a problem like any other.
+  if (response.route !== undefined && isExcludedRoute(response.route)) {
+    return response.statusCode >= 400 ? declaredResponse({ ...response, route: undefined }) : null;
+  }
   if (response.route === undefined) {
     // Unmatched URLs (404), bad URL encoding (400) and over-long path parameters (414) are
     // answered before any operation is chosen; the spec lists them apart, outside `paths`.
@@ -128,11 +144,14 @@ function bodyViolations(
       `${where}: content type ${mediaType} not declared (${Object.keys(content).join(', ')})`,
     ];
   }
-  let body: unknown;
-  try {
-    body = JSON.parse(response.payload);
-  } catch {
-    return [`${where}: body is not JSON: ${response.payload.slice(0, 200)}`];
+  // A JSON media type is parsed; any other (the spec as YAML) is validated as text.
+  let body: unknown = response.payload;
+  if (/^application\/([\w.-]+\+)?json$/.test(mediaType)) {
+    try {
+      body = JSON.parse(response.payload);
+    } catch {
+      return [`${where}: body is not JSON: ${response.payload.slice(0, 200)}`];
+    }
   }
   const validate = validatorFor(`${responsePointer}/content/${escape(mediaType)}/schema`);
   if (!validate(body)) {

@@ -1,5 +1,5 @@
 import type { FastifyInstance } from 'fastify';
-import { contractViolations } from './contract.js';
+import { contractViolations, isExcludedRoute } from './contract.js';
 
 /**
  * What must never appear in a response: a password property, a password hash (by name or
@@ -16,6 +16,11 @@ export function secretsIn(body: string, passwordsSent: Iterable<string>): string
   }
   return found;
 }
+
+const describesTheApi = (route: string | undefined) =>
+  route === '/openapi.json' ||
+  route === '/openapi.yaml' ||
+  (route !== undefined && isExcludedRoute(route));
 
 /**
  * Checks every response the app sends: against the spec (status, content type, body,
@@ -44,8 +49,9 @@ export function observeResponses(app: FastifyInstance): { take(): string[] } {
         headers: reply.getHeaders(),
         payload: body,
       }),
-      // The spec itself describes the password fields; every other answer must not hold one.
-      ...(request.routeOptions.url === '/openapi.json'
+      // The spec (and the docs that show it) describes the password fields; every other
+      // answer must not hold one.
+      ...(describesTheApi(request.routeOptions.url)
         ? []
         : secretsIn(body, passwordsSent).map((secret) => `${where}: leaks ${secret}`)),
     );

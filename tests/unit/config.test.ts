@@ -147,6 +147,19 @@ describe('loadConfig', () => {
     expect(() => loadConfig({ TRUST_PROXY: 'true' })).toThrow(/any client could choose its own IP/);
   });
 
+  it('takes PUBLIC_API_URL as an http(s) address without a trailing slash, unset by default', () => {
+    expect(loadConfig({}).publicApiUrl).toBeUndefined();
+    expect(loadConfig({ PUBLIC_API_URL: 'https://api.example.com/' }).publicApiUrl).toBe(
+      'https://api.example.com',
+    );
+    expect(loadConfig({ PUBLIC_API_URL: 'http://example.com/api//' }).publicApiUrl).toBe(
+      'http://example.com/api',
+    );
+    for (const value of ['/api', 'api.example.com', 'ftp://example.com', 'https://x/?q=1']) {
+      expect(() => loadConfig({ PUBLIC_API_URL: value }), value).toThrow(/PUBLIC_API_URL/);
+    }
+  });
+
   it('treats empty variables as unset', () => {
     expect(loadConfig({ PORT: '', DATABASE_URL: '' })).toMatchObject({
       port: 3333,

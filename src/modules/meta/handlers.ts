@@ -3,11 +3,16 @@ import { loggableError } from '../../http/error-handler.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 import { problemTypeNamed } from '../../http/problem-types.js';
 
-export type MetaOperations = 'getHealth' | 'getReadiness' | 'getOpenApiDocument' | 'getProblemType';
+export type MetaOperations =
+  'getHealth' | 'getReadiness' | 'getOpenApiDocument' | 'getOpenApiDocumentYaml' | 'getProblemType';
 
 export function createMetaHandlers(deps: {
   ping: () => Promise<void>;
-  spec: { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
+  /** The published spec (src/spec.ts), as a document and as YAML. */
+  spec: {
+    document: { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
+    yaml: () => string;
+  };
 }): HandlerGroup<MetaOperations> {
   return {
     async getHealth({ reply }) {
@@ -26,7 +31,10 @@ export function createMetaHandlers(deps: {
       return reply(200, { status: 'ready', database: 'up' });
     },
     async getOpenApiDocument({ reply }) {
-      return reply(200, deps.spec);
+      return reply(200, deps.spec.document);
+    },
+    async getOpenApiDocumentYaml({ reply }) {
+      return reply(200, deps.spec.yaml());
     },
     async getProblemType({ params, reply, refuse }) {
       const problemType = problemTypeNamed(params.code);
