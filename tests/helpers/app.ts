@@ -28,7 +28,7 @@ export interface TestApp {
    * Hands over the contract violations and leaks found since the last call, for a test
    * that checks them request by request (afterEach then sees only those found later).
    */
-  takeViolations?(): string[];
+  takeViolations?: () => string[];
 }
 
 export interface TestAppOptions {

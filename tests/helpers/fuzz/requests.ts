@@ -119,7 +119,9 @@ export function materialize<T>(value: T, values: Record<string, unknown>): T {
     if (!(value.name in values)) throw new Error(`fuzz: no value for ref(${value.name})`);
     return values[value.name] as T;
   }
-  if (Array.isArray(value)) return value.map((item) => materialize(item, values)) as T;
+  if (Array.isArray(value)) {
+    return (value as unknown[]).map((item): unknown => materialize(item, values)) as T;
+  }
   if (value !== null && typeof value === 'object') {
     return Object.fromEntries(
       Object.entries(value).map(([key, item]) => [key, materialize(item, values)]),
@@ -167,7 +169,7 @@ export function requestOf(
     if (value !== ABSENT && value !== undefined) all[name.toLowerCase()] = text(value);
   }
   const request = {
-    method: operation.method as InjectOptions['method'] & string,
+    method: operation.method,
     url: query ? `${path}?${query}` : path,
     headers: all,
   };
