@@ -19,7 +19,7 @@ import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
-import { registerJsonBodyParser } from './http/json-body.js';
+import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
@@ -149,6 +149,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerCors(app, { origins: config.corsOrigins, allowedMethods, spec });
   registerErrorHandling(app, allowedMethods);
   registerJsonBodyParser(app);
+  registerQueryTextCheck(app);
 
   try {
     await wire(app, config, deps, spec, validation);

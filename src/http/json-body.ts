@@ -92,6 +92,23 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
   });
 }
 
+/**
+ * The query is checked as the body is: text PostgreSQL cannot hold (U+0000; `?q=%00` was
+ * an error of the database, a 400 naming no input) is refused before the schema, naming
+ * the parameter.
+ */
+export function registerQueryTextCheck(app: FastifyInstance): void {
+  app.addHook('preValidation', async (request) => {
+    const issues = unstorableText(request.query, '', []).map((issue): ProblemItem => ({
+      ...issue,
+      location: 'query',
+    }));
+    if (issues.length > 0) {
+      throw new ValidationError('The query contains text that cannot be stored.', issues);
+    }
+  });
+}
+
 type BodyByMediaType = { content?: Record<string, { schema?: unknown }> };
 
 const NUL = '\u0000';

@@ -24,6 +24,11 @@ export interface TestApp {
   app: FastifyInstance;
   db: TestDatabase;
   inject(options: InjectOptions): Promise<LightMyRequestResponse>;
+  /**
+   * Hands over the contract violations and leaks found since the last call, for a test
+   * that checks them request by request (afterEach then sees only those found later).
+   */
+  takeViolations?: () => string[];
 }
 
 export interface TestAppOptions {
@@ -67,6 +72,7 @@ export function useTestApp(
     await app.ready();
     context.app = app;
     context.inject = (options) => app.inject(options);
+    context.takeViolations = () => observed?.take() ?? [];
   }, 60_000);
 
   afterEach(() => {

@@ -819,6 +819,16 @@ describe('query parameters', () => {
     expectInvalid(res, 'query', ['/cursor']);
   });
 
+  it.each([
+    ['/api/posts', 'a%00b'],
+    ['/api/posts', '%00'],
+    [`/api/users/${UNKNOWN_ID}/posts`, 'a%00b'],
+  ])('answers 400 (location query) naming q to a search with a NUL: %s?q=%s', async (path, q) => {
+    // It was an error of the database, a 400 naming no input.
+    const res = await t.inject({ method: 'GET', url: `${path}?q=${q}` });
+    expectInvalid(res, 'query', ['/q']);
+  });
+
   it('answers 400 to a repeated cursor', async () => {
     const res = await t.inject({ method: 'GET', url: '/api/users?cursor=abc&cursor=def' });
     expectInvalid(res, 'query', ['/cursor']);

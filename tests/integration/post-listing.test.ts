@@ -277,6 +277,30 @@ describe('listPosts and listUserPosts: published posts', () => {
     ).toEqual([p2]);
   });
 
+  it('takes every date-time the spec takes: a leap second, years 0000 and 9999 with offsets', async () => {
+    const author = await signUpAndLogin(t);
+    const post = await publishedOf(author.auth);
+    await t.db.sql(sql`update posts set published_at = '2016-12-31T23:59:59.5Z'::timestamptz
+      where id = ${post.id}`);
+    const list = async (query: Query) =>
+      idsOf(pageOf(await listPosts({ authorId: author.user.id, ...query })));
+
+    // The leap second comes after 23:59:59.5 (it was a 500: Invalid Date).
+    expect(await list({ publishedBefore: '2016-12-31T23:59:60Z' })).toEqual([post.id]);
+    expect(await list({ publishedAfter: '2016-12-31T23:59:60Z' })).toEqual([]);
+    expect(await list({ publishedAfter: '2017-01-01T00:59:60+01:00' })).toEqual([]);
+    // Before year 1 or after 9999 (a 400 naming nothing: the driver cannot send them).
+    expect(await list({ publishedAfter: '0000-01-01T00:00:00Z' })).toEqual([post.id]);
+    expect(await list({ publishedBefore: '0000-01-01T00:00:00+01:00' })).toEqual([]);
+    expect(await list({ publishedBefore: '9999-12-31T23:59:59-05:00' })).toEqual([post.id]);
+    expect(await list({ publishedAfter: '9999-12-31T23:59:59-05:00' })).toEqual([]);
+    expect(
+      idsOf(
+        pageOf(await listUserPosts(author.user.id, { publishedAfter: '0000-01-01T00:00:00Z' })),
+      ),
+    ).toEqual([post.id]);
+  });
+
   it('searches with q: a rare word, a title word, a phrase, -word; words match whole', async () => {
     const author = await signUpAndLogin(t);
     const [common, rare, titleWord, one, two] = ['common', 'rare', 'title', 'one', 'two'].map(

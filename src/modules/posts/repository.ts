@@ -199,16 +199,36 @@ function toSummary(row: PostRow & { head: string }): PostSummary {
   };
 }
 
+/** The instants a timestamp is sent as (ISO 8601 with a 4-digit year): years 1 to 9999. */
+const EARLIEST = Date.parse('0001-01-01T00:00:00.000Z');
+const LATEST = Date.parse('9999-12-31T23:59:59.999Z');
+
+/**
+ * The instant of an RFC 3339 date-time (which the spec's `date-time` took). A leap second
+ * (hh:59:60, in UTC 23:59:60) is the second that follows it, as PostgreSQL reads it:
+ * JavaScript's Date refuses it (Invalid Date, which the driver cannot send).
+ */
+function instantOf(dateTime: string): Date {
+  const leap = /^(\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:)60/.exec(dateTime);
+  if (!leap) return new Date(dateTime);
+  return new Date(Date.parse(`${leap[1]}59${dateTime.slice(leap[0].length)}`) + 1000);
+}
+
 function conditionsOf(filter: PostFilter, after: Position | null): SQL[] {
   const conditions: SQL[] = [];
   if (filter.status === 'published') {
     conditions.push(isNotNull(posts.publishedAt));
     if (filter.authorId !== undefined) conditions.push(eq(posts.authorId, filter.authorId));
     if (filter.publishedAfter !== undefined) {
-      conditions.push(gt(posts.publishedAt, new Date(filter.publishedAfter)));
+      const after = instantOf(filter.publishedAfter);
+      // Every post was published within years 1 to 9999, which the driver can send.
+      if (after.getTime() > LATEST) conditions.push(sql`false`);
+      else if (after.getTime() >= EARLIEST) conditions.push(gt(posts.publishedAt, after));
     }
     if (filter.publishedBefore !== undefined) {
-      conditions.push(lt(posts.publishedAt, new Date(filter.publishedBefore)));
+      const before = instantOf(filter.publishedBefore);
+      if (before.getTime() < EARLIEST) conditions.push(sql`false`);
+      else if (before.getTime() <= LATEST) conditions.push(lt(posts.publishedAt, before));
     }
     // A row comparison walks the (published_at, id) index: page 1000 costs what page 1 does.
     if (after) {
