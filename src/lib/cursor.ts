@@ -1,3 +1,4 @@
+import { InvalidInputError, fail, ok, type Outcome } from '../errors.js';
 import { uuidPattern } from './uuid.js';
 
 /**
@@ -33,4 +34,24 @@ export function decodeCursor(cursor: string): Position | null {
     return null;
   }
   return { at, id };
+}
+
+/**
+ * Where a page request starts: null for the first page (no cursor), the cursor's position,
+ * or, for a cursor this server never gave out, the error that names it.
+ */
+export function positionOf(
+  cursor: string | undefined,
+): Outcome<Position | null, InvalidInputError> {
+  if (cursor === undefined) return ok(null);
+  const position = decodeCursor(cursor);
+  return position
+    ? ok(position)
+    : fail(
+        new InvalidInputError(
+          'cursor',
+          'is not a valid cursor',
+          'The cursor is not one this server gave out.',
+        ),
+      );
 }

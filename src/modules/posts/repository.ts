@@ -107,6 +107,20 @@ const postColumns = {
   version: posts.version,
 };
 
+/**
+ * The post columns of a data-modifying statement's RETURNING (a CTE of `postColumns`), to
+ * select them joined with their author: the write and the read are one statement.
+ */
+function postColumnsOf<C extends Record<keyof typeof postColumns, unknown>>(
+  returned: C,
+): Pick<C, keyof typeof postColumns> {
+  const picked = {} as Pick<C, keyof typeof postColumns>;
+  for (const key of Object.keys(postColumns) as (keyof typeof postColumns)[]) {
+    picked[key] = returned[key];
+  }
+  return picked;
+}
+
 const authorColumns = {
   authorUsername: users.username,
   authorFirstName: users.firstName,
@@ -365,19 +379,7 @@ export function createPostsRepository(
       try {
         const [row] = await db
           .with(inserted)
-          .select({
-            id: inserted.id,
-            title: inserted.title,
-            content: inserted.content,
-            slug: inserted.slug,
-            authorId: inserted.authorId,
-            viewCount: inserted.viewCount,
-            publishedAt: inserted.publishedAt,
-            createdAt: inserted.createdAt,
-            updatedAt: inserted.updatedAt,
-            version: inserted.version,
-            ...authorColumns,
-          })
+          .select({ ...postColumnsOf(inserted), ...authorColumns })
           .from(inserted)
           .innerJoin(users, eq(users.id, inserted.authorId));
         return row ? { status: 'created', post: toVersionedPost(row) } : { status: 'slug-taken' };
@@ -421,19 +423,7 @@ export function createPostsRepository(
       try {
         const [row] = await db
           .with(changed)
-          .select({
-            id: changed.id,
-            title: changed.title,
-            content: changed.content,
-            slug: changed.slug,
-            authorId: changed.authorId,
-            viewCount: changed.viewCount,
-            publishedAt: changed.publishedAt,
-            createdAt: changed.createdAt,
-            updatedAt: changed.updatedAt,
-            version: changed.version,
-            ...authorColumns,
-          })
+          .select({ ...postColumnsOf(changed), ...authorColumns })
           .from(changed)
           .innerJoin(users, eq(users.id, changed.authorId));
         if (row) return { status: 'changed', post: toVersionedPost(row) };

@@ -10,7 +10,7 @@ import {
   ok,
   type Outcome,
 } from '../../errors.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { encodeCursor, positionOf } from '../../lib/cursor.js';
 import type { Principal } from '../../lib/principal.js';
 import { baseSlug, slugCandidates } from '../../lib/slug.js';
 import type {
@@ -172,16 +172,9 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
     input: ListInput,
   ): Promise<Outcome<PostPage, InvalidInputError>> {
     const { limit = DEFAULT_PAGE_SIZE, cursor } = input;
-    const after = cursor === undefined ? null : decodeCursor(cursor);
-    if (after === null && cursor !== undefined) {
-      return fail(
-        new InvalidInputError(
-          'cursor',
-          'is not a valid cursor',
-          'The cursor is not one this server gave out.',
-        ),
-      );
-    }
+    const start = positionOf(cursor);
+    if (!start.ok) return start;
+    const after = start.value;
     // One extra row tells whether there is a next page without a count query.
     const rows = await posts.list(filter, limit + 1, after);
     const items = rows.slice(0, limit);

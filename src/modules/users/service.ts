@@ -1,14 +1,14 @@
 import type { Schemas } from '../../api-types.js';
+import type { InvalidInputError } from '../../errors.js';
 import {
   ConflictError,
   ForbiddenError,
-  InvalidInputError,
   NotFoundError,
   fail,
   ok,
   type Outcome,
 } from '../../errors.js';
-import { decodeCursor, encodeCursor } from '../../lib/cursor.js';
+import { encodeCursor, positionOf } from '../../lib/cursor.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { AccountMail } from '../email/account-mail.js';
@@ -177,16 +177,9 @@ export function createUsersService(deps: {
     limit = DEFAULT_PAGE_SIZE,
     cursor,
   }: Page): Promise<Outcome<UserPage, InvalidInputError>> {
-    const after = cursor === undefined ? null : decodeCursor(cursor);
-    if (after === null && cursor !== undefined) {
-      return fail(
-        new InvalidInputError(
-          'cursor',
-          'is not a valid cursor',
-          'The cursor is not one this server gave out.',
-        ),
-      );
-    }
+    const start = positionOf(cursor);
+    if (!start.ok) return start;
+    const after = start.value;
     // One extra row tells whether there is a next page without a count query.
     const rows = await users.list(limit + 1, after);
     const items = rows.slice(0, limit);
