@@ -772,9 +772,9 @@ describe.each(operations.map((operation) => ({ ...operation, operation })))(
         : []),
     ];
 
-    it.skipIf(breaks.length === 0)(
-      `invalid requests: each constraint broken in turn is a 400 naming the input`,
-      async () => {
+    // An operation without inputs has nothing to break: no such test (not a skipped one).
+    if (breaks.length > 0)
+      it(`invalid requests: each constraint broken in turn is a 400 naming the input`, async () => {
         const started = performance.now();
         const arbitrary = fc.constantFrom(...breaks).chain(({ part, item }) =>
           fc.record({
@@ -820,9 +820,7 @@ describe.each(operations.map((operation) => ({ ...operation, operation })))(
           operation.operationId,
           (elapsed.get(operation.operationId) ?? 0) + performance.now() - started,
         );
-      },
-      300_000,
-    );
+      }, 300_000);
   },
 );
 
