@@ -3,6 +3,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { postCalls } from '../helpers/posts.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { unique } from '../helpers/values.js';
 
@@ -14,17 +15,7 @@ const t = useTestApp();
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';
 const STRONG_ETAG = /^"\d+-[0-9a-f]{16}"$/;
 
-function createPost(payload: Record<string, unknown>, headers: Headers = {}) {
-  return t.inject({ method: 'POST', url: '/api/posts', headers, payload });
-}
-
-function getPost(id: string, headers: Headers = {}) {
-  return t.inject({ method: 'GET', url: `/api/posts/${id}`, headers });
-}
-
-function getPostBySlug(slug: string, headers: Headers = {}) {
-  return t.inject({ method: 'GET', url: `/api/posts/by-slug/${slug}`, headers });
-}
+const { createPost, getPost, getPostBySlug, deletePost } = postCalls(t);
 
 /** PATCH /api/posts/{id}, as a merge patch unless another content type is given. */
 function updatePost(
@@ -47,10 +38,6 @@ function publishPost(id: string, headers: Headers = {}) {
 
 function unpublishPost(id: string, headers: Headers = {}) {
   return t.inject({ method: 'POST', url: `/api/posts/${id}/unpublish`, headers });
-}
-
-function deletePost(id: string, headers: Headers = {}) {
-  return t.inject({ method: 'DELETE', url: `/api/posts/${id}`, headers });
 }
 
 function recordView(id: string, headers: Headers = {}) {

@@ -2,6 +2,7 @@ import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { postCalls } from '../helpers/posts.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { unique } from '../helpers/values.js';
 
@@ -24,21 +25,7 @@ const POST_KEYS = [
   'viewCount',
 ];
 
-function createPost(payload: Record<string, unknown>, headers: Headers = {}) {
-  return t.inject({ method: 'POST', url: '/api/posts', headers, payload });
-}
-
-function getPost(id: string, headers: Headers = {}) {
-  return t.inject({ method: 'GET', url: `/api/posts/${id}`, headers });
-}
-
-function getPostBySlug(slug: string, headers: Headers = {}) {
-  return t.inject({ method: 'GET', url: `/api/posts/by-slug/${slug}`, headers });
-}
-
-function deletePost(id: string, headers: Headers = {}) {
-  return t.inject({ method: 'DELETE', url: `/api/posts/${id}`, headers });
-}
+const { createPost, getPost, getPostBySlug, deletePost } = postCalls(t);
 
 /** A new post of this author, through the API; a draft unless `published`. */
 async function postOf(auth: Headers, options: { published?: boolean } = {}): Promise<Post> {
