@@ -56,6 +56,8 @@ declare module 'fastify' {
      * `close`; `deliverDue()` sends what is due now (tests, with the poll off).
      */
     emailDelivery: EmailDelivery;
+    /** Whether the app is shutting down (`close()` was called): /ready answers 503 then. */
+    closing: () => boolean;
   }
 }
 
@@ -131,9 +133,32 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     // Every route the server has is in the spec; automatic HEAD twins would not be.
     exposeHeadRoutes: false,
     trustProxy: trustProxyOption(config.trustProxy),
+    // Once closing starts, requests still reaching the server (on connections it had
+    // already accepted) are answered as usual, /ready with its own 503 problem (Fastify's
+    // would be a plain JSON 503 from every route); see the preClose hook below.
+    return503OnClosing: false,
+    forceCloseConnections: 'idle',
   });
+  // Graceful shutdown, first of the preClose hooks so that it happens at once: /ready turns
+  // 503, the server stops listening (Fastify's own server.close() comes after the other
+  // preClose hooks and still waits for the connections in use), and every reply from now
+  // on says `Connection: close`. A keep-alive connection that went quiet after its reply
+  // would keep the server open until it timed out: such connections are closed as they
+  // become idle (never one with a response in progress).
+  let closing = false;
+  let sweep: NodeJS.Timeout | undefined;
+  app.decorate('closing', () => closing);
+  app.addHook('preClose', async () => {
+    closing = true;
+    if (!app.server.listening) return;
+    app.server.close();
+    sweep = setInterval(() => app.server.closeIdleConnections(), 50);
+    sweep.unref();
+  });
+  app.addHook('onClose', async () => clearInterval(sweep));
   app.addHook('onSend', async (request, reply) => {
     reply.header('x-request-id', request.id);
+    if (closing) reply.header('connection', 'close');
   });
   // Orchestrators probe these every few seconds: their requests are not logged at info
   // (a warning or an error during one still is).
@@ -298,7 +323,11 @@ async function wire(
   const mail = createAccountMail({ ...config.email, nudge: () => delivery.nudge() });
 
   const handlers: Handlers = {
-    ...createMetaHandlers({ ping: () => database.ping(), spec: published }),
+    ...createMetaHandlers({
+      ping: () => database.ping(),
+      closing: () => app.closing(),
+      spec: published,
+    }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),
     ...createAuthHandlers(
       createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),

@@ -66,6 +66,11 @@ export interface Config {
     readonly keepAliveTimeoutMs: number;
     readonly maxHeaderSize: number;
   };
+  /**
+   * How long a shutdown (SIGTERM, SIGINT) waits for the requests in flight before it cuts
+   * their connections.
+   */
+  readonly shutdownTimeoutMs: number;
   /** The origins browsers may call the API from (CORS); empty: none but the API's own. */
   readonly corsOrigins: readonly string[];
   /** Strict-Transport-Security's max-age; undefined: the header is not sent. */
@@ -187,6 +192,7 @@ const schema = {
     CONNECTION_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '60s' },
     KEEP_ALIVE_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '72s' },
     MAX_HEADER_SIZE: { type: 'integer', minimum: 1024, maximum: 65536, default: 16384 },
+    SHUTDOWN_TIMEOUT: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '10s' },
     CORS_ORIGINS: { type: 'string', minLength: 1 },
     HSTS_MAX_AGE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$' },
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1 },
@@ -248,6 +254,7 @@ interface RawSettings {
   CONNECTION_TIMEOUT: string;
   KEEP_ALIVE_TIMEOUT: string;
   MAX_HEADER_SIZE: number;
+  SHUTDOWN_TIMEOUT: string;
   CORS_ORIGINS?: string;
   HSTS_MAX_AGE?: string;
   RATE_LIMIT_AUTH_MAX?: number;
@@ -462,6 +469,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     responseValidation: raw.RESPONSE_VALIDATION ?? !production,
     bodyLimitBytes: raw.BODY_LIMIT_BYTES,
     http: httpLimitsOf(raw),
+    shutdownTimeoutMs: parseDuration(raw.SHUTDOWN_TIMEOUT) * 1000,
     corsOrigins: parseCorsOrigins(raw.CORS_ORIGINS),
     hstsMaxAgeSeconds: raw.HSTS_MAX_AGE === undefined ? undefined : parseDuration(raw.HSTS_MAX_AGE),
     rateLimits: rateLimitsOf(raw),

@@ -48,22 +48,44 @@ async function main(): Promise<void> {
   for (const warning of config.warnings) server.log.warn(warning);
   if (migrated?.applied.length) server.log.info(describeMigrations(migrated));
 
+  // SIGTERM or SIGINT: the app stops taking work (/ready 503, no new connections,
+  // `Connection: close` on every reply: app.ts), the requests in flight finish, the email
+  // loop sends its batch in hand, then the database closes and the process exits 0. The
+  // requests still running after SHUTDOWN_TIMEOUT have their connections cut; a second
+  // signal ends the process at once.
   let closing = false;
-  const close = async (signal: string) => {
-    if (closing) return;
+  const close = async (signal: NodeJS.Signals) => {
+    if (closing) {
+      server.log.warn({ signal }, 'second signal while shutting down; exiting now');
+      process.exit(1);
+    }
     closing = true;
     server.log.info({ signal }, 'shutting down');
-    const timer = setTimeout(() => {
-      server.log.error('graceful shutdown took more than 10 s; exiting');
+    const { shutdownTimeoutMs } = config;
+    const cutOff = setTimeout(() => {
+      server.log.error(
+        { shutdownTimeoutMs },
+        'requests still in flight after SHUTDOWN_TIMEOUT: their connections are closed',
+      );
+      server.server.closeAllConnections();
+      // Whatever still holds the shutdown up (the database not answering) gets as long again.
+      setTimeout(() => {
+        server.log.error('the shutdown did not finish; exiting');
+        process.exit(1);
+      }, shutdownTimeoutMs).unref();
+    }, shutdownTimeoutMs);
+    cutOff.unref();
+    try {
+      await server.close();
+      await database.close();
+    } catch (error) {
+      server.log.error({ err: error }, 'shutting down failed');
       process.exit(1);
-    }, 10_000);
-    timer.unref();
-    await server.close();
-    await database.close();
+    }
     process.exit(0);
   };
-  process.once('SIGINT', () => void close('SIGINT'));
-  process.once('SIGTERM', () => void close('SIGTERM'));
+  process.on('SIGINT', (signal) => void close(signal));
+  process.on('SIGTERM', (signal) => void close(signal));
 
   try {
     await server.listen({ port: config.port, host: config.host });

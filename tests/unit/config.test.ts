@@ -195,6 +195,12 @@ describe('loadConfig', () => {
     }
   });
 
+  it('waits 10 s for the requests in flight at shutdown unless SHUTDOWN_TIMEOUT says otherwise', () => {
+    expect(loadConfig({}).shutdownTimeoutMs).toBe(10_000);
+    expect(loadConfig({ SHUTDOWN_TIMEOUT: '25s' }).shutdownTimeoutMs).toBe(25_000);
+    expect(() => loadConfig({ SHUTDOWN_TIMEOUT: '0' })).toThrow(ConfigError);
+  });
+
   it('sends HSTS only when HSTS_MAX_AGE is set', () => {
     expect(loadConfig({}).hstsMaxAgeSeconds).toBeUndefined();
     expect(loadConfig({ HSTS_MAX_AGE: '365d' }).hstsMaxAgeSeconds).toBe(365 * 86400);

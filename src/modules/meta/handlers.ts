@@ -8,6 +8,8 @@ export type MetaOperations =
 
 export function createMetaHandlers(deps: {
   ping: () => Promise<void>;
+  /** Whether the server is shutting down: it is not ready then, whatever the database says. */
+  closing?: () => boolean;
   /** The published spec (src/spec.ts), as a document and as YAML. */
   spec: {
     document: { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
@@ -19,6 +21,7 @@ export function createMetaHandlers(deps: {
       return reply(200, { status: 'ok' });
     },
     async getReadiness({ request, reply, refuse }) {
+      if (deps.closing?.()) return refuse(new UnavailableError('The server is shutting down.'));
       try {
         await deps.ping();
       } catch (error) {
