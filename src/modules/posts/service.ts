@@ -167,6 +167,28 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
     }
   }
 
+  /** publishPost and unpublishPost: a post already in the state asked for is left as it is. */
+  async function setPublished(
+    principal: Principal,
+    id: string,
+    condition: VersionCondition | undefined,
+    published: boolean,
+  ): Promise<Outcome<VersionedPost, ChangeError>> {
+    const verb = published ? 'publish' : 'unpublish';
+    const changed = await changePost(
+      principal,
+      id,
+      condition,
+      `You can only ${verb} your own posts.`,
+      (current) =>
+        (current.post.publishedAt !== null) === published
+          ? { kind: 'unchanged' }
+          : { kind: 'change', changes: { published } },
+    );
+    // No slug changes here, so no ConflictError: the only error changePost adds to ChangeError.
+    return changed as Outcome<VersionedPost, ChangeError>;
+  }
+
   async function page(
     filter: PostFilter,
     input: ListInput,
@@ -253,33 +275,9 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
       }));
     },
 
-    async publish(principal, id, condition) {
-      const changed = await changePost(
-        principal,
-        id,
-        condition,
-        'You can only publish your own posts.',
-        (current) =>
-          current.post.publishedAt === null
-            ? { kind: 'change', changes: { published: true } }
-            : { kind: 'unchanged' },
-      );
-      return changed as Outcome<VersionedPost, ChangeError>;
-    },
+    publish: (principal, id, condition) => setPublished(principal, id, condition, true),
 
-    async unpublish(principal, id, condition) {
-      const changed = await changePost(
-        principal,
-        id,
-        condition,
-        'You can only unpublish your own posts.',
-        (current) =>
-          current.post.publishedAt === null
-            ? { kind: 'unchanged' }
-            : { kind: 'change', changes: { published: false } },
-      );
-      return changed as Outcome<VersionedPost, ChangeError>;
-    },
+    unpublish: (principal, id, condition) => setPublished(principal, id, condition, false),
 
     async remove(principal, id, condition) {
       const current = await posts.findById(id);
