@@ -83,6 +83,33 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/metrics': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * Metrics for Prometheus
+     * @description The server's metrics in the Prometheus text format: requests by operation and status,
+     *     their latency, the database pool, the email outbox's backlog, rate-limit refusals and
+     *     the process (CPU, memory, event loop, garbage collection).
+     *
+     *     Only when the server is configured with a metrics token (`METRICS_TOKEN`), which the
+     *     scraper sends as `Authorization: Bearer <token>`; without one, this path answers
+     *     `404 NOT_FOUND` like any path the server does not have. (A server can also serve its
+     *     metrics on a port of their own instead, `METRICS_PORT`, outside this API.)
+     */
+    get: operations['getMetrics'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
   '/problems/{code}': {
     parameters: {
       query?: never;
@@ -1783,6 +1810,73 @@ export interface operations {
            *     paths: {}
            */
           'application/yaml': string;
+        };
+      };
+      500: components['responses']['InternalError'];
+    };
+  };
+  getMetrics: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The metrics, in the Prometheus text exposition format 0.0.4. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example # HELP http_requests_total HTTP requests answered, by operation and status code.
+           *     # TYPE http_requests_total counter
+           *     http_requests_total{operation="getUser",status="200"} 42
+           */
+          'text/plain; version=0.0.4; charset=utf-8': string;
+        };
+      };
+      /** @description The metrics token is missing or wrong. */
+      401: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/unauthorized",
+           *       "title": "Unauthorized",
+           *       "status": 401,
+           *       "detail": "A valid metrics token is required.",
+           *       "instance": "/metrics",
+           *       "code": "UNAUTHORIZED"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      /** @description The server is not configured to serve its metrics here. */
+      404: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/not-found",
+           *       "title": "Not found",
+           *       "status": 404,
+           *       "detail": "No route for GET /metrics.",
+           *       "instance": "/metrics",
+           *       "code": "NOT_FOUND"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
         };
       };
       500: components['responses']['InternalError'];

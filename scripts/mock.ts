@@ -226,6 +226,7 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
   const { getOpenApiDocument, getOpenApiDocumentYaml, getProblemType } = createMetaHandlers({
     ping: async () => undefined,
     spec: publishedSpec(spec),
+    metrics: async () => '',
   });
   const handlers = {
     ...Object.fromEntries(operationsOf(spec).map((operation) => [operation.operationId, handler])),

@@ -20,6 +20,7 @@ import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
+import { operationIdOf, registerMetrics } from './http/metrics.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
@@ -165,6 +166,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   app.addHook('onRoute', (route) => {
     if (route.url === '/health' || route.url === '/ready') route.logLevel = 'warn';
   });
+  // Before any route: each gets its series as it is added (METRICS_PORT, METRICS_TOKEN).
+  registerMetrics(app, config.metrics, { rateLimitedOperations: Object.keys(config.rateLimits) });
 
   const validation = createContractValidation();
   app.setValidatorCompiler(validation.validatorCompiler);
@@ -234,6 +237,7 @@ async function wire(
   // in this process's memory): guessing passwords and mass sign-ups cost time.
   await app.register(rateLimit, {
     global: false,
+    onExceeded: (request) => app.metrics.rateLimitRejected(operationIdOf(request)),
     errorResponseBuilder: (_request, context) =>
       new AppError(
         429,
@@ -301,8 +305,10 @@ async function wire(
   if (transport.name === 'log' && config.env === 'production') {
     emailLog.warn('SMTP_URL is not set: emails are not sent, only logged (without their links)');
   }
+  const outbox = createOutboxRepository(database.db);
+  app.metrics.observe({ pool: () => database.poolStats?.(), outboxDue: () => outbox.countDue() });
   const delivery = createEmailDelivery({
-    outbox: createOutboxRepository(database.db),
+    outbox,
     transport,
     log: emailLog,
     pollIntervalMs: config.email.pollIntervalMs,
@@ -327,6 +333,7 @@ async function wire(
       ping: () => database.ping(),
       closing: () => app.closing(),
       spec: published,
+      metrics: () => app.metrics.scrape(),
     }),
     ...createUsersHandlers(createUsersService({ users, passwords, mail })),
     ...createAuthHandlers(
@@ -378,7 +385,10 @@ async function wire(
   await registerContract(app, {
     spec,
     handlers,
-    securityHandlers: createSecurityHandlers(createAuthenticator({ tokens, sessions })),
+    securityHandlers: {
+      ...createSecurityHandlers(createAuthenticator({ tokens, sessions })),
+      metricsToken: (request) => app.metrics.authenticate(request),
+    },
     routeConfig: {
       login: rateLimitRoute(config, 'login'),
       createUser: rateLimitRoute(config, 'createUser'),

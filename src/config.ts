@@ -101,6 +101,18 @@ export interface Config {
     /** How often the delivery loop looks for due emails; 0: only when told to (tests). */
     readonly pollIntervalMs: number;
   };
+  /**
+   * Metrics in the Prometheus format (src/http/metrics.ts), served on a port of their own
+   * (METRICS_PORT, bound to METRICS_HOST, outside the API: no token), and/or on the API's
+   * port as GET /metrics to a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`.
+   * With neither set nothing is measured and /metrics answers 404.
+   */
+  readonly metrics: {
+    readonly port: number | undefined;
+    /** 127.0.0.1 by default; 0.0.0.0 where the scraper comes from outside (a pod's IP). */
+    readonly host: string;
+    readonly token: string | undefined;
+  };
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
   /**
@@ -217,6 +229,15 @@ const schema = {
     PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
     EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
     EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
+    METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
+    METRICS_HOST: { type: 'string', minLength: 1 },
+    // Characters a bearer token may have (RFC 6750's b64token), and long enough not to guess.
+    METRICS_TOKEN: {
+      type: 'string',
+      minLength: 32,
+      maxLength: 512,
+      pattern: '^[A-Za-z0-9._~+/-]+=*$',
+    },
     // The same rules as the API's Email, Password and Username (openapi.yaml).
     ADMIN_EMAIL: { type: 'string', format: 'email', maxLength: 254 },
     ADMIN_PASSWORD: { type: 'string', minLength: 8, maxLength: 72 },
@@ -269,6 +290,9 @@ interface RawSettings {
   PASSWORD_RESET_TTL: string;
   EMAIL_VERIFICATION_TTL: string;
   EMAIL_POLL_INTERVAL: string;
+  METRICS_PORT?: number;
+  METRICS_HOST?: string;
+  METRICS_TOKEN?: string;
   ADMIN_EMAIL?: string;
   ADMIN_PASSWORD?: string;
   ADMIN_USERNAME?: string;
@@ -388,6 +412,23 @@ function adminAccount(raw: RawEnv): Config['admin'] {
   return Object.freeze({ email, password, username });
 }
 
+/** METRICS_*: a listener of their own needs a port other than the API's. */
+function metricsOf(raw: RawEnv): Config['metrics'] {
+  if (raw.METRICS_PORT === undefined && raw.METRICS_HOST !== undefined) {
+    throw new ConfigError('Invalid environment: METRICS_HOST needs METRICS_PORT.');
+  }
+  if (raw.METRICS_PORT !== undefined && raw.METRICS_PORT !== 0 && raw.METRICS_PORT === raw.PORT) {
+    throw new ConfigError(
+      "Invalid environment: METRICS_PORT must differ from PORT (the metrics listener is a server of its own; METRICS_TOKEN serves them on the API's port).",
+    );
+  }
+  return Object.freeze({
+    port: raw.METRICS_PORT,
+    host: raw.METRICS_HOST ?? '127.0.0.1',
+    token: raw.METRICS_TOKEN,
+  });
+}
+
 /**
  * The per-IP limits: each operation's own variable, all on RATE_LIMIT_AUTH_WINDOW.
  * RATE_LIMIT_AUTH_MAX, when set, raises every one of them to at least its value (load
@@ -490,6 +531,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       pollIntervalMs:
         raw.EMAIL_POLL_INTERVAL === '0' ? 0 : parseDuration(raw.EMAIL_POLL_INTERVAL) * 1000,
     }),
+    metrics: metricsOf(raw),
     warnings: Object.freeze(warnings),
     admin: adminAccount(raw),
   });

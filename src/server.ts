@@ -89,6 +89,8 @@ async function main(): Promise<void> {
 
   try {
     await server.listen({ port: config.port, host: config.host });
+    // METRICS_PORT: the metrics' own listener (closed with the app).
+    await server.metrics.listen();
   } catch (error) {
     await server.close();
     await database.close();

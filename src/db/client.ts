@@ -27,7 +27,20 @@ export interface Database {
   migrate(): Promise<MigrationReport>;
   /** Resolves when the database answers a query. */
   ping(): Promise<void>;
+  /**
+   * The connection pool's counts (metrics); absent for the in-memory database, which has
+   * no pool (one PGlite in this process, one query at a time).
+   */
+  poolStats?(): PoolStats;
   close(): Promise<void>;
+}
+
+/** node-postgres' Pool at one moment: connections open, of which idle; queries waiting. */
+export interface PoolStats {
+  readonly total: number;
+  readonly idle: number;
+  readonly waiting: number;
+  readonly max: number;
 }
 
 export interface DatabaseOptions {
@@ -126,6 +139,8 @@ export async function startDatabase(
       await access.ready;
       return postgres.ping();
     },
+    // The connections to the engine's socket (served by this process or another).
+    poolStats: () => postgres.poolStats!(),
     close: async () => {
       try {
         await postgres.close();
@@ -172,6 +187,12 @@ async function createPostgres(
     ping: async () => {
       await pool.query('select 1');
     },
+    poolStats: () => ({
+      total: pool.totalCount,
+      idle: pool.idleCount,
+      waiting: pool.waitingCount,
+      max: settings.poolMax,
+    }),
     close: () => pool.end(),
   };
 }

@@ -27,7 +27,9 @@ type BodyOfResponse<R> = R extends { content: infer C }
       ? P
       : C extends { 'application/yaml': infer Y }
         ? Y
-        : never
+        : C extends { 'text/plain; version=0.0.4; charset=utf-8': infer T }
+          ? T
+          : never
   : undefined;
 
 /** The body the spec declares for status S of operation K. */

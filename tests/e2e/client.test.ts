@@ -43,6 +43,7 @@ const operationIds = new Map(
 
 const ADMIN = { email: 'client-admin@example.com', password: 'admin pass phrase for e2e' };
 const PUBLIC_URL = 'https://app.example.test';
+const METRICS_TOKEN = 'e2e-metrics-token-'.padEnd(40, '0');
 
 let db: TestDatabase | undefined;
 let dataDir: string;
@@ -193,6 +194,7 @@ beforeAll(async () => {
     ADMIN_PASSWORD: ADMIN.password,
     // This file signs up and logs in more often than a person; the limits have tests of their own.
     RATE_LIMIT_AUTH_MAX: '100000',
+    METRICS_TOKEN,
   });
   anonymous = clientWith();
 }, 60_000);
@@ -209,7 +211,7 @@ afterAll(async () => {
 });
 
 describe('the typed client, against the server on a real port', () => {
-  it('meta: getHealth, getReadiness, getOpenApiDocument(Yaml), getProblemType (200, 400, 404)', async () => {
+  it('meta: getHealth, getReadiness, getOpenApiDocument(Yaml), getProblemType (200, 400, 404), getMetrics (200, 401)', async () => {
     const health = ok(await anonymous.GET('/health'), 200);
     expectTypeOf(health).toEqualTypeOf<Schemas['Health']>();
     expect(health).toEqual({ status: 'ok' });
@@ -223,6 +225,11 @@ describe('the typed client, against the server on a real port', () => {
     expect(document).toEqual(loadSpec());
     const yaml = ok(await anonymous.GET('/openapi.yaml', { parseAs: 'text' }), 200);
     expect(parseYaml(yaml)).toEqual(document);
+
+    const scraper = clientWith(() => METRICS_TOKEN);
+    const metrics = ok(await scraper.GET('/metrics', { parseAs: 'text' }), 200);
+    expect(metrics).toMatch(/^http_requests_total\{operation="getHealth",status="200"\} 1$/m);
+    problem(await anonymous.GET('/metrics', { parseAs: 'text' }), 401, 'UNAUTHORIZED');
 
     const path = (code: string) => ({ params: { path: { code } } });
     const kind = ok(await anonymous.GET('/problems/{code}', path('precondition-failed')), 200);

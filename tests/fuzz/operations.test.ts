@@ -50,7 +50,11 @@ const spec = loadSpec() as unknown as Parameters<typeof operationsOf>[0];
 const kit = new SchemaKit(spec);
 const operations = operationsOf(spec);
 
-const t = useTestApp({ EMAIL_POLL_INTERVAL: '0' });
+// With a metrics token, every request runs through the metrics' hooks too.
+const t = useTestApp({
+  EMAIL_POLL_INTERVAL: '0',
+  METRICS_TOKEN: 'fuzz-metrics-token-'.padEnd(40, 'x'),
+});
 
 const PASSWORD = 'correct horse battery staple';
 
@@ -337,6 +341,9 @@ const plans: Record<OperationId, Plan> = {
   getReadiness: {},
   getOpenApiDocument: {},
   getOpenApiDocumentYaml: {},
+  // Its scheme is metricsToken, which no case sends (the users' tokens are refused, 401):
+  // tests/integration/metrics.test.ts covers the right token.
+  getMetrics: {},
   getProblemType: {
     hints: {
       'path:/code': fc.constantFrom(

@@ -195,6 +195,25 @@ describe('loadConfig', () => {
     }
   });
 
+  it('serves no metrics by default; METRICS_PORT on 127.0.0.1 unless METRICS_HOST, METRICS_TOKEN long', () => {
+    expect(loadConfig({}).metrics).toEqual({
+      port: undefined,
+      host: '127.0.0.1',
+      token: undefined,
+    });
+    const token = 'a'.repeat(32);
+    expect(
+      loadConfig({ METRICS_PORT: '9464', METRICS_HOST: '0.0.0.0', METRICS_TOKEN: token }).metrics,
+    ).toEqual({ port: 9464, host: '0.0.0.0', token });
+    expect(() => loadConfig({ METRICS_HOST: '0.0.0.0' })).toThrow(
+      /METRICS_HOST needs METRICS_PORT/,
+    );
+    expect(() => loadConfig({ PORT: '9464', METRICS_PORT: '9464' })).toThrow(/METRICS_PORT/);
+    for (const value of ['a'.repeat(31), `${'a'.repeat(32)} b`, `${'a'.repeat(32)}\n`]) {
+      expect(() => loadConfig({ METRICS_TOKEN: value }), value).toThrow(/METRICS_TOKEN/);
+    }
+  });
+
   it('waits 10 s for the requests in flight at shutdown unless SHUTDOWN_TIMEOUT says otherwise', () => {
     expect(loadConfig({}).shutdownTimeoutMs).toBe(10_000);
     expect(loadConfig({ SHUTDOWN_TIMEOUT: '25s' }).shutdownTimeoutMs).toBe(25_000);

@@ -34,6 +34,8 @@ export interface OutboxRepository {
   markSent(id: number): Promise<void>;
   /** Counts a failed attempt and schedules the next one, further off each time. */
   markFailed(id: number, error: string): Promise<void>;
+  /** How many emails are due and not sent (the backlog, for metrics). */
+  countDue(): Promise<number>;
 }
 
 export function createOutboxRepository(db: Db): OutboxRepository {
@@ -69,6 +71,15 @@ export function createOutboxRepository(db: Db): OutboxRepository {
         // good as a password for 30 minutes), and the row stays as the record of the send.
         .set({ sentAt: sql`now()`, textBody: '', htmlBody: null })
         .where(eq(emailOutbox.id, id));
+    },
+
+    async countDue() {
+      // The partial index on pending emails' next attempt covers it.
+      const [row] = await db
+        .select({ due: sql<number>`count(*)::int` })
+        .from(emailOutbox)
+        .where(and(isNull(emailOutbox.sentAt), lte(emailOutbox.nextAttemptAt, sql`now()`)));
+      return row?.due ?? 0;
     },
 
     async markFailed(id, error) {

@@ -4,7 +4,12 @@ import type { HandlerGroup } from '../../http/handler-types.js';
 import { problemTypeNamed } from '../../http/problem-types.js';
 
 export type MetaOperations =
-  'getHealth' | 'getReadiness' | 'getOpenApiDocument' | 'getOpenApiDocumentYaml' | 'getProblemType';
+  | 'getHealth'
+  | 'getReadiness'
+  | 'getOpenApiDocument'
+  | 'getOpenApiDocumentYaml'
+  | 'getProblemType'
+  | 'getMetrics';
 
 export function createMetaHandlers(deps: {
   ping: () => Promise<void>;
@@ -15,6 +20,8 @@ export function createMetaHandlers(deps: {
     document: { openapi: string; info: Record<string, unknown>; paths: Record<string, unknown> };
     yaml: () => string;
   };
+  /** The metrics, in the Prometheus text format (the security handler has let the scraper in). */
+  metrics: () => Promise<string>;
 }): HandlerGroup<MetaOperations> {
   return {
     async getHealth({ reply }) {
@@ -38,6 +45,9 @@ export function createMetaHandlers(deps: {
     },
     async getOpenApiDocumentYaml({ reply }) {
       return reply(200, deps.spec.yaml());
+    },
+    async getMetrics({ reply }) {
+      return reply(200, await deps.metrics());
     },
     async getProblemType({ params, reply, refuse }) {
       const problemType = problemTypeNamed(params.code);
