@@ -241,6 +241,12 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
       async bearerAuth(request) {
         checkBearerToken(request.headers.authorization);
       },
+      // The mock has no metrics token of its own: any bearer token opens getMetrics.
+      async metricsToken(request) {
+        if (!/^Bearer \S+$/i.test(request.headers.authorization ?? '')) {
+          throw new UnauthenticatedError('A valid metrics token is required.');
+        }
+      },
     },
   });
   return app;

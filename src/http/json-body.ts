@@ -64,10 +64,10 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
     });
   }
   // fastify-openapi-glue warns at start-up about each media type of the spec that has no
-  // parser, the responses' application/problem+json and application/yaml included: each
-  // has one, that refuses it.
+  // parser, the responses' application/problem+json, application/yaml and the metrics'
+  // text format included: each has one, that refuses it.
   app.addContentTypeParser(
-    ['application/problem+json', 'application/yaml'],
+    ['application/problem+json', 'application/yaml', 'text/plain; version=0.0.4; charset=utf-8'],
     (_request, _payload, done) => done(new errorCodes.FST_ERR_CTP_INVALID_MEDIA_TYPE(), undefined),
   );
 

@@ -172,6 +172,7 @@ export function registerMetrics(
     scrape,
     async listen() {
       if (settings.port === undefined) return undefined;
+      if (server?.listening) return server.address() as AddressInfo;
       server = createMetricsServer(scrape, (error) =>
         app.log.error({ err: error }, 'metrics: scrape failed'),
       );
@@ -197,7 +198,7 @@ export function registerMetrics(
     },
   };
   app.decorate('metrics', metrics);
-  // Last of all: the metrics stay readable while the app drains its requests.
+  // At the end, not at preClose: the metrics stay readable while the app drains its requests.
   app.addHook('onClose', async () => {
     const listening = server;
     if (!listening?.listening) return;
@@ -435,7 +436,8 @@ function createMetricsServer(
   scrape: () => Promise<string>,
   onError: (error: unknown) => void,
 ): Server {
-  return createServer((request, response) => {
+  // A scraper asks and waits for one answer: a client slower than that is cut off.
+  return createServer({ headersTimeout: 5_000, requestTimeout: 10_000 }, (request, response) => {
     const path = (request.url ?? '').split('?', 1)[0];
     if (path !== '/metrics') {
       response.writeHead(404, { 'content-type': 'text/plain; charset=utf-8' }).end('Not found\n');

@@ -16,12 +16,17 @@ describe('the server process', () => {
   let dataDir: string;
   let server: Server;
   let base: string;
+  let metricsPort: number;
 
   beforeAll(async () => {
+    metricsPort = await freePort();
     dataDir = await mkdtemp(join(tmpdir(), 'api-e2e-'));
     // The real PostgreSQL when the suite has one; else the embedded database, as `npm start`.
     db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
-    server = await startedServer(db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir });
+    server = await startedServer({
+      ...(db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir }),
+      METRICS_PORT: String(metricsPort),
+    });
     base = server.base;
   }, 60_000);
 
@@ -71,6 +76,17 @@ describe('the server process', () => {
     expect((await fetch(`${base}/ready`)).status).toBe(200);
     const spec = (await (await fetch(`${base}/openapi.json`)).json()) as { openapi: string };
     expect(spec.openapi).toBe('3.1.0');
+  });
+
+  it('serves its metrics on METRICS_PORT, and not on the API port', async () => {
+    await fetch(`${base}/health`);
+    const metrics = await fetch(`http://127.0.0.1:${metricsPort}/metrics`);
+    expect(metrics.status).toBe(200);
+    expect(metrics.headers.get('content-type')).toBe('text/plain; version=0.0.4; charset=utf-8');
+    expect(await metrics.text()).toMatch(
+      /^http_requests_total\{operation="getHealth",status="200"\} [1-9]/m,
+    );
+    expect((await fetch(`${base}/metrics`)).status).toBe(404);
   });
 
   it('shuts down cleanly on SIGTERM', async () => {
