@@ -160,6 +160,12 @@ async function createPostgres(
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (error) => options.onPoolError?.(error));
+  // The pool listens for a client's 'error' only while the client is idle in it; a
+  // connection that dies while a request holds it (a statement running, or between the
+  // statements of a transaction) emits 'error' on its client all the same, and with no
+  // listener that ends the process. The request learns of it from its statement (a 503),
+  // and the pool drops the client when it is released: the listener only has to exist.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return {
     db: drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db,
     kind: 'postgres',
