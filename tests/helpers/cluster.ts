@@ -198,3 +198,17 @@ function postgresIds(): [number, number] {
   }
   return [uid, gid];
 }
+
+/**
+ * Whether the tests that need a cluster of their own must be skipped: the PostgreSQL server
+ * binaries are not installed (a developer on the embedded database). In CI they never are.
+ */
+export function skipWithoutPostgres(file: string): boolean {
+  const skip = postgresBinaries() === undefined && !process.env.CI;
+  if (skip) {
+    console.warn(
+      `${file} skipped: no initdb and pg_ctl on PATH or in /usr/lib/postgresql/<version>/bin (apt-get install postgresql)`,
+    );
+  }
+  return skip;
+}
