@@ -111,12 +111,17 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
       expect((await forgot(b)).status).toBe(202);
 
       const expected = addresses.length + 1;
-      await Promise.race([
-        sink.waitFor(before + expected),
-        sleep(30_000).then(() => {
-          throw new Error(`${sink.received.length - before} of ${expected} emails arrived`);
-        }),
-      ]);
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`${sink.received.length - before} of ${expected} emails arrived`));
+        }, 30_000);
+      });
+      try {
+        await Promise.race([sink.waitFor(before + expected), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
       // Several polls of both loops later, nothing more has come.
       await sleep(3000);
       const received = sink.received.slice(before);
