@@ -8,6 +8,7 @@ import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';
 import { registerCors } from './http/cors.js';
+import { registerRequestLog } from './http/request-log.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
 import {
   operationsOf,
@@ -125,7 +126,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    // One line per request instead of Fastify's two (src/http/request-log.ts).
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      disableRequestLogging: true,
+    }),
     // Router errors (bad URL encoding, over-long path parameters) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
     // The longest path parameter is a post's slug (255 characters).
@@ -173,6 +178,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerSecurityHeaders(app, { hstsMaxAgeSeconds: config.hstsMaxAgeSeconds });
   registerCors(app, { origins: config.corsOrigins, allowedMethods, spec });
   registerErrorHandling(app, allowedMethods);
+  registerRequestLog(app);
   registerJsonBodyParser(app);
   registerQueryTextCheck(app);
 

@@ -86,6 +86,7 @@ export async function startDatabase(
       config.db,
       options,
       'DATABASE_URL',
+      { lockMigrations: true },
     );
     return { database, ready: Promise.resolve() };
   }
@@ -137,11 +138,15 @@ export async function startDatabase(
   return { database, ready: access.ready };
 }
 
+/** The advisory lock migrators take on a PostgreSQL server (any constant bigint of this app's). */
+const MIGRATION_LOCK = 7_294_517_002_183n.toString();
+
 async function createPostgres(
   connection: PoolConfig,
   settings: Config['db'],
   options: DatabaseOptions,
   location: string,
+  migrations: { lockMigrations: boolean } = { lockMigrations: false },
 ): Promise<Database> {
   const [{ default: pg }, { drizzle }, { migrate }, schema] = await Promise.all([
     import('pg'),
@@ -170,11 +175,33 @@ async function createPostgres(
     db: drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db,
     kind: 'postgres',
     location,
-    migrate: () =>
-      migrateAndReport(
-        async (text) => (await pool.query<Record<string, unknown>>(text)).rows,
-        () => migrate(drizzle({ client: pool }), { migrationsFolder }),
-      ),
+    migrate: async () => {
+      if (!migrations.lockMigrations) {
+        return migrateAndReport(
+          async (text) => (await pool.query<Record<string, unknown>>(text)).rows,
+          () => migrate(drizzle({ client: pool }), { migrationsFolder }),
+        );
+      }
+      // One migrator at a time (several instances or Jobs starting together would otherwise
+      // race to create drizzle's own table and fail): the others wait for the lock, then
+      // find nothing left to do. A connection of its own, without the pool's statement and
+      // query timeouts: building an index on a large table may take minutes.
+      const client = new pg.Client({
+        ...connection,
+        connectionTimeoutMillis: settings.connectTimeoutMs,
+      });
+      await client.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        return await migrateAndReport(
+          async (text) => (await client.query<Record<string, unknown>>(text)).rows,
+          () => migrate(drizzle({ client }), { migrationsFolder }),
+        );
+      } finally {
+        // Ending the session releases its lock.
+        await client.end();
+      }
+    },
     ping: async () => {
       await pool.query('select 1');
     },
