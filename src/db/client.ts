@@ -190,6 +190,9 @@ async function createPostgres(
         ...connection,
         connectionTimeoutMillis: settings.connectTimeoutMs,
       });
+      // A connection lost mid-migration fails its statement; without a listener, its
+      // 'error' event would end the process before that error is reported.
+      client.on('error', () => undefined);
       await client.connect();
       try {
         await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
