@@ -79,7 +79,7 @@ describe('docker-compose.yml against the Compose specification', () => {
   });
 
   it('refuses a misspelt key and a wrong condition (the check can fail)', () => {
-    const misspelt = structuredClone(compose) as { services: Record<string, object> };
+    const misspelt = structuredClone<{ services: Record<string, object> }>(compose);
     misspelt.services.api = { ...misspelt.services.api, depend_on: {} };
     expect(schemaErrors(misspelt).join()).toMatch(/additional properties/);
 
