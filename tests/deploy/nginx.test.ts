@@ -293,14 +293,6 @@ describe.skipIf(!nginxBinary)('a server stopped behind deploy/nginx/nginx.conf',
       stop = true;
       await Promise.all(clients);
 
-      console.log(
-        'DEBUG',
-        before,
-        atExit,
-        statuses.length,
-        failures.length,
-        statuses.filter((s) => s !== 200).length,
-      );
       expect(exitCode).toBe(0);
       expect(failures).toEqual([]);
       expect(statuses.filter((status) => status !== 200)).toEqual([]);
