@@ -224,6 +224,14 @@ const schema = {
   },
 } as const;
 
+/**
+ * The name of every environment variable the server reads (what deployment files may
+ * set: tests/deploy checks theirs against this list).
+ */
+export const environmentVariables: readonly string[] = Object.freeze(
+  Object.keys(schema.properties),
+);
+
 type RawEnv = RawSettings & Record<RateLimitVariable, number>;
 
 interface RawSettings {
