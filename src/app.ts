@@ -246,7 +246,7 @@ async function wire(
     : null;
   if (redis) {
     // Start-up waits a second at most for Redis: without it, the server starts anyway.
-    app.addHook('onReady', () => redis.settled(1000));
+    app.addHook('onReady', () => redis.start(1000));
     app.addHook('onClose', () => redis.close());
   }
   const apiOperationOf = apiOperationLookup(spec);

@@ -11,10 +11,13 @@ export interface SharedRedis {
   /** Whether the connection is up now (ready for commands). */
   isUp(): boolean;
   /**
-   * Resolves once the connection is up, or after `timeoutMs` whatever its state: start-up
-   * waits this long at most for counts to be shared from the first request.
+   * Connects, and resolves once the connection is up or after `timeoutMs` whatever its
+   * state (it goes on trying in the background): start-up waits this long at most for
+   * counts to be shared from the first request. Call it once the process's start-up work
+   * is done: a connection attempt made while the event loop is busy compiling would time
+   * out before its answer is read.
    */
-  settled(timeoutMs: number): Promise<void>;
+  start(timeoutMs: number): Promise<void>;
   /** A PING answered within `timeoutMs`, or a rejection. Never waits for a reconnection. */
   ping(timeoutMs: number): Promise<void>;
   /** Closes the connection (QUIT when it is up) and stops reconnecting. */
@@ -33,10 +36,12 @@ const failFast = {
   commandTimeout: 250,
   connectTimeout: 1000,
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
+  lazyConnect: true,
 } as const;
 
 /**
- * The Redis shared by every instance (rate-limit counters). It connects in the background:
+ * The Redis shared by every instance (rate-limit counters). It connects from `start()` and
+ * then stays connected in the background:
  * a Redis that is down at start-up or goes away later is logged once per outage (a warning
  * when it is lost, an info line when it is back), never thrown at the caller.
  */
@@ -72,8 +77,10 @@ export function createSharedRedis(url: string, log: RedisLog): SharedRedis {
   return {
     client,
     isUp: () => state === 'up',
-    settled: (timeoutMs) =>
-      state === 'up'
+    start(timeoutMs) {
+      // Failures are reported through the 'error' listener above; reconnection is automatic.
+      client.connect().catch(() => undefined);
+      return state === 'up'
         ? Promise.resolve()
         : new Promise<void>((resolve) => {
             const timer = setTimeout(done, timeoutMs);
@@ -83,7 +90,8 @@ export function createSharedRedis(url: string, log: RedisLog): SharedRedis {
               resolve();
             }
             waiting.add(done);
-          }),
+          });
+    },
     async ping(timeoutMs) {
       let timer: NodeJS.Timeout | undefined;
       try {
