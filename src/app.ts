@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
-import rateLimit from '@fastify/rate-limit';
 import responseValidation from '@fastify/response-validation';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
@@ -18,13 +17,19 @@ import {
 } from './http/contract.js';
 import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
-import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
+import { registerLoadShedding } from './http/load-shedding.js';
+import {
+  apiOperationLookup,
+  registerRateLimits,
+  type RateLimitEvents,
+} from './http/rate-limits.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
 import { every } from './lib/periodic.js';
+import { createSharedRedis } from './lib/redis.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAccountRepository } from './modules/account/repository.js';
 import { createAccountService } from './modules/account/service.js';
@@ -59,6 +64,8 @@ declare module 'fastify' {
     emailDelivery: EmailDelivery;
     /** Whether the app is shutting down (`close()` was called): /ready answers 503 then. */
     closing: () => boolean;
+    /** Listeners for the rate limits' refusals and Redis failures (metrics). */
+    rateLimits: RateLimitEvents;
   }
 }
 
@@ -86,7 +93,8 @@ function trustProxyOption(
 
 /**
  * The route `config` that limits an operation per client IP (RATE_LIMIT_*_MAX per
- * RATE_LIMIT_AUTH_WINDOW, each operation on its own counter, in this process's memory).
+ * RATE_LIMIT_AUTH_WINDOW, each operation on its own counter; in Redis when REDIS_URL is
+ * set, else in this process's memory).
  */
 export function rateLimitRoute(config: Config, operation: RateLimitedOperation) {
   const { max, windowSeconds } = config.rateLimits[operation];
@@ -236,18 +244,26 @@ async function wire(
   });
   app.decorateRequest('principal', null);
 
-  // Only the operations given a `rateLimit` route config below are limited (per client IP,
-  // in this process's memory): guessing passwords and mass sign-ups cost time.
-  await app.register(rateLimit, {
-    global: false,
-    errorResponseBuilder: (_request, context) =>
-      new AppError(
-        429,
-        'RATE_LIMITED',
-        'Too many requests',
-        `Too many attempts. Try again in ${Math.ceil(context.ttl / 1000)} seconds.`,
-      ),
+  // Per client IP: every API operation together (RATE_LIMIT_MAX), and the operations
+  // given a `rateLimit` route config below each on its own counter (guessing passwords and
+  // mass sign-ups cost time). With REDIS_URL the counts are shared by every instance.
+  const redis = config.redis
+    ? createSharedRedis(config.redis.url, app.log.child({ component: 'redis' }))
+    : null;
+  if (redis) {
+    // Start-up waits a second at most for Redis: without it, the server starts anyway.
+    app.addHook('onReady', () => redis.start(1000));
+    app.addHook('onClose', () => redis.close());
+  }
+  const apiOperationOf = apiOperationLookup(spec);
+  const rateLimits = await registerRateLimits(app, {
+    global: config.globalRateLimit,
+    redis: redis && config.redis && { client: redis.client, keyPrefix: config.redis.keyPrefix },
+    apiOperationOf,
   });
+  app.decorate('rateLimits', rateLimits);
+  // After the rate limits: a shed request is counted like any other.
+  await registerLoadShedding(app, config.overload, apiOperationOf);
 
   if (config.responseValidation) {
     // Registered before the routes, or it does not see them. A handler that answers
@@ -331,6 +347,7 @@ async function wire(
   const handlers: Handlers = {
     ...createMetaHandlers({
       ping: () => database.ping(),
+      ...(redis ? { pingRedis: (timeoutMs: number) => redis.ping(timeoutMs) } : {}),
       closing: () => app.closing(),
       spec: published,
     }),
