@@ -36,7 +36,7 @@ export function composeFile(): Record<string, unknown> {
  * limits (REDIS_URL) and the metrics listener (METRICS_PORT). Once src/config.ts reads
  * them, they are checked like the others and this list can go.
  */
-export const variablesReadElsewhere: readonly string[] = ['REDIS_URL', 'METRICS_PORT'];
+export const variablesReadElsewhere: readonly string[] = ['METRICS_PORT'];
 
 /** The names a deployment file may set: those src/config.ts reads (and the list above). */
 export function isKnownVariable(name: string): boolean {
