@@ -174,7 +174,7 @@ async function startCluster(database: TestDatabase | undefined): Promise<Cluster
 function whoServed(servers: readonly Server[], requestId: string) {
   for (const [index, server] of servers.entries()) {
     const line = logLines(server).find(
-      (entry) => entry.requestId === requestId && entry.msg === 'incoming request',
+      (entry) => entry.requestId === requestId && entry.msg === 'request completed',
     );
     if (line) return { index, remoteAddress: line.req?.remoteAddress };
   }
