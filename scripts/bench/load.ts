@@ -16,6 +16,11 @@ export interface LoadJob {
   connections: number;
   /** A fixed rate (requests per second over all connections); unset: as fast as answered. */
   rate?: number;
+  /**
+   * Send at `rate` on a timer, each request at its due time whether or not the earlier ones
+   * were answered (for rates below autocannon's 1 per second: logins); `connections` unused.
+   */
+  openLoop?: boolean;
   headers?: Record<string, string>;
   /** Paths (with query) taken in turn; the URL's own path when unset. */
   paths?: string[];
@@ -51,7 +56,67 @@ export interface LoadReply {
   error?: string;
 }
 
+const quantileOf = (sorted: Float64Array, q: number) =>
+  sorted.length === 0
+    ? Number.NaN
+    : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+
+async function openLoop(job: LoadJob): Promise<LoadResult> {
+  const rate = job.rate ?? 1;
+  const total = Math.max(1, Math.floor(rate * job.seconds));
+  const latencies: number[] = [];
+  const statuses: Record<string, number> = {};
+  let errors = 0;
+  const start = performance.now();
+  const sent: Promise<void>[] = [];
+  for (let i = 0; i < total; i += 1) {
+    const due = start + (i * 1000) / rate;
+    const wait = due - performance.now();
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    const body = job.bodies?.[i % job.bodies.length];
+    sent.push(
+      fetch(`${job.url}${job.paths?.[i % job.paths.length] ?? ''}`, {
+        method: job.method,
+        headers: {
+          'user-agent': 'npm-run-bench',
+          ...(body ? { 'content-type': 'application/json' } : {}),
+          ...job.headers,
+        },
+        ...(body ? { body } : {}),
+      }).then(
+        async (response) => {
+          await response.arrayBuffer();
+          statuses[response.status] = (statuses[response.status] ?? 0) + 1;
+          if (response.ok) latencies.push(performance.now() - due);
+        },
+        () => {
+          errors += 1;
+        },
+      ),
+    );
+  }
+  await Promise.all(sent);
+  const sorted = Float64Array.from(latencies).sort();
+  const seconds = (performance.now() - start) / 1000;
+  const ok = Object.entries(statuses)
+    .filter(([code]) => code.startsWith('2'))
+    .reduce((n, [, count]) => n + count, 0);
+  return {
+    requests: total,
+    seconds,
+    perSecond: total / seconds,
+    p50Ms: quantileOf(sorted, 0.5),
+    p99Ms: quantileOf(sorted, 0.99),
+    non2xx: total - ok - errors,
+    errors,
+    timeouts: 0,
+    taken: total,
+    statuses,
+  };
+}
+
 async function run(job: LoadJob): Promise<LoadResult> {
+  if (job.openLoop) return openLoop(job);
   let next = 0;
   const pool = job.paths ?? job.bodies ?? job.authorizations;
   const take = <T>(list: T[]): T => list[next++ % list.length]!;
@@ -102,10 +167,7 @@ async function run(job: LoadJob): Promise<LoadResult> {
   });
   const result = await finished;
   const sorted = Float64Array.from(latencies).sort();
-  const quantile = (q: number) =>
-    sorted.length === 0
-      ? Number.NaN
-      : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
+  const quantile = (q: number) => quantileOf(sorted, q);
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   const requests = result.requests.total;
   return {

@@ -71,7 +71,7 @@ const settings = {
   posts: quick ? 20_000 : 200_000,
   rounds: Number(options.rounds ?? (quick ? 1 : 3)),
   seconds: Number(options.seconds ?? (quick ? 1 : 5)),
-  warmupSeconds: quick ? 0.5 : 3,
+  warmupSeconds: quick ? 0.3 : 3,
   connections: Number(options.connections ?? (quick ? 8 : 32)),
   soakSeconds: quick ? 0 : 60,
   bcryptCost: Number(process.env.BENCH_BCRYPT_COST ?? 12),
@@ -127,7 +127,7 @@ function load(jobs: LoadJob[]): Promise<LoadResult[]> {
 // queued ones still running when a run ends would be CPU time without a counted request.
 const loginConnections = settings.bcryptThreads + 1;
 // A login takes a large fraction of a second: runs long enough to count a few dozen.
-const loginSeconds = (seconds: number) => Math.max(seconds, quick ? 3 : 10);
+const loginSeconds = (seconds: number) => Math.max(seconds, quick ? 2 : 10);
 const searchWord = 'coffee';
 
 interface Operation {
@@ -468,7 +468,8 @@ async function main(): Promise<number> {
             url: `${project.base}/api/auth/login`,
             seconds: settings.seconds,
             connections: loginConnections,
-            rate: Math.max(0.5, loginRate),
+            rate: loginRate,
+            openLoop: true,
           },
         ])) as [LoadResult, LoadResult];
         sampleRss(project);
