@@ -12,6 +12,7 @@ export default tseslint.config(
       'drizzle/',
       'coverage/',
       '.data/',
+      'bench-results/',
     ],
   },
   js.configs.recommended,

@@ -32,7 +32,13 @@ export interface paths {
     };
     /**
      * Readiness probe
-     * @description Answers 200 when the database answers a query, 503 otherwise.
+     * @description Answers 200 when the database answers a query within a second, 503 otherwise (and
+     *     while the server shuts down): a load balancer should send traffic to this instance
+     *     only while it answers 200. When the server shares its rate-limit counts through
+     *     Redis, `redis` says whether Redis answered within a second too; a Redis that does not
+     *     answer leaves the instance ready (`redis: down`): rate limits then stop counting
+     *     until it is back, and every other request is served as usual. It is never shed
+     *     under load (see Overload), and not rate limited.
      */
     get: operations['getReadiness'];
     put?: never;
@@ -989,6 +995,32 @@ export interface components {
       status: 'ready';
       /** @constant */
       database: 'up';
+      /**
+       * @description Only when the server shares its rate-limit counts through Redis: whether Redis
+       *     answered a PING within a second. `down` leaves the instance ready (rate limits
+       *     stop counting until Redis is back).
+       * @enum {string}
+       */
+      redis?: 'up' | 'down';
+    };
+    /** @description An RFC 9457 problem detail, with the readiness checks that failed. */
+    NotReadyProblem: {
+      /** Format: uri-reference */
+      type: string;
+      title: string;
+      /** Format: int32 */
+      status: number;
+      /** @description What is not ready, for a person. */
+      detail?: string;
+      instance?: string;
+      code: components['schemas']['ProblemCode'];
+      /** @description As in every Problem; a readiness check never lists any. */
+      errors?: components['schemas']['ProblemItem'][];
+      /**
+       * @description The dependencies that did not answer within a second (`database`, or `redis`
+       *     together with it). Absent while the server shuts down.
+       */
+      failedChecks?: ('database' | 'redis')[];
     };
     /** @description An RFC 9457 problem detail. */
     Problem: {
@@ -1027,7 +1059,8 @@ export interface components {
      *     [`UNSUPPORTED_MEDIA_TYPE`](/problems/unsupported-media-type),
      *     [`RATE_LIMITED`](/problems/rate-limited),
      *     [`INTERNAL_ERROR`](/problems/internal-error),
-     *     [`SERVICE_UNAVAILABLE`](/problems/service-unavailable).
+     *     [`SERVICE_UNAVAILABLE`](/problems/service-unavailable),
+     *     [`OVERLOADED`](/problems/overloaded).
      * @enum {string}
      */
     ProblemCode:
@@ -1046,7 +1079,8 @@ export interface components {
       | 'UNSUPPORTED_MEDIA_TYPE'
       | 'RATE_LIMITED'
       | 'INTERNAL_ERROR'
-      | 'SERVICE_UNAVAILABLE';
+      | 'SERVICE_UNAVAILABLE'
+      | 'OVERLOADED';
     /** @description What a kind of problem means, and what a client can do about it. */
     ProblemType: {
       /**
@@ -1364,9 +1398,11 @@ export interface components {
       };
     };
     /**
-     * @description Too many sign-ups or logins from this client in the current window (by default 30
-     *     sign-ups and 100 logins a minute), or, for `login`, too many failed logins with this
-     *     email address (by default 10 in 15 minutes). `Retry-After` says when to try again.
+     * @description Too many requests from this client address in the current window, to all the
+     *     operations together (by default 1000 a minute), or to this operation when it has
+     *     a limit of its own (by default 30 sign-ups and 100 logins a minute, for instance),
+     *     or, for `login`, too many failed logins with this email address (by default 10 in
+     *     15 minutes). `Retry-After` says when to try again.
      */
     TooManyRequests: {
       headers: {
@@ -1414,23 +1450,45 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The database does not answer. Try again later. */
+    /**
+     * @description The database does not answer (`SERVICE_UNAVAILABLE`), or the server is too busy to
+     *     take the request (`OVERLOADED`, with `Retry-After`). Try again later.
+     */
     ServiceUnavailable: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'Retry-After': components['headers']['RetryAfterOverloaded'];
         [name: string]: unknown;
       };
       content: {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The database does not answer. Try again later. It still counts against the rate limit. */
+    /**
+     * @description Not ready: the database does not answer within a second (`failedChecks` names it,
+     *     with Redis when that does not answer either), or the server is shutting down.
+     */
+    NotReady: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        [name: string]: unknown;
+      };
+      content: {
+        'application/problem+json': components['schemas']['NotReadyProblem'];
+      };
+    };
+    /**
+     * @description The database does not answer (`SERVICE_UNAVAILABLE`), or the server is too busy to
+     *     take the request (`OVERLOADED`, with `Retry-After`). Try again later. It still counts
+     *     against the rate limit.
+     */
     LimitedServiceUnavailable: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
         'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
         'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        'Retry-After': components['headers']['RetryAfterOverloaded'];
         [name: string]: unknown;
       };
       content: {
@@ -1679,6 +1737,12 @@ export interface components {
      */
     RateLimitReset: number;
     /**
+     * @description With `OVERLOADED` only: seconds to wait before trying again (another instance may
+     *     answer meanwhile). Absent when the database does not answer.
+     * @example 5
+     */
+    RetryAfterOverloaded: number;
+    /**
      * @description Seconds until the client may try again (the end of the current window).
      * @example 42
      */
@@ -1731,17 +1795,11 @@ export interface operations {
           [name: string]: unknown;
         };
         content: {
-          /**
-           * @example {
-           *       "status": "ready",
-           *       "database": "up"
-           *     }
-           */
           'application/json': components['schemas']['Readiness'];
         };
       };
       500: components['responses']['InternalError'];
-      503: components['responses']['ServiceUnavailable'];
+      503: components['responses']['NotReady'];
     };
   };
   getOpenApiDocument: {
@@ -1993,6 +2051,7 @@ export interface operations {
         };
       };
       400: components['responses']['BadRequest'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2083,6 +2142,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       404: components['responses']['NotFound'];
       414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2139,6 +2199,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2193,6 +2254,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2261,6 +2323,7 @@ export interface operations {
       403: components['responses']['OthersDrafts'];
       404: components['responses']['NotFound'];
       414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2329,6 +2392,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       403: components['responses']['AdminOnly'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2363,6 +2427,7 @@ export interface operations {
       403: components['responses']['AdminOnly'];
       404: components['responses']['NotFound'];
       414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2495,6 +2560,7 @@ export interface operations {
         };
       };
       401: components['responses']['Unauthorized'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2586,6 +2652,7 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       413: components['responses']['PayloadTooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2611,6 +2678,7 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       413: components['responses']['PayloadTooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2659,6 +2727,7 @@ export interface operations {
         };
       };
       401: components['responses']['Unauthorized'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -2711,6 +2780,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3042,6 +3112,7 @@ export interface operations {
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       403: components['responses']['OthersDrafts'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3111,6 +3182,7 @@ export interface operations {
       };
       413: components['responses']['PayloadTooLarge'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3154,6 +3226,7 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       404: components['responses']['PostNotFound'];
       414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3197,6 +3270,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3249,6 +3323,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3292,6 +3367,7 @@ export interface operations {
       401: components['responses']['Unauthorized'];
       404: components['responses']['PostNotFound'];
       414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3328,6 +3404,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3364,6 +3441,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };
@@ -3403,6 +3481,7 @@ export interface operations {
       413: components['responses']['PayloadTooLarge'];
       414: components['responses']['UriTooLong'];
       415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
     };

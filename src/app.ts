@@ -1,6 +1,5 @@
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
-import rateLimit from '@fastify/rate-limit';
 import responseValidation from '@fastify/response-validation';
 import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
@@ -8,6 +7,7 @@ import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';
 import { registerCors } from './http/cors.js';
+import { registerRequestLog } from './http/request-log.js';
 import { registerSecurityHeaders } from './http/security-headers.js';
 import {
   operationsOf,
@@ -17,14 +17,20 @@ import {
 } from './http/contract.js';
 import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
-import { AppError } from './http/errors.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
-import { operationIdOf, registerMetrics } from './http/metrics.js';
+import { registerMetrics } from './http/metrics.js';
+import { registerLoadShedding } from './http/load-shedding.js';
+import {
+  apiOperationLookup,
+  registerRateLimits,
+  type RateLimitEvents,
+} from './http/rate-limits.js';
 import { createSecurityHandlers } from './http/security.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
 import { every } from './lib/periodic.js';
+import { createSharedRedis } from './lib/redis.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAccountRepository } from './modules/account/repository.js';
 import { createAccountService } from './modules/account/service.js';
@@ -59,6 +65,8 @@ declare module 'fastify' {
     emailDelivery: EmailDelivery;
     /** Whether the app is shutting down (`close()` was called): /ready answers 503 then. */
     closing: () => boolean;
+    /** Listeners for the rate limits' refusals and Redis failures (metrics). */
+    rateLimits: RateLimitEvents;
   }
 }
 
@@ -86,7 +94,8 @@ function trustProxyOption(
 
 /**
  * The route `config` that limits an operation per client IP (RATE_LIMIT_*_MAX per
- * RATE_LIMIT_AUTH_WINDOW, each operation on its own counter, in this process's memory).
+ * RATE_LIMIT_AUTH_WINDOW, each operation on its own counter; in Redis when REDIS_URL is
+ * set, else in this process's memory).
  */
 export function rateLimitRoute(config: Config, operation: RateLimitedOperation) {
   const { max, windowSeconds } = config.rateLimits[operation];
@@ -126,7 +135,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       const given = req.headers['x-request-id'];
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
-    logController: new LogController({ requestIdLogLabel: 'requestId' }),
+    // One line per request instead of Fastify's two (src/http/request-log.ts).
+    logController: new LogController({
+      requestIdLogLabel: 'requestId',
+      disableRequestLogging: true,
+    }),
     // Router errors (bad URL encoding, over-long path parameters) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
     // The longest path parameter is a post's slug (255 characters).
@@ -176,6 +189,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   await registerSecurityHeaders(app, { hstsMaxAgeSeconds: config.hstsMaxAgeSeconds });
   registerCors(app, { origins: config.corsOrigins, allowedMethods, spec });
   registerErrorHandling(app, allowedMethods);
+  registerRequestLog(app);
   registerJsonBodyParser(app);
   registerQueryTextCheck(app);
 
@@ -233,19 +247,31 @@ async function wire(
   });
   app.decorateRequest('principal', null);
 
-  // Only the operations given a `rateLimit` route config below are limited (per client IP,
-  // in this process's memory): guessing passwords and mass sign-ups cost time.
-  await app.register(rateLimit, {
-    global: false,
-    onExceeded: (request) => app.metrics.rateLimitRejected(operationIdOf(request)),
-    errorResponseBuilder: (_request, context) =>
-      new AppError(
-        429,
-        'RATE_LIMITED',
-        'Too many requests',
-        `Too many attempts. Try again in ${Math.ceil(context.ttl / 1000)} seconds.`,
-      ),
+  // Per client IP: every API operation together (RATE_LIMIT_MAX), and the operations
+  // given a `rateLimit` route config below each on its own counter (guessing passwords and
+  // mass sign-ups cost time). With REDIS_URL the counts are shared by every instance.
+  const redis = config.redis
+    ? createSharedRedis(config.redis.url, app.log.child({ component: 'redis' }))
+    : null;
+  if (redis) {
+    // Start-up waits a second at most for Redis: without it, the server starts anyway.
+    app.addHook('onReady', () => redis.start(1000));
+    app.addHook('onClose', () => redis.close());
+  }
+  const apiOperationOf = apiOperationLookup(spec);
+  const rateLimits = await registerRateLimits(app, {
+    global: config.globalRateLimit,
+    redis: redis && config.redis && { client: redis.client, keyPrefix: config.redis.keyPrefix },
+    apiOperationOf,
   });
+  app.decorate('rateLimits', rateLimits);
+  // Every 429 of an IP limit, under the operation asked for (whichever limit refused it).
+  rateLimits.onRejected((_limit, operationId) =>
+    app.metrics.rateLimitRejected(operationId ?? '(unmatched)'),
+  );
+  rateLimits.onStoreError(() => app.metrics.rateLimitStoreError());
+  // After the rate limits: a shed request is counted like any other.
+  await registerLoadShedding(app, config.overload, apiOperationOf);
 
   if (config.responseValidation) {
     // Registered before the routes, or it does not see them. A handler that answers
@@ -331,6 +357,7 @@ async function wire(
   const handlers: Handlers = {
     ...createMetaHandlers({
       ping: () => database.ping(),
+      ...(redis ? { pingRedis: (timeoutMs: number) => redis.ping(timeoutMs) } : {}),
       closing: () => app.closing(),
       spec: published,
       metrics: () => app.metrics.scrape(),

@@ -77,6 +77,27 @@ export interface Config {
   readonly hstsMaxAgeSeconds: number | undefined;
   /** Requests a client (by IP address) may make per window to each limited operation. */
   readonly rateLimits: Readonly<Record<RateLimitedOperation, RateLimit>>;
+  /**
+   * Requests a client (by IP address) may make per window to the API's operations all
+   * together, on top of the per-operation limits; null: no such limit (RATE_LIMIT_MAX=0).
+   * The probes and the documentation are not counted.
+   */
+  readonly globalRateLimit: RateLimit | null;
+  /**
+   * Where the rate-limit counters live: unset, in each process's memory; a Redis URL, in
+   * that Redis, shared by every instance (keys begin with `keyPrefix`, so several
+   * deployments can share one Redis).
+   */
+  readonly redis: { readonly url: string; readonly keyPrefix: string } | null;
+  /**
+   * Load shedding: past any of these, API operations answer 503 OVERLOADED (the probes
+   * never do); 0 turns a check off. The event loop's delay is the mean over a second.
+   */
+  readonly overload: {
+    readonly maxEventLoopDelayMs: number;
+    readonly maxEventLoopUtilization: number;
+    readonly maxHeapUsedBytes: number;
+  };
   /** Failed logins an email address may take per window, whatever the client's address. */
   readonly loginLimit: { readonly maxFailures: number; readonly windowSeconds: number };
   /**
@@ -209,6 +230,13 @@ const schema = {
     HSTS_MAX_AGE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$' },
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
+    RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 1000 },
+    RATE_LIMIT_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
+    REDIS_URL: { type: 'string', pattern: '^rediss?://' },
+    REDIS_KEY_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,100}$', default: 'cfa:' },
+    MAX_EVENT_LOOP_DELAY_MS: { type: 'integer', minimum: 0, default: 1000 },
+    MAX_EVENT_LOOP_UTILIZATION: { type: 'number', minimum: 0, maximum: 1, default: 0 },
+    MAX_HEAP_USED_BYTES: { type: 'integer', minimum: 0, default: 0 },
     ...Object.fromEntries(
       Object.values(rateLimitVariables).map(([name, max]) => [
         name,
@@ -245,6 +273,14 @@ const schema = {
   },
 } as const;
 
+/**
+ * The name of every environment variable the server reads (what deployment files may
+ * set: tests/deploy checks theirs against this list).
+ */
+export const environmentVariables: readonly string[] = Object.freeze(
+  Object.keys(schema.properties),
+);
+
 type RawEnv = RawSettings & Record<RateLimitVariable, number>;
 
 interface RawSettings {
@@ -280,6 +316,13 @@ interface RawSettings {
   HSTS_MAX_AGE?: string;
   RATE_LIMIT_AUTH_MAX?: number;
   RATE_LIMIT_AUTH_WINDOW: string;
+  RATE_LIMIT_MAX: number;
+  RATE_LIMIT_WINDOW: string;
+  REDIS_URL?: string;
+  REDIS_KEY_PREFIX: string;
+  MAX_EVENT_LOOP_DELAY_MS: number;
+  MAX_EVENT_LOOP_UTILIZATION: number;
+  MAX_HEAP_USED_BYTES: number;
   LOGIN_MAX_FAILURES: number;
   LOGIN_FAILURE_WINDOW: string;
   TRUST_PROXY: string;
@@ -514,6 +557,23 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
     corsOrigins: parseCorsOrigins(raw.CORS_ORIGINS),
     hstsMaxAgeSeconds: raw.HSTS_MAX_AGE === undefined ? undefined : parseDuration(raw.HSTS_MAX_AGE),
     rateLimits: rateLimitsOf(raw),
+    globalRateLimit:
+      raw.RATE_LIMIT_MAX === 0
+        ? null
+        : Object.freeze({
+            // RATE_LIMIT_AUTH_MAX (load tests from one address) raises this one too.
+            max: Math.max(raw.RATE_LIMIT_MAX, raw.RATE_LIMIT_AUTH_MAX ?? 0),
+            windowSeconds: parseDuration(raw.RATE_LIMIT_WINDOW),
+          }),
+    redis:
+      raw.REDIS_URL === undefined
+        ? null
+        : Object.freeze({ url: raw.REDIS_URL, keyPrefix: raw.REDIS_KEY_PREFIX }),
+    overload: Object.freeze({
+      maxEventLoopDelayMs: raw.MAX_EVENT_LOOP_DELAY_MS,
+      maxEventLoopUtilization: raw.MAX_EVENT_LOOP_UTILIZATION,
+      maxHeapUsedBytes: raw.MAX_HEAP_USED_BYTES,
+    }),
     loginLimit: Object.freeze({
       maxFailures: raw.LOGIN_MAX_FAILURES,
       windowSeconds: parseDuration(raw.LOGIN_FAILURE_WINDOW),

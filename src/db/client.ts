@@ -99,6 +99,7 @@ export async function startDatabase(
       config.db,
       options,
       'DATABASE_URL',
+      { lockMigrations: true },
     );
     return { database, ready: Promise.resolve() };
   }
@@ -152,11 +153,15 @@ export async function startDatabase(
   return { database, ready: access.ready };
 }
 
+/** The advisory lock migrators take on a PostgreSQL server (any constant bigint of this app's). */
+const MIGRATION_LOCK = 7_294_517_002_183n.toString();
+
 async function createPostgres(
   connection: PoolConfig,
   settings: Config['db'],
   options: DatabaseOptions,
   location: string,
+  migrations: { lockMigrations: boolean } = { lockMigrations: false },
 ): Promise<Database> {
   const [{ default: pg }, { drizzle }, { migrate }, schema] = await Promise.all([
     import('pg'),
@@ -175,15 +180,46 @@ async function createPostgres(
     idleTimeoutMillis: 30_000,
   });
   pool.on('error', (error) => options.onPoolError?.(error));
+  // The pool listens for a client's 'error' only while the client is idle in it; a
+  // connection that dies while a request holds it (a statement running, or between the
+  // statements of a transaction) emits 'error' on its client all the same, and with no
+  // listener that ends the process. The request learns of it from its statement (a 503),
+  // and the pool drops the client when it is released: the listener only has to exist.
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return {
     db: drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db,
     kind: 'postgres',
     location,
-    migrate: () =>
-      migrateAndReport(
-        async (text) => (await pool.query<Record<string, unknown>>(text)).rows,
-        () => migrate(drizzle({ client: pool }), { migrationsFolder }),
-      ),
+    migrate: async () => {
+      if (!migrations.lockMigrations) {
+        return migrateAndReport(
+          async (text) => (await pool.query<Record<string, unknown>>(text)).rows,
+          () => migrate(drizzle({ client: pool }), { migrationsFolder }),
+        );
+      }
+      // One migrator at a time (several instances or Jobs starting together would otherwise
+      // race to create drizzle's own table and fail): the others wait for the lock, then
+      // find nothing left to do. A connection of its own, without the pool's statement and
+      // query timeouts: building an index on a large table may take minutes.
+      const client = new pg.Client({
+        ...connection,
+        connectionTimeoutMillis: settings.connectTimeoutMs,
+      });
+      // A connection lost mid-migration fails its statement; without a listener, its
+      // 'error' event would end the process before that error is reported.
+      client.on('error', () => undefined);
+      await client.connect();
+      try {
+        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        return await migrateAndReport(
+          async (text) => (await client.query<Record<string, unknown>>(text)).rows,
+          () => migrate(drizzle({ client }), { migrationsFolder }),
+        );
+      } finally {
+        // Ending the session releases its lock.
+        await client.end();
+      }
+    },
     ping: async () => {
       await pool.query('select 1');
     },

@@ -220,7 +220,8 @@ export function loggableError(error: unknown): unknown {
 
 export function sendProblem(error: unknown, request: FastifyRequest, reply: FastifyReply) {
   const appError = toAppError(error, request);
-  if (appError.status >= 500) {
+  // A request shed under load is no failure of its own (and there are many at once).
+  if (appError.status >= 500 && appError.code !== 'OVERLOADED') {
     request.log.error({ err: loggableError(error) }, 'request failed');
   } else {
     request.log.info({ code: appError.code, status: appError.status }, appError.message);

@@ -90,7 +90,7 @@ const explanations = {
     status: 429,
     title: 'Too many requests',
     description:
-      'This client address has used up its attempts at this operation for now (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts the client address has left.',
+      'This client address has used up its requests for now: to all the operations together (by default 1000 a minute), or to this operation when it has a limit of its own (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts the client address has left.',
   },
   INTERNAL_ERROR: {
     status: 500,
@@ -103,6 +103,12 @@ const explanations = {
     title: 'Service unavailable',
     description:
       'The server cannot reach its database, or the database did not answer in time. This is temporary: try again after a short wait, backing off if it goes on. `GET /ready` answers 200 once the service is ready again.',
+  },
+  OVERLOADED: {
+    status: 503,
+    title: 'Overloaded',
+    description:
+      'The server is too busy to take the request in good time (its event loop is late, or its memory is short), so it refused it at once, before doing anything for it. Nothing was changed. Wait the number of seconds in `Retry-After` before sending it again (another instance may answer meanwhile), and back off if it goes on.',
   },
 } as const satisfies Record<ProblemCode, Omit<ProblemType, 'type' | 'code'>>;
 

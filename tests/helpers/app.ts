@@ -62,6 +62,9 @@ export function useTestApp(
       // Test files sign up and log in far more often than a person: every per-IP limit
       // is raised to this. rate-limit.test.ts unsets it ('') to see the limits themselves.
       RATE_LIMIT_AUTH_MAX: '100000',
+      // A test machine's event loop is late for its own reasons (other tests, other
+      // processes): load shedding is off unless a test turns it on (load-shedding.test.ts).
+      MAX_EVENT_LOOP_DELAY_MS: '0',
       ...(context.db.url ? { DATABASE_URL: context.db.url } : {}),
       ...env,
     });

@@ -362,7 +362,13 @@ describe('logs of the health probes', () => {
     });
     expect(res.statusCode).toBe(200);
     const messages = linesOf(requestId).map((line) => line.msg);
-    expect(messages).toEqual(['incoming request', 'request completed']);
+    // One line per request, with what it was and how it ended.
+    expect(messages).toEqual(['request completed']);
+    expect(linesOf(requestId)[0]).toMatchObject({
+      req: { method: 'GET', url: '/openapi.json', remoteAddress: expect.any(String) },
+      res: { statusCode: 200 },
+      responseTime: expect.any(Number),
+    });
   });
 
   it('still hold a probe path asked with another method', async () => {

@@ -129,7 +129,7 @@ export const typedParts = [
   same<HandlerInput<'listUsers'>['query']['limit'], number | undefined>(true),
   same<HandlerInput<'createUser'>['body']['email'], string>(true),
   same<HandlerInput<'createUser'>['body']['firstName'], string | undefined>(true),
-  same<StatusOf<'getMe'>, 200 | 401 | 500 | 503>(true),
+  same<StatusOf<'getMe'>, 200 | 401 | 429 | 500 | 503>(true),
   same<ResponseBody<'getUser', 200>, PublicUser>(true),
   same<ResponseBody<'getUser', 404>, Problem>(true),
   same<
@@ -137,7 +137,7 @@ export const typedParts = [
     components['schemas']['User']
   >(true),
   // @ts-expect-error the proof itself can fail: getMe declares no 404
-  same<StatusOf<'getMe'>, 200 | 401 | 404 | 500 | 503>(true),
+  same<StatusOf<'getMe'>, 200 | 401 | 404 | 429 | 500 | 503>(true),
 ];
 
 // The well-typed versions compile.

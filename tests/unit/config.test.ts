@@ -139,6 +139,48 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(rateLimits.login)).toBe(true);
   });
 
+  it('limits every client IP to 1000 API requests a minute by default; RATE_LIMIT_MAX=0 turns it off', () => {
+    expect(loadConfig({}).globalRateLimit).toEqual({ max: 1000, windowSeconds: 60 });
+    expect(loadConfig({ RATE_LIMIT_MAX: '20', RATE_LIMIT_WINDOW: '1h' }).globalRateLimit).toEqual({
+      max: 20,
+      windowSeconds: 3600,
+    });
+    expect(loadConfig({ RATE_LIMIT_MAX: '0' }).globalRateLimit).toBeNull();
+    // RATE_LIMIT_AUTH_MAX (load tests from one address) raises it too, never lowers it.
+    expect(loadConfig({ RATE_LIMIT_AUTH_MAX: '5000' }).globalRateLimit?.max).toBe(5000);
+    expect(loadConfig({ RATE_LIMIT_AUTH_MAX: '50' }).globalRateLimit?.max).toBe(1000);
+  });
+
+  it('keeps rate-limit counts in memory unless REDIS_URL is set', () => {
+    expect(loadConfig({}).redis).toBeNull();
+    expect(loadConfig({ REDIS_URL: 'redis://cache:6379/2' }).redis).toEqual({
+      url: 'redis://cache:6379/2',
+      keyPrefix: 'cfa:',
+    });
+    expect(
+      loadConfig({ REDIS_URL: 'rediss://cache:6380', REDIS_KEY_PREFIX: 'blog-prod:' }).redis,
+    ).toEqual({ url: 'rediss://cache:6380', keyPrefix: 'blog-prod:' });
+  });
+
+  it('sheds load past a mean event-loop delay of a second by default; 0 turns a check off', () => {
+    expect(loadConfig({}).overload).toEqual({
+      maxEventLoopDelayMs: 1000,
+      maxEventLoopUtilization: 0,
+      maxHeapUsedBytes: 0,
+    });
+    expect(
+      loadConfig({
+        MAX_EVENT_LOOP_DELAY_MS: '0',
+        MAX_EVENT_LOOP_UTILIZATION: '0.98',
+        MAX_HEAP_USED_BYTES: '1073741824',
+      }).overload,
+    ).toEqual({
+      maxEventLoopDelayMs: 0,
+      maxEventLoopUtilization: 0.98,
+      maxHeapUsedBytes: 1073741824,
+    });
+  });
+
   it('takes TRUST_PROXY as none, a hop count or a list of proxies, never everyone', () => {
     expect(loadConfig({}).trustProxy).toBe(false);
     expect(loadConfig({ TRUST_PROXY: 'false' }).trustProxy).toBe(false);
@@ -269,6 +311,13 @@ describe('loadConfig', () => {
     ['RATE_LIMIT_LOGIN_MAX', '0'],
     ['RATE_LIMIT_SIGNUP_MAX', 'many'],
     ['RATE_LIMIT_AUTH_MAX', '0'],
+    ['RATE_LIMIT_MAX', '-1'],
+    ['RATE_LIMIT_WINDOW', '1 minute'],
+    ['REDIS_URL', 'http://cache:6379'],
+    ['REDIS_KEY_PREFIX', 'a prefix with spaces'],
+    ['MAX_EVENT_LOOP_DELAY_MS', '-5'],
+    ['MAX_EVENT_LOOP_UTILIZATION', '1.5'],
+    ['MAX_HEAP_USED_BYTES', 'lots'],
     ['LOGIN_MAX_FAILURES', '0'],
     ['LOGIN_FAILURE_WINDOW', '15 minutes'],
     ['NODE_ENV', 'staging'],

@@ -1,0 +1,73 @@
+import underPressure from '@fastify/under-pressure';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
+import { AppError } from './errors.js';
+import type { ApiOperationOf } from './rate-limits.js';
+
+/** Seconds a shed request is told to wait: long enough for a backlog to clear. */
+export const OVERLOAD_RETRY_AFTER_SECONDS = 5;
+
+/** How often the process is measured (under-pressure's default). */
+const SAMPLE_INTERVAL_MS = 1000;
+
+export interface OverloadLimits {
+  /** The mean event-loop delay over a second, in ms; 0: not checked. */
+  maxEventLoopDelayMs: number;
+  /** The event loop's utilisation (0 to 1); 0: not checked. */
+  maxEventLoopUtilization: number;
+  /** The V8 heap in use, in bytes; 0: not checked. */
+  maxHeapUsedBytes: number;
+}
+
+/**
+ * Load shedding: @fastify/under-pressure measures (once a second); while the process is
+ * past a limit, API operations answer `503 OVERLOADED` with `Retry-After`, before any work
+ * is done for them. The probes and the documentation are always answered: /health so that
+ * a busy process is not killed as a dead one, /ready so that a load spike does not pull
+ * every instance out of the load balancer at once (each one sheds on its own).
+ * under-pressure's healthCheck is not used: /ready checks the dependencies itself.
+ *
+ * The refusal is a route hook added after the rate limits' (register this after them): a
+ * shed request is counted like any other, and a limited operation's 503 carries its
+ * X-RateLimit-* headers as the spec says.
+ */
+export async function registerLoadShedding(
+  app: FastifyInstance,
+  limits: OverloadLimits,
+  apiOperationOf: ApiOperationOf,
+): Promise<void> {
+  const { maxEventLoopDelayMs, maxEventLoopUtilization, maxHeapUsedBytes } = limits;
+  if (maxEventLoopDelayMs === 0 && maxEventLoopUtilization === 0 && maxHeapUsedBytes === 0) {
+    return;
+  }
+  await app.register(underPressure, {
+    maxEventLoopDelay: maxEventLoopDelayMs,
+    maxEventLoopUtilization,
+    maxHeapUsedBytes,
+    sampleInterval: SAMPLE_INTERVAL_MS,
+    // under-pressure's own refusal would come before the rate limits: it only measures.
+    pressureHandler: () => undefined,
+  });
+  // The first samples would count start-up's own work (compiling the spec's schemas) as
+  // event-loop delay: the limits apply from two samples after the app is ready.
+  let armedAt = Number.POSITIVE_INFINITY;
+  app.addHook('onReady', async () => {
+    armedAt = performance.now() + 2 * SAMPLE_INTERVAL_MS;
+  });
+  const seconds = String(OVERLOAD_RETRY_AFTER_SECONDS);
+  const shed = async (request: FastifyRequest) => {
+    if (performance.now() < armedAt || !app.isUnderPressure()) return;
+    if (apiOperationOf(request) === undefined) return;
+    throw new AppError(
+      503,
+      'OVERLOADED',
+      'Overloaded',
+      `The server is too busy to take this request. Try again in ${seconds} seconds.`,
+      undefined,
+      { 'retry-after': seconds },
+    );
+  };
+  app.addHook('onRoute', (route) => {
+    const hooks = route.onRequest;
+    route.onRequest = hooks === undefined ? [shed] : [...[hooks].flat(), shed];
+  });
+}

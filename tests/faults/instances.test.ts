@@ -1,0 +1,151 @@
+import { setTimeout as sleep } from 'node:timers/promises';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { demoPassword, kill, logIn, startedServer, type Server } from '../e2e/processes.js';
+import { skipWithoutPostgres, startCluster, type Cluster } from '../helpers/cluster.js';
+import { startSmtpSink, type SmtpSink } from '../helpers/mail.js';
+import { json } from './traffic.js';
+
+/**
+ * Two server processes on one database, as behind a load balancer: what one does, the
+ * other knows (a rotated refresh token, a taken email address), and the work they share
+ * (the email outbox) is done once.
+ */
+
+const REUSE_GRACE_SECONDS = 1;
+
+describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
+  'two instances on one database',
+  () => {
+    let cluster: Cluster;
+    let sink: SmtpSink;
+    let a: Server;
+    let b: Server;
+
+    beforeAll(async () => {
+      [cluster, sink] = await Promise.all([startCluster(), startSmtpSink({ delayMs: 100 })]);
+      const url = await cluster.createDatabase('api');
+      const env = {
+        DATABASE_URL: url,
+        SMTP_URL: sink.url,
+        // Both delivery loops poll, often: each sees the other's emails due.
+        EMAIL_POLL_INTERVAL: '1s',
+        REFRESH_REUSE_GRACE: `${REUSE_GRACE_SECONDS}s`,
+        RATE_LIMIT_AUTH_MAX: '1000000',
+      };
+      [a, b] = await Promise.all([startedServer(env), startedServer(env)]);
+    }, 120_000);
+
+    afterAll(async () => {
+      await Promise.all([kill(a), kill(b)]);
+      await Promise.all([cluster?.destroy(), sink?.close()]);
+    });
+
+    const signUp = (server: Server, email: string, username: string) =>
+      fetch(`${server.base}/api/users`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ email, password: demoPassword, username }),
+      });
+
+    const refresh = (server: Server, refreshToken: string) =>
+      fetch(`${server.base}/api/auth/refresh`, {
+        method: 'POST',
+        headers: json,
+        body: JSON.stringify({ refreshToken }),
+      });
+
+    it('a refresh token rotated on one is refused on the other, and its session ends', async () => {
+      expect((await signUp(a, 'rotate@example.com', 'rotate')).status).toBe(201);
+      const login = await logIn(a.base, 'rotate@example.com');
+      expect(login.status).toBe(200);
+      const first = (await login.json()) as { accessToken: string; refreshToken: string };
+
+      const rotated = await refresh(a, first.refreshToken);
+      expect(rotated.status).toBe(200);
+      const second = (await rotated.json()) as { accessToken: string; refreshToken: string };
+      // Within the grace period a replay counts as a lost answer's retry: wait it out.
+      await sleep(REUSE_GRACE_SECONDS * 1000 + 500);
+
+      const replayed = await refresh(b, first.refreshToken);
+      expect(replayed.status).toBe(401);
+      expect(replayed.headers.get('content-type')).toMatch(/^application\/problem\+json/);
+      // A replayed token means two parties hold the session: all of it ends, on both.
+      expect((await refresh(b, second.refreshToken)).status).toBe(401);
+      expect((await refresh(a, second.refreshToken)).status).toBe(401);
+      for (const server of [a, b]) {
+        const me = await fetch(`${server.base}/api/auth/me`, {
+          headers: { authorization: `Bearer ${second.accessToken}` },
+        });
+        expect(me.status).toBe(401);
+      }
+    });
+
+    it('a sign-up race on one address, split across both, yields one 201 and 409s', async () => {
+      const answers = await Promise.all(
+        Array.from({ length: 10 }, (_, i) =>
+          signUp(i % 2 === 0 ? a : b, 'race@example.com', `racer_${i}`).then((r) => r.status),
+        ),
+      );
+      expect(answers.filter((status) => status === 201)).toHaveLength(1);
+      expect(answers.filter((status) => status === 409)).toHaveLength(answers.length - 1);
+    });
+
+    it('emails queued on both are each sent once, with both delivery loops running', async () => {
+      const before = sink.received.length;
+      const addresses = Array.from({ length: 24 }, (_, i) => `once_${i}@example.com`);
+      const statuses = await Promise.all(
+        addresses.map((address, i) =>
+          signUp(i % 2 === 0 ? a : b, address, `once_${i}`).then((r) => r.status),
+        ),
+      );
+      expect(statuses.every((status) => status === 201)).toBe(true);
+      // A password reset asked on one and, a moment later, the same on the other: one email
+      // (one a minute per address), sent once.
+      const forgot = (server: Server) =>
+        fetch(`${server.base}/api/auth/password/forgot`, {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ email: addresses[0] }),
+        });
+      expect((await forgot(a)).status).toBe(202);
+      expect((await forgot(b)).status).toBe(202);
+
+      const expected = addresses.length + 1;
+      let timer: NodeJS.Timeout | undefined;
+      const timeout = new Promise<never>((_, reject) => {
+        timer = setTimeout(() => {
+          reject(new Error(`${sink.received.length - before} of ${expected} emails arrived`));
+        }, 30_000);
+      });
+      try {
+        await Promise.race([sink.waitFor(before + expected), timeout]);
+      } finally {
+        clearTimeout(timer);
+      }
+      // Several polls of both loops later, nothing more has come.
+      await sleep(3000);
+      // Only this test's recipients: an email of an earlier test (the race's verification)
+      // may arrive late, while this one runs.
+      const received = sink.received
+        .slice(before)
+        .filter((mail) => mail.recipients.some((recipient) => addresses.includes(recipient)));
+      const perRecipient = new Map<string, string[]>();
+      for (const mail of received) {
+        for (const recipient of mail.recipients) {
+          perRecipient.set(recipient, [...(perRecipient.get(recipient) ?? []), mail.subject]);
+        }
+      }
+      const extra = [...perRecipient].filter(([address, subjects]) =>
+        address === addresses[0] ? subjects.length !== 2 : subjects.length !== 1,
+      );
+      expect(received, `recipients with a wrong count: ${JSON.stringify(extra)}`).toHaveLength(
+        expected,
+      );
+      for (const [i, address] of addresses.entries()) {
+        expect(perRecipient.get(address), address).toHaveLength(i === 0 ? 2 : 1);
+      }
+      expect(a.child.exitCode).toBeNull();
+      expect(b.child.exitCode).toBeNull();
+    }, 60_000);
+  },
+);
