@@ -6,8 +6,9 @@ import { AppError } from './errors.js';
 
 /**
  * The operations that are not the API's traffic: the probes (orchestrators and load
- * balancers call them every few seconds) and the documentation. They are never counted
- * against the global limit nor shed under load.
+ * balancers call them every few seconds), the metrics (a scraper, behind its own token)
+ * and the documentation. They are never counted against the global limit nor shed under
+ * load.
  */
 export const OPERATIONAL_OPERATIONS: ReadonlySet<string> = new Set([
   'getHealth',
@@ -15,6 +16,7 @@ export const OPERATIONAL_OPERATIONS: ReadonlySet<string> = new Set([
   'getOpenApiDocument',
   'getOpenApiDocumentYaml',
   'getProblemType',
+  'getMetrics',
 ]);
 
 /**
