@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { demoPassword, kill, logIn, startedServer, type Server } from '../e2e/processes.js';
 import { skipWithoutPostgres, startCluster, type Cluster } from '../helpers/cluster.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/mail.js';
+import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
 import { json } from './traffic.js';
 
 /**
@@ -12,6 +13,8 @@ import { json } from './traffic.js';
  */
 
 const REUSE_GRACE_SECONDS = 1;
+/** verifyEmail's limit per client address; no other test here calls it. */
+const VERIFY_EMAIL_MAX = 6;
 
 describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
   'two instances on one database',
@@ -20,6 +23,7 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
     let sink: SmtpSink;
     let a: Server;
     let b: Server;
+    const prefix = uniquePrefix();
 
     beforeAll(async () => {
       [cluster, sink] = await Promise.all([startCluster(), startSmtpSink({ delayMs: 100 })]);
@@ -30,14 +34,18 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
         // Both delivery loops poll, often: each sees the other's emails due.
         EMAIL_POLL_INTERVAL: '1s',
         REFRESH_REUSE_GRACE: `${REUSE_GRACE_SECONDS}s`,
-        RATE_LIMIT_AUTH_MAX: '1000000',
+        // The rate limits are counted in the shared Redis (a key prefix of this test's).
+        REDIS_URL: SHARED_REDIS_URL,
+        REDIS_KEY_PREFIX: prefix,
+        RATE_LIMIT_SIGNUP_MAX: '1000',
+        RATE_LIMIT_VERIFY_EMAIL_MAX: String(VERIFY_EMAIL_MAX),
       };
       [a, b] = await Promise.all([startedServer(env), startedServer(env)]);
     }, 120_000);
 
     afterAll(async () => {
       await Promise.all([kill(a), kill(b)]);
-      await Promise.all([cluster?.destroy(), sink?.close()]);
+      await Promise.all([cluster?.destroy(), sink?.close(), deleteKeys(SHARED_REDIS_URL, prefix)]);
     });
 
     const signUp = (server: Server, email: string, username: string) =>
@@ -78,6 +86,22 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
         });
         expect(me.status).toBe(401);
       }
+    });
+
+    it('counts a client against one rate limit across both (shared in Redis)', async () => {
+      // Alternating instances: counted apart, each would let VERIFY_EMAIL_MAX through.
+      const statuses: number[] = [];
+      for (let i = 0; i < VERIFY_EMAIL_MAX * 2; i++) {
+        const response = await fetch(`${(i % 2 === 0 ? a : b).base}/api/auth/email/verify`, {
+          method: 'POST',
+          headers: json,
+          body: JSON.stringify({ token: 'q3b9VXxkF1m0c8ZJrJQ5yq2cDk9m0mJ8T2bqXo7n4mA' }),
+        });
+        statuses.push(response.status);
+      }
+      // An unknown token is a 400, and counts like any attempt.
+      expect(statuses.slice(0, VERIFY_EMAIL_MAX).every((status) => status === 400)).toBe(true);
+      expect(statuses.slice(VERIFY_EMAIL_MAX)).toEqual(Array(VERIFY_EMAIL_MAX).fill(429));
     });
 
     it('a sign-up race on one address, split across both, yields one 201 and 409s', async () => {
