@@ -1,10 +1,10 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { demoPassword, kill, logIn, startedServer, type Server } from '../e2e/processes.js';
+import { kill, logIn, startedServer, type Server } from '../e2e/processes.js';
 import { skipWithoutPostgres, startCluster, type Cluster } from '../helpers/cluster.js';
 import { startSmtpSink, type SmtpSink } from '../helpers/mail.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
-import { json } from './traffic.js';
+import { json, signUp as signUpAt } from './traffic.js';
 
 /**
  * Two server processes on one database, as behind a load balancer: what one does, the
@@ -49,11 +49,7 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
     });
 
     const signUp = (server: Server, email: string, username: string) =>
-      fetch(`${server.base}/api/users`, {
-        method: 'POST',
-        headers: json,
-        body: JSON.stringify({ email, password: demoPassword, username }),
-      });
+      signUpAt(server.base, email, username);
 
     const refresh = (server: Server, refreshToken: string) =>
       fetch(`${server.base}/api/auth/refresh`, {

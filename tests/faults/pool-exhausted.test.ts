@@ -6,11 +6,11 @@ import { kill, startedServer, type Server } from '../e2e/processes.js';
 import { skipWithoutPostgres, startCluster, type Cluster } from '../helpers/cluster.js';
 import {
   describeSamples,
-  json,
   latency,
   steadyTraffic,
   succeeded,
   timedRequest,
+  signedUpId,
 } from './traffic.js';
 
 /**
@@ -44,17 +44,7 @@ describe.skipIf(skipWithoutPostgres('tests/faults/pool-exhausted.test.ts'))(
         DB_STATEMENT_TIMEOUT_MS: String(STATEMENT_TIMEOUT_MS),
         RATE_LIMIT_AUTH_MAX: '1000000',
       });
-      const created = await fetch(`${server.base}/api/users`, {
-        method: 'POST',
-        headers: json,
-        body: JSON.stringify({
-          email: 'pool@example.com',
-          password: 'correct horse battery staple',
-          username: 'pool',
-        }),
-      });
-      expect(created.status).toBe(201);
-      ({ id: userId } = (await created.json()) as { id: string });
+      userId = await signedUpId(server.base, 'pool@example.com', 'pool');
     }, 120_000);
 
     afterAll(async () => {

@@ -12,6 +12,7 @@ import {
   succeeded,
   timedRequest,
   type Sample,
+  signedUpId,
 } from './traffic.js';
 
 /**
@@ -49,17 +50,7 @@ describe.skipIf(skipWithoutPostgres('tests/faults/postgres-restart.test.ts'))(
         RATE_LIMIT_AUTH_MAX: '1000000',
         EMAIL_POLL_INTERVAL: '1s',
       });
-      const created = await fetch(`${server.base}/api/users`, {
-        method: 'POST',
-        headers: json,
-        body: JSON.stringify({
-          email: 'steady@example.com',
-          password: 'correct horse battery staple',
-          username: 'steady',
-        }),
-      });
-      expect(created.status).toBe(201);
-      ({ id: userId } = (await created.json()) as { id: string });
+      userId = await signedUpId(server.base, 'steady@example.com', 'steady');
     }, 120_000);
 
     afterAll(async () => {

@@ -22,6 +22,22 @@ export interface Sample {
 
 export const json = { 'content-type': 'application/json' };
 
+/** Signs up an account (the demo password) on the server at `base`. */
+export function signUp(base: string, email: string, username: string): Promise<Response> {
+  return fetch(`${base}/api/users`, {
+    method: 'POST',
+    headers: json,
+    body: JSON.stringify({ email, password: 'correct horse battery staple', username }),
+  });
+}
+
+/** Signs up an account and gives its id (the test fails unless it is a 201). */
+export async function signedUpId(base: string, email: string, username: string): Promise<string> {
+  const created = await signUp(base, email, username);
+  if (created.status !== 201) throw new Error(`sign-up answered ${created.status}`);
+  return ((await created.json()) as { id: string }).id;
+}
+
 /** Gives up on a request after this long: longer than any bound the tests assert. */
 const CLIENT_LIMIT_MS = 30_000;
 
