@@ -5,7 +5,7 @@ import { databaseErrorOf } from '../../db/errors.js';
 import { refreshTokens, sessions } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
 import { lockOpenSessions, revokeUserSessions } from '../../db/sessions.js';
-import { toUser, type User } from '../users/repository.js';
+import { accountColumns, toUser, type User } from '../users/repository.js';
 
 /** Why a session cannot be used: ended by someone, or by one of its limits. */
 export type SessionEnd = 'revoked' | 'expired' | 'idle';
@@ -131,7 +131,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
   // tells a deleted account, a disabled one and an ended session apart.
   const check = db
     .select({
-      user: users,
+      user: accountColumns,
       state: sql<SessionEnd | 'live' | 'unknown'>`case when ${sessions.id} is null then 'unknown'
         else ${stateOf(sql.placeholder('idleSeconds'))} end`,
     })

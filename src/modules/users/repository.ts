@@ -88,8 +88,8 @@ export interface AdminsLockedScope {
   delete: UsersRepository['delete'];
 }
 
-/** The columns of an account the API shows (never the password hash). */
-const accountColumns = {
+/** The columns of an account the API shows (never the password hash), for `toUser`. */
+export const accountColumns = {
   id: users.id,
   email: users.email,
   username: users.username,
