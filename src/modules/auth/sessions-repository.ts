@@ -5,7 +5,7 @@ import { databaseErrorOf } from '../../db/errors.js';
 import { refreshTokens, sessions } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
 import { lockOpenSessions, revokeUserSessions } from '../../db/sessions.js';
-import { toUser, type User } from '../users/repository.js';
+import { accountColumns, toUser, type User } from '../users/repository.js';
 
 /** Why a session cannot be used: ended by someone, or by one of its limits. */
 export type SessionEnd = 'revoked' | 'expired' | 'idle';
@@ -94,6 +94,17 @@ export interface SessionsRepository {
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
+/** The presented refresh token as rotate's exchange statement reads it. */
+interface ExchangeRow {
+  id: string;
+  used: boolean;
+  revoked: boolean;
+  replaced_by: string | null;
+  in_grace: boolean;
+  /** Whether the statement exchanged it (it was unused and not revoked). */
+  exchanged: boolean;
+}
+
 const seconds = (value: Placeholder | number) => sql`${value}::integer * interval '1 second'`;
 
 /** Why a session (a row of the query) is not usable, or 'live'. */
@@ -131,7 +142,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
   // tells a deleted account, a disabled one and an ended session apart.
   const check = db
     .select({
-      user: users,
+      user: accountColumns,
       state: sql<SessionEnd | 'live' | 'unknown'>`case when ${sessions.id} is null then 'unknown'
         else ${stateOf(sql.placeholder('idleSeconds'))} end`,
     })
@@ -203,13 +214,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
      */
     async rotate(presentedHash, successorHash) {
       return db.transaction(async (tx): Promise<Rotation> => {
-        const [found] = await tx
-          .select({ sessionId: refreshTokens.sessionId })
-          .from(refreshTokens)
-          .where(eq(refreshTokens.tokenHash, presentedHash))
-          .limit(1);
-        if (!found) return { status: 'unknown-token' };
-
+        // The session of the presented token, locked: found and locked in one statement.
         const [session] = await tx
           .select({
             id: sessions.id,
@@ -221,73 +226,97 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
           })
           .from(sessions)
           .innerJoin(users, eq(users.id, sessions.userId))
-          .where(eq(sessions.id, found.sessionId))
+          .where(
+            eq(
+              sessions.id,
+              sql`(select ${refreshTokens.sessionId} from ${refreshTokens}
+                    where ${refreshTokens.tokenHash} = ${presentedHash})`,
+            ),
+          )
           .for('update', { of: sessions });
-        // Gone meanwhile: the account was deleted (its sessions with it).
+        // No such token, or gone meanwhile: the account was deleted (its sessions with it).
         if (!session) return { status: 'unknown-token' };
         if (!session.isActive) return { status: 'account-disabled' };
         if (session.state !== 'live') return { status: `session-${session.state}` };
 
-        const [token] = await tx
-          .select({
-            id: refreshTokens.id,
-            usedAt: refreshTokens.usedAt,
-            revokedAt: refreshTokens.revokedAt,
-            replacedBy: refreshTokens.replacedBy,
-            inGrace: sql<boolean>`${refreshTokens.usedAt} > now() - ${seconds(reuseGraceSeconds)}`,
-          })
-          .from(refreshTokens)
-          .where(eq(refreshTokens.tokenHash, presentedHash))
-          .for('update');
+        // The token, read (in a statement that begins after the lock is held, so it sees
+        // what an exchange that held it before committed) and, when it is unused and not
+        // revoked, the usual case, exchanged in the same statement: its successor
+        // inserted, the token marked used and replaced by it, the session touched.
+        const exchange: unknown = await tx.execute(sql`
+          with token as (
+            select id, used_at is not null as used, revoked_at is not null as revoked,
+                   replaced_by,
+                   coalesce(used_at > now() - ${seconds(reuseGraceSeconds)}, false) as in_grace
+              from refresh_tokens
+             where token_hash = ${presentedHash}
+               for update
+          ),
+          successor as (
+            insert into refresh_tokens (session_id, token_hash)
+            select ${session.id}::uuid, ${successorHash} from token
+             where not token.used and not token.revoked
+            returning id
+          ),
+          exchanged as (
+            update refresh_tokens set used_at = now(), replaced_by = successor.id
+              from token, successor
+             where refresh_tokens.id = token.id
+          ),
+          touched as (
+            update sessions set last_used_at = now()
+             where id = ${session.id}::uuid and exists (select 1 from successor)
+          )
+          select token.id, token.used, token.revoked, token.replaced_by, token.in_grace,
+                 exists (select 1 from successor) as exchanged
+            from token`);
+        const [token] = (exchange as { rows: ExchangeRow[] }).rows;
         if (!token) return { status: 'unknown-token' };
 
-        const replay = async (): Promise<Rotation> => {
-          await endSession(tx, session.id);
-          return { status: 'reused' };
-        };
-
-        if (token.revokedAt !== null) {
-          // Replaced by a retry, or by a password change, without being exchanged: whoever
-          // presents it is not the holder of the session's current token.
-          return replay();
-        }
-        if (token.usedAt === null) {
-          const successorId = await insertToken(tx, session.id, successorHash);
-          await tx
-            .update(refreshTokens)
-            .set({ usedAt: sql`now()`, replacedBy: successorId })
-            .where(eq(refreshTokens.id, token.id));
-        } else {
-          if (!token.inGrace || token.replacedBy === null) return replay();
-          const [successor] = await tx
-            .select({ usedAt: refreshTokens.usedAt, revokedAt: refreshTokens.revokedAt })
-            .from(refreshTokens)
-            .where(eq(refreshTokens.id, token.replacedBy));
-          // A successor already exchanged (or otherwise dead): the retry is a replay.
-          if (!successor || successor.usedAt !== null || successor.revokedAt !== null) {
-            return replay();
-          }
-          await tx
-            .update(refreshTokens)
-            .set({ revokedAt: sql`now()` })
-            .where(eq(refreshTokens.id, token.replacedBy));
-          const successorId = await insertToken(tx, session.id, successorHash);
-          await tx
-            .update(refreshTokens)
-            .set({ replacedBy: successorId })
-            .where(eq(refreshTokens.id, token.id));
-        }
-        await tx
-          .update(sessions)
-          .set({ lastUsedAt: sql`now()` })
-          .where(eq(sessions.id, session.id));
-        return {
+        const rotated: Rotation = {
           status: 'rotated',
           userId: session.userId,
           role: session.role,
           sessionId: session.id,
           expiresAt: session.expiresAt.toISOString(),
         };
+        if (token.exchanged) return rotated;
+
+        const replay = async (): Promise<Rotation> => {
+          await endSession(tx, session.id);
+          return { status: 'reused' };
+        };
+
+        if (token.revoked) {
+          // Replaced by a retry, or by a password change, without being exchanged: whoever
+          // presents it is not the holder of the session's current token.
+          return replay();
+        }
+        // Used before: a retry within the grace period of a token whose successor is still
+        // unused gets a new successor in its place; anything else is a replay.
+        if (!token.in_grace || token.replaced_by === null) return replay();
+        const [successor] = await tx
+          .select({ usedAt: refreshTokens.usedAt, revokedAt: refreshTokens.revokedAt })
+          .from(refreshTokens)
+          .where(eq(refreshTokens.id, token.replaced_by));
+        // A successor already exchanged (or otherwise dead): the retry is a replay.
+        if (!successor || successor.usedAt !== null || successor.revokedAt !== null) {
+          return replay();
+        }
+        await tx
+          .update(refreshTokens)
+          .set({ revokedAt: sql`now()` })
+          .where(eq(refreshTokens.id, token.replaced_by));
+        const successorId = await insertToken(tx, session.id, successorHash);
+        await tx
+          .update(refreshTokens)
+          .set({ replacedBy: successorId })
+          .where(eq(refreshTokens.id, token.id));
+        await tx
+          .update(sessions)
+          .set({ lastUsedAt: sql`now()` })
+          .where(eq(sessions.id, session.id));
+        return rotated;
       });
     },
 

@@ -228,6 +228,24 @@ function instantOf(dateTime: string): Date {
   return new Date(Date.parse(`${leap[1]}59${dateTime.slice(leap[0].length)}`) + 1000);
 }
 
+/** The conditions of `conditionsOf` for a shape, with placeholders for its values. */
+function shapeConditionsOf(shape: ListShape): SQL[] {
+  const time = shape.status === 'published' ? posts.publishedAt : posts.createdAt;
+  const conditions: SQL[] =
+    shape.status === 'published'
+      ? [isNotNull(posts.publishedAt)]
+      : [eq(posts.authorId, sql.placeholder('authorId')), isNull(posts.publishedAt)];
+  if (shape.status === 'published' && shape.author) {
+    conditions.push(eq(posts.authorId, sql.placeholder('authorId')));
+  }
+  if (shape.after) {
+    conditions.push(
+      sql`(${time}, ${posts.id}) < (${sql.placeholder('afterAt')}::timestamptz, ${sql.placeholder('afterId')}::uuid)`,
+    );
+  }
+  return conditions;
+}
+
 function conditionsOf(filter: PostFilter, after: Position | null): SQL[] {
   const conditions: SQL[] = [];
   if (filter.status === 'published') {
@@ -284,10 +302,9 @@ function searchIds(
   base: SQL | undefined,
   time: typeof posts.publishedAt | typeof posts.createdAt,
   matches: SQL,
-  limit: number,
+  count: SQL,
 ): SQL {
   const window = sql.raw(String(SEARCH_WINDOW));
-  const count = sql.raw(String(limit));
   const where = base ? sql`${base} and` : sql``;
   return sql`${posts.id} in (
     with recent as materialized (
@@ -309,6 +326,47 @@ function searchIds(
     )
     select id from fast union select id from slow
   )`;
+}
+
+/**
+ * A listing without publication-time bounds: its statement has one text for every page of
+ * that shape, so it is a named prepared statement (planned once per connection and shape,
+ * not parsed and planned again for every request).
+ */
+interface ListShape {
+  status: PostFilter['status'];
+  author: boolean;
+  after: boolean;
+  search: boolean;
+}
+
+function shapeOf(filter: PostFilter, after: Position | null): ListShape | null {
+  if (
+    filter.status === 'published' &&
+    (filter.publishedAfter !== undefined || filter.publishedBefore !== undefined)
+  ) {
+    return null;
+  }
+  return {
+    status: filter.status,
+    author: filter.authorId !== undefined,
+    after: after !== null,
+    search: filter.q !== undefined,
+  };
+}
+
+const nameOf = (shape: ListShape) =>
+  `posts_list_${shape.status}${shape.author ? '_by_author' : ''}${shape.search ? '_search' : ''}${shape.after ? '_after' : ''}`;
+
+/** The placeholders' values of a shape's statement. */
+function paramsOf(filter: PostFilter, limit: number, after: Position | null) {
+  return {
+    limit,
+    authorId: filter.authorId,
+    q: filter.q,
+    afterAt: after?.at,
+    afterId: after?.id,
+  };
 }
 
 export interface PostsRepositoryOptions {
@@ -349,6 +407,72 @@ export function createPostsRepository(
     .where(and(eq(posts.id, sql.placeholder('id')), isNotNull(posts.publishedAt)))
     .returning({ viewCount: posts.viewCount })
     .prepare('posts_record_view');
+
+  /**
+   * A listing's statement, newest first, up to the LIMIT the caller adds; `limit` (a
+   * constant or a placeholder) bounds a search's inner steps.
+   */
+  function listQuery(
+    status: PostFilter['status'],
+    base: SQL | undefined,
+    q: SQL | undefined,
+    limit: SQL,
+  ) {
+    const time = status === 'published' ? posts.publishedAt : posts.createdAt;
+    const where =
+      q === undefined
+        ? base
+        : searchIds(
+            base,
+            time,
+            sql`${posts.search} @@ websearch_to_tsquery(${searchConfig}, ${q})`,
+            limit,
+          );
+    return (
+      db
+        .select({
+          id: posts.id,
+          title: posts.title,
+          // One character more than an excerpt holds, to know whether it was cut.
+          head: sql<string>`left(${posts.content}, ${EXCERPT_LENGTH + 1})`,
+          slug: posts.slug,
+          authorId: posts.authorId,
+          viewCount: posts.viewCount,
+          publishedAt: posts.publishedAt,
+          createdAt: posts.createdAt,
+          updatedAt: posts.updatedAt,
+          ...authorColumns,
+        })
+        .from(posts)
+        .innerJoin(users, eq(users.id, posts.authorId))
+        .where(where)
+        // NULLS LAST as in the btree indexes (DESC alone means NULLS FIRST, which they cannot
+        // give), so that a listing walks one in order and stops after `limit` rows.
+        .orderBy(sql`${time} desc nulls last`, sql`${posts.id} desc nulls last`)
+    );
+  }
+
+  const preparedLists = new Map<string, ReturnType<typeof prepareList>>();
+  function prepareList(shape: ListShape, name: string) {
+    const limit = sql.placeholder('limit');
+    return listQuery(
+      shape.status,
+      and(...shapeConditionsOf(shape)),
+      shape.search ? sql`${sql.placeholder('q')}` : undefined,
+      sql`${limit}`,
+    )
+      .limit(limit)
+      .prepare(name);
+  }
+  function preparedList(shape: ListShape) {
+    const name = nameOf(shape);
+    let statement = preparedLists.get(name);
+    if (!statement) {
+      statement = prepareList(shape, name);
+      preparedLists.set(name, statement);
+    }
+    return statement;
+  }
 
   async function findById(id: string): Promise<VersionedPost | null> {
     const [row] = await byId.execute({ id });
@@ -454,38 +578,15 @@ export function createPostsRepository(
 
     async list(filter, limit, after) {
       if (!Number.isInteger(limit) || limit < 1) throw new Error(`Not a page size: ${limit}`);
-      const time = filter.status === 'published' ? posts.publishedAt : posts.createdAt;
-      const base = and(...conditionsOf(filter, after));
-      const where =
-        filter.q === undefined
-          ? base
-          : searchIds(
-              base,
-              time,
-              sql`${posts.search} @@ websearch_to_tsquery(${searchConfig}, ${filter.q})`,
-              limit,
-            );
-      const rows = await db
-        .select({
-          id: posts.id,
-          title: posts.title,
-          // One character more than an excerpt holds, to know whether it was cut.
-          head: sql<string>`left(${posts.content}, ${EXCERPT_LENGTH + 1})`,
-          slug: posts.slug,
-          authorId: posts.authorId,
-          viewCount: posts.viewCount,
-          publishedAt: posts.publishedAt,
-          createdAt: posts.createdAt,
-          updatedAt: posts.updatedAt,
-          ...authorColumns,
-        })
-        .from(posts)
-        .innerJoin(users, eq(users.id, posts.authorId))
-        .where(where)
-        // NULLS LAST as in the btree indexes (DESC alone means NULLS FIRST, which they cannot
-        // give), so that a listing walks one in order and stops after `limit` rows.
-        .orderBy(sql`${time} desc nulls last`, sql`${posts.id} desc nulls last`)
-        .limit(limit);
+      const shape = shapeOf(filter, after);
+      const rows = shape
+        ? await preparedList(shape).execute(paramsOf(filter, limit, after))
+        : await listQuery(
+            filter.status,
+            and(...conditionsOf(filter, after)),
+            filter.q === undefined ? undefined : sql`${filter.q}`,
+            sql.raw(String(limit)),
+          ).limit(limit);
       return rows.map(toSummary);
     },
 

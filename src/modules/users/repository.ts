@@ -8,6 +8,8 @@ import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
 
 export type User = Schemas['User'];
+/** A public profile: no email address, no account flags. */
+export type PublicUser = Schemas['PublicUser'];
 
 export interface NewUser {
   email: string;
@@ -46,6 +48,8 @@ export interface Credentials {
 export interface UsersRepository {
   create(data: NewUser, within?: WithinChange): Promise<Outcome<User, ConflictError>>;
   findById(id: string): Promise<User | null>;
+  /** The public profile alone, read without the columns it does not show. */
+  findProfileById(id: string): Promise<PublicUser | null>;
   findCredentialsByEmail(email: string): Promise<Credentials | null>;
   /** For a check of the current password (a password change). */
   findCredentialsById(id: string): Promise<Credentials | null>;
@@ -63,6 +67,8 @@ export interface UsersRepository {
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Up to `limit` users after `after`, oldest first. */
   list(limit: number, after: Position | null): Promise<User[]>;
+  /** As `list`, public profiles only. */
+  listProfiles(limit: number, after: Position | null): Promise<PublicUser[]>;
   /** The account with this email address, in any letter case. */
   findByEmail(email: string): Promise<User | null>;
   /**
@@ -82,7 +88,33 @@ export interface AdminsLockedScope {
   delete: UsersRepository['delete'];
 }
 
-export function toUser(row: UserRow): User {
+/** The columns of an account the API shows (never the password hash), for `toUser`. */
+export const accountColumns = {
+  id: users.id,
+  email: users.email,
+  username: users.username,
+  firstName: users.firstName,
+  lastName: users.lastName,
+  isActive: users.isActive,
+  emailVerified: users.emailVerified,
+  role: users.role,
+  createdAt: users.createdAt,
+  updatedAt: users.updatedAt,
+};
+
+/** The columns of a public profile. */
+const profileColumns = {
+  id: users.id,
+  username: users.username,
+  firstName: users.firstName,
+  lastName: users.lastName,
+  createdAt: users.createdAt,
+};
+
+type AccountRow = Omit<UserRow, 'passwordHash'>;
+type ProfileRow = Pick<UserRow, keyof typeof profileColumns>;
+
+export function toUser(row: AccountRow): User {
   return {
     id: row.id,
     email: row.email,
@@ -94,6 +126,16 @@ export function toUser(row: UserRow): User {
     role: row.role,
     createdAt: row.createdAt.toISOString(),
     updatedAt: row.updatedAt.toISOString(),
+  };
+}
+
+function toPublicUser(row: ProfileRow): PublicUser {
+  return {
+    id: row.id,
+    username: row.username,
+    firstName: row.firstName,
+    lastName: row.lastName,
+    createdAt: row.createdAt.toISOString(),
   };
 }
 
@@ -145,41 +187,78 @@ async function updateIn(
 }
 
 async function deleteIn(db: Db, id: string): Promise<User | null> {
-  const [row] = await db.delete(users).where(eq(users.id, id)).returning();
+  const [row] = await db.delete(users).where(eq(users.id, id)).returning(accountColumns);
   return row ? toUser(row) : null;
 }
 
 export function createUsersRepository(db: Db): UsersRepository {
   // Named prepared statements for the reads on every request's path: PostgreSQL plans
   // them once per connection instead of on every call.
+  // Each reads only the columns its answer shows; the password hash only for the checks.
   const byId = db
-    .select()
+    .select(accountColumns)
     .from(users)
     .where(eq(users.id, sql.placeholder('id')))
     .limit(1)
     .prepare('users_by_id');
-  const byEmail = db
-    .select()
+  const credentialsById = db
+    .select({ ...accountColumns, passwordHash: users.passwordHash })
     .from(users)
-    .where(eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`))
+    .where(eq(users.id, sql.placeholder('id')))
+    .limit(1)
+    .prepare('users_credentials_by_id');
+  const profileById = db
+    .select(profileColumns)
+    .from(users)
+    .where(eq(users.id, sql.placeholder('id')))
+    .limit(1)
+    .prepare('users_profile_by_id');
+  const emailMatches = eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`);
+  const byEmail = db
+    .select(accountColumns)
+    .from(users)
+    .where(emailMatches)
     .limit(1)
     .prepare('users_by_email');
-  const firstPage = db
-    .select()
+  const credentialsByEmail = db
+    .select({ ...accountColumns, passwordHash: users.passwordHash })
     .from(users)
-    .orderBy(asc(users.createdAt), asc(users.id))
-    .limit(sql.placeholder('limit'))
-    .prepare('users_first_page');
+    .where(emailMatches)
+    .limit(1)
+    .prepare('users_credentials_by_email');
   // A row comparison walks the (created_at, id) index: page 1000 costs what page 1 does.
-  const pageAfter = db
-    .select()
-    .from(users)
-    .where(
-      sql`(${users.createdAt}, ${users.id}) > (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)`,
-    )
-    .orderBy(asc(users.createdAt), asc(users.id))
-    .limit(sql.placeholder('limit'))
-    .prepare('users_page_after');
+  const after = sql`(${users.createdAt}, ${users.id}) > (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)`;
+  const byAge = [asc(users.createdAt), asc(users.id)];
+  const accountPages = {
+    first: db
+      .select(accountColumns)
+      .from(users)
+      .orderBy(...byAge)
+      .limit(sql.placeholder('limit'))
+      .prepare('users_first_page'),
+    after: db
+      .select(accountColumns)
+      .from(users)
+      .where(after)
+      .orderBy(...byAge)
+      .limit(sql.placeholder('limit'))
+      .prepare('users_page_after'),
+  };
+  const profilePages = {
+    first: db
+      .select(profileColumns)
+      .from(users)
+      .orderBy(...byAge)
+      .limit(sql.placeholder('limit'))
+      .prepare('users_profiles_first_page'),
+    after: db
+      .select(profileColumns)
+      .from(users)
+      .where(after)
+      .orderBy(...byAge)
+      .limit(sql.placeholder('limit'))
+      .prepare('users_profiles_page_after'),
+  };
 
   return {
     async create(data, within) {
@@ -195,7 +274,7 @@ export function createUsersRepository(db: Db): UsersRepository {
               lastName: data.lastName ?? null,
               role: data.role ?? 'user',
             })
-            .returning();
+            .returning(accountColumns);
           const created = toUser(row!);
           await within?.(tx, created);
           return created;
@@ -211,13 +290,18 @@ export function createUsersRepository(db: Db): UsersRepository {
       return row ? toUser(row) : null;
     },
 
+    async findProfileById(id) {
+      const [row] = await profileById.execute({ id });
+      return row ? toPublicUser(row) : null;
+    },
+
     async findCredentialsByEmail(email) {
-      const [row] = await byEmail.execute({ email });
+      const [row] = await credentialsByEmail.execute({ email });
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
 
     async findCredentialsById(id) {
-      const [row] = await byId.execute({ id });
+      const [row] = await credentialsById.execute({ id });
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
 
@@ -229,11 +313,18 @@ export function createUsersRepository(db: Db): UsersRepository {
 
     delete: (id) => deleteIn(db, id),
 
-    async list(limit, after) {
-      const rows = after
-        ? await pageAfter.execute({ limit, createdAt: after.at, id: after.id })
-        : await firstPage.execute({ limit });
+    async list(limit, start) {
+      const rows = start
+        ? await accountPages.after.execute({ limit, createdAt: start.at, id: start.id })
+        : await accountPages.first.execute({ limit });
       return rows.map(toUser);
+    },
+
+    async listProfiles(limit, start) {
+      const rows = start
+        ? await profilePages.after.execute({ limit, createdAt: start.at, id: start.id })
+        : await profilePages.first.execute({ limit });
+      return rows.map(toPublicUser);
     },
 
     async findByEmail(email) {
@@ -284,6 +375,6 @@ async function updateRow(db: Db, id: string, changes: UserChanges): Promise<User
       updatedAt: sql`now()`,
     })
     .where(eq(users.id, id))
-    .returning();
+    .returning(accountColumns);
   return row ? toUser(row) : null;
 }

@@ -8,13 +8,14 @@ import {
   ok,
   type Outcome,
 } from '../../errors.js';
-import { encodeCursor, positionOf } from '../../lib/cursor.js';
+import { encodeCursor, positionOf, type Position } from '../../lib/cursor.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { AccountMail } from '../email/account-mail.js';
-import type { User, UsersRepository, WithinChange } from './repository.js';
+import type { PublicUser, User, UsersRepository, WithinChange } from './repository.js';
 
-export type PublicUser = Schemas['PublicUser'];
+export type { PublicUser };
+
 export type PublicUserPage = Schemas['PublicUserPage'];
 export type UserPage = Schemas['UserPage'];
 export type CreateUserInput = Schemas['CreateUserRequest'];
@@ -52,17 +53,6 @@ export interface UsersService {
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
-
-/** A public profile: no email address, no account flags. */
-export function toPublicUser(user: User): PublicUser {
-  return {
-    id: user.id,
-    username: user.username,
-    firstName: user.firstName,
-    lastName: user.lastName,
-    createdAt: user.createdAt,
-  };
-}
 
 function isOwnAccount(principal: Principal, id: string): boolean {
   return principal.userId === id.toLowerCase();
@@ -113,14 +103,12 @@ export function createUsersService(deps: {
     },
 
     async list(page) {
-      const found = await pageOf(page);
-      if (!found.ok) return found;
-      return ok({ ...found.value, items: found.value.items.map(toPublicUser) });
+      return pageOf(page, (limit, after) => users.listProfiles(limit, after));
     },
 
     async listAccounts(principal, page) {
       if (!isAdmin(principal)) return fail(adminsOnly());
-      return pageOf(page);
+      return pageOf(page, (limit, after) => users.list(limit, after));
     },
 
     async getAccount(principal, id) {
@@ -130,8 +118,8 @@ export function createUsersService(deps: {
     },
 
     async getProfile(id) {
-      const user = await users.findById(id);
-      return user ? ok(toPublicUser(user)) : fail(new NotFoundError('User'));
+      const user = await users.findProfileById(id);
+      return user ? ok(user) : fail(new NotFoundError('User'));
     },
 
     async update(principal, id, changes) {
@@ -173,15 +161,15 @@ export function createUsersService(deps: {
   };
 
   /** Up to `limit` accounts after the cursor's, oldest first, and the next page's cursor. */
-  async function pageOf({
-    limit = DEFAULT_PAGE_SIZE,
-    cursor,
-  }: Page): Promise<Outcome<UserPage, InvalidInputError>> {
+  async function pageOf<T extends PublicUser>(
+    { limit = DEFAULT_PAGE_SIZE, cursor }: Page,
+    read: (limit: number, after: Position | null) => Promise<T[]>,
+  ): Promise<Outcome<{ items: T[]; nextCursor: string | null }, InvalidInputError>> {
     const start = positionOf(cursor);
     if (!start.ok) return start;
     const after = start.value;
     // One extra row tells whether there is a next page without a count query.
-    const rows = await users.list(limit + 1, after);
+    const rows = await read(limit + 1, after);
     const items = rows.slice(0, limit);
     const last = items.at(-1);
     return ok({
