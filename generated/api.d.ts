@@ -1399,7 +1399,7 @@ export interface components {
     };
     /**
      * @description Too many requests from this client address in the current window, to all the
-     *     operations together (by default 1000 a minute), or to this operation when it has
+     *     operations together (by default 3000 a minute), or to this operation when it has
      *     a limit of its own (by default 30 sign-ups and 100 logins a minute, for instance),
      *     or, for `login`, too many failed logins with this email address (by default 10 in
      *     15 minutes). `Retry-After` says when to try again.

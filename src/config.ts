@@ -230,7 +230,7 @@ const schema = {
     HSTS_MAX_AGE: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$' },
     RATE_LIMIT_AUTH_MAX: { type: 'integer', minimum: 1 },
     RATE_LIMIT_AUTH_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
-    RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 1000 },
+    RATE_LIMIT_MAX: { type: 'integer', minimum: 0, default: 3000 },
     RATE_LIMIT_WINDOW: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '1m' },
     REDIS_URL: { type: 'string', pattern: '^rediss?://' },
     REDIS_KEY_PREFIX: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,100}$', default: 'cfa:' },

@@ -3,7 +3,7 @@ import { useTestApp } from '../helpers/app.js';
 
 /**
  * The global per-IP limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW) on every API operation,
- * in this process's memory (no REDIS_URL): 5 an hour stands in for 1000 a minute. The
+ * in this process's memory (no REDIS_URL): 5 an hour stands in for 3000 a minute. The
  * per-operation limits keep their own counters (login: 3 here).
  */
 const t = useTestApp({

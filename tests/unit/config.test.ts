@@ -139,8 +139,8 @@ describe('loadConfig', () => {
     expect(Object.isFrozen(rateLimits.login)).toBe(true);
   });
 
-  it('limits every client IP to 1000 API requests a minute by default; RATE_LIMIT_MAX=0 turns it off', () => {
-    expect(loadConfig({}).globalRateLimit).toEqual({ max: 1000, windowSeconds: 60 });
+  it('limits every client IP to 3000 API requests a minute by default; RATE_LIMIT_MAX=0 turns it off', () => {
+    expect(loadConfig({}).globalRateLimit).toEqual({ max: 3000, windowSeconds: 60 });
     expect(loadConfig({ RATE_LIMIT_MAX: '20', RATE_LIMIT_WINDOW: '1h' }).globalRateLimit).toEqual({
       max: 20,
       windowSeconds: 3600,
@@ -148,7 +148,7 @@ describe('loadConfig', () => {
     expect(loadConfig({ RATE_LIMIT_MAX: '0' }).globalRateLimit).toBeNull();
     // RATE_LIMIT_AUTH_MAX (load tests from one address) raises it too, never lowers it.
     expect(loadConfig({ RATE_LIMIT_AUTH_MAX: '5000' }).globalRateLimit?.max).toBe(5000);
-    expect(loadConfig({ RATE_LIMIT_AUTH_MAX: '50' }).globalRateLimit?.max).toBe(1000);
+    expect(loadConfig({ RATE_LIMIT_AUTH_MAX: '50' }).globalRateLimit?.max).toBe(3000);
   });
 
   it('keeps rate-limit counts in memory unless REDIS_URL is set', () => {
