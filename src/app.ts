@@ -170,9 +170,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     sweep.unref();
   });
   app.addHook('onClose', async () => clearInterval(sweep));
-  app.addHook('onSend', async (request, reply) => {
+  // A callback hook: it runs for every response (an async one would cost a promise each).
+  app.addHook('onSend', (request, reply, payload, done) => {
     reply.header('x-request-id', request.id);
     if (closing) reply.header('connection', 'close');
+    done(null, payload);
   });
   // Orchestrators probe these every few seconds: their requests are not logged at info
   // (a warning or an error during one still is).

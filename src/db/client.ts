@@ -1,9 +1,10 @@
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { PoolConfig } from 'pg';
+import type { PoolConfig, QueryResultRow } from 'pg';
 import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
 import { openEmbedded } from './embedded/open.js';
 import { migrateAndReport, type MigrationReport } from './migrations.js';
+import { setStatementRunner } from './statements.js';
 import type * as schema from './schema/index.js';
 
 // The drivers (drizzle, pg, PGlite) are imported where they are used, after an embedded
@@ -186,8 +187,15 @@ async function createPostgres(
   // listener that ends the process. The request learns of it from its statement (a 503),
   // and the pool drops the client when it is released: the listener only has to exist.
   pool.on('connect', (client) => client.on('error', () => undefined));
+  const db = drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db;
+  setStatementRunner(db, {
+    run: async <Row>(name: string, text: string, values: readonly unknown[]) => {
+      options.onQuery?.(text, [...values]);
+      return (await pool.query<Row & QueryResultRow>({ name, text, values: [...values] })).rows;
+    },
+  });
   return {
-    db: drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db,
+    db,
     kind: 'postgres',
     location,
     migrate: async () => {
@@ -253,8 +261,16 @@ async function createMemory(options: DatabaseOptions): Promise<Database> {
     dataDir: 'memory://',
     ...(template ? { loadDataDir: template } : {}),
   });
+  const db = drizzle({ client, schema, ...loggerOf(options) }) as unknown as Db;
+  // One PGlite in this process: nothing to name (it runs one statement at a time).
+  setStatementRunner(db, {
+    run: async <Row>(_name: string, text: string, values: readonly unknown[]) => {
+      options.onQuery?.(text, [...values]);
+      return (await client.query<Row>(text, [...values])).rows;
+    },
+  });
   return {
-    db: drizzle({ client, schema, ...loggerOf(options) }) as unknown as Db,
+    db,
     kind: 'memory',
     location: 'an in-memory embedded database',
     migrate: () =>

@@ -14,7 +14,6 @@ import type {
   HandlerResult,
   Handlers,
   OperationId,
-  ResultBuilders,
 } from './handler-types.js';
 import { appErrorOf, statusOfDomainError } from './problems.js';
 import type { SecurityHandlers } from './security.js';
@@ -224,35 +223,45 @@ type AnyResult =
   | { status: number; body: unknown; headers?: Record<string, string> }
   | { status: number; error: AnyDomainError };
 
-// The builders only shape data; the types of ResultBuilders are what check it.
+// The builders only shape data; the types of ResultBuilders (what handlers see of them)
+// are what check it.
+type AnyBuilders = {
+  reply: (status: number, body: unknown, headers?: Record<string, string>) => AnyResult;
+  respond: (status: number, outcome: Outcome, headers?: Record<string, string>) => AnyResult;
+  refuse: (error: AnyDomainError) => AnyResult;
+};
 const refuse = (error: AnyDomainError): AnyResult => ({
   status: statusOfDomainError(error),
   error,
 });
-const builders = {
-  reply: (status: number, body: unknown, headers?: Record<string, string>): AnyResult => ({
+const anyBuilders: AnyBuilders = {
+  reply: (status, body, headers) => ({
     status,
     body,
     ...(headers ? { headers } : {}),
   }),
-  respond: (status: number, outcome: Outcome, headers?: Record<string, string>): AnyResult =>
+  respond: (status, outcome, headers) =>
     outcome.ok
       ? { status, body: outcome.value, ...(headers ? { headers } : {}) }
       : refuse(outcome.error),
   refuse,
-} as unknown as ResultBuilders<OperationId>;
+};
 
 function toRouteHandler<K extends OperationId>(
   handler: Handler<K>,
   headerNames: string[],
   textMediaTypes: Record<string, string>,
 ) {
+  const lowerCaseNames = headerNames.map((name) => [name, name.toLowerCase()] as const);
+  const { reply: replyWith, respond, refuse: refuseWith } = anyBuilders;
   return async (request: FastifyRequest, reply: FastifyReply) => {
     const headers: Record<string, string> = {};
-    for (const name of headerNames) {
-      const value = request.headers[name.toLowerCase()];
+    for (const [name, lowerCase] of lowerCaseNames) {
+      const value = request.headers[lowerCase];
       if (typeof value === 'string') headers[name] = value;
     }
+    // Every property written out (not spread from `builders`): one object shape, built on
+    // every request.
     const input = {
       params: request.params,
       query: request.query,
@@ -260,7 +269,9 @@ function toRouteHandler<K extends OperationId>(
       body: request.body,
       principal: request.principal,
       request,
-      ...builders,
+      reply: replyWith,
+      respond,
+      refuse: refuseWith,
     } as unknown as HandlerInput<K>;
     const result = (await handler(input)) as HandlerResult<K> & AnyResult;
     if ('error' in result) return sendProblem(appErrorOf(result.error, request), request, reply);

@@ -46,36 +46,41 @@ export async function registerDocs(
   // On the page itself, the one HTML document this server sends (a stylesheet or a
   // script does not take a policy, and the problems of unknown assets declare none).
   const policy = contentSecurityPolicy(options.publicApiUrl);
-  app.addHook('onSend', async (_request, reply) => {
-    if (String(reply.getHeader('content-type')).startsWith('text/html')) {
-      reply.header('content-security-policy', policy);
-    }
-  });
   // Static mode: the document as given; the plugin builds nothing from the routes.
   await app.register(fastifySwagger, {
     mode: 'static',
     specification: { document: options.document as never },
   });
-  await app.register(fastifySwaggerUi, {
-    routePrefix: '/docs',
-    uiConfig: {
-      // Without the plugin's top bar (a box to load any other document).
-      layout: 'BaseLayout',
-      // Tags open, operations closed: every operation's summary at a glance.
-      docExpansion: 'list',
-      deepLinking: true,
-      displayOperationId: true,
-      // Never the online validator's badge (a request to another host).
-      validatorUrl: null,
-    },
-    theme: { title: `${String(options.document.info.title)}: reference` },
-    uiHooks: {
-      onRequest: (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
-        const target = published[request.routeOptions.url ?? ''];
-        if (target === undefined) return done();
-        void reply.redirect(target);
+  // In a context of its own: the hook runs for the reference's routes, not for every
+  // response of the API.
+  await app.register(async (docs) => {
+    docs.addHook('onSend', (_request, reply, payload, done) => {
+      if (String(reply.getHeader('content-type')).startsWith('text/html')) {
+        reply.header('content-security-policy', policy);
+      }
+      done(null, payload);
+    });
+    await docs.register(fastifySwaggerUi, {
+      routePrefix: '/docs',
+      uiConfig: {
+        // Without the plugin's top bar (a box to load any other document).
+        layout: 'BaseLayout',
+        // Tags open, operations closed: every operation's summary at a glance.
+        docExpansion: 'list',
+        deepLinking: true,
+        displayOperationId: true,
+        // Never the online validator's badge (a request to another host).
+        validatorUrl: null,
       },
-    },
+      theme: { title: `${String(options.document.info.title)}: reference` },
+      uiHooks: {
+        onRequest: (request: FastifyRequest, reply: FastifyReply, done: () => void) => {
+          const target = published[request.routeOptions.url ?? ''];
+          if (target === undefined) return done();
+          void reply.redirect(target);
+        },
+      },
+    });
   });
   app.get('/', (_request, reply) => reply.redirect('/docs'));
 }

@@ -1,5 +1,10 @@
 import { isDeepStrictEqual } from 'node:util';
-import { errorCodes, type FastifyInstance, type FastifyRequest } from 'fastify';
+import {
+  errorCodes,
+  type FastifyInstance,
+  type FastifyRequest,
+  type preValidationHookHandler,
+} from 'fastify';
 import { MalformedRequestError, ValidationError, escapePointer } from './errors.js';
 import type { ProblemItem } from '../api-types.js';
 
@@ -98,14 +103,20 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
  * the parameter.
  */
 export function registerQueryTextCheck(app: FastifyInstance): void {
-  app.addHook('preValidation', async (request) => {
+  const check: preValidationHookHandler = (request, _reply, done) => {
     const issues = unstorableText(request.query, '', []).map((issue): ProblemItem => ({
       ...issue,
       location: 'query',
     }));
-    if (issues.length > 0) {
-      throw new ValidationError('The query contains text that cannot be stored.', issues);
-    }
+    if (issues.length === 0) return done();
+    done(new ValidationError('The query contains text that cannot be stored.', issues));
+  };
+  // Only on routes whose operation has query parameters (any other refuses a query
+  // string it does not declare, by its own schema), as a callback hook: no promise.
+  app.addHook('onRoute', (route) => {
+    if (route.schema?.querystring === undefined) return;
+    const hooks = route.preValidation;
+    route.preValidation = hooks === undefined ? [check] : [...[hooks].flat(), check];
   });
 }
 

@@ -1,7 +1,7 @@
 import underPressure from '@fastify/under-pressure';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import type { FastifyInstance, onRequestHookHandler } from 'fastify';
 import { AppError } from './errors.js';
-import type { ApiOperationOf } from './rate-limits.js';
+import { operationOfRoute, type ApiOperationOf } from './rate-limits.js';
 
 /** Seconds a shed request is told to wait: long enough for a backlog to clear. */
 export const OVERLOAD_RETRY_AFTER_SECONDS = 5;
@@ -54,19 +54,23 @@ export async function registerLoadShedding(
     armedAt = performance.now() + 2 * SAMPLE_INTERVAL_MS;
   });
   const seconds = String(OVERLOAD_RETRY_AFTER_SECONDS);
-  const shed = async (request: FastifyRequest) => {
-    if (performance.now() < armedAt || !app.isUnderPressure()) return;
-    if (apiOperationOf(request) === undefined) return;
-    throw new AppError(
-      503,
-      'OVERLOADED',
-      'Overloaded',
-      `The server is too busy to take this request. Try again in ${seconds} seconds.`,
-      undefined,
-      { 'retry-after': seconds },
+  // A callback hook: it runs on every API request, and does nothing but read two numbers.
+  const shed: onRequestHookHandler = (_request, _reply, done) => {
+    if (performance.now() < armedAt || !app.isUnderPressure()) return done();
+    done(
+      new AppError(
+        503,
+        'OVERLOADED',
+        'Overloaded',
+        `The server is too busy to take this request. Try again in ${seconds} seconds.`,
+        undefined,
+        { 'retry-after': seconds },
+      ),
     );
   };
+  // API operations only: the probes, the docs and the metrics are always answered.
   app.addHook('onRoute', (route) => {
+    if (operationOfRoute(apiOperationOf, route) === undefined) return;
     const hooks = route.onRequest;
     route.onRequest = hooks === undefined ? [shed] : [...[hooks].flat(), shed];
   });

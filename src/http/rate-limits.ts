@@ -1,5 +1,5 @@
-import rateLimit, { type FastifyRateLimitStore } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest } from 'fastify';
+import rateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit';
+import type { FastifyInstance, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
 import type { Redis } from 'ioredis';
 import { operationsOf, type OpenApiDocument } from './contract.js';
 import { AppError } from './errors.js';
@@ -23,19 +23,42 @@ export const OPERATIONAL_OPERATIONS: ReadonlySet<string> = new Set([
  * The operationId of the API operation a request is routed to, or undefined for the
  * operational ones, the documentation pages and requests no operation matches.
  */
-export type ApiOperationOf = (request: FastifyRequest) => string | undefined;
+export type ApiOperationOf = ((request: FastifyRequest) => string | undefined) & {
+  /** The same by Fastify route (`GET /api/users/:id`), for hooks added as routes are. */
+  byRoute: ReadonlyMap<string, string>;
+};
 
 export function apiOperationLookup(spec: OpenApiDocument): ApiOperationOf {
+  const byRoute = apiOperationsByRoute(spec);
+  const lookup = (request: FastifyRequest) => {
+    const url = request.routeOptions.url;
+    return url === undefined ? undefined : byRoute.get(`${request.method} ${url}`);
+  };
+  return Object.assign(lookup, { byRoute });
+}
+
+/** The API operations by Fastify route (`GET /api/users/:id`), as glue registers them. */
+function apiOperationsByRoute(spec: OpenApiDocument): Map<string, string> {
   const byRoute = new Map<string, string>();
   for (const { operationId, method, path } of operationsOf(spec)) {
     if (OPERATIONAL_OPERATIONS.has(operationId)) continue;
     // Fastify's form of the path, as glue registers it: `{id}` → `:id`.
     byRoute.set(`${method} ${path.replace(/\{([^}]+)\}/g, ':$1')}`, operationId);
   }
-  return (request) => {
-    const url = request.routeOptions.url;
-    return url === undefined ? undefined : byRoute.get(`${request.method} ${url}`);
-  };
+  return byRoute;
+}
+
+/**
+ * The API operation a route being added serves (undefined for any other route), for hooks
+ * that only API operations get: known once, when the route is added, not on every request.
+ */
+export function operationOfRoute(
+  apiOperationOf: ApiOperationOf,
+  route: Pick<RouteOptions, 'method' | 'url'>,
+): string | undefined {
+  const [method] = [route.method].flat();
+  if (method === undefined || [route.method].flat().length !== 1) return undefined;
+  return apiOperationOf.byRoute.get(`${method.toUpperCase()} ${route.url}`);
 }
 
 /**
@@ -120,6 +143,45 @@ function sharedStore(
   } as unknown as new () => FastifyRateLimitStore;
 }
 
+/** The most clients the global limit counts at once in memory (as many as the plugin's store). */
+const LOCAL_KEYS = 10_000;
+
+/**
+ * Requests per key in fixed windows, in this process's memory (the plugin's in-memory
+ * store counts the same way). It holds `capacity` keys at most: past that, the key whose
+ * window started first is forgotten (its client starts a new window), so a flood of
+ * addresses costs a bounded amount of memory.
+ */
+export class WindowCounts {
+  private readonly windows = new Map<string, { count: number; resetAt: number }>();
+
+  constructor(
+    private readonly windowMs: number,
+    private readonly capacity: number,
+  ) {}
+
+  /** Counts one request of `key` at `now` (ms); its window as it now is. */
+  hit(key: string, now: number): { count: number; resetAt: number } {
+    let window = this.windows.get(key);
+    if (window === undefined || window.resetAt <= now) {
+      // A new window goes last: the map stays ordered by the start of its windows.
+      if (window !== undefined) this.windows.delete(key);
+      else if (this.windows.size >= this.capacity) {
+        const oldest = this.windows.keys().next();
+        if (!oldest.done) this.windows.delete(oldest.value);
+      }
+      window = { count: 0, resetAt: now + this.windowMs };
+      this.windows.set(key, window);
+    }
+    window.count += 1;
+    return window;
+  }
+
+  get size(): number {
+    return this.windows.size;
+  }
+}
+
 /**
  * Registers the IP rate limits: the global one (every API operation together, counted
  * first) and the per-operation ones (route `config.rateLimit`, see rateLimitRoute in
@@ -160,18 +222,11 @@ export async function registerRateLimits(
 
   const { global } = options;
   if (global) {
-    const count = app.createRateLimit({ max: global.max, timeWindow: global.windowSeconds * 1000 });
-    // Before every route's own hooks (and so before its own limit): a client over the
-    // global limit uses up nothing else. Only its 429 carries the X-RateLimit-* headers
-    // of this limit; other responses keep those of their operation's own limit, if any.
-    app.addHook('onRequest', async (request) => {
-      const operationId = apiOperationOf(request);
-      if (operationId === undefined) return;
-      const outcome = await count(request);
-      if (outcome.isAllowed || !outcome.isExceeded) return;
+    const windowMs = global.windowSeconds * 1000;
+    const refuse = (operationId: string, outcome: { max: number; ttlInSeconds: number }) => {
       for (const listener of rejected) listener('global', operationId);
       const seconds = String(outcome.ttlInSeconds);
-      throw new AppError(
+      return new AppError(
         429,
         'RATE_LIMITED',
         'Too many requests',
@@ -184,6 +239,38 @@ export async function registerRateLimits(
           'x-ratelimit-reset': seconds,
         },
       );
+    };
+    // Shared through Redis: the plugin's limiter on the shared store (fail open, see above).
+    // In memory, every request of every API operation passes here, so it is counted in
+    // place (no promise, no lookup of the route's options: ~3.5 µs a request less).
+    const countShared = redis
+      ? app.createRateLimit({ max: global.max, timeWindow: windowMs })
+      : null;
+    const counts = new WindowCounts(windowMs, LOCAL_KEYS);
+    // A route hook of each API operation (the probes, docs and metrics get none), first of
+    // its hooks, so before its own limit: a client over the global limit uses up nothing
+    // else. Only its 429 carries the X-RateLimit-* headers of this limit; other responses
+    // keep those of their operation's own limit, if any. A callback hook: an async one
+    // would cost a promise and a turn of the microtask queue more on every request.
+    app.addHook('onRoute', (route) => {
+      const operationId = operationOfRoute(apiOperationOf, route);
+      if (operationId === undefined) return;
+      const limit: onRequestHookHandler = countShared
+        ? (request, _reply, done) => {
+            countShared(request).then((outcome) => {
+              if (outcome.isAllowed || !outcome.isExceeded) done();
+              else done(refuse(operationId, outcome));
+            }, done);
+          }
+        : (request, _reply, done) => {
+            const now = Date.now();
+            const window = counts.hit(normalizeIP(request.ip), now);
+            if (window.count <= global.max) return done();
+            const ttlInSeconds = Math.ceil((window.resetAt - now) / 1000);
+            done(refuse(operationId, { max: global.max, ttlInSeconds }));
+          };
+      const hooks = route.onRequest;
+      route.onRequest = hooks === undefined ? [limit] : [limit, ...[hooks].flat()];
     });
   }
 

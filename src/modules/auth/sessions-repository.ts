@@ -5,7 +5,8 @@ import { databaseErrorOf } from '../../db/errors.js';
 import { refreshTokens, sessions } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
 import { lockOpenSessions, revokeUserSessions } from '../../db/sessions.js';
-import { accountColumns, toUser, type User } from '../users/repository.js';
+import { namedStatement } from '../../db/statements.js';
+import { toUser, type AccountRow, type User } from '../users/repository.js';
 
 /** Why a session cannot be used: ended by someone, or by one of its limits. */
 export type SessionEnd = 'revoked' | 'expired' | 'idle';
@@ -139,21 +140,23 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
   const { idleTimeoutSeconds, reuseGraceSeconds, refreshTokenTtlSeconds } = limits;
 
   // Every secured request runs this: one statement, by primary key on both tables, that
-  // tells a deleted account, a disabled one and an ended session apart.
-  const check = db
-    .select({
-      user: accountColumns,
-      state: sql<SessionEnd | 'live' | 'unknown'>`case when ${sessions.id} is null then 'unknown'
-        else ${stateOf(sql.placeholder('idleSeconds'))} end`,
-    })
-    .from(users)
-    .leftJoin(
-      sessions,
-      and(eq(sessions.id, sql.placeholder('sessionId')), eq(sessions.userId, users.id)),
-    )
-    .where(eq(users.id, sql.placeholder('userId')))
-    .limit(1)
-    .prepare('session_check');
+  // tells a deleted account, a disabled one and an ended session apart. Written out and
+  // sent by name (src/db/statements.ts); the case is stateOf's.
+  const check = namedStatement<AccountRow & { state: SessionEnd | 'live' | 'unknown' }>(
+    db,
+    'session_check',
+    `select u.id, u.email, u.username, u.first_name as "firstName",
+       u.last_name as "lastName", u.is_active as "isActive",
+       u.email_verified as "emailVerified", u.role, u.created_at as "createdAt",
+       u.updated_at as "updatedAt",
+       case when s.id is null then 'unknown'
+         when s.revoked_at is not null then 'revoked'
+         when s.expires_at <= now() then 'expired'
+         when s.last_used_at <= now() - $3::integer * interval '1 second' then 'idle'
+         else 'live' end as state
+     from users u left join sessions s on s.id = $2 and s.user_id = u.id
+     where u.id = $1`,
+  );
 
   /** Ends one session as a whole (its refresh tokens die with it). */
   const endSession = (tx: Db, sessionId: string) =>
@@ -194,10 +197,10 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
     },
 
     async check(userId, sessionId) {
-      const [row] = await check.execute({ userId, sessionId, idleSeconds: idleTimeoutSeconds });
+      const [row] = await check([userId, sessionId, idleTimeoutSeconds]);
       if (!row) return { status: 'account-deleted' };
-      if (!row.user.isActive) return { status: 'account-disabled' };
-      if (row.state === 'live') return { status: 'live', user: toUser(row.user) };
+      if (!row.isActive) return { status: 'account-disabled' };
+      if (row.state === 'live') return { status: 'live', user: toUser(row) };
       return { status: `session-${row.state}` };
     },
 

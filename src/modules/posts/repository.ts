@@ -3,6 +3,7 @@ import type { Schemas } from '../../api-types.js';
 import type { Db } from '../../db/client.js';
 import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { posts } from '../../db/schema/posts.js';
+import { namedStatement } from '../../db/statements.js';
 import { users } from '../../db/schema/users.js';
 import type { Position } from '../../lib/cursor.js';
 
@@ -387,26 +388,26 @@ export function createPostsRepository(
     throw new Error(`Not a text search configuration name: ${searchLanguage}`);
   }
   const searchConfig = sql.raw(`'${searchLanguage}'::regconfig`);
-  // One statement per read: the post and its author's summary, joined.
-  const withAuthor = () =>
-    db
-      .select({ ...postColumns, ...authorColumns })
-      .from(posts)
-      .innerJoin(users, eq(users.id, posts.authorId));
-  const byId = withAuthor()
-    .where(eq(posts.id, sql.placeholder('id')))
-    .limit(1)
-    .prepare('posts_by_id');
-  const bySlug = withAuthor()
-    .where(eq(posts.slug, sql.placeholder('slug')))
-    .limit(1)
-    .prepare('posts_by_slug');
-  const view = db
-    .update(posts)
-    .set({ viewCount: sql`${posts.viewCount} + 1` })
-    .where(and(eq(posts.id, sql.placeholder('id')), isNotNull(posts.publishedAt)))
-    .returning({ viewCount: posts.viewCount })
-    .prepare('posts_record_view');
+  // The reads of one post and the view count, the hottest statements of posts: written
+  // out and sent by name (src/db/statements.ts); they return rows in PostRow's shape.
+  const postWithAuthor = (column: 'id' | 'slug') =>
+    `select p.id, p.title, p.content, p.slug, p.author_id as "authorId",
+       p.view_count as "viewCount", p.published_at as "publishedAt",
+       p.created_at as "createdAt", p.updated_at as "updatedAt", p.version,
+       u.username as "authorUsername", u.first_name as "authorFirstName",
+       u.last_name as "authorLastName"
+     from posts p join users u on u.id = p.author_id
+     where p.${column} = $1`;
+  type FullRow = PostRow & { content: string; version: number };
+  const byId = namedStatement<FullRow>(db, 'posts_by_id', postWithAuthor('id'));
+  const bySlug = namedStatement<FullRow>(db, 'posts_by_slug', postWithAuthor('slug'));
+  const view = namedStatement<{ viewCount: number }>(
+    db,
+    'posts_record_view',
+    `update posts set view_count = view_count + 1
+     where id = $1 and published_at is not null
+     returning view_count as "viewCount"`,
+  );
 
   /**
    * A listing's statement, newest first, up to the LIMIT the caller adds; `limit` (a
@@ -475,7 +476,7 @@ export function createPostsRepository(
   }
 
   async function findById(id: string): Promise<VersionedPost | null> {
-    const [row] = await byId.execute({ id });
+    const [row] = await byId([id]);
     return row ? toVersionedPost(row) : null;
   }
 
@@ -517,7 +518,7 @@ export function createPostsRepository(
     findById,
 
     async findBySlug(slug) {
-      const [row] = await bySlug.execute({ slug });
+      const [row] = await bySlug([slug]);
       return row ? toVersionedPost(row) : null;
     },
 
@@ -572,7 +573,7 @@ export function createPostsRepository(
     },
 
     async recordView(id) {
-      const [row] = await view.execute({ id });
+      const [row] = await view([id]);
       return row ? row.viewCount : null;
     },
 

@@ -4,6 +4,7 @@ import { userUniqueFields, users, type UserRole, type UserRow } from '../../db/s
 import type { Schemas } from '../../api-types.js';
 import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { revokeUserSessions } from '../../db/sessions.js';
+import { namedStatement } from '../../db/statements.js';
 import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
 
@@ -111,7 +112,7 @@ const profileColumns = {
   createdAt: users.createdAt,
 };
 
-type AccountRow = Omit<UserRow, 'passwordHash'>;
+export type AccountRow = Omit<UserRow, 'passwordHash'>;
 type ProfileRow = Pick<UserRow, keyof typeof profileColumns>;
 
 export function toUser(row: AccountRow): User {
@@ -207,12 +208,14 @@ export function createUsersRepository(db: Db): UsersRepository {
     .where(eq(users.id, sql.placeholder('id')))
     .limit(1)
     .prepare('users_credentials_by_id');
-  const profileById = db
-    .select(profileColumns)
-    .from(users)
-    .where(eq(users.id, sql.placeholder('id')))
-    .limit(1)
-    .prepare('users_profile_by_id');
+  // getUser, the most frequent read of users: a statement of its own (src/db/statements.ts).
+  const profileById = namedStatement<ProfileRow>(
+    db,
+    'users_profile_by_id',
+    `select id, username, first_name as "firstName", last_name as "lastName",
+       created_at as "createdAt"
+     from users where id = $1`,
+  );
   const emailMatches = eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`);
   const byEmail = db
     .select(accountColumns)
@@ -291,7 +294,7 @@ export function createUsersRepository(db: Db): UsersRepository {
     },
 
     async findProfileById(id) {
-      const [row] = await profileById.execute({ id });
+      const [row] = await profileById([id]);
       return row ? toPublicUser(row) : null;
     },
 
