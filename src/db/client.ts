@@ -1,10 +1,10 @@
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
-import type { PoolConfig, QueryResultRow } from 'pg';
+import type { PoolConfig } from 'pg';
 import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
 import { openEmbedded } from './embedded/open.js';
 import { migrateAndReport, type MigrationReport } from './migrations.js';
-import { setStatementRunner } from './statements.js';
+import { TIMESTAMPTZ_OID, isoInstant, setStatementRunner } from './statements.js';
 import type * as schema from './schema/index.js';
 
 // The drivers (drizzle, pg, PGlite) are imported where they are used, after an embedded
@@ -188,10 +188,22 @@ async function createPostgres(
   // and the pool drops the client when it is released: the listener only has to exist.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db;
+  // Timestamps as the API writes them (src/db/statements.ts); every other type as usual.
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((text: string) => unknown) =>
+      oid === TIMESTAMPTZ_OID
+        ? isoInstant
+        : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
+  };
   setStatementRunner(db, {
-    run: async <Row>(name: string, text: string, values: readonly unknown[]) => {
+    run: async (name, text, values, rowMode) => {
       options.onQuery?.(text, [...values]);
-      return (await pool.query<Row & QueryResultRow>({ name, text, values: [...values] })).rows;
+      const config = { name, text, values: [...values], types };
+      const result =
+        rowMode === 'array'
+          ? await pool.query<unknown[]>({ ...config, rowMode: 'array' })
+          : await pool.query<Record<string, unknown>>(config);
+      return result.rows;
     },
   });
   return {
@@ -264,9 +276,10 @@ async function createMemory(options: DatabaseOptions): Promise<Database> {
   const db = drizzle({ client, schema, ...loggerOf(options) }) as unknown as Db;
   // One PGlite in this process: nothing to name (it runs one statement at a time).
   setStatementRunner(db, {
-    run: async <Row>(_name: string, text: string, values: readonly unknown[]) => {
+    run: async (_name, text, values, rowMode) => {
       options.onQuery?.(text, [...values]);
-      return (await client.query<Row>(text, [...values])).rows;
+      const parsers = { [TIMESTAMPTZ_OID]: isoInstant };
+      return (await client.query<unknown>(text, [...values], { rowMode, parsers })).rows;
     },
   });
   return {

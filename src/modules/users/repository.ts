@@ -4,7 +4,7 @@ import { userUniqueFields, users, type UserRole, type UserRow } from '../../db/s
 import type { Schemas } from '../../api-types.js';
 import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { revokeUserSessions } from '../../db/sessions.js';
-import { namedStatement } from '../../db/statements.js';
+import { isoOf, namedStatement } from '../../db/statements.js';
 import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
 
@@ -112,8 +112,15 @@ const profileColumns = {
   createdAt: users.createdAt,
 };
 
-export type AccountRow = Omit<UserRow, 'passwordHash'>;
-type ProfileRow = Pick<UserRow, keyof typeof profileColumns>;
+export /** Timestamps as Dates (Drizzle) or as the API's strings (src/db/statements.ts). */
+type Timestamped<Row> = Omit<Row, 'createdAt' | 'updatedAt'> & {
+  createdAt: Date | string;
+  updatedAt: Date | string;
+};
+export type AccountRow = Timestamped<Omit<UserRow, 'passwordHash'>>;
+type ProfileRow = Omit<Pick<UserRow, keyof typeof profileColumns>, 'createdAt'> & {
+  createdAt: Date | string;
+};
 
 export function toUser(row: AccountRow): User {
   return {
@@ -125,8 +132,8 @@ export function toUser(row: AccountRow): User {
     isActive: row.isActive,
     emailVerified: row.emailVerified,
     role: row.role,
-    createdAt: row.createdAt.toISOString(),
-    updatedAt: row.updatedAt.toISOString(),
+    createdAt: isoOf(row.createdAt),
+    updatedAt: isoOf(row.updatedAt),
   };
 }
 
@@ -136,7 +143,7 @@ function toPublicUser(row: ProfileRow): PublicUser {
     username: row.username,
     firstName: row.firstName,
     lastName: row.lastName,
-    createdAt: row.createdAt.toISOString(),
+    createdAt: isoOf(row.createdAt),
   };
 }
 
