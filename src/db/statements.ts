@@ -1,5 +1,4 @@
 import { fillPlaceholders } from 'drizzle-orm';
-import type { Db } from './client.js';
 
 /**
  * Statements for the hottest reads, sent by name and read without Drizzle's session.
@@ -47,7 +46,10 @@ export function isoOf(instant: Date | string): string {
 
 export type RowMode = 'object' | 'array';
 
-/** How a database runs a statement by name; set for each Db by createDatabase. */
+/**
+ * How a database runs a statement by name; set by createDatabase for each Drizzle database
+ * it makes (typed `object` here: this module is below client.ts).
+ */
 export interface StatementRunner {
   run(
     name: string,
@@ -59,11 +61,11 @@ export interface StatementRunner {
 
 const runners = new WeakMap<object, StatementRunner>();
 
-export function setStatementRunner(db: Db, runner: StatementRunner): void {
+export function setStatementRunner(db: object, runner: StatementRunner): void {
   runners.set(db, runner);
 }
 
-function runnerOf(db: Db, name: string): StatementRunner {
+function runnerOf(db: object, name: string): StatementRunner {
   const runner = runners.get(db);
   if (!runner) throw new Error(`statement ${name}: this database runs no named statements`);
   return runner;
@@ -75,7 +77,7 @@ function runnerOf(db: Db, name: string): StatementRunner {
  * PostgreSQL keeps one plan per name and connection.
  */
 export function namedStatement<Row>(
-  db: Db,
+  db: object,
   name: string,
   text: string,
 ): (values: readonly unknown[]) => Promise<Row[]> {
@@ -88,7 +90,7 @@ export function namedStatement<Row>(
  * rows are arrays in the order of the query's selection, as Drizzle itself reads them.
  */
 export function namedQuery(
-  db: Db,
+  db: object,
   name: string,
   query: { toSQL(): { sql: string; params: unknown[] } },
 ): (placeholders: Record<string, unknown>) => Promise<unknown[][]> {
