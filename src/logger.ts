@@ -1,5 +1,4 @@
 import type { FastifyServerOptions } from 'fastify';
-import pino, { type DestinationStream } from 'pino';
 import type { Config } from './config.js';
 
 /**
@@ -46,29 +45,4 @@ export function loggerOptions(
         }
       : {}),
   };
-}
-
-/** How long a log line may wait in the buffer of logDestination (ms). */
-export const LOG_FLUSH_INTERVAL_MS = 250;
-
-/**
- * Where a server's log lines go outside development (where pino-pretty's transport writes
- * them): standard output, through a buffer written when it holds 4 KiB or every 250 ms,
- * whichever comes first. A write per line (pino's default: handed to libuv's thread pool
- * each time) cost ~9 µs of the process's CPU a request at the default level, about as
- * much as making the line; batched, a dozen lines share one write, made on the spot.
- * Lines still in the buffer when the process exits are written then (pino flushes on exit,
- * crashes included); a process killed outright (SIGKILL) loses its last 250 ms of lines
- * at most.
- */
-export function logDestination(
-  config: Pick<Config, 'env'>,
-): (DestinationStream & { flush(): void }) | undefined {
-  if (config.env === 'development') return undefined;
-  return pino.destination({
-    dest: 1,
-    sync: true,
-    minLength: 4096,
-    periodicFlush: LOG_FLUSH_INTERVAL_MS,
-  });
 }

@@ -3,7 +3,7 @@ import { ConfigError, loadConfig, readEnvironment } from './config.js';
 import { startDatabase } from './db/client.js';
 import { EmbeddedInUseError } from './db/embedded/open.js';
 import { describeMigrations, type MigrationReport } from './db/migrations.js';
-import { logDestination, loggerOptions } from './logger.js';
+import { loggerOptions } from './logger.js';
 
 async function main(): Promise<void> {
   const config = loadConfig(readEnvironment());
@@ -25,7 +25,6 @@ async function main(): Promise<void> {
 
   let app: FastifyInstance | undefined;
   let migrated: MigrationReport | null;
-  const destination = logDestination(config);
   try {
     const { buildApp } = await import('./app.js');
     // The embedded database belongs to this server: it is brought up to date on every
@@ -33,10 +32,7 @@ async function main(): Promise<void> {
     const migrating = database.kind === 'postgres' ? null : database.migrate();
     migrating?.catch(() => undefined);
     app = await buildApp(config, {
-      logger: {
-        ...(loggerOptions(config) as object),
-        ...(destination ? { stream: destination } : {}),
-      },
+      logger: loggerOptions(config),
       database,
       ...(migrating ? { migrated: migrating } : {}),
     });
@@ -107,8 +103,6 @@ async function main(): Promise<void> {
     },
     'ready',
   );
-  // The start-up's lines now, not at the buffer's next flush: someone may be waiting for them.
-  destination?.flush();
 }
 
 main().catch((error: unknown) => {
