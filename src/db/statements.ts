@@ -4,11 +4,12 @@ import { fillPlaceholders } from 'drizzle-orm';
  * Statements for the hottest reads, sent by name and read without Drizzle's session.
  * Drizzle's prepared statements are named too, but every call builds a query config anew,
  * fetches rows as arrays and maps them column by column (a timestamp through a Date), with
- * a few promises on the way: on getUser (~150 µs of the server's CPU in all) that was
- * ~10 µs, on a page of 20 posts ~60 µs. Here the driver's rows come as they are, and a
+ * a few promises on the way: in profiles under load, ~7 µs of getUser's ~150 µs of CPU,
+ * and ~65 µs of a page of 20 posts. Here the driver's rows come as they are, and a
  * timestamp comes as the API sends it (an RFC 3339 string in UTC, with milliseconds),
- * so the repository maps each row once. Every statement runs in the repository tests, on
- * PostgreSQL and on PGlite.
+ * so the repository maps each row once. Every statement runs in the repositories'
+ * integration tests (on PostgreSQL with TEST_DATABASE_URL, as CI runs them; on an
+ * in-memory PGlite without it).
  */
 
 /** The type of `timestamp with time zone` (timestamptz). */

@@ -56,9 +56,9 @@ export function operationOfRoute(
   apiOperationOf: ApiOperationOf,
   route: Pick<RouteOptions, 'method' | 'url'>,
 ): string | undefined {
-  const [method] = [route.method].flat();
-  if (method === undefined || [route.method].flat().length !== 1) return undefined;
-  return apiOperationOf.byRoute.get(`${method.toUpperCase()} ${route.url}`);
+  // Glue adds one route per operation, with one method.
+  if (typeof route.method !== 'string') return undefined;
+  return apiOperationOf.byRoute.get(`${route.method.toUpperCase()} ${route.url}`);
 }
 
 /**
