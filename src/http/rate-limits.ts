@@ -143,7 +143,7 @@ function sharedStore(
   } as unknown as new () => FastifyRateLimitStore;
 }
 
-/** The most clients the global limit counts at once in memory (as many as the plugin's store). */
+/** The most clients the global limit counts at once in memory (the plugin's store holds 5,000). */
 const LOCAL_KEYS = 10_000;
 
 /**
