@@ -8,8 +8,8 @@
 FROM node:24-bookworm-slim AS deps
 WORKDIR /app
 COPY package.json package-lock.json ./
-# No postinstall here: it needs src/ (it prepares `npm start` and the embedded database's
-# template), and this image builds with tsc instead.
+# No postinstall here: it needs src/ (it prepares `npm start`), and this image builds
+# with tsc instead.
 RUN npm ci --ignore-scripts --no-audit --no-fund
 
 FROM deps AS build
@@ -37,20 +37,16 @@ ENV NODE_ENV=production
 ENV NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
 COPY package.json package-lock.json ./
-# Production dependencies only. PGlite is one of them: without DATABASE_URL the server runs
-# the embedded database (dist/db/embedded/: its engine thread and initdb process). tsx,
-# esbuild, TypeScript and the test tools are development dependencies and not here.
-RUN npm ci --omit=dev --ignore-scripts --no-audit --no-fund && npm cache clean --force
+# Production dependencies only: not the development tools (tsx, esbuild, TypeScript, the
+# test tools), and not the embedded database's PostgreSQL binaries (the optional
+# dependencies, 60 MB): production always has DATABASE_URL, and without it the server
+# says so and exits.
+RUN npm ci --omit=dev --omit=optional --ignore-scripts --no-audit --no-fund && npm cache clean --force
 # Owned by root and read-only to the `node` user the server runs as.
 COPY --from=build /app/dist ./dist
 COPY generated ./generated
 COPY drizzle ./drizzle
-# initdb once, at build time: a new embedded data folder then starts as a copy of it.
-RUN node dist/db/embedded/initdb-process.js --template
-# The embedded database (used when DATABASE_URL is unset) lives here, with the socket the
-# server serves it on to other processes in the container. With DATABASE_URL set the
-# server writes no file: the root filesystem can be read-only (deploy/kubernetes).
-RUN mkdir -p /app/.data && chown node:node /app/.data
+# The server writes no file: the root filesystem can be read-only (deploy/kubernetes).
 # The `node` user of the base image (uid 1000), by number so that Kubernetes'
 # runAsNonRoot can verify it.
 USER 1000:1000

@@ -14,6 +14,7 @@ import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
 import { loadConfig, readEnvironment } from '../src/config.js';
 import { createDatabase, type Db } from '../src/db/client.js';
+import { exitExplained } from '../src/db/failures.js';
 import { createPasswordHasher } from '../src/lib/passwords.js';
 import {
   DEMO_PASSWORD,
@@ -35,13 +36,16 @@ if (parsed.kind === 'error') {
   process.exit(2);
 }
 
-const config = loadConfig(readEnvironment());
+const failed = exitExplained('npm run db:seed');
+const config = await Promise.resolve()
+  .then(() => loadConfig(readEnvironment()))
+  .catch(failed);
 const database = await createDatabase(
   // One INSERT … SELECT of a bulk chunk can outlast the API's statement timeout, on the
   // embedded database above all; the seed has nobody waiting on it.
   { ...config, db: { ...config.db, statementTimeoutMs: 60 * 60_000 } },
   { embedded: { label: 'npm run db:seed' } },
-);
+).catch(failed);
 const passwords = createPasswordHasher({ cost: config.bcryptCost, threads: 1 });
 try {
   await database.migrate();

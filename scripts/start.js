@@ -2,7 +2,8 @@
 /**
  * npm start: runs the server from src/ with no build step, and without a TypeScript loader
  * in the running process (tsx cost 0.5 s and 80 MB on every start). After `npm ci`, npm
- * runs it with `--template` to transpile and make the embedded database's template.
+ * runs it with `--prepare`, which transpiles and stops there, so the first start is as
+ * quick as the next.
  *
  * Each source file is transpiled by esbuild (types stripped, not checked: `npm run check`
  * does that) into .start/, laid out as src/ is, one folder below the project root, so that
@@ -135,7 +136,5 @@ try {
 }
 // Node 22 and later keep compiled code between starts; Node 20 has no such cache.
 /** @type {{ enableCompileCache?: () => unknown }} */ (nodeModule).enableCompileCache?.();
-// `--template` (npm's postinstall): make the embedded database's template now, so that
-// the first `npm start` on a new data folder does not wait for initdb.
-const entry = process.argv[2] === '--template' ? 'db/embedded/initdb-process.js' : 'server.js';
-await import(pathToFileURL(join(outDir, entry)).href);
+// `--prepare` (npm's postinstall): transpiled, nothing to run.
+if (process.argv[2] !== '--prepare') await import(pathToFileURL(join(outDir, 'server.js')).href);

@@ -7,6 +7,7 @@ import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { loadConfig, readEnvironment } from '../src/config.js';
 import { openEmbedded } from '../src/db/embedded/open.js';
+import { exitExplained } from '../src/db/failures.js';
 import { projectRoot } from '../src/paths.js';
 
 const env = readEnvironment();
@@ -15,13 +16,17 @@ const config = loadConfig(env);
 let databaseUrl = config.databaseUrl;
 let release: () => Promise<void> = async () => undefined;
 if (!databaseUrl) {
+  const failed = exitExplained('npm run db:studio');
   const access = await openEmbedded(config.dataDir, {
     label: 'npm run db:studio',
     exclusive: false,
     poolMax: config.db.poolMax,
-  });
+  }).catch(failed);
   release = () => access.close();
-  await access.ready;
+  await access.ready.catch(async (error: unknown) => {
+    await access.close();
+    failed(error);
+  });
   databaseUrl = `postgres://postgres@localhost:${access.port}/postgres?host=${encodeURIComponent(access.host)}`;
   console.log(
     access.owner

@@ -1,12 +1,76 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
-import { ConfigError, loadConfig, readEnvironment } from './config.js';
-import { startDatabase } from './db/client.js';
-import { EmbeddedInUseError } from './db/embedded/open.js';
+import { access, rm } from 'node:fs/promises';
+import { createServer } from 'node:net';
+import { loadConfig, readEnvironment, type Config } from './config.js';
+import { startDatabase, type Database } from './db/client.js';
+import { explainConnectionError, StartupError } from './db/connection-errors.js';
+import { explainedFailure } from './db/failures.js';
 import { describeMigrations, type MigrationReport } from './db/migrations.js';
 import { loggerOptions } from './logger.js';
 
+/** Refuses a port another process listens on, before anything (a data folder) is made. */
+async function ensurePortFree(port: number, host: string, setting: string): Promise<void> {
+  if (port === 0) return;
+  await new Promise<void>((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (error: NodeJS.ErrnoException) =>
+      reject(portError(error, port, host, setting)),
+    );
+    probe.listen({ port, host, exclusive: true }, () => probe.close(() => resolve()));
+  });
+}
+
+function portError(error: NodeJS.ErrnoException, port: number, host: string, setting: string) {
+  if (error.code === 'EADDRINUSE') {
+    return new StartupError(
+      `Port ${port} on ${host} is in use by another process: stop it, or set ${setting} to a free port.`,
+    );
+  }
+  if (error.code === 'EACCES') {
+    return new StartupError(
+      `Port ${port} on ${host} may not be used by this user (ports below 1024 need privileges): set ${setting}.`,
+    );
+  }
+  if (error.code === 'EADDRNOTAVAIL' || error.code === 'ENOTFOUND') {
+    return new StartupError(`${host} is not an address of this machine: check HOST.`);
+  }
+  return error;
+}
+
+/**
+ * A PostgreSQL server must answer, and have every migration of this version: otherwise
+ * the server would say "ready" and answer every call with an error.
+ */
+async function checkDatabase(database: Database, config: Config): Promise<void> {
+  try {
+    await database.ping();
+  } catch (error) {
+    const explained = explainConnectionError(error, database.location);
+    throw explained ? new StartupError(explained) : error;
+  }
+  const pending = await database.pending();
+  if (pending.length > 0 && config.databaseUrl) {
+    throw new StartupError(
+      `The database at ${database.location} is not migrated: ${pending.length} migration${pending.length === 1 ? '' : 's'} pending (${pending.join(', ')}). Run npm run db:migrate (node dist/db/migrate.js in the image) with the same DATABASE_URL, then start again.`,
+    );
+  }
+}
+
+async function exists(path: string): Promise<boolean> {
+  return access(path).then(
+    () => true,
+    () => false,
+  );
+}
+
 async function main(): Promise<void> {
   const config = loadConfig(readEnvironment());
+  await ensurePortFree(config.port, config.host, 'PORT');
+  if (config.metrics.port !== undefined) {
+    await ensurePortFree(config.metrics.port, config.metrics.host, 'METRICS_PORT');
+  }
+  // A failed first start leaves no empty data folder behind.
+  const newFolder = !config.databaseUrl && !(await exists(config.dataDir));
 
   // The database first: an embedded one opens on a thread of its own (a new one is even
   // initialised by a process of its own), so the sooner it starts, the more of it happens
@@ -21,11 +85,19 @@ async function main(): Promise<void> {
       exclusive: true,
       onError: (message) => log?.error({ message }, 'embedded database'),
     },
+  }).catch(async (error: unknown) => {
+    if (newFolder) await rm(config.dataDir, { recursive: true, force: true });
+    throw error;
   });
 
   let app: FastifyInstance | undefined;
   let migrated: MigrationReport | null;
+  const forget = async () => {
+    await database.close().catch(() => undefined);
+    if (newFolder) await rm(config.dataDir, { recursive: true, force: true });
+  };
   try {
+    if (database.kind === 'postgres') await checkDatabase(database, config);
     const { buildApp } = await import('./app.js');
     // The embedded database belongs to this server: it is brought up to date on every
     // start (a PostgreSQL server is migrated by `npm run db:migrate`).
@@ -41,7 +113,7 @@ async function main(): Promise<void> {
     [, migrated] = await Promise.all([app.ready(), migrating]);
   } catch (error) {
     await app?.close().catch(() => undefined);
-    await database.close().catch(() => undefined);
+    await forget();
     throw error;
   }
   const server = app;
@@ -88,12 +160,17 @@ async function main(): Promise<void> {
   process.on('SIGTERM', (signal) => void close(signal));
 
   try {
-    await server.listen({ port: config.port, host: config.host });
+    await server.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
+      throw portError(error as NodeJS.ErrnoException, config.port, config.host, 'PORT');
+    });
     // METRICS_PORT: the metrics' own listener (closed with the app).
-    await server.metrics.listen();
+    await server.metrics.listen().catch((error: unknown) => {
+      const { port, host } = config.metrics;
+      throw portError(error as NodeJS.ErrnoException, port ?? 0, host, 'METRICS_PORT');
+    });
   } catch (error) {
     await server.close();
-    await database.close();
+    await forget();
     throw error;
   }
   server.log.info(
@@ -106,14 +183,10 @@ async function main(): Promise<void> {
 }
 
 main().catch((error: unknown) => {
-  if (
-    error instanceof ConfigError ||
-    error instanceof EmbeddedInUseError ||
-    (error instanceof Error && error.name === 'ContractError')
-  ) {
-    console.error(error.message);
-  } else {
-    console.error(error);
-  }
+  const explained =
+    explainedFailure(error) ??
+    (error instanceof Error && error.name === 'ContractError' ? error.message : null);
+  // Anything else is a fault of the server's own: its stack says where.
+  console.error(explained ?? error);
   process.exit(1);
 });

@@ -2,14 +2,14 @@ import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { PoolConfig } from 'pg';
 import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
+import { describeDatabaseUrl } from './connection-errors.js';
 import { openEmbedded } from './embedded/open.js';
-import { migrateAndReport, type MigrationReport } from './migrations.js';
+import { migrateAndReport, pendingMigrations, type MigrationReport } from './migrations.js';
 import { TIMESTAMPTZ_OID, isoInstant, setStatementRunner } from './statements.js';
 import type * as schema from './schema/index.js';
 
-// The drivers (drizzle, pg, PGlite) are imported where they are used, after an embedded
-// folder has been claimed: its engine, or a new folder's initdb, starts ~0.1 s sooner,
-// and a process never loads a driver it does not use.
+// The drivers (drizzle, pg) are imported where they are used, after an embedded folder
+// has been claimed: its server, or a new folder's initdb, starts sooner.
 
 /** The Drizzle database both drivers give; repositories take this and nothing narrower. */
 export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
@@ -17,22 +17,20 @@ export type Db = PgDatabase<PgQueryResultHKT, typeof schema>;
 export interface Database {
   readonly db: Db;
   /**
-   * postgres: DATABASE_URL. embedded: the PGlite folder in DATA_DIR, reached through the
-   * socket of the process that owns it (maybe this one). memory: an in-memory PGlite in
-   * this process (DATA_DIR=memory://, for tests and benchmarks).
+   * postgres: DATABASE_URL. embedded: the PostgreSQL server on DATA_DIR, run by the
+   * process that owns the folder (maybe this one) and reached through its socket.
    */
-  readonly kind: 'postgres' | 'embedded' | 'memory';
+  readonly kind: 'postgres' | 'embedded';
   /** Where the data is, in words, for logs and scripts. */
   readonly location: string;
   /** Applies the migrations in drizzle/ that have not run yet, and says which it applied. */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the database answers a query. */
   ping(): Promise<void>;
-  /**
-   * The connection pool's counts (metrics); absent for the in-memory database, which has
-   * no pool (one PGlite in this process, one query at a time).
-   */
-  poolStats?(): PoolStats;
+  /** The migrations of drizzle/ this database has not had yet (names, oldest first). */
+  pending(): Promise<string[]>;
+  /** The connection pool's counts (metrics). */
+  poolStats(): PoolStats;
   close(): Promise<void>;
 }
 
@@ -52,18 +50,13 @@ export interface DatabaseOptions {
   onQuery?: (query: string, params: unknown[]) => void;
   /** Where pool errors go (a restarted database must not crash the process). */
   onPoolError?: (error: Error) => void;
-  /**
-   * Memory only: start from this dump of a data folder (PGlite's dumpDataDir) instead of an
-   * empty one. Loading a dump takes a fraction of a fresh initdb.
-   */
-  pgliteTemplate?: Blob;
   /** Embedded only: how this process shares the folder with others (see embedded/open.ts). */
   embedded?: {
     /** What this process is, for the message other processes get ("npm run db:seed"). */
     label: string;
     /** Refuse to run beside another owner (the server), rather than use it (scripts). */
     exclusive?: boolean;
-    /** Problems of the embedded engine that no query is waiting for. */
+    /** Problems of the embedded database that no query is waiting for (it stopped). */
     onError?: (message: string) => void;
   };
 }
@@ -99,13 +92,10 @@ export async function startDatabase(
       { connectionString: config.databaseUrl },
       config.db,
       options,
-      'DATABASE_URL',
+      describeDatabaseUrl(config.databaseUrl),
       { lockMigrations: true },
     );
     return { database, ready: Promise.resolve() };
-  }
-  if (config.dataDir.startsWith('memory://')) {
-    return { database: await createMemory(options), ready: Promise.resolve() };
   }
 
   const access = await openEmbedded(config.dataDir, {
@@ -141,8 +131,11 @@ export async function startDatabase(
       await access.ready;
       return postgres.ping();
     },
-    // The connections to the engine's socket (served by this process or another).
-    poolStats: () => postgres.poolStats!(),
+    pending: async () => {
+      await access.ready;
+      return postgres.pending();
+    },
+    poolStats: () => postgres.poolStats(),
     close: async () => {
       try {
         await postgres.close();
@@ -243,6 +236,8 @@ async function createPostgres(
     ping: async () => {
       await pool.query('select 1');
     },
+    pending: () =>
+      pendingMigrations(async (text) => (await pool.query<Record<string, unknown>>(text)).rows),
     poolStats: () => ({
       total: pool.totalCount,
       idle: pool.idleCount,
@@ -258,42 +253,4 @@ function loggerOf(options: DatabaseOptions) {
   return onQuery
     ? { logger: { logQuery: (query: string, params: unknown[]) => onQuery(query, params) } }
     : {};
-}
-
-async function createMemory(options: DatabaseOptions): Promise<Database> {
-  const template = options.pgliteTemplate;
-  // Loaded only here: a server on a folder or on PostgreSQL has no use for them.
-  const [{ PGlite }, { drizzle }, { migrate }, schema] = await Promise.all([
-    import('@electric-sql/pglite'),
-    import('drizzle-orm/pglite'),
-    import('drizzle-orm/pglite/migrator'),
-    import('./schema/index.js'),
-  ]);
-  const client = await PGlite.create({
-    dataDir: 'memory://',
-    ...(template ? { loadDataDir: template } : {}),
-  });
-  const db = drizzle({ client, schema, ...loggerOf(options) }) as unknown as Db;
-  // One PGlite in this process: nothing to name (it runs one statement at a time).
-  setStatementRunner(db, {
-    run: async (_name, text, values, rowMode) => {
-      options.onQuery?.(text, [...values]);
-      const parsers = { [TIMESTAMPTZ_OID]: isoInstant };
-      return (await client.query<unknown>(text, [...values], { rowMode, parsers })).rows;
-    },
-  });
-  return {
-    db,
-    kind: 'memory',
-    location: 'an in-memory embedded database',
-    migrate: () =>
-      migrateAndReport(
-        async (text) => (await client.query<Record<string, unknown>>(text)).rows,
-        () => migrate(drizzle({ client }), { migrationsFolder }),
-      ),
-    ping: async () => {
-      await client.query('select 1');
-    },
-    close: () => client.close(),
-  };
 }

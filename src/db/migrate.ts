@@ -5,13 +5,20 @@
  */
 import { loadConfig, readEnvironment } from '../config.js';
 import { createDatabase } from './client.js';
+import { explainConnectionError, StartupError } from './connection-errors.js';
+import { exitExplained } from './failures.js';
 import { describeMigrations } from './migrations.js';
 
-const config = loadConfig(readEnvironment());
-const database = await createDatabase(config, { embedded: { label: 'npm run db:migrate' } });
-try {
-  const report = await database.migrate();
-  console.log(`${describeMigrations(report)} (${database.location})`);
-} finally {
-  await database.close();
-}
+await (async () => {
+  const config = loadConfig(readEnvironment());
+  const database = await createDatabase(config, { embedded: { label: 'npm run db:migrate' } });
+  try {
+    const report = await database.migrate().catch((error: unknown) => {
+      const explained = explainConnectionError(error, database.location);
+      throw explained ? new StartupError(explained) : error;
+    });
+    console.log(`${describeMigrations(report)} (${database.location})`);
+  } finally {
+    await database.close();
+  }
+})().catch(exitExplained('npm run db:migrate'));

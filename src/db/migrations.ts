@@ -34,14 +34,26 @@ export async function migrateAndReport(
   const before = await recorded(query);
   await migrate();
   const after = await recorded(query);
-  const journal = JSON.parse(
-    await readFile(join(migrationsFolder, 'meta', '_journal.json'), 'utf8'),
-  ) as Journal;
-  const applied = journal.entries
+  const applied = (await journal()).entries
     .filter((entry) => after.has(entry.when) && !before.has(entry.when))
     .sort((a, b) => a.idx - b.idx)
     .map((entry) => entry.tag);
   return { applied };
+}
+
+async function journal(): Promise<Journal> {
+  return JSON.parse(
+    await readFile(join(migrationsFolder, 'meta', '_journal.json'), 'utf8'),
+  ) as Journal;
+}
+
+/** The migrations of drizzle/ that the database has not had yet, oldest first. */
+export async function pendingMigrations(query: Query): Promise<string[]> {
+  const done = await recorded(query);
+  return (await journal()).entries
+    .filter((entry) => !done.has(entry.when))
+    .sort((a, b) => a.idx - b.idx)
+    .map((entry) => entry.tag);
 }
 
 /** "applied 2 migrations: 0000_users, 0001_posts", or "already up to date". */

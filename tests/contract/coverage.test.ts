@@ -28,15 +28,14 @@ beforeAll(async () => {
     NODE_ENV: 'test',
     LOG_LEVEL: 'silent',
     JWT_SECRET: TEST_JWT_SECRET,
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
   });
 });
 afterAll(async () => {
   await db.drop();
 });
 
-const build = (document: OpenApiDocument) =>
-  buildApp(config, { ...(db.url ? {} : { database: db.database }), spec: document });
+const build = (document: OpenApiDocument) => buildApp(config, { spec: document });
 
 function changed(change: (copy: Spec) => void): Spec {
   const copy = structuredClone(spec);

@@ -40,10 +40,9 @@ async function appWith(responseValidation: boolean) {
     JWT_SECRET: TEST_JWT_SECRET,
     RESPONSE_VALIDATION: String(responseValidation),
     BCRYPT_COST: '4',
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
   });
   return buildApp(config, {
-    ...(db.url ? {} : { database: db.database }),
     spec: specWithoutLastName(),
   });
 }
@@ -113,9 +112,9 @@ describe('statuses outside the contract', () => {
         LOG_LEVEL: 'silent',
         JWT_SECRET: TEST_JWT_SECRET,
         RESPONSE_VALIDATION: String(responseValidation),
-        ...(db.url ? { DATABASE_URL: db.url } : {}),
+        DATABASE_URL: db.url,
       }),
-      { ...(db.url ? {} : { database: db.database }), spec: specWithoutNotFoundOnGetUser() },
+      { spec: specWithoutNotFoundOnGetUser() },
     );
 
   it('are a loud 500 when response validation is on, even for a well-formed problem', async () => {

@@ -101,11 +101,18 @@ export async function startedServer(env: Record<string, string>): Promise<Server
   };
 }
 
-/** Ends a process the tests started, whatever state it is in. */
+/**
+ * Ends a process the tests started, whatever state it is in: SIGTERM first, so that a
+ * server on the embedded database stops its PostgreSQL too; SIGKILL if it does not exit.
+ */
 export async function kill(running: Running | undefined): Promise<void> {
   if (!running || running.child.exitCode !== null || running.child.signalCode !== null) return;
-  running.child.kill('SIGKILL');
-  await running.exited;
+  running.child.kill('SIGTERM');
+  const stopped = await Promise.race([running.exited.then(() => true), sleep(15_000, false)]);
+  if (!stopped) {
+    running.child.kill('SIGKILL');
+    await running.exited;
+  }
 }
 
 export const demoPassword = 'correct horse battery staple';

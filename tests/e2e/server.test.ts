@@ -98,7 +98,7 @@ describe('the server process with a bad configuration', () => {
   it('refuses to start in production without JWT_SECRET, saying why', async () => {
     const server = startServer({
       PORT: String(await freePort()),
-      DATA_DIR: 'memory://',
+      DATA_DIR: join(tmpdir(), 'api-never-made'),
       JWT_SECRET: '',
     });
     expect(await server.exited).toBe(1);

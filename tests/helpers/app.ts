@@ -65,11 +65,11 @@ export function useTestApp(
       // A test machine's event loop is late for its own reasons (other tests, other
       // processes): load shedding is off unless a test turns it on (load-shedding.test.ts).
       MAX_EVENT_LOOP_DELAY_MS: '0',
-      ...(context.db.url ? { DATABASE_URL: context.db.url } : {}),
+      DATABASE_URL: context.db.url,
       ...env,
     });
     // On PostgreSQL the app opens its own pool, unless its statements are to be seen.
-    const ownPool = context.db.url !== undefined && onQuery === undefined;
+    const ownPool = onQuery === undefined;
     const app = await buildApp(config, ownPool ? {} : { database: context.db.database });
     observed = observeResponses(app);
     await app.ready();

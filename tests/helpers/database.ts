@@ -1,23 +1,22 @@
 import { randomBytes } from 'node:crypto';
 import type { SQL } from 'drizzle-orm';
 import pg from 'pg';
-import { inject } from 'vitest';
 import { createDatabase, type Database, type DatabaseOptions } from '../../src/db/client.js';
 
 /**
  * A fresh, migrated database for one test file: a new database on the PostgreSQL server
- * named by TEST_DATABASE_URL (dropped afterwards), or an in-memory PGlite without it.
+ * named by TEST_DATABASE_URL (dropped afterwards): the machine's, or the embedded one that
+ * global-setup.ts starts without it.
  */
 export interface TestDatabase {
-  /** The connection string of the fresh database, or undefined for PGlite. */
-  url: string | undefined;
+  /** The connection string of the fresh database. */
+  url: string;
   database: Database;
   /** Runs SQL on the fresh database (for arranging states the API cannot reach). */
   sql(query: SQL): Promise<Record<string, unknown>[]>;
   drop(): Promise<void>;
 }
 
-// Both drivers answer execute() with an object that has `rows`.
 async function rowsOf(database: Database, query: SQL): Promise<Record<string, unknown>[]> {
   const result: unknown = await database.db.execute(query);
   return (result as { rows: Record<string, unknown>[] }).rows;
@@ -34,21 +33,8 @@ export async function createTestDatabase(
 ): Promise<TestDatabase> {
   const serverUrl = process.env.TEST_DATABASE_URL;
   const onQuery = options.onQuery ? { onQuery: options.onQuery } : {};
-  if (!serverUrl) {
-    // A copy of the migrated database made once by global-setup.ts.
-    const template = inject('pgliteTemplate');
-    const database = await createDatabase(
-      { databaseUrl: undefined, dataDir: 'memory://', db: settings },
-      { ...onQuery, ...(template ? { pgliteTemplate: new Blob([template]) } : {}) },
-    );
-    await database.migrate();
-    return {
-      url: undefined,
-      database,
-      sql: (query) => rowsOf(database, query),
-      drop: () => database.close(),
-    };
-  }
+  if (!serverUrl)
+    throw new Error('TEST_DATABASE_URL is unset: tests/helpers/global-setup.ts sets it');
 
   const name = `test_${Date.now().toString(36)}_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: serverUrl });

@@ -1,28 +1,33 @@
-import { PGlite } from '@electric-sql/pglite';
-import { drizzle } from 'drizzle-orm/pglite';
-import { migrate } from 'drizzle-orm/pglite/migrator';
-import type { TestProject } from 'vitest/node';
-import { migrationsFolder } from '../../src/paths.js';
-
-declare module 'vitest' {
-  export interface ProvidedContext {
-    /** A dump of a migrated, empty embedded database (without TEST_DATABASE_URL only). */
-    pgliteTemplate: ArrayBuffer | null;
-  }
-}
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { openEmbedded } from '../../src/db/embedded/open.js';
 
 /**
- * Without TEST_DATABASE_URL every test file gets its own embedded database. Creating one
- * takes seconds; loading a dump of one made and migrated here once takes a fraction.
+ * The tests run on the PostgreSQL server named by TEST_DATABASE_URL, each test file on a
+ * database of its own. Without it, on one embedded PostgreSQL server for the whole run (the
+ * same server `npm start` runs, on a folder of its own), so a race test means the same on
+ * a laptop as in CI. Test files and the processes they start inherit its address.
  */
-export default async function setup(project: TestProject): Promise<void> {
-  if (process.env.TEST_DATABASE_URL) {
-    project.provide('pgliteTemplate', null);
-    return;
+export default async function setup(): Promise<(() => Promise<void>) | undefined> {
+  if (process.env.TEST_DATABASE_URL) return undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'api-tests-'));
+  const embedded = await openEmbedded(dir, {
+    label: 'npm test',
+    exclusive: true,
+    // Test files run in parallel, each with an app's pool and its own.
+    poolMax: 25,
+  });
+  try {
+    await embedded.ready;
+  } catch (error) {
+    await embedded.close();
+    await rm(dir, { recursive: true, force: true });
+    throw error;
   }
-  const client = await PGlite.create();
-  await migrate(drizzle({ client }), { migrationsFolder });
-  const dump = await client.dumpDataDir('none');
-  await client.close();
-  project.provide('pgliteTemplate', await dump.arrayBuffer());
+  process.env.TEST_DATABASE_URL = `postgresql://postgres@localhost/postgres?host=${encodeURIComponent(dir)}`;
+  return async () => {
+    await embedded.close();
+    await rm(dir, { recursive: true, force: true });
+  };
 }

@@ -115,13 +115,11 @@ export async function redisTestApp(
     JWT_SECRET: TEST_JWT_SECRET,
     MAX_EVENT_LOOP_DELAY_MS: '0',
     EMAIL_POLL_INTERVAL: '0',
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
     ...env,
   });
   const app = await buildApp(config, {
     logger: { level: 'info', stream },
-    // On PGlite the apps share the test's database; on PostgreSQL each opens its own pool.
-    ...(db.url ? {} : { database: db.database }),
   });
   const observed = observeResponses(app);
   await app.ready();

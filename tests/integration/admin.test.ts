@@ -528,11 +528,10 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
       NODE_ENV: 'test',
       LOG_LEVEL: 'info',
       JWT_SECRET: TEST_JWT_SECRET,
-      ...(db.url ? { DATABASE_URL: db.url } : {}),
+      DATABASE_URL: db.url,
       ...env,
     });
     const app = await buildApp(config, {
-      ...(db.url ? {} : { database: db.database }),
       logger: { ...(loggerOptions({ env: 'production', logLevel: 'info' }) as object), stream },
     });
     try {

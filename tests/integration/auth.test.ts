@@ -243,9 +243,8 @@ describe('password hashes at a lower cost than configured', () => {
         LOG_LEVEL: 'silent',
         JWT_SECRET: TEST_JWT_SECRET,
         BCRYPT_COST: '5',
-        ...(t.db.url ? { DATABASE_URL: t.db.url } : {}),
+        DATABASE_URL: t.db.url,
       }),
-      t.db.url ? {} : { database: t.db.database },
     );
     try {
       const payload = { email: user.email, password };

@@ -45,11 +45,10 @@ async function startApp(
     PUBLIC_URL,
     EMAIL_FROM: FROM,
     EMAIL_POLL_INTERVAL: '0',
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
     ...env,
   });
   const app = await buildApp(config, {
-    ...(db.url ? {} : { database: db.database }),
     ...(lines ? { logger: { level: 'info', stream: logCapture(lines).stream } } : {}),
   });
   await app.ready();

@@ -330,10 +330,9 @@ describe('logs of the health probes', () => {
       LOG_LEVEL: 'info',
       JWT_SECRET: TEST_JWT_SECRET,
       BCRYPT_COST: '4',
-      ...(db.url ? { DATABASE_URL: db.url } : {}),
+      DATABASE_URL: db.url,
     });
     app = await buildApp(config, {
-      ...(db.url ? {} : { database: db.database }),
       logger: { ...(loggerOptions(config) as object), stream },
     });
     await app.ready();

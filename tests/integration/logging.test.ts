@@ -26,10 +26,9 @@ beforeAll(async () => {
     LOG_LEVEL: 'debug',
     JWT_SECRET: TEST_JWT_SECRET,
     BCRYPT_COST: '4',
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
   });
   app = await buildApp(config, {
-    ...(db.url ? {} : { database: db.database }),
     logger: { ...(loggerOptions(config) as object), stream },
   });
   observed = observeResponses(app);

@@ -29,9 +29,9 @@ async function appWith(language: string | undefined): Promise<FastifyInstance> {
     JWT_SECRET: TEST_JWT_SECRET,
     RATE_LIMIT_AUTH_MAX: '100000',
     ...(language ? { SEARCH_LANGUAGE: language } : {}),
-    ...(db.url ? { DATABASE_URL: db.url } : {}),
+    DATABASE_URL: db.url,
   });
-  const app = await buildApp(config, db.url ? {} : { database: db.database });
+  const app = await buildApp(config);
   try {
     await app.ready();
   } catch (error) {

@@ -1,23 +1,20 @@
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { connect, createServer, type Server } from 'node:net';
+import { createServer, type Server } from 'node:net';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 
 /**
  * Who owns an embedded database folder, and how the others find it.
  *
- * The owner serves the folder on a Unix socket inside it, named as PostgreSQL names its
- * own (`psql -h <folder>` finds it), with a small file beside it saying who the owner is.
- * The socket is also what tells the others that the owner is alive: a socket file whose
- * process died stays behind but refuses connections.
+ * The owner runs PostgreSQL on the folder, listening only on a Unix socket inside it
+ * (`psql -h <folder>` finds it), and writes a small file beside it saying who it is.
  */
 
 export const SOCKET_PORT = 5432;
 const SOCKET_NAME = `.s.PGSQL.${SOCKET_PORT}`;
-/** Where PostgreSQL keeps its socket's lock file, holding the owner's pid as PostgreSQL's does. */
-const INFO_NAME = `${SOCKET_NAME}.lock`;
-const TAKEOVER_NAME = `${SOCKET_NAME}.takeover`;
+/** Who owns the folder (PostgreSQL's own `.s.PGSQL.5432.lock` names only the postmaster). */
+const INFO_NAME = 'owner.json';
+const TAKEOVER_NAME = 'owner.lock';
 
 /** sun_path holds 108 bytes on Linux and 104 on macOS, and Node cuts longer paths silently. */
 const MAX_SOCKET_PATH_BYTES = 103;
@@ -41,41 +38,6 @@ export function socketPathOf(dir: string): string {
   return path;
 }
 
-/** Our own files in the folder, which PostgreSQL's files never are. */
-export function isOwnFile(name: string): boolean {
-  return name.startsWith(SOCKET_NAME) || name.startsWith('.initdb');
-}
-
-function connects(path: string): Promise<'yes' | 'refused' | 'absent'> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(path);
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve('yes');
-    });
-    socket.once('error', (error: NodeJS.ErrnoException) => {
-      if (error.code === 'ENOENT') resolve('absent');
-      else if (error.code === 'ECONNREFUSED') resolve('refused');
-      else reject(error);
-    });
-  });
-}
-
-/**
- * 'live' when a process accepts connections on the folder's socket. A socket file nobody
- * listens on is stale only if it keeps refusing for a while: a listener can refuse for an
- * instant (a full backlog), a dead one refuses for good.
- */
-export async function probeOwner(dir: string): Promise<'live' | 'none'> {
-  const path = socketPathOf(dir);
-  for (let attempt = 0; ; attempt++) {
-    const result = await connects(path);
-    if (result === 'yes') return 'live';
-    if (result === 'absent' || attempt === 3) return 'none';
-    await sleep(50);
-  }
-}
-
 export async function readOwnerInfo(dir: string): Promise<OwnerInfo | null> {
   try {
     return JSON.parse(await readFile(join(dir, INFO_NAME), 'utf8')) as OwnerInfo;
@@ -95,20 +57,15 @@ export async function removeOwnerInfo(dir: string): Promise<void> {
   await rm(join(dir, INFO_NAME), { force: true });
 }
 
-/** Removes a socket file left by a dead owner; call it only while holding the folder's lock. */
-export async function removeStaleSocket(dir: string): Promise<void> {
-  await rm(socketPathOf(dir), { force: true });
-}
-
 /**
- * The right to become the folder's owner: to remove a stale socket and serve a new one.
- * Binding the socket is itself atomic (a second bind fails), but replacing a stale socket
- * file is not (two processes could each remove the other's new socket), so that step
- * needs a lock of its own.
+ * The right to become the folder's owner: to stop a PostgreSQL left running by an owner
+ * that died, and to start one. PostgreSQL's postmaster.pid keeps a second postmaster off
+ * the folder, but it cannot tell an orphaned server from a live owner's, nor keep two
+ * processes from each initialising a new folder: that takes a lock of the owner's own.
  */
 export interface FolderLock {
-  /** The owner's socket is listening: the lock is needed no longer where it cannot be kept. */
-  socketBound(): Promise<void>;
+  /** PostgreSQL answers: the lock is needed no longer where it cannot be kept. */
+  serving(): Promise<void>;
   release(): Promise<void>;
 }
 
@@ -120,10 +77,10 @@ export interface FolderLock {
  * dies; it is held for the owner's whole life. (Its namespace is the network namespace:
  * containers that share a folder but not a network are not kept apart by it.)
  *
- * Elsewhere (macOS, the BSDs) there is no such socket: the lock is a directory made next
- * to the socket (mkdir is atomic) and removed as soon as the new socket is bound; from
- * then on the bound socket keeps other processes out. Only a process killed in those few
- * milliseconds leaves the directory behind; it is taken as abandoned after 10 seconds.
+ * Elsewhere (macOS, the BSDs) there is no such socket: the lock is a directory made in the
+ * folder (mkdir is atomic) and removed as soon as PostgreSQL answers; from then on the
+ * owner's file, naming a live process, keeps other processes out. Only a process killed
+ * in between leaves the directory behind; it is taken as abandoned after 10 seconds.
  */
 export async function tryLockFolder(dir: string, realDir: string): Promise<FolderLock | null> {
   if (process.platform === 'linux') {
@@ -133,7 +90,7 @@ export async function tryLockFolder(dir: string, realDir: string): Promise<Folde
     // The lock must not keep an otherwise finished process alive.
     server.unref();
     return {
-      socketBound: async () => undefined,
+      serving: async () => undefined,
       release: () => new Promise((resolve) => server.close(() => resolve())),
     };
   }
@@ -154,7 +111,7 @@ export async function tryLockFolder(dir: string, realDir: string): Promise<Folde
     held = false;
     await rm(marker, { recursive: true, force: true });
   };
-  return { socketBound: unlock, release: unlock };
+  return { serving: unlock, release: unlock };
 }
 
 function listenOrBusy(name: string): Promise<Server | null> {
@@ -166,4 +123,14 @@ function listenOrBusy(name: string): Promise<Server | null> {
     });
     server.listen(name, () => resolve(server));
   });
+}
+
+/** Whether a process with this pid exists (EPERM: it does, as another user). */
+export function isAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
 }

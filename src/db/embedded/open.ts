@@ -1,16 +1,23 @@
-import { spawn } from 'node:child_process';
-import { access, mkdir, readdir, realpath, rename, rm, writeFile } from 'node:fs/promises';
-import { extname, join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
-import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
-import type { EngineSettings, FromEngine, ToEngine } from './engine-worker.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
 import {
-  isOwnFile,
-  probeOwner,
+  access,
+  chown,
+  mkdir,
+  open as openFile,
+  readdir,
+  readFile,
+  realpath,
+  rename,
+  rm,
+} from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { findBinaries, type Binaries } from './binaries.js';
+import {
+  isAlive,
   readOwnerInfo,
   removeOwnerInfo,
-  removeStaleSocket,
   SOCKET_PORT,
   socketPathOf,
   tryLockFolder,
@@ -18,14 +25,21 @@ import {
   type FolderLock,
   type OwnerInfo,
 } from './folder.js';
+import { serverUser, unreachableBy, type ServerUser } from './server-user.js';
 
 /**
- * One process at a time opens an embedded database folder: two PGlite instances on one
- * folder corrupt it without a word. The first process to claim the folder becomes its
- * owner and serves it on a socket inside it; every other process (scripts, psql, Drizzle
- * Studio) is a client of that socket, and sees every write the moment it is committed.
- * The owner's own app is a client too, through node-postgres: PGlite is a single session,
- * and only the socket keeps one client's transaction apart from another's statements.
+ * The embedded database is a real PostgreSQL server (see binaries.ts) on a folder
+ * (DATA_DIR), run by the process that owns the folder: the API server, or a script when no
+ * server runs. It listens only on a Unix socket inside the folder, so every other process
+ * (scripts, psql, Drizzle Studio) connects to it as to any PostgreSQL server, each with
+ * sessions of its own: one client's transaction, settings or prepared statements never
+ * reach another's, and statement_timeout and cancel work.
+ *
+ * DATA_DIR/
+ *   postgres/          the cluster (PGDATA), made by initdb on the first start
+ *   .s.PGSQL.5432      the socket (`psql -h DATA_DIR -U postgres`), and PostgreSQL's lock file
+ *   owner.json         which process owns the folder
+ *   postgresql.log     the server's log
  */
 
 export interface EmbeddedOptions {
@@ -33,30 +47,42 @@ export interface EmbeddedOptions {
   label: string;
   /** Refuse to run when another process owns the folder (the server), instead of using it. */
   exclusive: boolean;
-  /** The size of each process's pool: the owner admits four pools (its own and a few scripts'). */
+  /** The size of each process's pool: the server admits four pools and a few more sessions. */
   poolMax: number;
   /** How long a client waits for an owner that is still starting up. */
   waitMs?: number;
-  /** Problems of the engine that no caller is waiting for. */
+  /** Problems of the database that no caller is waiting for (it stopped on its own). */
   onError?: (message: string) => void;
 }
 
 export interface EmbeddedAccess {
   readonly role: 'owner' | 'client';
-  /** The folder, which is node-postgres' and psql's `host`. */
+  /** The folder, which is node-postgres' and psql's `host` (the socket's directory). */
   readonly host: string;
   readonly port: number;
   /** Who serves the folder, when this process is a client. */
   readonly owner: OwnerInfo | null;
   /** Resolves once the database answers queries. */
   readonly ready: Promise<void>;
-  /** The owner stops serving (ending its clients' connections) and gives the folder up. */
+  /** The owner stops PostgreSQL (a fast shutdown: sessions are ended) and gives the folder up. */
   close(): Promise<void>;
 }
 
 /** Another process owns the folder, and this one may not share it. */
 export class EmbeddedInUseError extends Error {
   override name = 'EmbeddedInUseError';
+}
+
+/** The folder holds something this version cannot open: what to do is in the message. */
+export class EmbeddedFolderError extends Error {
+  override name = 'EmbeddedFolderError';
+}
+
+const CLUSTER = 'postgres';
+const LOG = 'postgresql.log';
+
+export function clusterOf(dir: string): string {
+  return join(dir, CLUSTER);
 }
 
 function inUse(dir: string, owner: OwnerInfo | null): EmbeddedInUseError {
@@ -71,32 +97,44 @@ function inUse(dir: string, owner: OwnerInfo | null): EmbeddedInUseError {
 }
 
 export async function openEmbedded(dir: string, options: EmbeddedOptions): Promise<EmbeddedAccess> {
-  await mkdir(dir, { recursive: true });
+  const binaries = await findBinaries();
+  socketPathOf(dir); // refuses a path too long for a socket, before anything is made
+  await mkdir(dirname(dir), { recursive: true });
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  await refuseEarlierFolder(dir);
   const realDir = await realpath(dir);
   const deadline = Date.now() + (options.waitMs ?? 60_000);
   for (;;) {
-    if ((await probeOwner(dir)) === 'live') {
-      const owner = await readOwnerInfo(dir);
-      if (options.exclusive) throw inUse(dir, owner);
-      return asClient(dir, owner, deadline);
-    }
     const lock = await tryLockFolder(dir, realDir);
-    if (lock) {
-      // An owner may have finished starting between the probe and the lock (not on Linux,
-      // where owners hold the lock for life, but it costs nothing when there is no socket).
-      if ((await probeOwner(dir)) === 'live') {
-        await lock.release();
-        continue;
-      }
-      return startOwner(dir, lock, options);
+    const owner = await readOwnerInfo(dir);
+    // Where the lock is held only while an owner starts (not Linux), a live owner is known
+    // by its file.
+    const liveOwner = owner !== null && owner.pid !== process.pid && isAlive(owner.pid);
+    if (lock && !(liveOwner && process.platform !== 'linux')) {
+      return startOwner(dir, lock, binaries, options);
     }
-    // Another process is taking the folder right now.
-    if (options.exclusive) throw inUse(dir, await readOwnerInfo(dir));
-    if (Date.now() > deadline) {
-      throw new Error(`Gave up waiting for the process that is opening ${dir}.`);
-    }
-    await sleep(100);
+    await lock?.release();
+    if (options.exclusive) throw inUse(dir, owner);
+    if (owner || Date.now() > deadline) return asClient(dir, owner, deadline);
+    // Another process is taking the folder right now: its file comes first.
+    await sleep(50);
   }
+}
+
+/**
+ * A folder of the earlier embedded database (PGlite, PostgreSQL compiled to WebAssembly)
+ * holds its cluster's files at the top (PG_VERSION, base/, …). PostgreSQL cannot open them
+ * (another build: different alignment and catalog), so they are copied over by a script.
+ */
+async function refuseEarlierFolder(dir: string): Promise<void> {
+  const earlier = await exists(join(dir, 'PG_VERSION'));
+  if (!earlier || (await exists(join(clusterOf(dir), 'PG_VERSION')))) return;
+  throw new EmbeddedFolderError(
+    `${dir} holds a database of the earlier embedded engine (PGlite), which PostgreSQL cannot open.\n` +
+      `Bring its data over with: npm run db:import-pglite -- ${dir}\n` +
+      '(it moves the old files aside, into pglite-backup/ in that folder, and copies every row into a new embedded PostgreSQL there), ' +
+      'or use another DATA_DIR to start empty.',
+  );
 }
 
 function asClient(dir: string, owner: OwnerInfo | null, deadline: number): EmbeddedAccess {
@@ -105,139 +143,251 @@ function asClient(dir: string, owner: OwnerInfo | null, deadline: number): Embed
     host: dir,
     port: SOCKET_PORT,
     owner,
-    ready: untilServing(dir, deadline),
+    ready: untilServing(dir, deadline, () => null),
     close: async () => undefined,
   };
 }
 
-/** An owner that is still opening the database answers like PostgreSQL starting up: wait. */
-async function untilServing(dir: string, deadline: number): Promise<void> {
+/**
+ * Resolves once a session opens on the folder's socket. PostgreSQL answers 57P03 while it
+ * starts or recovers; the socket is absent or refuses before that.
+ */
+async function untilServing(
+  dir: string,
+  deadline: number,
+  stopped: () => Promise<Error> | null,
+): Promise<void> {
   const { default: pg } = await import('pg');
   for (;;) {
     const client = new pg.Client({ host: dir, port: SOCKET_PORT, user: 'postgres' });
+    client.on('error', () => undefined);
     try {
       await client.connect();
       await client.end();
       return;
     } catch (error) {
-      if ((error as { code?: unknown }).code !== '57P03' || Date.now() > deadline) throw error;
+      const failure = stopped();
+      if (failure) throw await failure;
+      const code = (error as { code?: unknown }).code;
+      const starting = code === '57P03' || code === 'ENOENT' || code === 'ECONNREFUSED';
+      if (!starting || Date.now() > deadline) throw error;
     }
-    await sleep(100);
+    await sleep(15);
   }
-}
-
-/** A module beside this one, as .ts under tsx and as .js once compiled. */
-function sibling(name: string): URL {
-  return new URL(`./${name}${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
-}
-
-/**
- * From source (tsx, vitest) the worker's module is TypeScript, and on Node 20 a worker
- * thread does not inherit tsx's loader: it registers tsx itself before importing it.
- */
-function startWorker(file: URL, workerData: EngineSettings): Worker {
-  if (!file.pathname.endsWith('.ts')) return new Worker(file, { workerData });
-  const tsx = import.meta.resolve('tsx/esm/api');
-  const boot = `import(${JSON.stringify(tsx)}).then(({ register }) => { register(); return import(${JSON.stringify(file.href)}); })`;
-  return new Worker(boot, { eval: true, workerData });
 }
 
 async function startOwner(
   dir: string,
   lock: FolderLock,
+  binaries: Binaries,
   options: EmbeddedOptions,
 ): Promise<EmbeddedAccess> {
-  const initdb = new AbortController();
-  let worker: Worker | undefined;
-  try {
+  const cluster = clusterOf(dir);
+  let child: ChildProcess | undefined;
+  let closing = false;
+  let exited: Promise<void> = Promise.resolve();
+  let failure: Promise<Error> | null = null;
+  // A process that ends without close() (process.exit after an error) stops its database
+  // too; the signal is all that can be sent from an exit handler.
+  const stopOnExit = () => child?.kill('SIGINT');
+
+  const start = async (): Promise<void> => {
     await writeOwnerInfo(dir, {
       pid: process.pid,
       since: new Date().toISOString(),
       owner: options.label,
       command: process.argv.slice(1).join(' '),
     });
-    await removeStaleSocket(dir);
-    const initialising = (await exists(join(dir, 'PG_VERSION')))
-      ? null
-      : initialiseFolder(dir, initdb.signal);
+    const user = await serverUser(cluster);
+    if (user) await giveFolder(dir, user, binaries);
+    await stopOrphan(dir, binaries, user);
+    if (!(await exists(join(cluster, 'PG_VERSION')))) await initialise(dir, binaries, user);
 
-    const settings: EngineSettings = {
-      dataDir: dir,
-      socketPath: socketPathOf(dir),
-      maxConnections: options.poolMax * 4,
-      initdbPending: initialising !== null,
-    };
-    worker = startWorker(sibling('engine-worker'), settings);
-    const engine = worker;
-    const tell = (message: ToEngine) => engine.postMessage(message);
-    initialising?.then(
-      () => tell({ type: 'initdb-done' }),
-      (error: unknown) => tell({ type: 'initdb-failed', message: String(error) }),
-    );
-
-    let closing = false;
-    const exited = new Promise<void>((resolve) => engine.once('exit', () => resolve()));
-    const listening = deferred();
-    const ready = deferred();
-    const fail = (error: Error) => {
-      listening.reject(error);
-      ready.reject(error);
-    };
-    engine.on('message', (message: FromEngine) => {
-      if (message.type === 'listening') listening.resolve();
-      else if (message.type === 'ready') ready.resolve();
-      else if (message.type === 'failed') fail(new Error(message.message));
-      else if (message.type === 'error') options.onError?.(message.message);
+    const log = await openFile(join(dir, LOG), 'a', 0o600);
+    const startedAt = (await log.stat()).size;
+    try {
+      child = spawn(binaries.postgres, serverArguments(dir, options.poolMax), {
+        // Not in this process's group: Ctrl-C in a terminal reaches the server, which
+        // finishes its requests before it stops the database (close()).
+        detached: true,
+        stdio: ['ignore', log.fd, log.fd],
+        env: { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' },
+        ...(user ? { uid: user.uid, gid: user.gid } : {}),
+      });
+    } finally {
+      await log.close();
+    }
+    const server = child;
+    exited = once(server, 'exit').then(() => undefined);
+    process.on('exit', stopOnExit);
+    server.once('exit', (code, signal) => {
+      process.off('exit', stopOnExit);
+      const how = signal ?? `exit code ${code}`;
+      failure = lastWordsOf(dir, startedAt).then(
+        (words) => new Error(`the embedded PostgreSQL stopped (${how}): ${words}`),
+      );
+      if (!closing) void failure.then((error) => options.onError?.(error.message));
     });
-    engine.on('error', fail);
-    engine.on('exit', (code) => {
-      const error = new Error(`the embedded database engine stopped (exit code ${code})`);
-      fail(error);
-      if (!closing) options.onError?.(error.message);
-    });
-    // Handled by whoever awaits `ready`; this only keeps an early failure from being unhandled.
-    ready.promise.catch(() => undefined);
+    await untilServing(dir, Date.now() + 120_000, () => failure);
+    await lock.serving();
+  };
 
-    // Where the lock is only held until the socket is bound, it is let go as soon as it is.
-    listening.promise.then(() => lock.socketBound()).catch(() => undefined);
+  const ready = start();
+  // Handled by whoever awaits `ready`; this only keeps an early failure from being unhandled.
+  ready.catch(() => undefined);
 
-    return {
-      role: 'owner',
-      host: dir,
-      port: SOCKET_PORT,
-      owner: null,
-      ready: ready.promise,
-      close: async () => {
-        if (closing) return;
-        closing = true;
-        initdb.abort();
-        tell({ type: 'close' });
-        const timeout = setTimeout(() => void engine.terminate(), 10_000);
+  return {
+    role: 'owner',
+    host: dir,
+    port: SOCKET_PORT,
+    owner: null,
+    ready,
+    close: async () => {
+      if (closing) return;
+      closing = true;
+      await ready.catch(() => undefined);
+      if (child && child.exitCode === null && child.signalCode === null) {
+        // A fast shutdown: sessions are ended, a checkpoint is written. An immediate one
+        // (SIGQUIT: recovery at the next start) only if that takes longer than it should.
+        child.kill('SIGINT');
+        const immediate = setTimeout(() => child?.kill('SIGQUIT'), 30_000);
         await exited;
-        clearTimeout(timeout);
-        await removeStaleSocket(dir);
-        await removeOwnerInfo(dir);
-        await lock.release();
-      },
-    };
-  } catch (error) {
-    initdb.abort();
-    await worker?.terminate();
-    await removeOwnerInfo(dir);
-    await lock.release();
-    throw error;
+        clearTimeout(immediate);
+      }
+      process.off('exit', stopOnExit);
+      await removeOwnerInfo(dir);
+      await lock.release();
+    },
+  };
+}
+
+function serverArguments(dir: string, poolMax: number): string[] {
+  const settings: Record<string, string> = {
+    // The socket only: no TCP port to collide with another PostgreSQL, and only this
+    // user (and root) may connect.
+    listen_addresses: '',
+    unix_socket_directories: dir,
+    unix_socket_permissions: '0700',
+    port: String(SOCKET_PORT),
+    // The server's pools (four, while scripts share it), psql, Studio.
+    max_connections: String(poolMax * 4 + 10),
+    // A development database: small, and measured at about 45 MB for all its processes.
+    shared_buffers: '16MB',
+    huge_pages: 'off',
+    // One process per I/O instead of PostgreSQL 18's three I/O workers, which a
+    // development database does not keep busy.
+    io_method: 'sync',
+    max_wal_size: '256MB',
+    min_wal_size: '32MB',
+    TimeZone: 'UTC',
+  };
+  return [
+    '-D',
+    clusterOf(dir),
+    ...Object.entries(settings).flatMap(([name, value]) => ['-c', `${name}=${value}`]),
+  ];
+}
+
+/**
+ * The folder, made by this process, becomes the database user's: PostgreSQL writes its
+ * cluster, socket and log there. First, every folder on the way must let that user in.
+ */
+async function giveFolder(dir: string, user: ServerUser, binaries: Binaries): Promise<void> {
+  for (const path of [dirname(dir), binaries.postgres]) {
+    const blocked = await unreachableBy(user, path);
+    if (blocked) {
+      throw new EmbeddedFolderError(
+        `PostgreSQL cannot run as root, so the embedded database runs as the user ${user.name}, which may not enter ${blocked} (on the way to ${path}). ` +
+          'Run the server as a normal user, move the project or DATA_DIR where that user can reach it, or set DATABASE_URL.',
+      );
+    }
+  }
+  await chown(dir, user.uid, user.gid);
+}
+
+/**
+ * A server whose owner was killed (SIGKILL, a crash) keeps running: PostgreSQL does not
+ * follow its parent. Holding the folder's lock proves that owner is gone, so its server is
+ * stopped (pg_ctl reads postmaster.pid) before this process starts its own.
+ */
+async function stopOrphan(dir: string, binaries: Binaries, user: ServerUser | null) {
+  const pidFile = join(clusterOf(dir), 'postmaster.pid');
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).split('\n')[0]);
+  if (!Number.isInteger(pid) || pid <= 0 || !isAlive(pid)) return;
+  if (!(await isPostgres(pid))) return; // a reused pid: PostgreSQL sees the file is stale
+  const stop = spawn(
+    binaries.pgCtl,
+    ['stop', '-D', clusterOf(dir), '-m', 'fast', '-w', '-t', '60'],
+    { stdio: ['ignore', 'ignore', 'pipe'], ...(user ? { uid: user.uid, gid: user.gid } : {}) },
+  );
+  let stderr = '';
+  stop.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(stop, 'exit')) as [number | null];
+  if (code !== 0 && isAlive(pid)) {
+    throw new EmbeddedFolderError(
+      `The PostgreSQL server (process ${pid}) left running on ${dir} by an earlier owner would not stop: ${stderr.trim()}`,
+    );
   }
 }
 
-/** Promise.withResolvers, which Node 20 lacks. */
-function deferred(): { promise: Promise<void>; resolve: () => void; reject: (e: Error) => void } {
-  let resolve!: () => void;
-  let reject!: (error: Error) => void;
-  const promise = new Promise<void>((yes, no) => {
-    resolve = yes;
-    reject = no;
-  });
-  return { promise, resolve, reject };
+async function isPostgres(pid: number): Promise<boolean> {
+  if (process.platform !== 'linux') return true;
+  const command = await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => null);
+  return command === null || command.includes('postgres');
+}
+
+/**
+ * initdb writes the cluster into a folder of its own beside the final one, which is
+ * renamed into place once complete: an interrupted start never leaves a half-made cluster.
+ */
+async function initialise(dir: string, binaries: Binaries, user: ServerUser | null) {
+  for (const name of await readdir(dir)) {
+    // What an owner killed during initdb left (its initdb may still be ending).
+    if (/^\.initdb\.\d+$/.test(name)) {
+      await rm(join(dir, name), { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
+    }
+  }
+  const staging = join(dir, `.initdb.${process.pid}`);
+  const initdb = spawn(
+    binaries.initdb,
+    [
+      `--pgdata=${staging}`,
+      '--username=postgres',
+      // Only this user (and root) can open the folder's socket: see unix_socket_permissions.
+      '--auth=trust',
+      '--encoding=UTF8',
+      // Unicode-aware case mapping and a stable code-point order, whatever locales the
+      // machine has (PostgreSQL's own provider, new in 17).
+      '--locale-provider=builtin',
+      '--builtin-locale=C.UTF-8',
+      '--locale=C',
+      '--no-instructions',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    },
+  );
+  let stderr = '';
+  initdb.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(initdb, 'exit')) as [number | null];
+  if (code !== 0) {
+    await rm(staging, { recursive: true, force: true });
+    throw new Error(`initdb failed (exit code ${code}): ${stderr.trim()}`);
+  }
+  await rename(staging, clusterOf(dir));
+}
+
+/** What PostgreSQL logged since `from` that says why it stopped (its FATAL and PANIC lines). */
+async function lastWordsOf(dir: string, from: number): Promise<string> {
+  const text = await readFile(join(dir, LOG), 'utf8').catch(() => '');
+  const lines = text.slice(from).split('\n');
+  const fatal = lines.filter((line) => /\b(FATAL|PANIC|ERROR):/.test(line));
+  return (
+    (fatal.length > 0 ? fatal : lines.filter(Boolean).slice(-3)).join(' / ') ||
+    `see ${join(dir, LOG)}`
+  );
 }
 
 async function exists(path: string): Promise<boolean> {
@@ -245,72 +395,4 @@ async function exists(path: string): Promise<boolean> {
     () => true,
     () => false,
   );
-}
-
-/**
- * The flags of this process that say how to load modules (tsx's loader when running from
- * source); not the others: `-e code` would run that code instead, and an inspector would
- * fight this one for its port.
- */
-function loaderFlags(): string[] {
-  const withValue = new Set(['--import', '--require', '-r', '--loader', '--experimental-loader']);
-  const flags: string[] = [];
-  const argv = process.execArgv;
-  for (let i = 0; i < argv.length; i++) {
-    const flag = argv[i]!;
-    const name = flag.split('=')[0]!;
-    if (!withValue.has(name)) continue;
-    flags.push(flag);
-    if (!flag.includes('=') && i + 1 < argv.length) flags.push(argv[++i]!);
-  }
-  return flags;
-}
-
-/**
- * initdb runs in a process of its own (see initdb-process.ts) and builds the database in a
- * folder beside the final one; the files are then moved in with PG_VERSION last, which is
- * what PGlite looks for, so an interrupted start never leaves a half-made database.
- */
-async function initialiseFolder(dir: string, signal: AbortSignal): Promise<void> {
-  // Named after this process: the initdb of an owner killed while it ran may still be
-  // writing into its own folder, which is removed with the other leftovers.
-  const staging = join(dir, `.initdb.${process.pid}`);
-  const moving = join(dir, '.initdb.moving');
-  const leftovers = await readdir(dir);
-  if (leftovers.includes('.initdb.moving')) {
-    // A move was interrupted: what is in the folder came from it, and is incomplete.
-    for (const name of leftovers) {
-      if (!isOwnFile(name)) await rm(join(dir, name), { recursive: true, force: true });
-    }
-  }
-  for (const name of leftovers) {
-    // The initdb process of a killed owner may still be writing there for a moment (it
-    // outlives its parent): removal is retried until it has stopped or failed.
-    if (/^\.initdb\.\d+$/.test(name)) {
-      await rm(join(dir, name), { recursive: true, force: true, maxRetries: 20, retryDelay: 50 });
-    }
-  }
-
-  const child = spawn(
-    process.execPath,
-    // V8's optimising compiler earns nothing in a process this short, and took a core
-    // from it: initdb measured 0.5 s faster with the baseline compiler only.
-    [...loaderFlags(), '--liftoff-only', fileURLToPath(sibling('initdb-process')), staging],
-    { stdio: ['ignore', 'ignore', 'pipe'], signal },
-  );
-  let stderr = '';
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve, reject) => {
-    child.once('error', reject);
-    child.once('exit', resolve);
-  });
-  if (code !== 0) throw new Error(`initdb failed (exit code ${code}): ${stderr.trim()}`);
-
-  await writeFile(moving, '');
-  const names = (await readdir(staging)).filter((name) => name !== 'PG_VERSION');
-  for (const name of [...names, 'PG_VERSION']) {
-    await rename(join(staging, name), join(dir, name));
-  }
-  await rm(moving);
-  await rm(staging, { recursive: true, force: true });
 }
