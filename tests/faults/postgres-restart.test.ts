@@ -205,7 +205,21 @@ describe.skipIf(skipWithoutPostgres('tests/faults/postgres-restart.test.ts'))(
           }),
         }),
       );
-      await sleep(500);
+      // Stopped only once all five wait on the lock, each on a connection of the pool: after
+      // a fixed pause instead, a slow start would stop the database before they reach it,
+      // and their 503s (no connection) would not be about held connections at all.
+      const waitUntil = performance.now() + 20_000;
+      for (;;) {
+        const { rows } = await holder.query<{ waiting: number }>(
+          `select count(*)::int as waiting from pg_locks
+           where relation = 'users'::regclass and not granted`,
+        );
+        if (rows[0]!.waiting >= signUps.length) break;
+        if (performance.now() > waitUntil) {
+          throw new Error(`${rows[0]!.waiting} of ${signUps.length} sign-ups wait on the lock`);
+        }
+        await sleep(20);
+      }
       await cluster.stop('fast');
       await holder.end().catch(() => undefined);
       const answers = await Promise.all(signUps);

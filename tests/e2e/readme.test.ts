@@ -1,0 +1,211 @@
+import { spawn } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { DEMO_PASSWORD, demoAdmin, demoPosts, demoUsers } from '../../scripts/seed-data.js';
+import { projectRoot } from '../../src/paths.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { kill, logIn, runScript, startedServer, type Server } from './processes.js';
+
+/**
+ * The README's "Try it" block, run as a reader runs it: its own bash and curl commands
+ * against the server on a real port (what README.md says, not a copy of it), first on a
+ * new database, then again after `npm run db:seed`. Every request succeeds, except the
+ * admin's before the seed (the block says they need it), and the seed's data is left as
+ * it was.
+ */
+
+const ADMIN_SECTION = '# as an admin';
+const ADMIN_MARKER = '--- admin section';
+
+/** The shell commands of README.md's "Try it" block. */
+async function tryItBlock(): Promise<string> {
+  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8');
+  const block = /^Try it:\n\n```sh\n([\s\S]*?)\n```$/m.exec(readme)?.[1];
+  if (!block) throw new Error('README.md has no "Try it:" block of sh commands');
+  return block;
+}
+
+interface Exchange {
+  status: number;
+  method: string;
+  path: string;
+  /** After the "as an admin" comment of the block. */
+  admin: boolean;
+}
+
+interface Run {
+  code: number | null;
+  exchanges: Exchange[];
+  /** How many curl commands the block holds: each must have answered. */
+  curls: number;
+  output: string;
+}
+
+/**
+ * Runs the block with bash against `base`. A curl function in front of the real one
+ * writes every answer's status, method and URL to stderr (a -w of the block's own comes
+ * after it and wins: the count of answers would then fall short, and the test fail).
+ */
+async function runBlock(base: string): Promise<Run> {
+  const block = (await tryItBlock()).replaceAll('localhost:3333', base.replace(/^http:\/\//, ''));
+  const curls = block
+    .split('\n')
+    .filter((line) => !line.trimStart().startsWith('#'))
+    .reduce((count, line) => count + (line.match(/(^|[\s(|])curl\s/g)?.length ?? 0), 0);
+  const script = [
+    'set -euo pipefail',
+    `curl() { command curl -w '%{stderr}%{http_code} %{method} %{url_effective}\\n' "$@"; }`,
+    block.replace(new RegExp(`^${ADMIN_SECTION}`, 'm'), `echo '${ADMIN_MARKER}' >&2\n$&`),
+  ].join('\n');
+  const child = spawn('bash', ['-c', script], {
+    cwd: projectRoot,
+    env: {
+      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
+      HOME: process.env.HOME ?? '',
+    },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  const exchanges: Exchange[] = [];
+  let admin = false;
+  for (const line of stderr.split('\n')) {
+    if (line === ADMIN_MARKER) admin = true;
+    const match = /^(\d{3}) ([A-Z]+) (\S+)$/.exec(line);
+    if (match) {
+      const url = new URL(match[3]!);
+      exchanges.push({
+        status: Number(match[1]),
+        method: match[2]!,
+        path: url.pathname + url.search,
+        admin,
+      });
+    }
+  }
+  return { code, exchanges, curls, output: `${stderr}\n${stdout}` };
+}
+
+/** What the admin API shows of the seed's accounts and their posts. */
+async function seedData(base: string): Promise<unknown> {
+  const login = await logIn(base, demoAdmin.email, DEMO_PASSWORD);
+  expect(login.status).toBe(200);
+  const { accessToken } = (await login.json()) as { accessToken: string };
+  const get = async <T>(path: string): Promise<T> => {
+    const response = await fetch(`${base}${path}`, {
+      headers: { authorization: `Bearer ${accessToken}` },
+    });
+    expect(response.status, path).toBe(200);
+    return (await response.json()) as T;
+  };
+  type Page<T> = { items: T[]; nextCursor: string | null };
+  const all = async <T>(path: string): Promise<T[]> => {
+    const items: T[] = [];
+    for (let cursor: string | null = ''; cursor !== null;) {
+      const separator = path.includes('?') ? '&' : '?';
+      const page: Page<T> = await get<Page<T>>(
+        `${path}${separator}limit=100${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+      );
+      items.push(...page.items);
+      cursor = page.nextCursor;
+    }
+    return items;
+  };
+  const seeded = new Set([demoAdmin, ...demoUsers].map((account) => account.email));
+  const accounts = (await all<{ id: string; email: string }>('/api/admin/users')).filter(
+    (account) => seeded.has(account.email),
+  );
+  expect(accounts).toHaveLength(seeded.size);
+  const posts = [];
+  for (const account of accounts) {
+    posts.push(
+      ...(await all(`/api/posts?authorId=${account.id}`)),
+      ...(await all(`/api/posts?status=draft&authorId=${account.id}`)),
+    );
+  }
+  expect(posts).toHaveLength(demoPosts.length);
+  return { accounts, posts };
+}
+
+function expectAnswered(run: Run, { adminRefused }: { adminRefused: boolean }) {
+  const log = `\n${run.output}`;
+  expect(run.code, `bash exited ${run.code}${log}`).toBe(0);
+  expect(run.exchanges.length, `answers of the block's ${run.curls} curl commands${log}`).toBe(
+    run.curls,
+  );
+  // The admin's requests (the probes after them are for anybody).
+  const admin = run.exchanges.filter((e) => e.admin && e.path.startsWith('/api/'));
+  expect(admin.length, log).toBe(2);
+  const failed = run.exchanges.filter(
+    (e) => e.status >= 400 && !(adminRefused && admin.includes(e)),
+  );
+  expect(failed, `4xx and 5xx answers${log}`).toEqual([]);
+  if (adminRefused) {
+    // Before the seed there is no admin@example.com: its login and its token are refused.
+    expect(
+      admin.map((e) => e.status),
+      log,
+    ).toEqual([401, 401]);
+  }
+  // What the comments say: the conditional read answers 304 before the view, and the
+  // ETag read then still holds for the delete (If-Match) after it.
+  const bySlug = run.exchanges.filter((e) => e.path.startsWith('/api/posts/by-slug/'));
+  expect(
+    bySlug.map((e) => e.status),
+    log,
+  ).toEqual([200, 200, 304]);
+  const deletions = run.exchanges.filter(
+    (e) => e.method === 'DELETE' && e.path.startsWith('/api/posts/'),
+  );
+  expect(
+    deletions.map((e) => e.status),
+    log,
+  ).toEqual([204]);
+}
+
+describe('the README\'s "Try it" block', () => {
+  let db: TestDatabase | undefined;
+  let dataDir: string;
+  let server: Server;
+  let database: Record<string, string>;
+
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'api-readme-'));
+    // The real PostgreSQL when the suite has one; else the embedded database, as `npm start`.
+    db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
+    database = db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir };
+    // As `npm start` runs it: no NODE_ENV, so development (the responses are checked
+    // against the spec, too).
+    server = await startedServer({ ...database, NODE_ENV: 'development' });
+  }, 60_000);
+
+  afterAll(async () => {
+    await kill(server);
+    await db?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  it('runs on a new database: every request succeeds but the admin part', async () => {
+    expectAnswered(await runBlock(server.base), { adminRefused: true });
+  }, 60_000);
+
+  it('leaves nothing behind that npm run db:seed meets', async () => {
+    const seed = runScript('db:seed', database);
+    expect(await seed.exited, seed.output()).toBe(0);
+    const said = seed.output();
+    for (const account of [...demoUsers, demoAdmin]) {
+      expect(said, account.email).toMatch(new RegExp(`^created ${account.email}`, 'm'));
+    }
+    expect(said).not.toMatch(/^(exists|skipped)/m);
+  }, 120_000);
+
+  it('runs after npm run db:seed, every request succeeding, and leaves the seed data alone', async () => {
+    const before = await seedData(server.base);
+    expectAnswered(await runBlock(server.base), { adminRefused: false });
+    expect(await seedData(server.base)).toEqual(before);
+  }, 60_000);
+});
