@@ -15,6 +15,7 @@ import {
   restrictRoutesToSpec,
   type OpenApiDocument,
 } from './http/contract.js';
+import { registerAccountPages } from './http/account-pages.js';
 import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import type { Handlers } from './http/handler-types.js';
@@ -430,5 +431,7 @@ async function wire(
     },
   });
   await registerDocs(app, { document: published.document, publicApiUrl: config.publicApiUrl });
+  // Where the development log's links lead; in production PUBLIC_URL is the application's.
+  if (config.env !== 'production') await registerAccountPages(app);
   checkRoutes();
 }
