@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
+import { createPasswordHasher } from '../../src/lib/passwords.js';
+import { createAccountRepository } from '../../src/modules/account/repository.js';
+import { createAccountService } from '../../src/modules/account/service.js';
+import { createAccountMail } from '../../src/modules/email/account-mail.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { ageTokens, latestToken, outboxFor, tokenIn } from '../helpers/mail.js';
 import { expectInvalid, expectProblem } from '../helpers/problems.js';
@@ -312,6 +316,62 @@ describe('resetPassword: POST /api/auth/password/reset', () => {
     const left = await t.db.sql(sql`
       select email_key from login_failures where email_key in (${email.toLowerCase()}, ${elsewhere})`);
     expect(left).toEqual([{ email_key: elsewhere }]);
+  });
+
+  it('looks the token up before any bcrypt work: an unknown, used or expired one costs no hash', async () => {
+    // The service on the app's database, with a real hasher that counts its hashes.
+    const real = createPasswordHasher({ cost: 4, threads: 1 });
+    let hashes = 0;
+    const service = createAccountService({
+      accounts: createAccountRepository(t.db.database.db),
+      passwords: {
+        hash: async (password) => {
+          hashes += 1;
+          return real.hash(password);
+        },
+      },
+      mail: createAccountMail({
+        publicUrl: PUBLIC_URL,
+        passwordResetTtlSeconds: 1800,
+        verificationTtlSeconds: 3600,
+      }),
+    });
+    const refused = async (outcome: Awaited<ReturnType<typeof service.resetPassword>>) => {
+      expect(outcome.ok).toBe(false);
+      if (!outcome.ok)
+        expect(outcome.error).toMatchObject({ code: 'INVALID_INPUT', field: 'token' });
+    };
+    try {
+      const { user } = await signUpAndLogin(t);
+      const expiring = await signUpAndLogin(t);
+      const token = await resetTokenFor(user.email);
+      const expired = await resetTokenFor(expiring.user.email);
+      await t.db.sql(sql`
+        update email_tokens set expires_at = now() - interval '1 second'
+        where user_id = ${expiring.user.id} and purpose = 'password_reset'`);
+      const verification = await latestToken(t, user.email, 'email_verification');
+
+      await refused(
+        await service.resetPassword({ token: 'A'.repeat(43), newPassword: NEW_PASSWORD }),
+      );
+      await refused(await service.resetPassword({ token: expired, newPassword: NEW_PASSWORD }));
+      await refused(
+        await service.resetPassword({ token: verification, newPassword: NEW_PASSWORD }),
+      );
+      expect(hashes, 'hashes for unknown, expired and other-purpose tokens').toBe(0);
+
+      expect((await service.resetPassword({ token, newPassword: NEW_PASSWORD })).ok).toBe(true);
+      expect(hashes, 'one hash for the valid token').toBe(1);
+      await refused(await service.resetPassword({ token, newPassword: 'yet another one!' }));
+      expect(hashes, 'no hash for a used token').toBe(1);
+
+      // verifyEmail needs no hash at all, valid token or not.
+      expect((await service.verifyEmail({ token: 'B'.repeat(43) })).ok).toBe(false);
+      expect((await service.verifyEmail({ token: verification })).ok).toBe(true);
+      expect(hashes).toBe(1);
+    } finally {
+      await real.close();
+    }
   });
 
   it('lets exactly one of two concurrent resets with one token succeed', async () => {

@@ -60,6 +60,30 @@ export async function insertTokenAndEmail(db: Db, input: TokenAndEmail): Promise
 }
 
 /**
+ * Whether a token is unused, unexpired and of this purpose, without using it up: a cheap
+ * check before expensive work (a bcrypt hash) that only a valid token deserves.
+ */
+export async function isLiveEmailToken(
+  db: Db,
+  tokenHash: string,
+  purpose: EmailTokenPurpose,
+): Promise<boolean> {
+  const [row] = await db
+    .select({ id: emailTokens.id })
+    .from(emailTokens)
+    .where(
+      and(
+        eq(emailTokens.tokenHash, tokenHash),
+        eq(emailTokens.purpose, purpose),
+        isNull(emailTokens.usedAt),
+        gt(emailTokens.expiresAt, sql`now()`),
+      ),
+    )
+    .limit(1);
+  return row !== undefined;
+}
+
+/**
  * Uses a token up if it is unused, unexpired and of this purpose, and answers whose it is
  * and for which address; null otherwise. Of two transactions using one token at once,
  * exactly one gets it: the other waits for the row and then finds it used.
