@@ -143,9 +143,15 @@ export async function latestToken(
   return tokenIn(last.text_body, kind === 'password_reset' ? 'reset-password' : 'verify-email');
 }
 
-/** Makes the tokens sent to this address look older, as if `seconds` had passed. */
+/**
+ * Makes the tokens sent to this address, and the throttle's record of the last email,
+ * look older, as if `seconds` had passed.
+ */
 export async function ageTokens(t: TestApp, address: string, seconds: number): Promise<void> {
   await t.db.sql(sql`
     update email_tokens set created_at = created_at - make_interval(secs => ${seconds})
     where lower(email) = lower(${address})`);
+  await t.db.sql(sql`
+    update email_throttle set last_sent_at = last_sent_at - make_interval(secs => ${seconds})
+    where email_key = lower(${address})`);
 }

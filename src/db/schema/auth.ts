@@ -5,6 +5,7 @@ import {
   index,
   integer,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -92,6 +93,25 @@ export const emailTokens = pgTable(
     uniqueIndex('email_tokens_token_hash_key').on(table.tokenHash),
     index('email_tokens_user_purpose_idx').on(table.userId, table.purpose, table.createdAt),
   ],
+);
+
+/**
+ * The last email of a purpose sent to an account's address: the reset-link throttle, which
+ * one conditional upsert checks and moves (see insertTokenAndEmail), so that concurrent
+ * requests cannot all pass a check made before any of them wrote.
+ */
+export const emailThrottle = pgTable(
+  'email_throttle',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    purpose: varchar('purpose', { length: 32, enum: emailTokenPurposes }).notNull(),
+    /** The address in lower case. */
+    emailKey: varchar('email_key', { length: 254 }).notNull(),
+    lastSentAt: at('last_sent_at').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.userId, table.purpose, table.emailKey] })],
 );
 
 /**
