@@ -340,6 +340,8 @@ async function wire(
     transport,
     log: emailLog,
     pollIntervalMs: config.email.pollIntervalMs,
+    maxAttempts: config.email.maxAttempts,
+    onDead: (reason, count) => app.metrics.emailsDead(reason, count),
   });
   app.decorate('emailDelivery', delivery);
   // Once the schema is current: an embedded database is migrated while the server starts.

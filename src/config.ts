@@ -121,6 +121,8 @@ export interface Config {
     readonly verificationTtlSeconds: number;
     /** How often the delivery loop looks for due emails; 0: only when told to (tests). */
     readonly pollIntervalMs: number;
+    /** Failed attempts after which an email is given up on (dead). */
+    readonly maxAttempts: number;
   };
   /**
    * Metrics in the Prometheus format (src/http/metrics.ts), served on a port of their own
@@ -257,6 +259,7 @@ const schema = {
     PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
     EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
     EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
+    EMAIL_MAX_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 100, default: 12 },
     METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1 },
     // Characters a bearer token may have (RFC 6750's b64token), and long enough not to guess.
@@ -333,6 +336,7 @@ interface RawSettings {
   PASSWORD_RESET_TTL: string;
   EMAIL_VERIFICATION_TTL: string;
   EMAIL_POLL_INTERVAL: string;
+  EMAIL_MAX_ATTEMPTS: number;
   METRICS_PORT?: number;
   METRICS_HOST?: string;
   METRICS_TOKEN?: string;
@@ -590,6 +594,7 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       verificationTtlSeconds: parseDuration(raw.EMAIL_VERIFICATION_TTL),
       pollIntervalMs:
         raw.EMAIL_POLL_INTERVAL === '0' ? 0 : parseDuration(raw.EMAIL_POLL_INTERVAL) * 1000,
+      maxAttempts: raw.EMAIL_MAX_ATTEMPTS,
     }),
     metrics: metricsOf(raw),
     warnings: Object.freeze(warnings),

@@ -133,11 +133,18 @@ export const emailOutbox = pgTable(
     nextAttemptAt: at('next_attempt_at').notNull().defaultNow(),
     sentAt: at('sent_at'),
     lastError: text('last_error'),
+    /** When the link in it stops working (its token's expiry); null: it carries none. */
+    expiresAt: at('expires_at'),
+    /**
+     * When delivery was given up on: too many failed attempts, or its link expired before
+     * it went out. Its body is emptied then, as once sent.
+     */
+    deadAt: at('dead_at'),
   },
   (table) => [
     index('email_outbox_pending_idx')
       .on(table.nextAttemptAt)
-      .where(sql`${table.sentAt} is null`),
+      .where(sql`${table.sentAt} is null and ${table.deadAt} is null`),
   ],
 );
 

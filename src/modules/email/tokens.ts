@@ -59,10 +59,11 @@ export async function insertTokenAndEmail(db: Db, input: TokenAndEmail): Promise
       select user_id, ${purpose}, ${tokenHash}, ${address},
              now() + make_interval(secs => ${ttlSeconds})
       from throttle
-      returning id
+      returning id, expires_at
     )
-    insert into email_outbox (recipient, subject, text_body, html_body, kind)
-    select ${address}, ${message.subject}, ${message.textBody}, ${message.htmlBody}, ${purpose}
+    insert into email_outbox (recipient, subject, text_body, html_body, kind, expires_at)
+    select ${address}, ${message.subject}, ${message.textBody}, ${message.htmlBody}, ${purpose},
+           expires_at
     from token
     returning id`);
   // Both drivers answer execute() with an object that has `rows`.
