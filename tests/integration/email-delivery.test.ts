@@ -378,9 +378,9 @@ describe('the loop of a running app', () => {
 });
 
 describe('without SMTP_URL', () => {
-  it('writes each email to the log at info level, with its recipient, subject and link', async () => {
+  it('writes each email to the log at info level, with its recipient, subject and link when EMAIL_LOG_LINKS=true', async () => {
     const lines: LogLine[] = [];
-    const app = await startApp({}, lines);
+    const app = await startApp({ EMAIL_LOG_LINKS: 'true' }, lines);
     const email = await signUp(app);
     const token = tokenIn((await rowsFor(app, email))[0]!.text_body, 'verify-email');
     await app.emailDelivery.deliverDue();
@@ -395,6 +395,25 @@ describe('without SMTP_URL', () => {
       }),
     ]);
     expect(row!.sent_at).not.toBeNull();
+  });
+
+  it('leaves the links out of the log with a DATABASE_URL unless EMAIL_LOG_LINKS says so, and says so at start', async () => {
+    const lines: LogLine[] = [];
+    // On PGlite this file's apps have no DATABASE_URL: there the setting says it instead.
+    const app = await startApp(db.url ? {} : { EMAIL_LOG_LINKS: 'false' }, lines);
+    const email = await signUp(app);
+    const token = tokenIn((await rowsFor(app, email))[0]!.text_body, 'verify-email');
+    await app.emailDelivery.deliverDue();
+    expect(lines.filter((line) => line.to === email)).toEqual([
+      expect.objectContaining({ level: 30, links: '[not logged: EMAIL_LOG_LINKS is off]' }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(token);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: expect.stringMatching(/SMTP_URL is not set.*EMAIL_LOG_LINKS=true/),
+      }),
+    );
   });
 
   it('leaves the links out of the log in production', async () => {
@@ -414,7 +433,8 @@ describe('without SMTP_URL', () => {
 describe('a database that does not answer', () => {
   it('pauses delivery with one warning per outage, no error, and resumes', async () => {
     const lines: LogLine[] = [];
-    const app = await startApp({}, lines);
+    // Links in the log: no warning at start about their absence.
+    const app = await startApp({ EMAIL_LOG_LINKS: 'true' }, lines);
     await app.emailDelivery.deliverDue();
     const [recipient] = await queue(1);
     await db.sql(sql`alter table email_outbox rename to email_outbox_elsewhere`);
