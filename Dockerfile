@@ -32,6 +32,9 @@ CMD ["node_modules/.bin/tsx", "scripts/mock.ts", "--host", "0.0.0.0", "--port", 
 
 FROM node:24-bookworm-slim AS production
 ENV NODE_ENV=production
+# The server listens on 127.0.0.1 unless told otherwise; in a container, traffic comes from
+# outside it.
+ENV HOST=0.0.0.0
 # The young-generation size of Node 20 and 22 (what `npm start` sets too): Node 24's larger
 # default costs about 110 MB of resident memory per process.
 ENV NODE_OPTIONS=--max-semi-space-size=16

@@ -36,7 +36,8 @@ export const demoUsers = [
 /**
  * The demo users and admin, through the users service as sign-ups would be. Accounts that
  * exist already are left as they are (an existing admin@example.com is made an admin, its
- * password unchanged). Says what it did, a line per account.
+ * password unchanged, if its address is verified; else the seed stops, as the server
+ * would with that ADMIN_EMAIL). Says what it did, a line per account.
  */
 export async function seedDemoAccounts(db: Db, passwords: PasswordHasher): Promise<string[]> {
   const repository = createUsersRepository(db);

@@ -2,8 +2,8 @@
  * npm run db:seed: loads demo users and a demo admin, admin@example.com (all with the
  * password "correct horse battery staple"), and a handful of demo posts into DATABASE_URL,
  * or into the embedded database in DATA_DIR. Users and posts that exist already are left as
- * they are (an existing admin@example.com is made an admin, its password unchanged), so it
- * can run again safely.
+ * they are (an existing admin@example.com is made an admin, its password unchanged, if its
+ * address is verified), so it can run again safely.
  *
  *   npm run db:seed -- --users 10000 --posts 200000   # also a bulk data set
  *   npm run db:seed -- --help

@@ -330,9 +330,11 @@ async function wire(
   const emailLog = app.log.child({ component: 'email' });
   const transport = config.email.smtpUrl
     ? createSmtpTransport(config.email.smtpUrl, config.email.from)
-    : createLogTransport(emailLog, { withLinks: config.env !== 'production' });
-  if (transport.name === 'log' && config.env === 'production') {
-    emailLog.warn('SMTP_URL is not set: emails are not sent, only logged (without their links)');
+    : createLogTransport(emailLog, { withLinks: config.email.logLinks });
+  if (transport.name === 'log' && !config.email.logLinks) {
+    emailLog.warn(
+      'SMTP_URL is not set: emails are not sent, only logged, without their links (EMAIL_LOG_LINKS=true writes them to the log)',
+    );
   }
   const outbox = createOutboxRepository(database.db);
   app.metrics.observe({ pool: () => database.poolStats?.(), outboxDue: () => outbox.countDue() });
@@ -341,6 +343,8 @@ async function wire(
     transport,
     log: emailLog,
     pollIntervalMs: config.email.pollIntervalMs,
+    maxAttempts: config.email.maxAttempts,
+    onDead: (reason, count) => app.metrics.emailsDead(reason, count),
   });
   app.decorate('emailDelivery', delivery);
   // Once the schema is current: an embedded database is migrated while the server starts.

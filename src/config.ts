@@ -16,6 +16,7 @@ const addFormats = addFormatsModule as unknown as typeof addFormatsModule.defaul
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly port: number;
+  /** 127.0.0.1 unless HOST says otherwise: the image and the deployment files set 0.0.0.0. */
   readonly host: string;
   /** Unset: the embedded PGlite database in `dataDir`. */
   readonly databaseUrl: string | undefined;
@@ -117,10 +118,17 @@ export interface Config {
     readonly from: string;
     /** The base of every link in an email; never taken from a request's Host. */
     readonly publicUrl: string;
+    /**
+     * Whether the log, standing in for SMTP, shows the emails' links (credentials): by
+     * default only with the embedded database outside production (EMAIL_LOG_LINKS).
+     */
+    readonly logLinks: boolean;
     readonly passwordResetTtlSeconds: number;
     readonly verificationTtlSeconds: number;
     /** How often the delivery loop looks for due emails; 0: only when told to (tests). */
     readonly pollIntervalMs: number;
+    /** Failed attempts after which an email is given up on (dead). */
+    readonly maxAttempts: number;
   };
   /**
    * Metrics in the Prometheus format (src/http/metrics.ts), served on a port of their own
@@ -196,7 +204,7 @@ const schema = {
       default: 'development',
     },
     PORT: { type: 'integer', minimum: 0, maximum: 65535, default: 3333 },
-    HOST: { type: 'string', minLength: 1, default: '0.0.0.0' },
+    HOST: { type: 'string', minLength: 1, default: '127.0.0.1' },
     DATABASE_URL: { type: 'string', pattern: '^postgres(ql)?://' },
     DATA_DIR: { type: 'string', minLength: 1, default: './.data' },
     DB_POOL_MAX: { type: 'integer', minimum: 1, maximum: 1000, default: 10 },
@@ -257,6 +265,8 @@ const schema = {
     PASSWORD_RESET_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '30m' },
     EMAIL_VERIFICATION_TTL: { type: 'string', pattern: '^[1-9][0-9]*[smhd]?$', default: '48h' },
     EMAIL_POLL_INTERVAL: { type: 'string', pattern: '^(0|[1-9][0-9]*[smhd]?)$', default: '2s' },
+    EMAIL_LOG_LINKS: { type: 'boolean' },
+    EMAIL_MAX_ATTEMPTS: { type: 'integer', minimum: 1, maximum: 100, default: 12 },
     METRICS_PORT: { type: 'integer', minimum: 0, maximum: 65535 },
     METRICS_HOST: { type: 'string', minLength: 1 },
     // Characters a bearer token may have (RFC 6750's b64token), and long enough not to guess.
@@ -333,6 +343,8 @@ interface RawSettings {
   PASSWORD_RESET_TTL: string;
   EMAIL_VERIFICATION_TTL: string;
   EMAIL_POLL_INTERVAL: string;
+  EMAIL_LOG_LINKS?: boolean;
+  EMAIL_MAX_ATTEMPTS: number;
   METRICS_PORT?: number;
   METRICS_HOST?: string;
   METRICS_TOKEN?: string;
@@ -508,16 +520,30 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
 
   const warnings: string[] = [];
   const production = raw.NODE_ENV === 'production';
+  const embedded = raw.DATABASE_URL === undefined;
   let secret = raw.JWT_SECRET;
   if (secret === undefined) {
-    if (production) {
+    // A random secret logs everyone out at every restart and differs between instances:
+    // tolerable only for the embedded database, which one process on one machine owns.
+    if (production || !embedded) {
       throw new ConfigError(
-        'Invalid environment: JWT_SECRET is required (at least 32 characters) when NODE_ENV=production',
+        `Invalid environment: JWT_SECRET is required (at least 32 characters) ${production ? 'when NODE_ENV=production' : 'with DATABASE_URL, whatever NODE_ENV'}; only the embedded database (DATABASE_URL unset) outside production runs with a random one.`,
       );
     }
     secret = randomBytes(48).toString('base64url');
     warnings.push(
       'JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.',
+    );
+  }
+  if (production && raw.PUBLIC_URL === undefined) {
+    throw new ConfigError(
+      'Invalid environment: PUBLIC_URL is required when NODE_ENV=production (the base of the links in emails, such as https://app.example.com); without it they would point at localhost.',
+    );
+  }
+  const logLinks = raw.EMAIL_LOG_LINKS ?? (embedded && !production);
+  if (raw.SMTP_URL === undefined && logLinks && (production || !embedded)) {
+    warnings.push(
+      'EMAIL_LOG_LINKS is on: the links of emails (password resets, verifications) are written to the log, where anyone who reads it can use them.',
     );
   }
 
@@ -586,10 +612,12 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
       from: raw.EMAIL_FROM,
       // Without a trailing slash, so that `${publicUrl}/reset-password` has one.
       publicUrl: (raw.PUBLIC_URL ?? `http://localhost:${raw.PORT}`).replace(/\/+$/, ''),
+      logLinks,
       passwordResetTtlSeconds: parseDuration(raw.PASSWORD_RESET_TTL),
       verificationTtlSeconds: parseDuration(raw.EMAIL_VERIFICATION_TTL),
       pollIntervalMs:
         raw.EMAIL_POLL_INTERVAL === '0' ? 0 : parseDuration(raw.EMAIL_POLL_INTERVAL) * 1000,
+      maxAttempts: raw.EMAIL_MAX_ATTEMPTS,
     }),
     metrics: metricsOf(raw),
     warnings: Object.freeze(warnings),

@@ -330,19 +330,25 @@ async function main(): Promise<number> {
 
   say(`database ${databaseUrl.replace(/\/\/[^@]*@/, '//')}`);
   await ensureDatabase(databaseUrl);
-  await run(process.execPath, [join(root, 'dist/db/migrate.js')], { DATABASE_URL: databaseUrl });
+  const secret = randomBytes(32).toString('hex');
+  // With DATABASE_URL the configuration requires JWT_SECRET, the migrator's too.
+  await run(process.execPath, [join(root, 'dist/db/migrate.js')], {
+    DATABASE_URL: databaseUrl,
+    JWT_SECRET: secret,
+  });
   await seedIfNeeded(databaseUrl, settings, settings.bcryptCost);
   const inputs = await readInputs(databaseUrl, quick ? Math.floor(settings.posts * 0.45) : 100_000);
   say(
     `${inputs.publishedCount.toLocaleString('en')} published posts; the deep page starts after row ${inputs.deepOffset.toLocaleString('en')}`,
   );
 
-  const secret = randomBytes(32).toString('hex');
   const common = {
     PATH: process.env.PATH,
     NODE_ENV: 'production',
     DATABASE_URL: databaseUrl,
     JWT_SECRET: secret,
+    // Required in production; the bench sends no email.
+    PUBLIC_URL: 'http://127.0.0.1',
     BCRYPT_COST: String(settings.bcryptCost),
     BCRYPT_THREADS: String(settings.bcryptThreads),
   };

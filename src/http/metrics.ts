@@ -15,7 +15,7 @@ import { AppError, UnauthorizedError } from './errors.js';
 /**
  * The server's metrics in the Prometheus text format (prom-client, on a registry of the
  * app's own): requests by operation and status, their latency, the database pool, the
- * email outbox's backlog, rate-limit refusals and the process.
+ * email outbox's backlog and dead emails, rate-limit refusals and the process.
  *
  * They are served where the configuration says: on a port of their own (METRICS_PORT, a
  * bare node:http listener outside the API and its spec), and/or on the API's port as the
@@ -53,6 +53,11 @@ export interface Metrics {
   rateLimitRejected(operation: string): void;
   /** The rate limits' store failed (a request then passes unlimited or is refused). */
   rateLimitStoreError(): void;
+  /**
+   * Emails given up on: failed for the last allowed time ('attempts'), or whose link
+   * expired before they could be sent ('expired').
+   */
+  emailsDead(reason: 'attempts' | 'expired', count: number): void;
   /** Where the values read at scrape time come from. */
   observe(sources: MetricsSources): void;
   /** The exposition text (Prometheus text format 0.0.4). */
@@ -93,6 +98,7 @@ function noMetrics(): Metrics {
     enabled: false,
     rateLimitRejected: () => undefined,
     rateLimitStoreError: () => undefined,
+    emailsDead: () => undefined,
     observe: () => undefined,
     scrape: () => Promise.reject(notFound()),
     listen: () => Promise.resolve(undefined),
@@ -131,6 +137,13 @@ export function registerMetrics(
     help: 'Failures of the rate limits store.',
     registers: [registry],
   });
+  const deadEmails = new Counter({
+    name: 'email_outbox_dead_total',
+    help: 'Emails given up on, by reason: failed EMAIL_MAX_ATTEMPTS times (attempts), or their link expired before they could be sent (expired).',
+    labelNames: ['reason'] as const,
+    registers: [registry],
+  });
+  for (const reason of ['attempts', 'expired']) deadEmails.labels(reason).inc(0);
 
   // Each route gets an onResponse hook of its own that knows its operation: nothing is
   // looked up per request. Requests no route matched go through the 404 handler, which
@@ -166,6 +179,7 @@ export function registerMetrics(
     enabled: true,
     rateLimitRejected: (operation) => rejections.labels(operation).inc(),
     rateLimitStoreError: () => storeErrors.inc(),
+    emailsDead: (reason, count) => deadEmails.labels(reason).inc(count),
     observe: (given) => {
       sources = given;
     },

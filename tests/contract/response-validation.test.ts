@@ -36,6 +36,7 @@ afterAll(async () => {
 async function appWith(responseValidation: boolean) {
   const config = loadConfig({
     NODE_ENV: responseValidation ? 'test' : 'production',
+    PUBLIC_URL: 'https://app.example.test',
     LOG_LEVEL: 'silent',
     JWT_SECRET: TEST_JWT_SECRET,
     RESPONSE_VALIDATION: String(responseValidation),
@@ -109,6 +110,7 @@ describe('statuses outside the contract', () => {
     buildApp(
       loadConfig({
         NODE_ENV: responseValidation ? 'test' : 'production',
+        PUBLIC_URL: 'https://app.example.test',
         LOG_LEVEL: 'silent',
         JWT_SECRET: TEST_JWT_SECRET,
         RESPONSE_VALIDATION: String(responseValidation),

@@ -2,6 +2,7 @@ import { createRequire } from 'node:module';
 import Ajv2019 from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadConfig } from '../../src/config.js';
 import { composeFile, isKnownVariable, readText, seconds } from './files.js';
 
 /**
@@ -159,6 +160,18 @@ describe('docker-compose.yml against the server', () => {
       expect(environment.NODE_ENV).toBe('production');
       expect(environment.JWT_SECRET).toMatch(/^\$\{JWT_SECRET:\?/);
     }
+  });
+
+  it('gives every service a configuration the server accepts, the api listening beyond its container', () => {
+    // What the shell would give ${JWT_SECRET:?…}.
+    const fromShell = { JWT_SECRET: 'a-secret-from-the-shell-a-secret-from-the-shell' };
+    for (const name of ['migrate', 'api']) {
+      const environment = { ...service(name).environment, ...fromShell };
+      expect(() => loadConfig(environment), name).not.toThrow();
+    }
+    // The server alone would listen on 127.0.0.1: nginx could not reach it.
+    expect(service('api').environment?.HOST).toBe('0.0.0.0');
+    expect(loadConfig({ ...service('api').environment, ...fromShell }).host).toBe('0.0.0.0');
   });
 
   it('keeps the merge keys Compose reads (a plain YAML parser would see `<<`)', () => {

@@ -109,6 +109,10 @@ describe('Dockerfile', () => {
     expect(steps).toContainEqual({ keyword: 'ENV', args: 'NODE_ENV=production' });
   });
 
+  it('listens on every interface of the container (the server alone listens on 127.0.0.1)', () => {
+    expect(final?.steps ?? []).toContainEqual({ keyword: 'ENV', args: 'HOST=0.0.0.0' });
+  });
+
   it('runs as a non-root user, by number, with a HEALTHCHECK on /ready', () => {
     const steps = final?.steps ?? [];
     const user = steps.filter((step) => step.keyword === 'USER').at(-1)?.args ?? '';

@@ -8,6 +8,7 @@ import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
+import { loadConfig } from '../../src/config.js';
 import { projectRoot } from '../../src/paths.js';
 import {
   builtFrom,
@@ -356,6 +357,28 @@ describe('deploy/kubernetes against the server', () => {
     expect(jobEnvironment.get('JWT_SECRET')).toMatchObject({ key: 'JWT_SECRET' });
     expect(jobEnvironment.get('DATABASE_URL')).toMatchObject({ key: 'DATABASE_URL' });
     expect(setting('TRUST_PROXY')).not.toBe('true');
+  });
+
+  it('gives the pods and the Job a configuration the server accepts, the pods listening on the pod IP', () => {
+    // What the Secret holds once created (secret.example.yaml's values are refused on purpose).
+    const secrets: Record<string, string> = {
+      DATABASE_URL: 'postgres://app:app@db:5432/app',
+      JWT_SECRET: 'a-secret-from-the-secret-a-secret-from-the-secret',
+      SMTP_URL: 'smtp://mail:587',
+      REDIS_URL: 'redis://redis:6379',
+    };
+    const plain = (variables: ReturnType<typeof environmentOf>) =>
+      Object.fromEntries(
+        [...variables].map(([name, value]) => [
+          name,
+          typeof value === 'string' ? value : secrets[value.key],
+        ]),
+      );
+    const jobEnvironment = environmentOf(job.spec.template.spec.containers[0] as Container);
+    expect(() => loadConfig(plain(jobEnvironment)), 'the Job').not.toThrow();
+    // The server alone would listen on 127.0.0.1, out of the Service's and the probes' reach.
+    expect(setting('HOST')).toBe('0.0.0.0');
+    expect(loadConfig(plain(apiEnvironment)).host).toBe('0.0.0.0');
   });
 
   it('declares the metrics port its Prometheus annotations name', () => {

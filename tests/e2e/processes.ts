@@ -30,6 +30,8 @@ function environment(extra: Record<string, string>): NodeJS.ProcessEnv {
     NODE_ENV: 'production',
     LOG_LEVEL: 'warn',
     JWT_SECRET: 'e2e-secret-e2e-secret-e2e-secret-e2e',
+    // Production requires it: the base of the links in emails.
+    PUBLIC_URL: 'https://app.example.test',
     BCRYPT_COST: '4',
     DATABASE_URL: '',
     ...extra,

@@ -105,6 +105,29 @@ describe('the server process with a bad configuration', () => {
     expect(server.output()).toMatch(/JWT_SECRET is required/);
   }, 30_000);
 
+  it('refuses to start with a DATABASE_URL and no JWT_SECRET, even in development', async () => {
+    // `npm start` on a server with a real database: no random secret (nothing to connect to
+    // either: the configuration is refused before any connection).
+    const server = startServer({
+      PORT: String(await freePort()),
+      NODE_ENV: 'development',
+      DATABASE_URL: 'postgres://postgres@127.0.0.1:1/nowhere',
+      JWT_SECRET: '',
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/JWT_SECRET is required .*with DATABASE_URL/);
+  }, 30_000);
+
+  it('refuses to start in production without PUBLIC_URL, saying why', async () => {
+    const server = startServer({
+      PORT: String(await freePort()),
+      DATA_DIR: 'memory://',
+      PUBLIC_URL: '',
+    });
+    expect(await server.exited).toBe(1);
+    expect(server.output()).toMatch(/PUBLIC_URL is required when NODE_ENV=production/);
+  }, 30_000);
+
   it('names an invalid variable', async () => {
     const server = startServer({ PORT: 'eighty' });
     expect(await server.exited).toBe(1);

@@ -111,6 +111,10 @@ export interface OutboxRow {
   attempts: number;
   sent_at: Date | null;
   last_error: string | null;
+  /** When its link stops working; null: it has none. */
+  expires_at: Date | string | null;
+  /** When delivery was given up on. */
+  dead_at: Date | string | null;
   /** next_attempt_at - now(), in seconds. */
   due_in: number;
 }
@@ -119,7 +123,8 @@ export interface OutboxRow {
 export async function outboxFor(t: TestApp, recipient: string): Promise<OutboxRow[]> {
   const rows = await t.db.sql(sql`
     select id::int as id, recipient, subject, text_body, html_body, kind, attempts, sent_at,
-           last_error, extract(epoch from next_attempt_at - now())::float8 as due_in
+           last_error, expires_at, dead_at,
+           extract(epoch from next_attempt_at - now())::float8 as due_in
     from email_outbox where lower(recipient) = lower(${recipient}) order by id`);
   return rows as unknown as OutboxRow[];
 }
@@ -143,9 +148,15 @@ export async function latestToken(
   return tokenIn(last.text_body, kind === 'password_reset' ? 'reset-password' : 'verify-email');
 }
 
-/** Makes the tokens sent to this address look older, as if `seconds` had passed. */
+/**
+ * Makes the tokens sent to this address, and the throttle's record of the last email,
+ * look older, as if `seconds` had passed.
+ */
 export async function ageTokens(t: TestApp, address: string, seconds: number): Promise<void> {
   await t.db.sql(sql`
     update email_tokens set created_at = created_at - make_interval(secs => ${seconds})
     where lower(email) = lower(${address})`);
+  await t.db.sql(sql`
+    update email_throttle set last_sent_at = last_sent_at - make_interval(secs => ${seconds})
+    where email_key = lower(${address})`);
 }

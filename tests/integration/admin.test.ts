@@ -3,11 +3,12 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { ConfigError, loadConfig } from '../../src/config.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { logCapture } from '../helpers/logs.js';
+import { tokenIn } from '../helpers/mail.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { USER_KEYS, unique } from '../helpers/values.js';
 
@@ -546,7 +547,7 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
   async function stored(email: string) {
     const rows = await db.sql(
       sql`select id, username, role, is_active as "isActive", password_hash as "passwordHash",
-                 updated_at as "updatedAt"
+                 email_verified as "emailVerified", updated_at as "updatedAt"
           from users where lower(email) = lower(${email})`,
     );
     return rows as Array<{
@@ -555,8 +556,39 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
       role: string;
       isActive: boolean;
       passwordHash: string;
+      emailVerified: boolean;
       updatedAt: Date;
     }>;
+  }
+
+  /** Signs up through the API of a plain app; verifies the address too when asked to. */
+  async function signUpOn(
+    app: FastifyInstance,
+    email: string,
+    options: { verify: boolean; password?: string },
+  ) {
+    const username = unique('keep');
+    const password = options.password ?? 'the original password';
+    const signedUp = await app.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { email, username, password },
+    });
+    expect(signedUp.statusCode, signedUp.body).toBe(201);
+    if (options.verify) {
+      const [mail] = await db.sql(
+        sql`select text_body from email_outbox where lower(recipient) = lower(${email})
+            and kind = 'email_verification' order by id desc limit 1`,
+      );
+      const token = tokenIn(String(mail?.text_body), 'verify-email');
+      const verified = await app.inject({
+        method: 'POST',
+        url: '/api/auth/email/verify',
+        payload: { token },
+      });
+      expect(verified.statusCode, verified.body).toBe(204);
+    }
+    return { username, password };
   }
 
   async function loginOn(app: FastifyInstance, email: string, password: string) {
@@ -578,7 +610,8 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
 
     const first = await start(env);
     const [created] = await stored(email);
-    expect(created).toMatchObject({ role: 'admin', isActive: true });
+    // Not verified (nobody has proved to own the address): being its creator is enough.
+    expect(created).toMatchObject({ role: 'admin', isActive: true, emailVerified: false });
     expect(created?.username).toBe(email.slice(0, email.indexOf('@')));
     const login = await loginOn(first, email, password);
     expect(login.statusCode, login.body).toBe(200);
@@ -601,17 +634,13 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
     expect(JSON.stringify(lines)).not.toContain(password);
   });
 
-  it('promotes an existing account in any letter case, keeping its password', async () => {
+  it('promotes an existing account whose address is verified, in any letter case, keeping its password', async () => {
     const email = `${unique('promote')}@example.com`;
     const plain = await start();
-    const signedUp = await plain.inject({
-      method: 'POST',
-      url: '/api/users',
-      payload: { email, username: unique('keep'), password: 'the original password' },
-    });
-    expect(signedUp.statusCode, signedUp.body).toBe(201);
+    await signUpOn(plain, email, { verify: true });
     await plain.close();
     const [before] = await stored(email);
+    expect(before).toMatchObject({ role: 'user', emailVerified: true });
 
     lines.length = 0;
     const env = { ADMIN_EMAIL: email.toUpperCase(), ADMIN_PASSWORD: 'a different password' };
@@ -635,6 +664,41 @@ describe('ADMIN_EMAIL and ADMIN_PASSWORD: the first admin', () => {
     const again = await start(env);
     await again.close();
     expect(await stored(email)).toEqual([after]);
+  });
+
+  it('refuses to start when an account it did not create has the address unverified, saying what to do', async () => {
+    const email = `${unique('squatter')}@example.com`;
+    const plain = await start();
+    // Anyone can sign up with any address: this one never proved to own it.
+    const { username } = await signUpOn(plain, email, { verify: false });
+    await plain.close();
+    const [before] = await stored(email);
+
+    const env = { ADMIN_EMAIL: email, ADMIN_PASSWORD: 'the admin password 123' };
+    const refusal = await start(env).then(
+      () => {
+        throw new Error('the server started');
+      },
+      (error: unknown) => error as Error,
+    );
+    expect(refusal).toBeInstanceOf(ConfigError);
+    // It names the account, says why, and gives the ways out.
+    expect(refusal.message).toContain(`ADMIN_EMAIL: an account with the address ${email}`);
+    expect(refusal.message).toContain(`username "${username}"`);
+    expect(refusal.message).toContain(before!.id);
+    expect(refusal.message).toMatch(/not verified/);
+    expect(refusal.message).toMatch(/Verify the address/);
+    expect(refusal.message).toMatch(/delete that account/);
+    expect(refusal.message).toMatch(/set ADMIN_EMAIL to another address/);
+    expect(refusal.message).not.toContain(env.ADMIN_PASSWORD);
+    // Nothing changed: still a user, same password.
+    expect(await stored(email)).toEqual([before]);
+
+    // Once the address is verified, the same settings start and promote it.
+    await db.sql(sql`update users set email_verified = true where id = ${before!.id}`);
+    const app = await start(env);
+    await app.close();
+    expect((await stored(email))[0]).toMatchObject({ id: before!.id, role: 'admin' });
   });
 
   it('makes a username from the email address that is valid and not taken', async () => {

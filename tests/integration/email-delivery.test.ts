@@ -173,10 +173,11 @@ describe('through SMTP', () => {
   it('backs off one hour at most', async () => {
     smtp.refuse = true;
     const [recipient] = await queue(1);
-    await db.sql(sql`update email_outbox set attempts = 15 where recipient = ${recipient!}`);
+    // 30 s · 2¹⁰ would be eight and a half hours; still short of the 12 attempts allowed.
+    await db.sql(sql`update email_outbox set attempts = 10 where recipient = ${recipient!}`);
     await app.emailDelivery.deliverDue();
     const [row] = await rowsFor(app, recipient!);
-    expect(row).toMatchObject({ attempts: 16, sent_at: null });
+    expect(row).toMatchObject({ attempts: 11, sent_at: null, dead_at: null });
     expect(row!.due_in).toBeGreaterThan(3590);
     expect(row!.due_in).toBeLessThanOrEqual(3600);
   });
@@ -231,6 +232,126 @@ describe('two instances on one outbox', () => {
   });
 });
 
+/** A sample of email_outbox_dead_total, read as a scraper would. */
+async function deadCount(app: FastifyInstance, reason: 'attempts' | 'expired'): Promise<number> {
+  const text = await app.metrics.scrape();
+  const match = new RegExp(`^email_outbox_dead_total\\{reason="${reason}"\\} (\\S+)$`, 'm').exec(
+    text,
+  );
+  if (!match) throw new Error(`no email_outbox_dead_total{reason="${reason}"} in:\n${text}`);
+  return Number(match[1]);
+}
+
+/** Resolves once `check` holds, polling; fails after `timeoutMs` saying what it waited for. */
+async function until(what: string, check: () => Promise<boolean>, timeoutMs = 10_000) {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+describe('emails that cannot be sent', () => {
+  const METRICS_TOKEN = 'email-delivery-metrics-token-'.padEnd(48, 'x');
+
+  it('gives up on an email after EMAIL_MAX_ATTEMPTS failures: dead, emptied, counted, never tried again', async () => {
+    const smtp = await sink();
+    const app = await startApp({ SMTP_URL: smtp.url, EMAIL_MAX_ATTEMPTS: '3', METRICS_TOKEN });
+    // What earlier tests left due goes first, so that only this test's email can fail.
+    await app.emailDelivery.deliverDue();
+    smtp.refuse = true;
+    const email = await signUp(app);
+    expect(await deadCount(app, 'attempts')).toBe(0);
+
+    for (let attempt = 1; attempt <= 3; attempt += 1) {
+      const report = await app.emailDelivery.deliverDue();
+      expect(report).toEqual({ sent: 0, failed: 1, dead: attempt === 3 ? 1 : 0 });
+      const [row] = await rowsFor(app, email);
+      expect(row!.attempts).toBe(attempt);
+      if (attempt < 3) {
+        // Still pending, link and all, until its next attempt.
+        expect(row).toMatchObject({ sent_at: null, dead_at: null });
+        expect(row!.text_body).toContain('/verify-email?token=');
+        await makeDue(email);
+      }
+    }
+    const [dead] = await rowsFor(app, email);
+    expect(dead).toMatchObject({
+      attempts: 3,
+      sent_at: null,
+      dead_at: expect.anything(),
+      text_body: '',
+      html_body: null,
+    });
+    expect(dead!.last_error).toMatch(/451/);
+    expect(await deadCount(app, 'attempts')).toBe(1);
+    expect(await deadCount(app, 'expired')).toBe(0);
+
+    // Dead is final: due or not, a working server gets nothing from it.
+    smtp.refuse = false;
+    await makeDue(email);
+    expect(await app.emailDelivery.deliverDue()).toEqual({ sent: 0, failed: 0, dead: 0 });
+    expect(smtp.received.filter((m) => m.recipients.includes(email))).toEqual([]);
+    expect(await rowsFor(app, email)).toEqual([{ ...dead, due_in: expect.any(Number) }]);
+  });
+
+  it("keeps the token's expiry with the email, and a running loop empties it once the link expired unsent", async () => {
+    const smtp = await sink();
+    smtp.refuse = true;
+    // A running loop (polling every second), as in production.
+    const app = await startApp({ SMTP_URL: smtp.url, EMAIL_POLL_INTERVAL: '1s', METRICS_TOKEN });
+    const email = await signUp(app);
+    // The sign-up's nudge tries it at once; the server refuses it; it waits 30 s.
+    await until('a first failed attempt', async () => (await rowsFor(app, email))[0]!.attempts > 0);
+    const [pending] = await rowsFor(app, email);
+    const [token] = await db.sql(sql`
+      select expires_at from email_tokens
+      where lower(email) = lower(${email}) and purpose = 'email_verification'`);
+    expect(pending!.expires_at).toEqual(token!.expires_at);
+    expect(pending!.text_body).toContain('/verify-email?token=');
+
+    // Its link expires (as 48 hours later) before the server takes it.
+    await db.sql(sql`
+      update email_tokens set expires_at = now() - interval '1 second'
+      where lower(email) = lower(${email})`);
+    await db.sql(sql`
+      update email_outbox set expires_at = now() - interval '1 second'
+      where lower(recipient) = lower(${email})`);
+    await until('the loop to give up on it', async () => (await deadCount(app, 'expired')) === 1);
+
+    const [expired] = await rowsFor(app, email);
+    expect(expired).toMatchObject({
+      sent_at: null,
+      dead_at: expect.anything(),
+      text_body: '',
+      html_body: null,
+      last_error: 'its link expired before it could be sent',
+    });
+    // Not sent late, even once the server takes mail again.
+    smtp.refuse = false;
+    await makeDue(email);
+    await app.emailDelivery.deliverDue();
+    expect(smtp.received.filter((m) => m.recipients.includes(email))).toEqual([]);
+  });
+
+  it('sends an email whose link is still good, and keeps no link once it is sent', async () => {
+    const smtp = await sink();
+    const app = await startApp({ SMTP_URL: smtp.url });
+    const email = await signUp(app);
+    await db.sql(sql`
+      update email_outbox set expires_at = now() + interval '2 seconds'
+      where lower(recipient) = lower(${email})`);
+    await app.emailDelivery.deliverDue();
+    expect(smtp.received.filter((m) => m.recipients.includes(email))).toHaveLength(1);
+    expect((await rowsFor(app, email))[0]).toMatchObject({
+      sent_at: expect.anything(),
+      dead_at: null,
+      text_body: '',
+      html_body: null,
+    });
+  });
+});
+
 describe('the loop of a running app', () => {
   it('sends a queued email on its own, soon after the request that queued it', async () => {
     const smtp = await sink();
@@ -256,9 +377,9 @@ describe('the loop of a running app', () => {
 });
 
 describe('without SMTP_URL', () => {
-  it('writes each email to the log at info level, with its recipient, subject and link', async () => {
+  it('writes each email to the log at info level, with its recipient, subject and link when EMAIL_LOG_LINKS=true', async () => {
     const lines: LogLine[] = [];
-    const app = await startApp({}, lines);
+    const app = await startApp({ EMAIL_LOG_LINKS: 'true' }, lines);
     const email = await signUp(app);
     const token = tokenIn((await rowsFor(app, email))[0]!.text_body, 'verify-email');
     await app.emailDelivery.deliverDue();
@@ -273,6 +394,25 @@ describe('without SMTP_URL', () => {
       }),
     ]);
     expect(row!.sent_at).not.toBeNull();
+  });
+
+  it('leaves the links out of the log with a DATABASE_URL unless EMAIL_LOG_LINKS says so, and says so at start', async () => {
+    const lines: LogLine[] = [];
+    // On PGlite this file's apps have no DATABASE_URL: there the setting says it instead.
+    const app = await startApp(db.url ? {} : { EMAIL_LOG_LINKS: 'false' }, lines);
+    const email = await signUp(app);
+    const token = tokenIn((await rowsFor(app, email))[0]!.text_body, 'verify-email');
+    await app.emailDelivery.deliverDue();
+    expect(lines.filter((line) => line.to === email)).toEqual([
+      expect.objectContaining({ level: 30, links: '[not logged: EMAIL_LOG_LINKS is off]' }),
+    ]);
+    expect(JSON.stringify(lines)).not.toContain(token);
+    expect(lines).toContainEqual(
+      expect.objectContaining({
+        level: 40,
+        msg: expect.stringMatching(/SMTP_URL is not set.*EMAIL_LOG_LINKS=true/),
+      }),
+    );
   });
 
   it('leaves the links out of the log in production', async () => {
@@ -292,13 +432,14 @@ describe('without SMTP_URL', () => {
 describe('a database that does not answer', () => {
   it('pauses delivery with one warning per outage, no error, and resumes', async () => {
     const lines: LogLine[] = [];
-    const app = await startApp({}, lines);
+    // Links in the log: no warning at start about their absence.
+    const app = await startApp({ EMAIL_LOG_LINKS: 'true' }, lines);
     await app.emailDelivery.deliverDue();
     const [recipient] = await queue(1);
     await db.sql(sql`alter table email_outbox rename to email_outbox_elsewhere`);
     try {
       for (let i = 0; i < 3; i += 1) {
-        expect(await app.emailDelivery.deliverDue()).toEqual({ sent: 0, failed: 0 });
+        expect(await app.emailDelivery.deliverDue()).toEqual({ sent: 0, failed: 0, dead: 0 });
       }
     } finally {
       await db.sql(sql`alter table email_outbox_elsewhere rename to email_outbox`);
@@ -326,7 +467,7 @@ describe('a database that does not answer', () => {
       }),
     );
     await app.ready();
-    expect(await app.emailDelivery.deliverDue()).toEqual({ sent: 0, failed: 0 });
+    expect(await app.emailDelivery.deliverDue()).toEqual({ sent: 0, failed: 0, dead: 0 });
     await app.close();
   });
 });

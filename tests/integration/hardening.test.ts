@@ -327,6 +327,7 @@ describe('logs of the health probes', () => {
     db = await createTestDatabase();
     const config = loadConfig({
       NODE_ENV: 'production',
+      PUBLIC_URL: 'https://app.example.test',
       LOG_LEVEL: 'info',
       JWT_SECRET: TEST_JWT_SECRET,
       BCRYPT_COST: '4',

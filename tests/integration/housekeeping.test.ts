@@ -86,4 +86,21 @@ describe('deleting what has ended', () => {
     for (const id of kept) expect(left).toContain(id);
     for (const id of gone) expect(left).not.toContain(id);
   });
+
+  it("deletes the email throttle's records a day after their last email, and keeps the rest", async () => {
+    const { user } = await signUpAndLogin(t);
+    await t.db.sql(sql`
+      insert into email_throttle (user_id, purpose, email_key, last_sent_at) values
+        (${user.id}, 'password_reset', 'recent@example.com', now() - interval '23 hours'),
+        (${user.id}, 'password_reset', 'old@example.com', now() - interval '25 hours')`);
+    const deleted = await deleteEndedRows(t.db.database.db, { idleTimeoutSeconds: IDLE });
+    expect(deleted.emailThrottle).toBeGreaterThanOrEqual(1);
+    const left = await t.db.sql(
+      sql`select email_key from email_throttle where user_id = ${user.id} order by email_key`,
+    );
+    // The sign-up's verification email is recorded too.
+    expect(left.map((row) => row.email_key)).toEqual(
+      [user.email.toLowerCase(), 'recent@example.com'].sort(),
+    );
+  });
 });

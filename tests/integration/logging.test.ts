@@ -23,6 +23,7 @@ beforeAll(async () => {
   db = await createTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'production',
+    PUBLIC_URL: 'https://app.example.test',
     LOG_LEVEL: 'debug',
     JWT_SECRET: TEST_JWT_SECRET,
     BCRYPT_COST: '4',

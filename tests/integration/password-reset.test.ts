@@ -2,6 +2,10 @@ import { createHash } from 'node:crypto';
 import { sql } from 'drizzle-orm';
 import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
+import { createPasswordHasher } from '../../src/lib/passwords.js';
+import { createAccountRepository } from '../../src/modules/account/repository.js';
+import { createAccountService } from '../../src/modules/account/service.js';
+import { createAccountMail } from '../../src/modules/email/account-mail.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { ageTokens, latestToken, outboxFor, tokenIn } from '../helpers/mail.js';
 import { expectInvalid, expectProblem } from '../helpers/problems.js';
@@ -12,6 +16,7 @@ const PUBLIC_URL = 'https://app.example.test';
 // The poll is off: nothing is sent behind the tests' backs; the outbox is read instead.
 const t = useTestApp({ EMAIL_POLL_INTERVAL: '0', PUBLIC_URL });
 
+const onPostgres = process.env.TEST_DATABASE_URL !== undefined;
 const ACCEPTED = { message: 'If an account uses this address, a reset link is on its way.' };
 const NEW_PASSWORD = 'a much better passphrase';
 
@@ -139,12 +144,62 @@ describe('requestPasswordReset: POST /api/auth/password/forgot', () => {
 
   it('sends one email for concurrent requests', async () => {
     const { user } = await signUpAndLogin(t);
-    const responses = await Promise.all(Array.from({ length: 5 }, () => forgot(user.email)));
-    expect(responses.map((r) => r.statusCode)).toEqual([202, 202, 202, 202, 202]);
+    const responses = await Promise.all(Array.from({ length: 20 }, () => forgot(user.email)));
+    expect(responses.map((r) => r.statusCode)).toEqual(Array(20).fill(202));
     expect(
       (await outboxFor(t, user.email)).filter((e) => e.kind === 'password_reset'),
     ).toHaveLength(1);
+    const tokens = await t.db.sql(sql`
+      select count(*)::int as n from email_tokens
+      where user_id = ${user.id} and purpose = 'password_reset'`);
+    expect(tokens[0]!.n).toBe(1);
   });
+
+  // PGlite runs one transaction at a time: two cannot overlap there, and neither can race.
+  it.skipIf(!onPostgres)(
+    'holds by itself: a second transaction that overlaps the first sends nothing, whatever the caller locked',
+    async () => {
+      const { user } = await signUpAndLogin(t);
+      const recipient = { id: user.id, email: user.email };
+      const mail = createAccountMail({
+        publicUrl: PUBLIC_URL,
+        passwordResetTtlSeconds: 1800,
+        verificationTtlSeconds: 3600,
+      });
+      const { db } = t.db.database;
+      // The first one queues its email and stays open, uncommitted; the second one starts.
+      let queued!: () => void;
+      const firstQueued = new Promise<void>((resolve) => (queued = resolve));
+      let commit!: () => void;
+      const committing = new Promise<void>((resolve) => (commit = resolve));
+      const first = db.transaction(async (tx) => {
+        const sent = await mail.sendPasswordReset(tx, recipient, user.email);
+        queued();
+        await committing;
+        return sent;
+      });
+      await firstQueued;
+      const second = db.transaction((tx) => mail.sendPasswordReset(tx, recipient, user.email));
+      // A check made before the first commits would let the second through at once; the
+      // throttle's row makes it wait for the first: either is the signal to go on.
+      const waiting = async () => {
+        const [row] = await t.db.sql(sql`
+          select count(*)::int as n from pg_stat_activity
+          where datname = current_database() and wait_event_type = 'Lock'`);
+        return Number(row?.n) > 0;
+      };
+      let settled = false;
+      void second.finally(() => (settled = true));
+      for (let i = 0; i < 400 && !settled && !(await waiting()); i += 1) {
+        await new Promise((resolve) => setTimeout(resolve, 25));
+      }
+      commit();
+      expect([await first, await second]).toEqual([true, false]);
+      expect(
+        (await outboxFor(t, user.email)).filter((e) => e.kind === 'password_reset'),
+      ).toHaveLength(1);
+    },
+  );
 
   it('builds links from PUBLIC_URL only, whatever Host or X-Forwarded-Host say', async () => {
     const { user } = await signUpAndLogin(t);
@@ -312,6 +367,62 @@ describe('resetPassword: POST /api/auth/password/reset', () => {
     const left = await t.db.sql(sql`
       select email_key from login_failures where email_key in (${email.toLowerCase()}, ${elsewhere})`);
     expect(left).toEqual([{ email_key: elsewhere }]);
+  });
+
+  it('looks the token up before any bcrypt work: an unknown, used or expired one costs no hash', async () => {
+    // The service on the app's database, with a real hasher that counts its hashes.
+    const real = createPasswordHasher({ cost: 4, threads: 1 });
+    let hashes = 0;
+    const service = createAccountService({
+      accounts: createAccountRepository(t.db.database.db),
+      passwords: {
+        hash: async (password) => {
+          hashes += 1;
+          return real.hash(password);
+        },
+      },
+      mail: createAccountMail({
+        publicUrl: PUBLIC_URL,
+        passwordResetTtlSeconds: 1800,
+        verificationTtlSeconds: 3600,
+      }),
+    });
+    const refused = async (outcome: Awaited<ReturnType<typeof service.resetPassword>>) => {
+      expect(outcome.ok).toBe(false);
+      if (!outcome.ok)
+        expect(outcome.error).toMatchObject({ code: 'INVALID_INPUT', field: 'token' });
+    };
+    try {
+      const { user } = await signUpAndLogin(t);
+      const expiring = await signUpAndLogin(t);
+      const token = await resetTokenFor(user.email);
+      const expired = await resetTokenFor(expiring.user.email);
+      await t.db.sql(sql`
+        update email_tokens set expires_at = now() - interval '1 second'
+        where user_id = ${expiring.user.id} and purpose = 'password_reset'`);
+      const verification = await latestToken(t, user.email, 'email_verification');
+
+      await refused(
+        await service.resetPassword({ token: 'A'.repeat(43), newPassword: NEW_PASSWORD }),
+      );
+      await refused(await service.resetPassword({ token: expired, newPassword: NEW_PASSWORD }));
+      await refused(
+        await service.resetPassword({ token: verification, newPassword: NEW_PASSWORD }),
+      );
+      expect(hashes, 'hashes for unknown, expired and other-purpose tokens').toBe(0);
+
+      expect((await service.resetPassword({ token, newPassword: NEW_PASSWORD })).ok).toBe(true);
+      expect(hashes, 'one hash for the valid token').toBe(1);
+      await refused(await service.resetPassword({ token, newPassword: 'yet another one!' }));
+      expect(hashes, 'no hash for a used token').toBe(1);
+
+      // verifyEmail needs no hash at all, valid token or not.
+      expect((await service.verifyEmail({ token: 'B'.repeat(43) })).ok).toBe(false);
+      expect((await service.verifyEmail({ token: verification })).ok).toBe(true);
+      expect(hashes).toBe(1);
+    } finally {
+      await real.close();
+    }
   });
 
   it('lets exactly one of two concurrent resets with one token succeed', async () => {

@@ -10,7 +10,8 @@ describe('loadConfig', () => {
     expect(config).toMatchObject({
       env: 'development',
       port: 3333,
-      host: '0.0.0.0',
+      // Reachable from this machine only, until HOST says otherwise (the image does).
+      host: '127.0.0.1',
       databaseUrl: undefined,
       logLevel: 'info',
       responseValidation: true,
@@ -39,10 +40,15 @@ describe('loadConfig', () => {
   });
 
   it('requires a JWT_SECRET of 32 characters or more in production', () => {
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(ConfigError);
-    expect(() => loadConfig({ NODE_ENV: 'production' })).toThrow(/JWT_SECRET is required/);
-    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short' })).toThrow(/JWT_SECRET/);
-    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret });
+    const PUBLIC_URL = 'https://app.example.com';
+    expect(() => loadConfig({ NODE_ENV: 'production', PUBLIC_URL })).toThrow(ConfigError);
+    expect(() => loadConfig({ NODE_ENV: 'production', PUBLIC_URL })).toThrow(
+      /JWT_SECRET is required/,
+    );
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'short', PUBLIC_URL })).toThrow(
+      /JWT_SECRET/,
+    );
+    const config = loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, PUBLIC_URL });
     expect(config).toMatchObject({ responseValidation: false, bcryptCost: 12, warnings: [] });
   });
 
@@ -323,6 +329,84 @@ describe('loadConfig', () => {
     ['NODE_ENV', 'staging'],
   ])('refuses %s=%s with a message naming it', (name, value) => {
     expect(() => loadConfig({ [name]: value })).toThrow(new RegExp(name));
+  });
+});
+
+describe('secrets, links and addresses by mode', () => {
+  const DATABASE_URL = 'postgres://app@db:5432/app';
+  const PUBLIC_URL = 'https://app.example.com';
+
+  it('makes up a JWT secret only for the embedded database, outside production', () => {
+    for (const NODE_ENV of ['development', 'test']) {
+      expect(loadConfig({ NODE_ENV }).jwt.secret.length).toBeGreaterThanOrEqual(32);
+      // With a real database, every NODE_ENV, the default one included.
+      expect(() => loadConfig({ NODE_ENV, DATABASE_URL }), NODE_ENV).toThrow(
+        /JWT_SECRET is required .*with DATABASE_URL/,
+      );
+    }
+    expect(() => loadConfig({ DATABASE_URL })).toThrow(ConfigError);
+    expect(() => loadConfig({ NODE_ENV: 'production', PUBLIC_URL })).toThrow(
+      /JWT_SECRET is required/,
+    );
+    expect(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL, PUBLIC_URL })).toThrow(
+      /JWT_SECRET is required/,
+    );
+    const config = loadConfig({ DATABASE_URL, JWT_SECRET: secret });
+    expect(config.jwt.secret).toBe(secret);
+    expect(config.warnings).toEqual([]);
+  });
+
+  it('requires PUBLIC_URL in production, where links to localhost would be wrong', () => {
+    expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret })).toThrow(
+      /PUBLIC_URL is required when NODE_ENV=production/,
+    );
+    expect(
+      loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, PUBLIC_URL: `${PUBLIC_URL}/` }).email
+        .publicUrl,
+    ).toBe(PUBLIC_URL);
+    // Elsewhere the links point at the server itself.
+    expect(loadConfig({ PORT: '8080' }).email.publicUrl).toBe('http://localhost:8080');
+  });
+
+  it('writes email links to the log only with the embedded database, or when EMAIL_LOG_LINKS says so', () => {
+    const production = { NODE_ENV: 'production', JWT_SECRET: secret, PUBLIC_URL };
+    expect(loadConfig({}).email.logLinks).toBe(true);
+    expect(loadConfig({ NODE_ENV: 'test' }).email.logLinks).toBe(true);
+    expect(loadConfig({ DATABASE_URL, JWT_SECRET: secret }).email.logLinks).toBe(false);
+    expect(loadConfig({ ...production, DATABASE_URL }).email.logLinks).toBe(false);
+    expect(loadConfig(production).email.logLinks).toBe(false);
+    expect(loadConfig({ EMAIL_LOG_LINKS: 'false' }).email.logLinks).toBe(false);
+
+    const explicit = loadConfig({ DATABASE_URL, JWT_SECRET: secret, EMAIL_LOG_LINKS: 'true' });
+    expect(explicit.email.logLinks).toBe(true);
+    expect(explicit.warnings).toEqual([expect.stringMatching(/EMAIL_LOG_LINKS is on/)]);
+    // Nothing goes to the log when emails are sent.
+    expect(
+      loadConfig({
+        DATABASE_URL,
+        JWT_SECRET: secret,
+        EMAIL_LOG_LINKS: 'true',
+        SMTP_URL: 'smtp://mail:587',
+      }).warnings,
+    ).toEqual([]);
+    expect(() => loadConfig({ EMAIL_LOG_LINKS: 'maybe' })).toThrow(/EMAIL_LOG_LINKS/);
+  });
+
+  it('gives up on an email after 12 failed attempts unless EMAIL_MAX_ATTEMPTS says otherwise', () => {
+    expect(loadConfig({}).email.maxAttempts).toBe(12);
+    expect(loadConfig({ EMAIL_MAX_ATTEMPTS: '3' }).email.maxAttempts).toBe(3);
+    for (const value of ['0', '101', 'many']) {
+      expect(() => loadConfig({ EMAIL_MAX_ATTEMPTS: value }), value).toThrow(/EMAIL_MAX_ATTEMPTS/);
+    }
+  });
+
+  it('listens on 127.0.0.1 unless HOST says otherwise', () => {
+    expect(loadConfig({}).host).toBe('127.0.0.1');
+    expect(loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret, PUBLIC_URL }).host).toBe(
+      '127.0.0.1',
+    );
+    expect(loadConfig({ HOST: '0.0.0.0' }).host).toBe('0.0.0.0');
+    expect(loadConfig({ HOST: '::' }).host).toBe('::');
   });
 });
 

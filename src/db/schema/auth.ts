@@ -5,6 +5,7 @@ import {
   index,
   integer,
   pgTable,
+  primaryKey,
   text,
   timestamp,
   uniqueIndex,
@@ -95,6 +96,25 @@ export const emailTokens = pgTable(
 );
 
 /**
+ * The last email of a purpose sent to an account's address: the reset-link throttle, which
+ * one conditional upsert checks and moves (see insertTokenAndEmail), so that concurrent
+ * requests cannot all pass a check made before any of them wrote.
+ */
+export const emailThrottle = pgTable(
+  'email_throttle',
+  {
+    userId: uuid('user_id')
+      .notNull()
+      .references(() => users.id, { onDelete: 'cascade' }),
+    purpose: varchar('purpose', { length: 32, enum: emailTokenPurposes }).notNull(),
+    /** The address in lower case. */
+    emailKey: varchar('email_key', { length: 254 }).notNull(),
+    lastSentAt: at('last_sent_at').notNull(),
+  },
+  (table) => [primaryKey({ columns: [table.userId, table.purpose, table.emailKey] })],
+);
+
+/**
  * Emails to send, written in the transaction of the change that causes them and sent by
  * the delivery loop (FOR UPDATE SKIP LOCKED: two instances never send one twice).
  */
@@ -113,11 +133,18 @@ export const emailOutbox = pgTable(
     nextAttemptAt: at('next_attempt_at').notNull().defaultNow(),
     sentAt: at('sent_at'),
     lastError: text('last_error'),
+    /** When the link in it stops working (its token's expiry); null: it carries none. */
+    expiresAt: at('expires_at'),
+    /**
+     * When delivery was given up on: too many failed attempts, or its link expired before
+     * it went out. Its body is emptied then, as once sent.
+     */
+    deadAt: at('dead_at'),
   },
   (table) => [
     index('email_outbox_pending_idx')
       .on(table.nextAttemptAt)
-      .where(sql`${table.sentAt} is null`),
+      .where(sql`${table.sentAt} is null and ${table.deadAt} is null`),
   ],
 );
 

@@ -3,7 +3,7 @@ import type { Db } from '../../db/client.js';
 import { loginFailures } from '../../db/schema/auth.js';
 import { users } from '../../db/schema/users.js';
 import { revokeUserSessions } from '../../db/sessions.js';
-import { consumeAllEmailTokens, consumeEmailToken } from '../email/tokens.js';
+import { consumeAllEmailTokens, consumeEmailToken, isLiveEmailToken } from '../email/tokens.js';
 
 /** An account as these flows need it. */
 export interface AccountRecord {
@@ -28,6 +28,8 @@ export interface AccountRepository {
   withActiveAccountByEmail<T>(email: string, work: WithAccount<T>): Promise<T>;
   /** Locks the account with this id, if it exists, and runs `work` in that transaction. */
   withAccountById<T>(id: string, work: WithAccount<T>): Promise<T>;
+  /** Whether this is an unused, unexpired password reset token (nothing is changed). */
+  isLiveResetToken(tokenHash: string): Promise<boolean>;
   /**
    * Uses up a password reset token and, with it, sets the new password hash, uses up the
    * account's other reset tokens, ends all its sessions and clears its failed logins.
@@ -77,6 +79,8 @@ export function createAccountRepository(db: Db): AccountRepository {
         return work(tx, account ?? null);
       });
     },
+
+    isLiveResetToken: (tokenHash) => isLiveEmailToken(db, tokenHash, 'password_reset'),
 
     async resetPassword(tokenHash, passwordHash) {
       return db.transaction(async (tx) => {

@@ -51,18 +51,23 @@ export function createAccountService(deps: {
     async resetPassword({ token, newPassword }) {
       const tooLong = passwordTooLong(newPassword, 'newPassword');
       if (tooLong) return fail(tooLong);
-      // Hashed before the transaction, which then holds its locks for milliseconds, not
-      // for the length of a bcrypt hash.
-      const passwordHash = await passwords.hash(newPassword);
-      if (!(await accounts.resetPassword(hashEmailToken(token), passwordHash))) {
-        return fail(
+      const invalid = () =>
+        fail(
           new InvalidInputError(
             'token',
             'is not a valid password reset token (expired, used already, or unknown)',
             'This password reset link is not valid. Ask for a new one.',
           ),
         );
-      }
+      const tokenHash = hashEmailToken(token);
+      // The token first: a guessed, used or expired one costs a lookup, never a bcrypt hash
+      // (which a flood of bad tokens would otherwise buy by the hundred).
+      if (!(await accounts.isLiveResetToken(tokenHash))) return invalid();
+      // Hashed before the transaction, which then holds its locks for milliseconds, not
+      // for the length of a bcrypt hash; the transaction checks the token again and uses
+      // it up (of two resets with one token, one wins).
+      const passwordHash = await passwords.hash(newPassword);
+      if (!(await accounts.resetPassword(tokenHash, passwordHash))) return invalid();
       return ok(undefined);
     },
 

@@ -1,10 +1,13 @@
 import type { FastifyBaseLogger } from 'fastify';
-import type { DueEmail, OutboxRepository } from './outbox.js';
+import type { DeadReason, DueEmail, OutboxRepository } from './outbox.js';
 import { SEND_TIMEOUT_MS, type EmailTransport } from './transports.js';
 
 export interface DeliveryReport {
   sent: number;
+  /** Failed attempts, those that made an email dead included. */
   failed: number;
+  /** Emails given up on: failed for the last allowed time, or expired unsent. */
+  dead: number;
 }
 
 /**
@@ -29,12 +32,17 @@ export interface EmailDelivery {
 export interface DeliveryOptions {
   outbox: OutboxRepository;
   transport: EmailTransport;
-  log: Pick<FastifyBaseLogger, 'info' | 'warn'>;
+  log: Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
   pollIntervalMs: number;
+  /** Failed attempts after which an email is dead (EMAIL_MAX_ATTEMPTS). */
+  maxAttempts?: number;
+  /** Told of every email given up on (metrics). */
+  onDead?: (reason: DeadReason, count: number) => void;
   batchSize?: number;
 }
 
 export const BATCH_SIZE = 10;
+export const MAX_ATTEMPTS = 12;
 
 /** What a log line may say about an error: no stack, no connection settings. */
 function summary(error: unknown): { code?: unknown; message: string } {
@@ -54,6 +62,8 @@ function describe(error: unknown): string {
 export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
   const { outbox, transport, log, pollIntervalMs } = options;
   const batchSize = options.batchSize ?? BATCH_SIZE;
+  const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
+  const onDead = options.onDead ?? (() => undefined);
   // Long enough for a whole batch of slow sends, so that no other loop takes a claimed
   // email while this one is still sending it.
   const leaseSeconds = Math.ceil((batchSize * SEND_TIMEOUT_MS) / 1000) + 60;
@@ -82,22 +92,31 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
       await transport.send(email);
     } catch (error) {
       report.failed += 1;
-      log.warn(
-        {
-          emailId: email.id,
-          kind: email.kind,
-          attempts: email.attempts + 1,
-          error: summary(error),
-        },
-        'email not delivered; it will be retried',
-      );
+      const facts = {
+        emailId: email.id,
+        kind: email.kind,
+        attempts: email.attempts + 1,
+        error: summary(error),
+      };
+      let outcome: 'retry' | 'dead';
       try {
-        await outbox.markFailed(email.id, describe(error));
-        return true;
+        outcome = await outbox.markFailed(email.id, describe(error), maxAttempts);
       } catch (markError) {
+        log.warn(facts, 'email not delivered; it will be retried');
         outage(markError);
         return false;
       }
+      if (outcome === 'dead') {
+        report.dead += 1;
+        log.error(
+          { ...facts, maxAttempts },
+          'email not delivered, for the last time: given up on (dead)',
+        );
+        onDead('attempts', 1);
+      } else {
+        log.warn(facts, 'email not delivered; it will be retried');
+      }
+      return true;
     }
     try {
       await outbox.markSent(email.id);
@@ -111,7 +130,22 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
   }
 
   async function run(): Promise<DeliveryReport> {
-    const report: DeliveryReport = { sent: 0, failed: 0 };
+    const report: DeliveryReport = { sent: 0, failed: 0, dead: 0 };
+    // First, so that no row keeps a link past its expiry longer than a poll interval.
+    try {
+      const expired = await outbox.expireStale();
+      if (expired > 0) {
+        report.dead += expired;
+        log.warn(
+          { count: expired },
+          'emails given up on: their links expired before they were sent',
+        );
+        onDead('expired', expired);
+      }
+    } catch (error) {
+      outage(error);
+      return report;
+    }
     for (;;) {
       let batch: DueEmail[];
       try {

@@ -1,4 +1,4 @@
-import { and, asc, eq, inArray, isNull, lte, sql } from 'drizzle-orm';
+import { and, asc, eq, gt, inArray, isNull, lte, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { emailOutbox } from '../../db/schema/auth.js';
 
@@ -22,6 +22,9 @@ export interface DueEmail extends EmailMessage {
 export const RETRY_BASE_SECONDS = 30;
 export const RETRY_MAX_SECONDS = 3600;
 
+/** Why an email was given up on: it failed too often, or its link expired unsent. */
+export type DeadReason = 'attempts' | 'expired';
+
 /** The delivery loop's side of the outbox (emails are written by tokens.ts, in their cause's transaction). */
 export interface OutboxRepository {
   /**
@@ -32,11 +35,22 @@ export interface OutboxRepository {
    */
   claimDue(limit: number, leaseSeconds: number): Promise<DueEmail[]>;
   markSent(id: number): Promise<void>;
-  /** Counts a failed attempt and schedules the next one, further off each time. */
-  markFailed(id: number, error: string): Promise<void>;
+  /**
+   * Counts a failed attempt and schedules the next one, further off each time; at the
+   * `maxAttempts`th failure the email is dead instead (and its body emptied). Says which.
+   */
+  markFailed(id: number, error: string, maxAttempts: number): Promise<'retry' | 'dead'>;
+  /**
+   * Gives up on the unsent emails whose link has expired: dead, their bodies emptied, so
+   * that no row keeps a link past its expiry. Says how many.
+   */
+  expireStale(): Promise<number>;
   /** How many emails are due and not sent (the backlog, for metrics). */
   countDue(): Promise<number>;
 }
+
+/** Neither sent nor given up on. */
+const pending = and(isNull(emailOutbox.sentAt), isNull(emailOutbox.deadAt));
 
 export function createOutboxRepository(db: Db): OutboxRepository {
   return {
@@ -44,7 +58,14 @@ export function createOutboxRepository(db: Db): OutboxRepository {
       const due = db
         .select({ id: emailOutbox.id })
         .from(emailOutbox)
-        .where(and(isNull(emailOutbox.sentAt), lte(emailOutbox.nextAttemptAt, sql`now()`)))
+        .where(
+          and(
+            pending,
+            lte(emailOutbox.nextAttemptAt, sql`now()`),
+            // An expired link is not worth sending (expireStale gives up on it).
+            or(isNull(emailOutbox.expiresAt), gt(emailOutbox.expiresAt, sql`now()`)),
+          ),
+        )
         .orderBy(asc(emailOutbox.nextAttemptAt), asc(emailOutbox.id))
         .limit(limit)
         .for('update', { skipLocked: true });
@@ -78,20 +99,42 @@ export function createOutboxRepository(db: Db): OutboxRepository {
       const [row] = await db
         .select({ due: sql<number>`count(*)::int` })
         .from(emailOutbox)
-        .where(and(isNull(emailOutbox.sentAt), lte(emailOutbox.nextAttemptAt, sql`now()`)));
+        .where(and(pending, lte(emailOutbox.nextAttemptAt, sql`now()`)));
       return row?.due ?? 0;
     },
 
-    async markFailed(id, error) {
-      await db
+    async markFailed(id, error, maxAttempts) {
+      // The right-hand sides see the row as it was: `attempts` is the count before this one.
+      const dies = sql`${emailOutbox.attempts} + 1 >= ${maxAttempts}`;
+      const [row] = await db
         .update(emailOutbox)
         .set({
-          // The right-hand sides see the row as it was: `attempts` is the count before this one.
           attempts: sql`${emailOutbox.attempts} + 1`,
           lastError: error.slice(0, 2000),
           nextAttemptAt: sql`now() + make_interval(secs => least(${RETRY_BASE_SECONDS} * power(2, least(${emailOutbox.attempts}, 20)), ${RETRY_MAX_SECONDS}))`,
+          // A dead email keeps its record (recipient, kind, attempts, last error), not its
+          // links.
+          deadAt: sql`case when ${dies} then now() end`,
+          textBody: sql`case when ${dies} then '' else ${emailOutbox.textBody} end`,
+          htmlBody: sql`case when ${dies} then null else ${emailOutbox.htmlBody} end`,
         })
-        .where(eq(emailOutbox.id, id));
+        .where(eq(emailOutbox.id, id))
+        .returning({ deadAt: emailOutbox.deadAt });
+      return row?.deadAt ? 'dead' : 'retry';
+    },
+
+    async expireStale() {
+      const rows = await db
+        .update(emailOutbox)
+        .set({
+          deadAt: sql`now()`,
+          lastError: 'its link expired before it could be sent',
+          textBody: '',
+          htmlBody: null,
+        })
+        .where(and(pending, lte(emailOutbox.expiresAt, sql`now()`)))
+        .returning({ id: emailOutbox.id });
+      return rows.length;
     },
   };
 }

@@ -34,29 +34,64 @@ export interface TokenAndEmail {
 /**
  * Stores a token and queues the email that carries it, in one statement (so in the
  * caller's transaction, with the change that causes it). Says whether it did.
+ *
+ * The throttle is the conditional upsert of the address's `email_throttle` row: it writes
+ * only when the last email of this purpose to this address is older than
+ * `throttleSeconds`, and the token and the email are inserted only when it wrote. Two
+ * transactions that reach it at once meet on the row's primary key: the second waits for
+ * the first and then sees its write, so concurrent requests send one email, however many
+ * there are and whatever the caller has locked.
  */
 export async function insertTokenAndEmail(db: Db, input: TokenAndEmail): Promise<boolean> {
   const { userId, purpose, tokenHash, address, ttlSeconds, throttleSeconds, message } = input;
   const result: unknown = await db.execute(sql`
-    with token as (
-      insert into email_tokens (user_id, purpose, token_hash, email, expires_at)
-      select ${userId}::uuid, ${purpose}, ${tokenHash}, ${address},
-             now() + make_interval(secs => ${ttlSeconds})
+    with throttle as (
+      insert into email_throttle as t (user_id, purpose, email_key, last_sent_at)
+      select ${userId}::uuid, ${purpose}, lower(${address}), now()
       where ${userId}::uuid is not null
-        and not exists (
-          select 1 from email_tokens
-          where user_id = ${userId}::uuid and purpose = ${purpose}
-            and lower(email) = lower(${address})
-            and created_at > now() - make_interval(secs => ${throttleSeconds})
-        )
-      returning id
+      on conflict (user_id, purpose, email_key) do update set last_sent_at = excluded.last_sent_at
+        where ${throttleSeconds}::int = 0
+           or t.last_sent_at <= excluded.last_sent_at - make_interval(secs => ${throttleSeconds})
+      returning user_id
+    ),
+    token as (
+      insert into email_tokens (user_id, purpose, token_hash, email, expires_at)
+      select user_id, ${purpose}, ${tokenHash}, ${address},
+             now() + make_interval(secs => ${ttlSeconds})
+      from throttle
+      returning id, expires_at
     )
-    insert into email_outbox (recipient, subject, text_body, html_body, kind)
-    select ${address}, ${message.subject}, ${message.textBody}, ${message.htmlBody}, ${purpose}
+    insert into email_outbox (recipient, subject, text_body, html_body, kind, expires_at)
+    select ${address}, ${message.subject}, ${message.textBody}, ${message.htmlBody}, ${purpose},
+           expires_at
     from token
     returning id`);
   // Both drivers answer execute() with an object that has `rows`.
   return (result as { rows: unknown[] }).rows.length > 0;
+}
+
+/**
+ * Whether a token is unused, unexpired and of this purpose, without using it up: a cheap
+ * check before expensive work (a bcrypt hash) that only a valid token deserves.
+ */
+export async function isLiveEmailToken(
+  db: Db,
+  tokenHash: string,
+  purpose: EmailTokenPurpose,
+): Promise<boolean> {
+  const [row] = await db
+    .select({ id: emailTokens.id })
+    .from(emailTokens)
+    .where(
+      and(
+        eq(emailTokens.tokenHash, tokenHash),
+        eq(emailTokens.purpose, purpose),
+        isNull(emailTokens.usedAt),
+        gt(emailTokens.expiresAt, sql`now()`),
+      ),
+    )
+    .limit(1);
+  return row !== undefined;
 }
 
 /**

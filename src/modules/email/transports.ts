@@ -15,9 +15,10 @@ export function linksIn(text: string): string[] {
 }
 
 /**
- * Without SMTP_URL: each email is written to the log at info level, with its links, so a
- * developer can click them. In production the links are left out (they are as good as
- * the passwords they reset, and logs travel further than mailboxes).
+ * Without SMTP_URL: each email is written to the log at info level, with its links when
+ * `withLinks` (EMAIL_LOG_LINKS; by default only with the embedded database outside
+ * production), so a developer can click them. Otherwise the links are left out: they are
+ * as good as the passwords they reset, and logs travel further than mailboxes.
  */
 export function createLogTransport(
   log: Pick<FastifyBaseLogger, 'info'>,
@@ -32,7 +33,9 @@ export function createLogTransport(
           kind: email.kind,
           to: email.recipient,
           subject: email.subject,
-          links: options.withLinks ? linksIn(email.textBody) : '[not logged in production]',
+          links: options.withLinks
+            ? linksIn(email.textBody)
+            : '[not logged: EMAIL_LOG_LINKS is off]',
         },
         'email not sent (SMTP_URL is not set): written to the log instead',
       );

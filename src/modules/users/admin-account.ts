@@ -41,10 +41,22 @@ function* usernameCandidates(base: string): Generator<string> {
 }
 
 /**
+ * The refusal to promote an account that ADMIN_EMAIL did not create and whose address
+ * nobody has proved to own: whoever signed up first with that address would become admin.
+ */
+function unverifiedAccountError(user: User): ConfigError {
+  return new ConfigError(
+    `ADMIN_EMAIL: an account with the address ${user.email} exists (username "${user.username}", id ${user.id}), was not created by ADMIN_EMAIL, and its email address is not verified, so it is not made an admin: anyone can sign up with any address. Verify the address first (the account's verification link; POST /api/auth/email/resend sends a new one), or delete that account, or set ADMIN_EMAIL to another address.`,
+  );
+}
+
+/**
  * Makes sure the account with this email address exists and is an admin: creates it as
- * one, or promotes it. An existing account keeps its password, its username and whether
- * it is active. Running it again changes nothing; two servers running it at once settle on
- * one account (the email address's unique index decides).
+ * one, or promotes an existing account, but only one whose address is verified (else it
+ * throws a ConfigError saying what to do, and the server does not start). An existing
+ * account keeps its password, its username and whether it is active. Running it again
+ * changes nothing; two servers running it at once settle on one account (the email
+ * address's unique index decides).
  */
 export async function ensureAdminAccount(
   deps: { users: UsersRepository; passwords: PasswordHasher },
@@ -57,8 +69,10 @@ export async function ensureAdminAccount(
     const existing = await users.findByEmail(account.email);
     if (existing) {
       if (existing.role === 'admin') return { action: 'unchanged', user: existing };
-      const promoted = await users.update(existing.id, { role: 'admin' });
-      if (promoted?.ok) return { action: 'promoted', user: promoted.value };
+      if (!existing.emailVerified) throw unverifiedAccountError(existing);
+      // Only if it still has the address, verified: not if it changed meanwhile.
+      const promoted = await users.promoteVerifiedToAdmin(existing.id, account.email);
+      if (promoted) return { action: 'promoted', user: promoted };
       continue;
     }
 

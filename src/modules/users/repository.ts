@@ -73,6 +73,11 @@ export interface UsersRepository {
   /** The account with this email address, in any letter case. */
   findByEmail(email: string): Promise<User | null>;
   /**
+   * Makes the account an admin if it still uses this address (in any letter case) and the
+   * address is verified, in one statement; null (and nothing changed) otherwise.
+   */
+  promoteVerifiedToAdmin(id: string, email: string): Promise<User | null>;
+  /**
    * Runs `work` in one transaction that first locks the rows of every active admin (in id
    * order, so two such transactions cannot deadlock), and commits when it returns. Until
    * then no other such transaction can demote, disable or delete one of them: a change
@@ -339,6 +344,21 @@ export function createUsersRepository(db: Db): UsersRepository {
 
     async findByEmail(email) {
       const [row] = await byEmail.execute({ email });
+      return row ? toUser(row) : null;
+    },
+
+    async promoteVerifiedToAdmin(id, email) {
+      const [row] = await db
+        .update(users)
+        .set({ role: 'admin', updatedAt: sql`now()` })
+        .where(
+          and(
+            eq(users.id, id),
+            eq(sql`lower(${users.email})`, sql`lower(${email})`),
+            eq(users.emailVerified, true),
+          ),
+        )
+        .returning(accountColumns);
       return row ? toUser(row) : null;
     },
 
