@@ -1,8 +1,10 @@
 import { existsSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { unique } from '../helpers/values.js';
 import { kill, logIn, startedServer, type Server } from './processes.js';
 
@@ -19,18 +21,21 @@ const skip = !existsSync(executablePath) && !process.env.CI;
 const json = { 'content-type': 'application/json' };
 
 describe.skipIf(skip)('the links of the development log', () => {
-  let db: TestDatabase;
+  let dataDir: string;
   let server: Server;
   let browser: Browser;
   let page: Page;
   const errors: string[] = [];
 
   beforeAll(async () => {
-    db = await createTestDatabase();
+    dataDir = await mkdtemp(join(tmpdir(), 'api-links-'));
+    // As a newcomer runs it: `npm start` in development, on the embedded database, with no
+    // PUBLIC_URL and no SMTP_URL.
     server = await startedServer({
       NODE_ENV: 'development',
       LOG_LEVEL: 'info',
-      DATABASE_URL: db.url,
+      DATA_DIR: dataDir,
+      PUBLIC_URL: '',
       EMAIL_POLL_INTERVAL: '1s',
     });
     browser = await chromium.launch({
@@ -47,7 +52,7 @@ describe.skipIf(skip)('the links of the development log', () => {
   afterAll(async () => {
     await browser?.close();
     await kill(server);
-    await db?.drop();
+    await rm(dataDir, { recursive: true, force: true });
   });
 
   /** The link of the first logged email to `to` whose link has this path. */
@@ -69,9 +74,10 @@ describe.skipIf(skip)('the links of the development log', () => {
     }
   }
 
-  /** The logged link, on this server (the log's host is PUBLIC_URL's: localhost:PORT). */
+  /** The logged link, which leads to this server (PUBLIC_URL unset: localhost:PORT). */
   function onServer(link: string): string {
     const url = new URL(link);
+    expect(url.port).toBe(new URL(server.base).port);
     return `${server.base}${url.pathname}${url.search}`;
   }
 
