@@ -1,6 +1,6 @@
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -386,6 +386,82 @@ describe('a running server and the processes beside it', () => {
       expect(count.trim()).toBe('t');
     },
     60_000,
+  );
+});
+
+/** Whether uid 1000 can read the project (a clone under a private home folder it cannot). */
+function readableBy(uid: number): boolean {
+  try {
+    execFileSync('setpriv', [
+      `--reuid=${uid}`,
+      `--regid=${uid}`,
+      '--clear-groups',
+      'test',
+      '-r',
+      join(projectRoot, 'package.json'),
+    ]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+const asRoot = process.getuid?.() === 0;
+
+describe('who runs the database', () => {
+  it.skipIf(asRoot)(
+    'is this user, when it is not root',
+    async () => {
+      const dir = await freshFolder();
+      const server = await startedServer({ DATA_DIR: dir });
+      try {
+        const postmaster = (await postmasterOf(dir))!;
+        expect(
+          execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], { encoding: 'utf8' }).trim(),
+        ).toBe(String(process.getuid?.()));
+      } finally {
+        await kill(server);
+      }
+    },
+    60_000,
+  );
+
+  it.skipIf(!asRoot)(
+    "is another user when the server runs as root (PostgreSQL refuses root), and the server's own user when not",
+    async () => {
+      const asRootDir = await freshFolder();
+      const rootServer = await startedServer({ DATA_DIR: asRootDir });
+      try {
+        const postmaster = (await postmasterOf(asRootDir))!;
+        const uid = execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], {
+          encoding: 'utf8',
+        }).trim();
+        expect(uid).not.toBe('0');
+        expect((await signUp(rootServer.base)).status).toBe(201);
+      } finally {
+        await kill(rootServer);
+      }
+
+      if (!readableBy(1000)) {
+        console.warn('skipped the run as uid 1000: it cannot read this project');
+        return;
+      }
+      const dir = await freshFolder();
+      await chown(dir, 1000, 1000);
+      const user = { uid: 1000, gid: 1000 };
+      const server = await startedServer({ DATA_DIR: dir, HOME: dir }, user);
+      try {
+        const postmaster = (await postmasterOf(dir))!;
+        expect(
+          execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], { encoding: 'utf8' }).trim(),
+        ).toBe('1000');
+        expect((await signUp(server.base)).status).toBe(201);
+        expect(await server.stop()).toBe(0);
+        expect(running(postmaster)).toBe(false);
+      } finally {
+        await kill(server);
+      }
+    },
+    120_000,
   );
 });
 

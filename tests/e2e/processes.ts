@@ -38,12 +38,19 @@ function environment(extra: Record<string, string>): NodeJS.ProcessEnv {
   };
 }
 
-function run(command: string, args: string[], env: Record<string, string>): Running {
+/** Another user to run a process as (only root may). */
+export interface RunAs {
+  uid: number;
+  gid: number;
+}
+
+function run(command: string, args: string[], env: Record<string, string>, user?: RunAs): Running {
   let output = '';
   const child = spawn(command, args, {
     cwd: projectRoot,
     env: environment(env),
     stdio: ['ignore', 'pipe', 'pipe'],
+    ...(user ? { uid: user.uid, gid: user.gid } : {}),
   });
   child.stdout?.on('data', (chunk: Buffer) => (output += chunk.toString()));
   child.stderr?.on('data', (chunk: Buffer) => (output += chunk.toString()));
@@ -55,13 +62,13 @@ function run(command: string, args: string[], env: Record<string, string>): Runn
  * The server as `npm start` runs it: package.json's own command, flags included, with this
  * Node in place of `node` and without npm in between.
  */
-export function startServer(env: Record<string, string>): Running {
+export function startServer(env: Record<string, string>, user?: RunAs): Running {
   const manifest = JSON.parse(readFileSync(join(projectRoot, 'package.json'), 'utf8')) as {
     scripts: { start: string };
   };
   const [command, ...args] = manifest.scripts.start.split(/\s+/);
   if (command !== 'node') throw new Error(`npm start no longer runs node: ${command}`);
-  return run(process.execPath, args, env);
+  return run(process.execPath, args, env, user);
 }
 
 /** `npm run <script>`, as typed in a second terminal. */
@@ -76,10 +83,10 @@ export interface Server extends Running {
 }
 
 /** Starts the server on a free port and waits until /health answers. */
-export async function startedServer(env: Record<string, string>): Promise<Server> {
+export async function startedServer(env: Record<string, string>, user?: RunAs): Promise<Server> {
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const server = startServer({ PORT: String(port), HOST: '127.0.0.1', ...env });
+  const server = startServer({ PORT: String(port), HOST: '127.0.0.1', ...env }, user);
   const deadline = Date.now() + 60_000;
   for (;;) {
     try {
