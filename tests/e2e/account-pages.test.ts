@@ -55,6 +55,19 @@ describe.skipIf(skip)('the links of the development log', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
+  /** Signs a new user up, and answers their address. */
+  async function signUp(prefix: string): Promise<string> {
+    const name = unique(prefix);
+    const email = `${name}@example.com`;
+    const created = await fetch(`${server.base}/api/users`, {
+      method: 'POST',
+      headers: json,
+      body: JSON.stringify({ email, username: name, password: 'pass phrase 1234' }),
+    });
+    expect(created.status).toBe(201);
+    return email;
+  }
+
   /** The link of the first logged email to `to` whose link has this path. */
   async function linkTo(to: string, path: string): Promise<string> {
     const deadline = Date.now() + 20_000;
@@ -82,14 +95,7 @@ describe.skipIf(skip)('the links of the development log', () => {
   }
 
   it('verify the address with one click, and say so', async () => {
-    const name = unique('v');
-    const email = `${name}@example.com`;
-    const created = await fetch(`${server.base}/api/users`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ email, username: name, password: 'pass phrase 1234' }),
-    });
-    expect(created.status).toBe(201);
+    const email = await signUp('v');
     const link = await linkTo(email, '/verify-email');
 
     await page.goto(onServer(link));
@@ -115,14 +121,7 @@ describe.skipIf(skip)('the links of the development log', () => {
   }, 60_000);
 
   it('set a new password with the reset link, and show why a used link fails', async () => {
-    const name = unique('r');
-    const email = `${name}@example.com`;
-    const created = await fetch(`${server.base}/api/users`, {
-      method: 'POST',
-      headers: json,
-      body: JSON.stringify({ email, username: name, password: 'pass phrase 1234' }),
-    });
-    expect(created.status).toBe(201);
+    const email = await signUp('r');
     const forgot = await fetch(`${server.base}/api/auth/password/forgot`, {
       method: 'POST',
       headers: json,

@@ -407,6 +407,11 @@ function readableBy(uid: number): boolean {
 }
 const asRoot = process.getuid?.() === 0;
 
+/** The user id a process runs as. */
+function uidOf(pid: number): string {
+  return uidOf(pid);
+}
+
 describe('who runs the database', () => {
   it.skipIf(asRoot)(
     'is this user, when it is not root',
@@ -415,9 +420,7 @@ describe('who runs the database', () => {
       const server = await startedServer({ DATA_DIR: dir });
       try {
         const postmaster = (await postmasterOf(dir))!;
-        expect(
-          execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], { encoding: 'utf8' }).trim(),
-        ).toBe(String(process.getuid?.()));
+        expect(uidOf(postmaster)).toBe(String(process.getuid?.()));
       } finally {
         await kill(server);
       }
@@ -432,9 +435,7 @@ describe('who runs the database', () => {
       const rootServer = await startedServer({ DATA_DIR: asRootDir });
       try {
         const postmaster = (await postmasterOf(asRootDir))!;
-        const uid = execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], {
-          encoding: 'utf8',
-        }).trim();
+        const uid = uidOf(postmaster);
         expect(uid).not.toBe('0');
         expect((await signUp(rootServer.base)).status).toBe(201);
       } finally {
@@ -451,9 +452,7 @@ describe('who runs the database', () => {
       const server = await startedServer({ DATA_DIR: dir, HOME: dir }, user);
       try {
         const postmaster = (await postmasterOf(dir))!;
-        expect(
-          execFileSync('ps', ['-o', 'uid=', '-p', String(postmaster)], { encoding: 'utf8' }).trim(),
-        ).toBe('1000');
+        expect(uidOf(postmaster)).toBe('1000');
         expect((await signUp(server.base)).status).toBe(201);
         expect(await server.stop()).toBe(0);
         expect(running(postmaster)).toBe(false);

@@ -1,14 +1,8 @@
 import { monitorEventLoopDelay, performance } from 'node:perf_hooks';
 import { describe, expect, it } from 'vitest';
 import { createPasswordHasher, type PasswordHasher } from '../../src/lib/passwords.js';
-import { createLoginFailuresRepository } from '../../src/modules/auth/login-failures-repository.js';
-import { createLoginLimits } from '../../src/modules/auth/login-limits.js';
-import { createAuthService } from '../../src/modules/auth/service.js';
-import { createSessionsRepository } from '../../src/modules/auth/sessions-repository.js';
-import { createSessionsService } from '../../src/modules/auth/sessions-service.js';
-import { createTokenService } from '../../src/modules/auth/tokens.js';
-import { createUsersRepository } from '../../src/modules/users/repository.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { authServiceWith } from '../helpers/auth-service.js';
 import { unique } from '../helpers/values.js';
 
 /**
@@ -104,28 +98,7 @@ describe('logins at bcrypt cost 12', () => {
         return real.verifyNothing(password);
       },
     };
-    const { db } = t.db.database;
-    const loginLimits = createLoginLimits({
-      failures: createLoginFailuresRepository(db, { windowSeconds: 900 }),
-      maxFailures: 10,
-    });
-    const users = createUsersRepository(db);
-    const service = createAuthService({
-      users,
-      passwords,
-      sessions: createSessionsService({
-        sessions: createSessionsRepository(db, {
-          refreshTokenTtlSeconds: 86400,
-          idleTimeoutSeconds: 3600,
-          reuseGraceSeconds: 10,
-        }),
-        users,
-        passwords,
-        tokens: createTokenService(t.app, 900),
-        loginLimits,
-      }),
-      loginLimits,
-    });
+    const service = authServiceWith(t, passwords, { maxFailures: 10, windowSeconds: 900 });
     const client = { userAgent: 'login-cost test', ipAddress: '127.0.0.1' };
     try {
       const { user } = await signUpAndLogin(t);

@@ -3,13 +3,8 @@ import type { LightMyRequestResponse } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import { createPasswordHasher, type PasswordHasher } from '../../src/lib/passwords.js';
 import { createLoginFailuresRepository } from '../../src/modules/auth/login-failures-repository.js';
-import { createLoginLimits } from '../../src/modules/auth/login-limits.js';
-import { createAuthService } from '../../src/modules/auth/service.js';
-import { createSessionsRepository } from '../../src/modules/auth/sessions-repository.js';
-import { createSessionsService } from '../../src/modules/auth/sessions-service.js';
-import { createTokenService } from '../../src/modules/auth/tokens.js';
-import { createUsersRepository } from '../../src/modules/users/repository.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { authServiceWith } from '../helpers/auth-service.js';
 import { expectProblem } from '../helpers/problems.js';
 import { unique } from '../helpers/values.js';
 
@@ -211,27 +206,9 @@ describe('the per-account login limit', () => {
         return real.verifyNothing(password);
       },
     };
-    const { db } = t.db.database;
-    const loginLimits = createLoginLimits({
-      failures: createLoginFailuresRepository(db, { windowSeconds: WINDOW_SECONDS }),
+    const service = authServiceWith(t, passwords, {
       maxFailures: MAX_FAILURES,
-    });
-    const users = createUsersRepository(db);
-    const service = createAuthService({
-      users,
-      passwords,
-      sessions: createSessionsService({
-        sessions: createSessionsRepository(db, {
-          refreshTokenTtlSeconds: 86400,
-          idleTimeoutSeconds: 3600,
-          reuseGraceSeconds: 10,
-        }),
-        users,
-        passwords,
-        tokens: createTokenService(t.app, 900),
-        loginLimits,
-      }),
-      loginLimits,
+      windowSeconds: WINDOW_SECONDS,
     });
     const client = { userAgent: 'login-limits test', ipAddress: '127.0.0.1' };
     try {

@@ -70,6 +70,16 @@ export async function insertTokenAndEmail(db: Db, input: TokenAndEmail): Promise
   return (result as { rows: unknown[] }).rows.length > 0;
 }
 
+/** A token of this hash and purpose that is unused and unexpired. */
+function usable(tokenHash: string, purpose: EmailTokenPurpose) {
+  return and(
+    eq(emailTokens.tokenHash, tokenHash),
+    eq(emailTokens.purpose, purpose),
+    isNull(emailTokens.usedAt),
+    gt(emailTokens.expiresAt, sql`now()`),
+  );
+}
+
 /**
  * Whether a token is unused, unexpired and of this purpose, without using it up: a cheap
  * check before expensive work (a bcrypt hash) that only a valid token deserves.
@@ -82,14 +92,7 @@ export async function isLiveEmailToken(
   const [row] = await db
     .select({ id: emailTokens.id })
     .from(emailTokens)
-    .where(
-      and(
-        eq(emailTokens.tokenHash, tokenHash),
-        eq(emailTokens.purpose, purpose),
-        isNull(emailTokens.usedAt),
-        gt(emailTokens.expiresAt, sql`now()`),
-      ),
-    )
+    .where(usable(tokenHash, purpose))
     .limit(1);
   return row !== undefined;
 }
@@ -107,14 +110,7 @@ export async function consumeEmailToken(
   const [row] = await db
     .update(emailTokens)
     .set({ usedAt: sql`now()` })
-    .where(
-      and(
-        eq(emailTokens.tokenHash, tokenHash),
-        eq(emailTokens.purpose, purpose),
-        isNull(emailTokens.usedAt),
-        gt(emailTokens.expiresAt, sql`now()`),
-      ),
-    )
+    .where(usable(tokenHash, purpose))
     .returning({ userId: emailTokens.userId, address: emailTokens.email });
   return row ?? null;
 }
