@@ -1,7 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
 import responseValidation from '@fastify/response-validation';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type onSendHookHandler,
+} from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
@@ -104,6 +109,11 @@ export function rateLimitRoute(config: Config, operation: RateLimitedOperation) 
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
+const notModifiedWithoutLength: onSendHookHandler = (_request, reply, payload, done) => {
+  if (reply.statusCode === 304) reply.removeHeader('content-length');
+  done(null, payload);
+};
+
 /**
  * The composition root: builds the database client, the repositories, the services and
  * the handlers, and wires them to the routes of the spec. It never listens (server.ts does).
@@ -144,8 +154,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
     // The longest path parameter is a post's slug (255 characters).
     routerOptions: { maxParamLength: 255 },
-    // Every route the server has is in the spec; automatic HEAD twins would not be.
-    exposeHeadRoutes: false,
+    // HEAD for every GET (RFC 9110 §9.3.2): Fastify adds a twin to each GET route, glue's
+    // included, answering with the GET's status and headers and no body. The spec says so
+    // once ("HEAD"), not as operations of their own: restrictRoutesToSpec lets these by.
+    exposeHeadRoutes: true,
     trustProxy: trustProxyOption(config.trustProxy),
     // Once closing starts, requests still reaching the server (on connections it had
     // already accepted) are answered as usual, /ready with its own 503 problem (Fastify's
@@ -180,6 +192,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // (a warning or an error during one still is).
   app.addHook('onRoute', (route) => {
     if (route.url === '/health' || route.url === '/ready') route.logLevel = 'warn';
+    // Fastify's HEAD twin says `Content-Length: 0` when there is no body, a 304 included;
+    // a 304 must not state a length other than its 200's (RFC 9110 §8.6), and the GET's
+    // 304 states none.
+    if (route.method === 'HEAD') {
+      const hooks = route.onSend;
+      route.onSend = [...(hooks === undefined ? [] : [hooks].flat()), notModifiedWithoutLength];
+    }
   });
   // Before any route: each gets its series as it is added (METRICS_PORT, METRICS_TOKEN).
   registerMetrics(app, config.metrics, { rateLimitedOperations: Object.keys(config.rateLimits) });

@@ -37,13 +37,20 @@ export function apiOperationLookup(spec: OpenApiDocument): ApiOperationOf {
   return Object.assign(lookup, { byRoute });
 }
 
-/** The API operations by Fastify route (`GET /api/users/:id`), as glue registers them. */
+/**
+ * The API operations by Fastify route (`GET /api/users/:id`), as glue registers them, and
+ * the HEAD twin of each GET.
+ */
 function apiOperationsByRoute(spec: OpenApiDocument): Map<string, string> {
   const byRoute = new Map<string, string>();
   for (const { operationId, method, path } of operationsOf(spec)) {
     if (OPERATIONAL_OPERATIONS.has(operationId)) continue;
     // Fastify's form of the path, as glue registers it: `{id}` → `:id`.
-    byRoute.set(`${method} ${path.replace(/\{([^}]+)\}/g, ':$1')}`, operationId);
+    const url = path.replace(/\{([^}]+)\}/g, ':$1');
+    byRoute.set(`${method} ${url}`, operationId);
+    // A GET's HEAD twin (app.ts, exposeHeadRoutes) is the same operation: counted, limited
+    // and shed like it.
+    if (method === 'GET') byRoute.set(`HEAD ${url}`, operationId);
   }
   return byRoute;
 }

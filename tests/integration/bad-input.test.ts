@@ -957,23 +957,24 @@ describe('headers', () => {
 });
 
 describe('methods the spec does not declare', () => {
+  // A path with GET has HEAD too (hardening.test.ts, "HEAD").
   it.each([
-    ['HEAD', '/health', 'GET'],
-    ['HEAD', '/api/users', 'GET, POST'],
-    ['OPTIONS', '/api/users', 'GET, POST'],
-    ['OPTIONS', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['PUT', '/api/users', 'GET, POST'],
-    ['PUT', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['PATCH', '/api/users', 'GET, POST'],
-    ['DELETE', '/api/users', 'GET, POST'],
-    ['POST', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['POST', '/health', 'GET'],
-    ['TRACE', '/health', 'GET'],
+    ['HEAD', '/api/auth/login', 'POST'],
+    ['OPTIONS', '/api/users', 'GET, HEAD, POST'],
+    ['OPTIONS', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['PUT', '/api/users', 'GET, HEAD, POST'],
+    ['PUT', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['PATCH', '/api/users', 'GET, HEAD, POST'],
+    ['DELETE', '/api/users', 'GET, HEAD, POST'],
+    ['POST', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['POST', '/health', 'GET, HEAD'],
+    ['TRACE', '/health', 'GET, HEAD'],
   ] as [Method, string, string][])('%s %s → 405 problem, Allow: %s', async (method, url, allow) => {
     const res = await t.inject({ method, url });
     expect(res.statusCode, res.body).toBe(405);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json\b/);
     expect(res.headers.allow).toBe(allow);
+    // A HEAD answer has no body.
     if (method !== 'HEAD') expectProblem(res, 405, 'METHOD_NOT_ALLOWED', url);
   });
 

@@ -96,9 +96,9 @@ describe('CORS with CORS_ORIGINS', () => {
   });
 
   it.each([
-    [`/api/users/${ID}`, 'PATCH', 'GET, PATCH, DELETE'],
-    [`/api/posts/${ID}`, 'DELETE', 'GET, PATCH, DELETE'],
-    ['/api/users', 'POST', 'GET, POST'],
+    [`/api/users/${ID}`, 'PATCH', 'GET, HEAD, PATCH, DELETE'],
+    [`/api/posts/${ID}`, 'DELETE', 'GET, HEAD, PATCH, DELETE'],
+    ['/api/users', 'POST', 'GET, HEAD, POST'],
     [`/api/auth/sessions/${ID}`, 'DELETE', 'DELETE'],
   ])('answers a preflight to %s (%s) with the methods of the path', async (url, asked, methods) => {
     const res = await t.inject({
@@ -163,7 +163,7 @@ describe('CORS with CORS_ORIGINS', () => {
       headers: { origin: APP_ORIGIN },
     });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users');
-    expect(res.headers.allow).toBe('GET, POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
   });
 });
 
@@ -195,10 +195,12 @@ describe('a method a path does not have', () => {
   // Every path of the spec, with each method it does not declare.
   const cases = Object.entries(spec.paths).flatMap(([path, item]) => {
     const declared = all.filter((method) => method.toLowerCase() in item);
+    // A path with GET has HEAD too.
+    const allowed = declared.flatMap((method) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
     const url = path.replace(/\{\w+\}/g, ID);
     return all
       .filter((method) => !declared.includes(method))
-      .map((method) => [method, url, declared.join(', ')] as const);
+      .map((method) => [method, url, allowed.join(', ')] as const);
   });
 
   it('is asked of every path of the spec', () => {
@@ -220,14 +222,14 @@ describe('a method a path does not have', () => {
       payload: '{"not json',
     });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users');
-    expect(res.headers.allow).toBe('GET, POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
   });
 
   it('is said of a path whose parameter is empty, as the router matches it', async () => {
     // GET /api/users/ is getUser with an empty id (a 400): the path has GET, not PUT.
     const res = await t.inject({ method: 'PUT', url: '/api/users/' });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users/');
-    expect(res.headers.allow).toBe('GET, PATCH, DELETE');
+    expect(res.headers.allow).toBe('GET, HEAD, PATCH, DELETE');
   });
 
   it.each([
@@ -237,6 +239,132 @@ describe('a method a path does not have', () => {
     const res = await t.inject({ method, url });
     expectProblem(res, 404, 'NOT_FOUND', url);
     expect(res.headers).not.toHaveProperty('allow');
+  });
+});
+
+describe('HEAD', () => {
+  const METRICS_TOKEN = 'metrics-token-for-the-head-tests-0123456789';
+  const admin = { email: 'head-admin@example.com', password: 'correct horse battery staple' };
+  const t = useTestApp({
+    METRICS_TOKEN,
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+  });
+  const spec = loadSpec();
+  let auth: Record<string, string>;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const login = await t.inject({ method: 'POST', url: '/api/auth/login', payload: admin });
+    expect(login.statusCode, login.body).toBe(200);
+    auth = { authorization: `Bearer ${login.json<{ accessToken: string }>().accessToken}` };
+    const me = await t.inject({ method: 'GET', url: '/api/auth/me', headers: auth });
+    ids.user = me.json<{ id: string }>().id;
+    const post = await t.inject({
+      method: 'POST',
+      url: '/api/posts',
+      headers: auth,
+      payload: { title: 'Heads up', content: 'Some words.' },
+    });
+    expect(post.statusCode, post.body).toBe(201);
+    ids.post = post.json<{ id: string }>().id;
+    ids.slug = post.json<{ slug: string }>().slug;
+  });
+
+  /** Every GET operation of the spec, with values that make it succeed. */
+  const gets = Object.entries(spec.paths)
+    .filter(([, item]) => 'get' in item)
+    .map(([path]) => path);
+
+  const urlOf = (path: string) =>
+    path.replace(/\{(\w+)\}/g, (_match, name: string) => {
+      if (name === 'code') return 'rate-limited';
+      if (name === 'slug') return ids.slug!;
+      return path.startsWith('/api/posts/') ? ids.post! : ids.user!;
+    });
+
+  // Headers whose value may differ between two requests in a row (the metrics' text too).
+  const varying = new Set(['date', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
+  const comparableOf = (path: string, headers: Record<string, unknown>) => {
+    const { 'content-length': length, ...others } = comparable(headers);
+    return path === '/metrics' ? others : { ...others, 'content-length': length };
+  };
+  const comparable = (headers: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(headers).filter(([name]) => !varying.has(name)));
+
+  it('is asked of every GET operation of the spec', () => {
+    expect(gets.length).toBeGreaterThanOrEqual(14);
+  });
+
+  it.each(gets)('HEAD %s: the status and headers of GET, no body', async (path) => {
+    const url = urlOf(path);
+    const headers = {
+      ...(path === '/metrics' ? { authorization: `Bearer ${METRICS_TOKEN}` } : auth),
+      'x-request-id': `head-${path.replace(/\W/g, '')}`,
+    };
+    const get = await t.inject({ method: 'GET', url, headers });
+    const head = await t.inject({ method: 'HEAD', url, headers });
+    expect(get.statusCode, `${url}: ${get.body.slice(0, 200)}`).toBeLessThan(300);
+    expect(head.statusCode, url).toBe(get.statusCode);
+    expect(head.body).toBe('');
+    expect(comparableOf(path, head.headers)).toEqual(comparableOf(path, get.headers));
+  });
+
+  it.each([
+    ['a problem', `/api/posts/${ID}`, 404],
+    ['a revalidation', 'etag', 304],
+    ['a refusal without a token', '/api/auth/me', 401],
+  ])('answers HEAD with %s as GET does', async (_name, target, status) => {
+    let url = target;
+    let headers: Record<string, string> = target === '/api/auth/me' ? {} : auth;
+    if (target === 'etag') {
+      url = `/api/posts/${ids.post}`;
+      const first = await t.inject({ method: 'GET', url, headers: auth });
+      headers = { ...auth, 'if-none-match': String(first.headers.etag) };
+    }
+    const get = await t.inject({ method: 'GET', url, headers });
+    const head = await t.inject({ method: 'HEAD', url, headers });
+    expect(get.statusCode).toBe(status);
+    expect(head.statusCode).toBe(status);
+    expect(head.body).toBe('');
+    expect(comparable(head.headers)).toEqual({
+      ...comparable(get.headers),
+      'x-request-id': head.headers['x-request-id'],
+    });
+  });
+
+  it.each(['/docs', '/docs/', '/docs/static/swagger-initializer.js', '/'])(
+    'answers HEAD %s (the reference and its assets) as GET',
+    async (url) => {
+      const get = await t.inject({ method: 'GET', url });
+      const head = await t.inject({ method: 'HEAD', url });
+      expect(get.statusCode, url).toBeLessThan(400);
+      expect(head.statusCode, url).toBe(get.statusCode);
+      expect(head.body).toBe('');
+      expect(head.headers['content-type']).toBe(get.headers['content-type']);
+      expect(head.headers.location).toBe(get.headers.location);
+    },
+  );
+
+  it('sends the length of the GET body over a socket, and no body', async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const get = await t.inject({ method: 'GET', url: '/openapi.json' });
+    const { socket, received } = rawConnection(t.app);
+    socket.write('HEAD /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const answer = await received;
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head).toMatch(
+      new RegExp(`\\r\\ncontent-length: ${Buffer.byteLength(get.body)}\\r\\n`, 'i'),
+    );
+    expect(body).toBe('');
+  });
+
+  it('is refused (405) where the path has no GET, with Allow', async () => {
+    const res = await t.inject({ method: 'HEAD', url: '/api/auth/login' });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.body).toBe('');
   });
 });
 
