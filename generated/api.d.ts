@@ -1052,12 +1052,14 @@ export interface components {
      *     [`FORBIDDEN`](/problems/forbidden),
      *     [`NOT_FOUND`](/problems/not-found),
      *     [`METHOD_NOT_ALLOWED`](/problems/method-not-allowed),
+     *     [`REQUEST_TIMEOUT`](/problems/request-timeout),
      *     [`CONFLICT`](/problems/conflict),
      *     [`PRECONDITION_FAILED`](/problems/precondition-failed),
      *     [`PAYLOAD_TOO_LARGE`](/problems/payload-too-large),
      *     [`URI_TOO_LONG`](/problems/uri-too-long),
      *     [`UNSUPPORTED_MEDIA_TYPE`](/problems/unsupported-media-type),
      *     [`RATE_LIMITED`](/problems/rate-limited),
+     *     [`HEADERS_TOO_LARGE`](/problems/headers-too-large),
      *     [`INTERNAL_ERROR`](/problems/internal-error),
      *     [`SERVICE_UNAVAILABLE`](/problems/service-unavailable),
      *     [`OVERLOADED`](/problems/overloaded).
@@ -1072,12 +1074,14 @@ export interface components {
       | 'FORBIDDEN'
       | 'NOT_FOUND'
       | 'METHOD_NOT_ALLOWED'
+      | 'REQUEST_TIMEOUT'
       | 'CONFLICT'
       | 'PRECONDITION_FAILED'
       | 'PAYLOAD_TOO_LARGE'
       | 'URI_TOO_LONG'
       | 'UNSUPPORTED_MEDIA_TYPE'
       | 'RATE_LIMITED'
+      | 'HEADERS_TOO_LARGE'
       | 'INTERNAL_ERROR'
       | 'SERVICE_UNAVAILABLE'
       | 'OVERLOADED';

@@ -13,7 +13,8 @@ import { deleteEndedRows } from './db/housekeeping.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';
 import { registerCors } from './http/cors.js';
 import { registerRequestLog } from './http/request-log.js';
-import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerSecurityHeaders, securityHeadersOf } from './http/security-headers.js';
+import { createClientErrorHandler, routeHostless } from './http/client-errors.js';
 import {
   operationsOf,
   registerContract,
@@ -135,6 +136,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       headersTimeout: http.headersTimeoutMs,
       keepAliveTimeout: http.keepAliveTimeoutMs,
       maxHeaderSize: http.maxHeaderSize,
+      // A request without Host is refused by the 404 handler, as a problem (routeHostless).
+      requireHostHeader: false,
       connectionsCheckingInterval: Math.max(
         250,
         Math.min(30_000, Math.min(http.requestTimeoutMs, http.headersTimeoutMs) / 4),
@@ -150,6 +153,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       requestIdLogLabel: 'requestId',
       disableRequestLogging: true,
     }),
+    // Requests Node.js cannot read (malformed, too slow, headers too large) become problems
+    // too, with a request id and the security headers.
+    clientErrorHandler: createClientErrorHandler({
+      maxHeaderSize: http.maxHeaderSize,
+      headers: securityHeadersOf({ hstsMaxAgeSeconds: config.hstsMaxAgeSeconds }),
+    }),
+    rewriteUrl: routeHostless,
     // Router errors (bad URL encoding, over-long path parameters) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
     // The longest path parameter is a post's slug (255 characters).

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { loadSpec } from '../../src/spec.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET, useTestApp } from '../helpers/app.js';
+import { contractViolations } from '../helpers/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { logCapture } from '../helpers/logs.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -381,6 +382,57 @@ function rawConnection(app: FastifyInstance): { socket: Socket; received: Promis
   return { socket, received };
 }
 
+/** An answer read off a raw connection: its status, headers (names in lower case) and body. */
+function parseAnswer(text: string) {
+  const end = text.indexOf('\r\n\r\n');
+  const [statusLine = '', ...lines] = text.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { statusCode: Number(statusLine.split(' ')[1]), headers, body: text.slice(end + 4) };
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/**
+ * A problem answered before any route was chosen (by Node's HTTP parser or its timers): a
+ * status of x-unrouted-responses with its body and headers, a request id of its own, and
+ * the connection closed after it.
+ */
+function expectUnroutedProblem(text: string, status: number, code: string) {
+  const answer = parseAnswer(text);
+  expect(answer.statusCode, text).toBe(status);
+  expect(answer.headers['content-type']).toMatch(/^application\/problem\+json\b/);
+  expect(answer.headers['x-request-id']).toMatch(uuid);
+  expect(answer.headers.connection).toBe('close');
+  expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+  // The security headers of every response.
+  expect(answer.headers['x-content-type-options']).toBe('nosniff');
+  expect(answer.headers['content-security-policy']).toBe(
+    "default-src 'none';frame-ancestors 'none'",
+  );
+  const problem = JSON.parse(answer.body) as Record<string, unknown>;
+  expect(problem).toMatchObject({
+    type: `/problems/${code.toLowerCase().replace(/_/g, '-')}`,
+    status,
+    code,
+    detail: expect.any(String),
+  });
+  expect(
+    contractViolations({
+      method: 'GET',
+      route: undefined,
+      statusCode: answer.statusCode,
+      contentType: answer.headers['content-type'],
+      headers: answer.headers,
+      payload: answer.body,
+    }),
+  ).toEqual([]);
+  return problem;
+}
+
 describe('limits of the HTTP server', () => {
   const t = useTestApp({
     REQUEST_TIMEOUT: '2s',
@@ -403,7 +455,7 @@ describe('limits of the HTTP server', () => {
     expect((server as unknown as { maxHeaderSize: number }).maxHeaderSize).toBe(4096);
   });
 
-  it('cut off a client that sends its headers too slowly (408)', async () => {
+  it('cut off a client that sends its headers too slowly (408 problem)', async () => {
     const { socket, received } = rawConnection(t.app);
     socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n');
     // A header line every 200 ms: the connection is never silent, the headers never end.
@@ -412,38 +464,94 @@ describe('limits of the HTTP server', () => {
       if (!socket.destroyed) socket.write(`X-Drip-${(n += 1)}: 1\r\n`);
     }, 200);
     try {
-      const answer = await received;
-      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
     } finally {
       clearInterval(drip);
       socket.destroy();
     }
   }, 15_000);
 
-  it('cut off a client that connects and sends nothing (408)', async () => {
+  it('cut off a client that connects and sends nothing (408 problem)', async () => {
     const { received } = rawConnection(t.app);
     // The headers timeout runs from the connection: silence is a slow header too.
-    expect(await received).toMatch(/^HTTP\/1\.1 408 /);
+    expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
   }, 15_000);
 
-  it('refuse headers larger than MAX_HEADER_SIZE (431), and take those within it', async () => {
+  it('cut off a client whose body does not come in time (408 problem)', async () => {
+    const { socket, received } = rawConnection(t.app);
+    socket.write(
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+    );
+    expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
+  }, 15_000);
+
+  it('refuse headers larger than MAX_HEADER_SIZE (431 problem), and take those within it', async () => {
     const within = await t.inject({
       method: 'GET',
       url: '/health',
       headers: { 'x-padding': 'x'.repeat(2000) },
     });
     expect(within.statusCode).toBe(200);
-    for (const [size, status] of [
-      [2000, 200],
-      [6000, 431],
-    ] as const) {
+    const send = (size: number) => {
       const { socket, received } = rawConnection(t.app);
       socket.write(
         `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'x'.repeat(size)}\r\nConnection: close\r\n\r\n`,
       );
-      expect(await received, `${size} bytes`).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
-    }
+      return received;
+    };
+    expect(await send(2000)).toMatch(/^HTTP\/1\.1 200 /);
+    const problem = expectUnroutedProblem(await send(6000), 431, 'HEADERS_TOO_LARGE');
+    expect(problem.detail).toContain('4096');
   }, 15_000);
+});
+
+describe('requests Node.js cannot read', () => {
+  const t = useTestApp();
+
+  beforeAll(async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+
+  const answerTo = (raw: string) => {
+    const { socket, received } = rawConnection(t.app);
+    socket.write(raw);
+    return received;
+  };
+
+  it.each([
+    ['a request line that is not HTTP', 'NOT HTTP AT ALL\r\n\r\n'],
+    ['an unknown method', 'BREW /health HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+    [
+      'a space in a header name',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header: 1\r\n\r\n',
+    ],
+    [
+      'a Content-Length that is not a number',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n',
+    ],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'a chunk size that is not hexadecimal',
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n',
+    ],
+    ['an HTTP/1.1 request without Host', 'GET /health HTTP/1.1\r\n\r\n'],
+  ])('answer %s with a 400 problem', async (_name, raw) => {
+    expectUnroutedProblem(await answerTo(raw), 400, 'MALFORMED_REQUEST');
+  });
+
+  it('answer chunk extensions larger than Node.js takes with a 413 problem', async () => {
+    const raw =
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' +
+      `Transfer-Encoding: chunked\r\n\r\n1;ext=${'a'.repeat(20_000)}`;
+    expectUnroutedProblem(await answerTo(raw), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('still answer an HTTP/1.0 request without Host', async () => {
+    expect(await answerTo('GET /health HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+  });
 });
 
 describe('logs of the health probes', () => {
@@ -497,6 +605,17 @@ describe('logs of the health probes', () => {
       res: { statusCode: 200 },
       responseTime: expect.any(Number),
     });
+  });
+
+  it('hold a line with the request id of a request Node.js could not read', async () => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { socket, received } = rawConnection(app);
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const requestId = parseAnswer(await received).headers['x-request-id'];
+    expect(requestId).toMatch(uuid);
+    expect(linesOf(requestId!)).toEqual([
+      expect.objectContaining({ level: 30, status: 400, code: 'MALFORMED_REQUEST' }),
+    ]);
   });
 
   it('still hold a probe path asked with another method', async () => {
