@@ -12,7 +12,7 @@ const explanations = {
     status: 400,
     title: 'Validation failed',
     description:
-      "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way.",
+      "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know (or a key such as `__proto__` that could change the prototype of an object). `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way.",
   },
   MALFORMED_REQUEST: {
     status: 400,

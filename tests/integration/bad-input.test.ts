@@ -409,17 +409,33 @@ describe.each(targets)('$name: fields the operation does not take', (target) => 
 
 describe.each(targets)('$name: prototype pollution', (target) => {
   it.each([
-    ['__proto__', (valid: string) => `{"__proto__":{"isActive":false},${valid.slice(1)}`],
+    [
+      '__proto__',
+      (valid: string) => `{"__proto__":{"isActive":false},${valid.slice(1)}`,
+      '/__proto__',
+    ],
     [
       'constructor.prototype',
       (valid: string) => `{"constructor":{"prototype":{"isActive":false}},${valid.slice(1)}`,
+      '/constructor/prototype',
     ],
-    ['a nested __proto__', (valid: string) => `${valid.slice(0, -1)},"x":{"__proto__":{"y":1}}}`],
-  ])('answers 400 to %s and pollutes nothing', async (_name, build) => {
+    [
+      'a nested __proto__',
+      (valid: string) => `${valid.slice(0, -1)},"x":{"__proto__":{"y":1}}}`,
+      '/x/__proto__',
+    ],
+    [
+      '__proto__ in an array',
+      (valid: string) => `${valid.slice(0, -1)},"x":[1,{"__proto__":null}]}`,
+      '/x/1/__proto__',
+    ],
+  ])('answers 400 naming %s, and pollutes nothing', async (_name, build, pointer) => {
     const raw = build(JSON.stringify(target.valid()));
     const res = await refused(target, () => send(target, raw, JSON_TYPE));
-    // Fastify's JSON parser refuses these keys outright: the body never reaches validation.
-    expectProblem(res, 400, 'MALFORMED_REQUEST');
+    // Refused as it is parsed, naming the key: the body never reaches the schema.
+    const problem = expectInvalid(res, 'body', [pointer]);
+    expect(problem.detail).toContain(pointer.endsWith('prototype') ? 'constructor' : '__proto__');
+    expect(problem.errors?.[0]?.message).toMatch(/prototype/);
     expect(({} as Json).isActive).toBeUndefined();
     expect(({} as Json).y).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('isActive');
