@@ -1186,8 +1186,8 @@ export interface components {
     };
   };
   responses: {
-    /** @description The request is malformed or does not match this document. */
-    BadRequest: {
+    /** @description The request is malformed or does not match this document. It is not counted against any rate limit. */
+    UnlimitedBadRequest: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
@@ -1196,8 +1196,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The request is malformed or does not match this document. It still counts against the rate limit. */
-    LimitedBadRequest: {
+    /** @description The request is malformed or does not match this document. */
+    BadRequest: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1213,42 +1213,12 @@ export interface components {
     Unauthorized: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        /**
-         * @example {
-         *       "type": "/problems/unauthorized",
-         *       "title": "Unauthorized",
-         *       "status": 401,
-         *       "detail": "A valid access token is required.",
-         *       "instance": "/api/auth/me",
-         *       "code": "UNAUTHORIZED"
-         *     }
-         */
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description No valid access token was sent. It still counts against the rate limit. */
-    LimitedUnauthorized: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
         'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
         'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/unauthorized",
-         *       "title": "Unauthorized",
-         *       "status": 401,
-         *       "detail": "The session of this access token has ended. Log in again.",
-         *       "instance": "/api/auth/password/change",
-         *       "code": "UNAUTHORIZED"
-         *     }
-         */
         'application/problem+json': components['schemas']['Problem'];
       };
     };
@@ -1256,6 +1226,9 @@ export interface components {
     Forbidden: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1276,6 +1249,9 @@ export interface components {
     AdminOnly: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1296,6 +1272,9 @@ export interface components {
     NotFound: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1316,16 +1295,6 @@ export interface components {
     Conflict: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description A unique value is already taken. It still counts against the rate limit. */
-    LimitedConflict: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
         'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
         'X-RateLimit-Reset': components['headers']['RateLimitReset'];
@@ -1337,16 +1306,6 @@ export interface components {
     };
     /** @description The request body is larger than the server accepts. */
     PayloadTooLarge: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description The request body is larger than the server accepts. It still counts against the rate limit. */
-    LimitedPayloadTooLarge: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1362,6 +1321,9 @@ export interface components {
     UriTooLong: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1380,16 +1342,6 @@ export interface components {
     };
     /** @description The request body has no media type, or one the operation does not accept. */
     UnsupportedMediaType: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description The request body has no media type, or one the operation does not accept. It still counts against the rate limit. */
-    LimitedUnsupportedMediaType: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1431,8 +1383,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Something went wrong on the server. Nothing about it is revealed. */
-    InternalError: {
+    /** @description Something went wrong on the server. Nothing about it is revealed. It is not counted against any rate limit. */
+    UnlimitedInternalError: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
@@ -1441,8 +1393,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Something went wrong on the server. Nothing about it is revealed. It still counts against the rate limit. */
-    LimitedInternalError: {
+    /** @description Something went wrong on the server. Nothing about it is revealed. */
+    InternalError: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1461,6 +1413,9 @@ export interface components {
     ServiceUnavailable: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         'Retry-After': components['headers']['RetryAfterOverloaded'];
         [name: string]: unknown;
       };
@@ -1481,29 +1436,14 @@ export interface components {
         'application/problem+json': components['schemas']['NotReadyProblem'];
       };
     };
-    /**
-     * @description The database does not answer (`SERVICE_UNAVAILABLE`), or the server is too busy to
-     *     take the request (`OVERLOADED`, with `Retry-After`). Try again later. It still counts
-     *     against the rate limit.
-     */
-    LimitedServiceUnavailable: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
-        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
-        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
-        'Retry-After': components['headers']['RetryAfterOverloaded'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
     /** @description The post as it is now. */
     ChangedPost: {
       headers: {
         ETag: components['headers']['ETag'];
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1514,6 +1454,9 @@ export interface components {
     OthersPost: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1534,6 +1477,9 @@ export interface components {
     OthersDrafts: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1554,6 +1500,9 @@ export interface components {
     SlugTaken: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1581,6 +1530,9 @@ export interface components {
     PreconditionFailed: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1603,6 +1555,9 @@ export interface components {
         ETag: components['headers']['ETag'];
         'Cache-Control': components['headers']['PostCacheControl'];
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content?: never;
@@ -1611,6 +1566,9 @@ export interface components {
     PostNotFound: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1726,17 +1684,19 @@ export interface components {
      */
     RequestId: string;
     /**
-     * @description How many requests to this operation a client address may make in one window.
+     * @description How many requests a client address may make in one window under the limit with the
+     *     fewest left for it: all the API operations together (3000 a minute by default), or
+     *     this operation alone, when it has a limit of its own.
      * @example 10
      */
     RateLimitLimit: number;
     /**
-     * @description How many of them are left in the current window, this request counted.
+     * @description How many requests that limit has left in its current window, this request counted.
      * @example 9
      */
     RateLimitRemaining: number;
     /**
-     * @description Seconds until the current window ends and the count starts again.
+     * @description Seconds until that limit's current window ends and its count starts again.
      * @example 42
      */
     RateLimitReset: number;
@@ -1780,7 +1740,7 @@ export interface operations {
           'application/json': components['schemas']['Health'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getReadiness: {
@@ -1802,7 +1762,7 @@ export interface operations {
           'application/json': components['schemas']['Readiness'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
       503: components['responses']['NotReady'];
     };
   };
@@ -1845,7 +1805,7 @@ export interface operations {
           };
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getOpenApiDocumentYaml: {
@@ -1874,7 +1834,7 @@ export interface operations {
           'application/yaml': string;
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getMetrics: {
@@ -1941,7 +1901,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getProblemType: {
@@ -1972,13 +1932,13 @@ export interface operations {
            *       "title": "Validation failed",
            *       "status": 400,
            *       "code": "VALIDATION_ERROR",
-           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
+           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know (or a key such as `__proto__` that could change the prototype of an object). `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
            *     }
            */
           'application/json': components['schemas']['ProblemType'];
         };
       };
-      400: components['responses']['BadRequest'];
+      400: components['responses']['UnlimitedBadRequest'];
       /** @description No kind of problem has this code. */
       404: {
         headers: {
@@ -1999,8 +1959,27 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      414: components['responses']['UriTooLong'];
-      500: components['responses']['InternalError'];
+      /** @description The code is longer than the server takes (255 characters). */
+      414: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/uri-too-long",
+           *       "title": "URI too long",
+           *       "status": 414,
+           *       "detail": "A path parameter is too long.",
+           *       "instance": "/problems/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+           *       "code": "URI_TOO_LONG"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   listUsers: {
@@ -2027,6 +2006,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2100,13 +2082,13 @@ export interface operations {
           'application/json': components['schemas']['User'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      409: components['responses']['LimitedConflict'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      400: components['responses']['BadRequest'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   getUser: {
@@ -2128,6 +2110,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2170,6 +2155,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2184,6 +2172,9 @@ export interface operations {
       409: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2244,6 +2235,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2316,6 +2310,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2356,6 +2353,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2420,6 +2420,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2490,7 +2493,7 @@ export interface operations {
           'application/json': components['schemas']['LoginResponse'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
+      400: components['responses']['BadRequest'];
       /** @description The email address or the password is wrong. */
       401: {
         headers: {
@@ -2537,11 +2540,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   getMe: {
@@ -2557,6 +2560,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2601,7 +2607,7 @@ export interface operations {
           'application/json': components['schemas']['TokenPair'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
+      400: components['responses']['BadRequest'];
       /**
        * @description The refresh token is unknown, already used or revoked, its session has ended
        *     (logged out, expired or idle for too long), or its account is deleted or disabled.
@@ -2628,11 +2634,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   logout: {
@@ -2648,6 +2654,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2674,6 +2683,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2700,6 +2712,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2755,6 +2770,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2765,6 +2783,9 @@ export interface operations {
       404: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2838,12 +2859,12 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      401: components['responses']['LimitedUnauthorized'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      401: components['responses']['Unauthorized'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   requestPasswordReset: {
@@ -2882,12 +2903,12 @@ export interface operations {
           'application/json': components['schemas']['Accepted'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      400: components['responses']['BadRequest'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   resetPassword: {
@@ -2933,11 +2954,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   verifyEmail: {
@@ -2982,11 +3003,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   resendVerification: {
@@ -3016,8 +3037,8 @@ export interface operations {
           'application/json': components['schemas']['Accepted'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      401: components['responses']['LimitedUnauthorized'];
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
       /** @description The address is verified already. It still counts against the rate limit. */
       409: {
         headers: {
@@ -3048,11 +3069,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   listPosts: {
@@ -3107,6 +3128,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3149,6 +3173,9 @@ export interface operations {
            */
           Location: string;
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3161,6 +3188,9 @@ export interface operations {
       409: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3219,6 +3249,9 @@ export interface operations {
           ETag: components['headers']['ETag'];
           'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3262,6 +3295,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -3360,6 +3396,9 @@ export interface operations {
           ETag: components['headers']['ETag'];
           'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3469,6 +3508,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {

@@ -25,6 +25,7 @@ import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
+import { registerPathParameterLimit } from './http/uri-length.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerLoadShedding } from './http/load-shedding.js';
 import {
@@ -160,10 +161,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       headers: securityHeadersOf({ hstsMaxAgeSeconds: config.hstsMaxAgeSeconds }),
     }),
     rewriteUrl: routeHostless,
-    // Router errors (bad URL encoding, over-long path parameters) become problems too.
+    // Router errors (bad URL encoding) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
-    // The longest path parameter is a post's slug (255 characters).
-    routerOptions: { maxParamLength: 255 },
+    // A path parameter over 255 characters is refused after routing, as an operation's
+    // own 414 (registerPathParameterLimit); the router takes any a request line can hold.
+    routerOptions: { maxParamLength: http.maxHeaderSize },
     // HEAD for every GET (RFC 9110 §9.3.2): Fastify adds a twin to each GET route, glue's
     // included, answering with the GET's status and headers and no body. The spec says so
     // once ("HEAD"), not as operations of their own: restrictRoutesToSpec lets these by.
@@ -223,6 +225,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerRequestLog(app);
   registerJsonBodyParser(app);
   registerQueryTextCheck(app);
+  registerPathParameterLimit(app);
 
   try {
     await wire(app, config, deps, spec, validation);

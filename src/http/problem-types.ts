@@ -96,7 +96,7 @@ const explanations = {
     status: 429,
     title: 'Too many requests',
     description:
-      'This client address has used up its requests for now: to all the operations together (by default 1000 a minute), or to this operation when it has a limit of its own (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts the client address has left.',
+      'This client address has used up its requests for now: to all the operations together (by default 3000 a minute), or to this operation when it has a limit of its own (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of an operation says how many requests the client address has left (of the limit nearest its end).',
   },
   HEADERS_TOO_LARGE: {
     status: 431,
