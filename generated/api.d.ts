@@ -984,6 +984,10 @@ export interface components {
       current: boolean;
     };
     SessionList: {
+      /**
+       * @description The account's live sessions, newest first: 100 at most (a login past them ends
+       *     the least recently used one).
+       */
       items: components['schemas']['Session'][];
     };
     Health: {
@@ -1033,7 +1037,10 @@ export interface components {
       title: string;
       /** Format: int32 */
       status: number;
-      /** @description What went wrong with this request, for a person. */
+      /**
+       * @description What went wrong with this request, for a person. One that would be longer (it
+       *     quotes a very long path) is cut to its first 999 characters, followed by `…`.
+       */
       detail?: string;
       /** @description The path of the request (within the 16 KiB that Node.js takes of a request line and headers). */
       instance?: string;
@@ -1109,7 +1116,11 @@ export interface components {
        * @enum {string}
        */
       location: 'body' | 'query' | 'path' | 'header';
-      /** @description A JSON pointer (RFC 6901) to the value within that part; `""` for the part itself. */
+      /**
+       * @description A JSON pointer (RFC 6901) to the value within that part; `""` for the part itself.
+       *     One longer than 1,000 characters (an unknown property named with a very long
+       *     name) is cut to its first 999, followed by `…`.
+       */
       pointer: string;
       message: string;
     };

@@ -186,17 +186,41 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
  */
 const MAX_PROBLEM_ITEMS = 100;
 
+/**
+ * The spec's maxLength of the texts of a problem that can quote the request (a path in a
+ * detail, a property name in a pointer, the URL): a longer one is cut, ending in `…`.
+ */
+const MAX_LENGTH = { detail: 1000, instance: 16384, pointer: 1000, message: 500 } as const;
+
+/** `text` cut to `max` characters (code points, as the spec counts them) at most. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  // A UTF-16 unit is at most one code point: max - 1 units and `…` are within max.
+  let cut = text.slice(0, max - 1);
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
 export function problemOf(error: AppError, request: FastifyRequest): Problem {
   return {
     type: problemTypeUri(error.code),
     title: error.title,
     status: error.status,
-    detail: error.message,
+    detail: clip(error.message, MAX_LENGTH.detail),
     // The URL asked for (a request without Host is routed elsewhere: client-errors.ts).
-    instance: request.originalUrl.split('?', 1)[0] ?? request.originalUrl,
+    instance: clip(
+      request.originalUrl.split('?', 1)[0] ?? request.originalUrl,
+      MAX_LENGTH.instance,
+    ),
     code: error.code,
     ...(error.errors && error.errors.length > 0
-      ? { errors: error.errors.slice(0, MAX_PROBLEM_ITEMS) }
+      ? {
+          errors: error.errors.slice(0, MAX_PROBLEM_ITEMS).map((item) => ({
+            location: item.location,
+            pointer: clip(item.pointer, MAX_LENGTH.pointer),
+            message: clip(item.message, MAX_LENGTH.message),
+          })),
+        }
       : {}),
   };
 }

@@ -161,12 +161,8 @@ function bodyRefusal(issues: ProblemItem[]): ValidationError {
   if (keys.length === 0) {
     return new ValidationError('The body contains text that cannot be stored.', issues);
   }
-  const named = keys
-    .slice(0, 3)
-    .map((issue) => issue.pointer)
-    .join(', ');
   return new ValidationError(
-    `The body has keys that could change the prototype of an object: ${named}${keys.length > 3 ? ', …' : ''}.`,
+    'The body has keys that could change the prototype of an object (`__proto__`, or `constructor` holding `prototype`): `errors` points at each.',
     issues,
   );
 }

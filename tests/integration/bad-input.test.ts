@@ -1072,3 +1072,26 @@ describe('bodies sent to operations that take none', () => {
     expectProblem(res, 413, 'PAYLOAD_TOO_LARGE');
   });
 });
+
+describe('the bounds of a problem (Problem and ProblemItem in the spec)', () => {
+  it('cuts a pointer to an unknown property longer than 1,000 characters', async () => {
+    const name = `k${'x'.repeat(1999)}`;
+    const res = await t.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { ...newUser(), [name]: 1 },
+    });
+    const problem = expectProblem(res, 400, 'VALIDATION_ERROR');
+    const pointer = problem.errors?.[0]?.pointer ?? '';
+    expect(pointer).toHaveLength(1000);
+    expect(pointer).toMatch(/^\/kx+…$/);
+  });
+
+  it('cuts a detail longer than 1,000 characters (a method a long path does not have)', async () => {
+    const url = `/api/users/${'a'.repeat(5000)}`;
+    const res = await t.inject({ method: 'PUT', url });
+    const problem = expectProblem(res, 405, 'METHOD_NOT_ALLOWED', url);
+    expect(problem.detail).toHaveLength(1000);
+    expect(problem.detail).toMatch(/^PUT is not a method of \/api\/users\/a+…$/);
+  });
+});
