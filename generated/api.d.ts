@@ -984,6 +984,10 @@ export interface components {
       current: boolean;
     };
     SessionList: {
+      /**
+       * @description The account's live sessions, newest first: 100 at most (a login past them ends
+       *     the least recently used one).
+       */
       items: components['schemas']['Session'][];
     };
     Health: {
@@ -1033,7 +1037,10 @@ export interface components {
       title: string;
       /** Format: int32 */
       status: number;
-      /** @description What went wrong with this request, for a person. */
+      /**
+       * @description What went wrong with this request, for a person. One that would be longer (it
+       *     quotes a very long path) is cut to its first 999 characters, followed by `…`.
+       */
       detail?: string;
       /** @description The path of the request (within the 16 KiB that Node.js takes of a request line and headers). */
       instance?: string;
@@ -1052,12 +1059,14 @@ export interface components {
      *     [`FORBIDDEN`](/problems/forbidden),
      *     [`NOT_FOUND`](/problems/not-found),
      *     [`METHOD_NOT_ALLOWED`](/problems/method-not-allowed),
+     *     [`REQUEST_TIMEOUT`](/problems/request-timeout),
      *     [`CONFLICT`](/problems/conflict),
      *     [`PRECONDITION_FAILED`](/problems/precondition-failed),
      *     [`PAYLOAD_TOO_LARGE`](/problems/payload-too-large),
      *     [`URI_TOO_LONG`](/problems/uri-too-long),
      *     [`UNSUPPORTED_MEDIA_TYPE`](/problems/unsupported-media-type),
      *     [`RATE_LIMITED`](/problems/rate-limited),
+     *     [`HEADERS_TOO_LARGE`](/problems/headers-too-large),
      *     [`INTERNAL_ERROR`](/problems/internal-error),
      *     [`SERVICE_UNAVAILABLE`](/problems/service-unavailable),
      *     [`OVERLOADED`](/problems/overloaded).
@@ -1072,12 +1081,14 @@ export interface components {
       | 'FORBIDDEN'
       | 'NOT_FOUND'
       | 'METHOD_NOT_ALLOWED'
+      | 'REQUEST_TIMEOUT'
       | 'CONFLICT'
       | 'PRECONDITION_FAILED'
       | 'PAYLOAD_TOO_LARGE'
       | 'URI_TOO_LONG'
       | 'UNSUPPORTED_MEDIA_TYPE'
       | 'RATE_LIMITED'
+      | 'HEADERS_TOO_LARGE'
       | 'INTERNAL_ERROR'
       | 'SERVICE_UNAVAILABLE'
       | 'OVERLOADED';
@@ -1105,7 +1116,11 @@ export interface components {
        * @enum {string}
        */
       location: 'body' | 'query' | 'path' | 'header';
-      /** @description A JSON pointer (RFC 6901) to the value within that part; `""` for the part itself. */
+      /**
+       * @description A JSON pointer (RFC 6901) to the value within that part; `""` for the part itself.
+       *     One longer than 1,000 characters (an unknown property named with a very long
+       *     name) is cut to its first 999, followed by `…`.
+       */
       pointer: string;
       message: string;
     };
@@ -1182,8 +1197,8 @@ export interface components {
     };
   };
   responses: {
-    /** @description The request is malformed or does not match this document. */
-    BadRequest: {
+    /** @description The request is malformed or does not match this document. It is not counted against any rate limit. */
+    UnlimitedBadRequest: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
@@ -1192,8 +1207,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description The request is malformed or does not match this document. It still counts against the rate limit. */
-    LimitedBadRequest: {
+    /** @description The request is malformed or does not match this document. */
+    BadRequest: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1209,42 +1224,12 @@ export interface components {
     Unauthorized: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        /**
-         * @example {
-         *       "type": "/problems/unauthorized",
-         *       "title": "Unauthorized",
-         *       "status": 401,
-         *       "detail": "A valid access token is required.",
-         *       "instance": "/api/auth/me",
-         *       "code": "UNAUTHORIZED"
-         *     }
-         */
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description No valid access token was sent. It still counts against the rate limit. */
-    LimitedUnauthorized: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
         'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
         'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
-        /**
-         * @example {
-         *       "type": "/problems/unauthorized",
-         *       "title": "Unauthorized",
-         *       "status": 401,
-         *       "detail": "The session of this access token has ended. Log in again.",
-         *       "instance": "/api/auth/password/change",
-         *       "code": "UNAUTHORIZED"
-         *     }
-         */
         'application/problem+json': components['schemas']['Problem'];
       };
     };
@@ -1252,6 +1237,9 @@ export interface components {
     Forbidden: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1272,6 +1260,9 @@ export interface components {
     AdminOnly: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1292,6 +1283,9 @@ export interface components {
     NotFound: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1312,16 +1306,6 @@ export interface components {
     Conflict: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description A unique value is already taken. It still counts against the rate limit. */
-    LimitedConflict: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
         'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
         'X-RateLimit-Reset': components['headers']['RateLimitReset'];
@@ -1333,16 +1317,6 @@ export interface components {
     };
     /** @description The request body is larger than the server accepts. */
     PayloadTooLarge: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description The request body is larger than the server accepts. It still counts against the rate limit. */
-    LimitedPayloadTooLarge: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1358,6 +1332,9 @@ export interface components {
     UriTooLong: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1376,16 +1353,6 @@ export interface components {
     };
     /** @description The request body has no media type, or one the operation does not accept. */
     UnsupportedMediaType: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
-    /** @description The request body has no media type, or one the operation does not accept. It still counts against the rate limit. */
-    LimitedUnsupportedMediaType: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1427,8 +1394,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Something went wrong on the server. Nothing about it is revealed. */
-    InternalError: {
+    /** @description Something went wrong on the server. Nothing about it is revealed. It is not counted against any rate limit. */
+    UnlimitedInternalError: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         [name: string]: unknown;
@@ -1437,8 +1404,8 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
-    /** @description Something went wrong on the server. Nothing about it is revealed. It still counts against the rate limit. */
-    LimitedInternalError: {
+    /** @description Something went wrong on the server. Nothing about it is revealed. */
+    InternalError: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
         'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
@@ -1457,6 +1424,9 @@ export interface components {
     ServiceUnavailable: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         'Retry-After': components['headers']['RetryAfterOverloaded'];
         [name: string]: unknown;
       };
@@ -1477,29 +1447,14 @@ export interface components {
         'application/problem+json': components['schemas']['NotReadyProblem'];
       };
     };
-    /**
-     * @description The database does not answer (`SERVICE_UNAVAILABLE`), or the server is too busy to
-     *     take the request (`OVERLOADED`, with `Retry-After`). Try again later. It still counts
-     *     against the rate limit.
-     */
-    LimitedServiceUnavailable: {
-      headers: {
-        'X-Request-Id': components['headers']['RequestId'];
-        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
-        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
-        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
-        'Retry-After': components['headers']['RetryAfterOverloaded'];
-        [name: string]: unknown;
-      };
-      content: {
-        'application/problem+json': components['schemas']['Problem'];
-      };
-    };
     /** @description The post as it is now. */
     ChangedPost: {
       headers: {
         ETag: components['headers']['ETag'];
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1510,6 +1465,9 @@ export interface components {
     OthersPost: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1530,6 +1488,9 @@ export interface components {
     OthersDrafts: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1550,6 +1511,9 @@ export interface components {
     SlugTaken: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1577,6 +1541,9 @@ export interface components {
     PreconditionFailed: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1599,6 +1566,9 @@ export interface components {
         ETag: components['headers']['ETag'];
         'Cache-Control': components['headers']['PostCacheControl'];
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content?: never;
@@ -1607,6 +1577,9 @@ export interface components {
     PostNotFound: {
       headers: {
         'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
         [name: string]: unknown;
       };
       content: {
@@ -1722,17 +1695,19 @@ export interface components {
      */
     RequestId: string;
     /**
-     * @description How many requests to this operation a client address may make in one window.
+     * @description How many requests a client address may make in one window under the limit with the
+     *     fewest left for it: all the API operations together (3000 a minute by default), or
+     *     this operation alone, when it has a limit of its own.
      * @example 10
      */
     RateLimitLimit: number;
     /**
-     * @description How many of them are left in the current window, this request counted.
+     * @description How many requests that limit has left in its current window, this request counted.
      * @example 9
      */
     RateLimitRemaining: number;
     /**
-     * @description Seconds until the current window ends and the count starts again.
+     * @description Seconds until that limit's current window ends and its count starts again.
      * @example 42
      */
     RateLimitReset: number;
@@ -1776,7 +1751,7 @@ export interface operations {
           'application/json': components['schemas']['Health'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getReadiness: {
@@ -1798,7 +1773,7 @@ export interface operations {
           'application/json': components['schemas']['Readiness'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
       503: components['responses']['NotReady'];
     };
   };
@@ -1841,7 +1816,7 @@ export interface operations {
           };
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getOpenApiDocumentYaml: {
@@ -1870,7 +1845,7 @@ export interface operations {
           'application/yaml': string;
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getMetrics: {
@@ -1937,7 +1912,7 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      500: components['responses']['InternalError'];
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   getProblemType: {
@@ -1968,13 +1943,13 @@ export interface operations {
            *       "title": "Validation failed",
            *       "status": 400,
            *       "code": "VALIDATION_ERROR",
-           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
+           *       "description": "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know (or a key such as `__proto__` that could change the prototype of an object). `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way."
            *     }
            */
           'application/json': components['schemas']['ProblemType'];
         };
       };
-      400: components['responses']['BadRequest'];
+      400: components['responses']['UnlimitedBadRequest'];
       /** @description No kind of problem has this code. */
       404: {
         headers: {
@@ -1995,8 +1970,27 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      414: components['responses']['UriTooLong'];
-      500: components['responses']['InternalError'];
+      /** @description The code is longer than the server takes (255 characters). */
+      414: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "type": "/problems/uri-too-long",
+           *       "title": "URI too long",
+           *       "status": 414,
+           *       "detail": "A path parameter is too long.",
+           *       "instance": "/problems/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
+           *       "code": "URI_TOO_LONG"
+           *     }
+           */
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      500: components['responses']['UnlimitedInternalError'];
     };
   };
   listUsers: {
@@ -2023,6 +2017,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2096,13 +2093,13 @@ export interface operations {
           'application/json': components['schemas']['User'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      409: components['responses']['LimitedConflict'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      400: components['responses']['BadRequest'];
+      409: components['responses']['Conflict'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   getUser: {
@@ -2124,6 +2121,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2166,6 +2166,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2180,6 +2183,9 @@ export interface operations {
       409: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2240,6 +2246,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2312,6 +2321,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2352,6 +2364,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2416,6 +2431,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2486,7 +2504,7 @@ export interface operations {
           'application/json': components['schemas']['LoginResponse'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
+      400: components['responses']['BadRequest'];
       /** @description The email address or the password is wrong. */
       401: {
         headers: {
@@ -2533,11 +2551,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   getMe: {
@@ -2553,6 +2571,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2597,7 +2618,7 @@ export interface operations {
           'application/json': components['schemas']['TokenPair'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
+      400: components['responses']['BadRequest'];
       /**
        * @description The refresh token is unknown, already used or revoked, its session has ended
        *     (logged out, expired or idle for too long), or its account is deleted or disabled.
@@ -2624,11 +2645,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   logout: {
@@ -2644,6 +2665,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2670,6 +2694,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2696,6 +2723,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2751,6 +2781,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -2761,6 +2794,9 @@ export interface operations {
       404: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -2834,12 +2870,12 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      401: components['responses']['LimitedUnauthorized'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      401: components['responses']['Unauthorized'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   requestPasswordReset: {
@@ -2878,12 +2914,12 @@ export interface operations {
           'application/json': components['schemas']['Accepted'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      400: components['responses']['BadRequest'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   resetPassword: {
@@ -2929,11 +2965,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   verifyEmail: {
@@ -2978,11 +3014,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   resendVerification: {
@@ -3012,8 +3048,8 @@ export interface operations {
           'application/json': components['schemas']['Accepted'];
         };
       };
-      400: components['responses']['LimitedBadRequest'];
-      401: components['responses']['LimitedUnauthorized'];
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
       /** @description The address is verified already. It still counts against the rate limit. */
       409: {
         headers: {
@@ -3044,11 +3080,11 @@ export interface operations {
           'application/problem+json': components['schemas']['Problem'];
         };
       };
-      413: components['responses']['LimitedPayloadTooLarge'];
-      415: components['responses']['LimitedUnsupportedMediaType'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
       429: components['responses']['TooManyRequests'];
-      500: components['responses']['LimitedInternalError'];
-      503: components['responses']['LimitedServiceUnavailable'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
     };
   };
   listPosts: {
@@ -3103,6 +3139,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3145,6 +3184,9 @@ export interface operations {
            */
           Location: string;
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3157,6 +3199,9 @@ export interface operations {
       409: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3215,6 +3260,9 @@ export interface operations {
           ETag: components['headers']['ETag'];
           'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3258,6 +3306,9 @@ export interface operations {
       204: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content?: never;
@@ -3356,6 +3407,9 @@ export interface operations {
           ETag: components['headers']['ETag'];
           'Cache-Control': components['headers']['PostCacheControl'];
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {
@@ -3465,6 +3519,9 @@ export interface operations {
       200: {
         headers: {
           'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
           [name: string]: unknown;
         };
         content: {

@@ -38,7 +38,9 @@ import { operationsOf, registerContract } from '../src/http/contract.js';
 import { allowedMethodsOf } from '../src/http/allowed-methods.js';
 import { registerErrorHandling, sendProblem } from '../src/http/error-handler.js';
 import type { Handlers } from '../src/http/handler-types.js';
+import { createClientErrorHandler } from '../src/http/client-errors.js';
 import { registerJsonBodyParser } from '../src/http/json-body.js';
+import { registerPathParameterLimit } from '../src/http/uri-length.js';
 import { createContractValidation } from '../src/http/validation.js';
 import { uuidPattern } from '../src/lib/uuid.js';
 import { createMetaHandlers } from '../src/modules/meta/handlers.js';
@@ -136,7 +138,8 @@ async function forward(prism: string, request: FastifyRequest): Promise<Forwarde
     request.body === undefined || !declaresBody ? undefined : JSON.stringify(request.body);
   if (body === undefined) headers.delete('content-type');
   const response = await fetch(`${prism}${request.url}`, {
-    method: request.method,
+    // Fastify leaves the body out of the answer to a HEAD.
+    method: request.method === 'HEAD' ? 'GET' : request.method,
     headers,
     ...(body === undefined ? {} : { body }),
     redirect: 'manual',
@@ -189,8 +192,13 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
       return typeof given === 'string' && requestIdPattern.test(given) ? given : randomUUID();
     },
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
-    routerOptions: { maxParamLength: 255 },
-    exposeHeadRoutes: false,
+    // Requests Node.js cannot read, as the server answers them (without its security
+    // headers, which the mock does not send).
+    clientErrorHandler: createClientErrorHandler({ maxHeaderSize: 16_384, headers: {} }),
+    // A path parameter over 255 characters is the operation's 414, as on the server.
+    routerOptions: { maxParamLength: 16_384 },
+    // HEAD for every GET, as on the server (forwarded to Prism as a GET).
+    exposeHeadRoutes: true,
     // One line per request (below), not two.
     disableRequestLogging: true,
   });
@@ -217,6 +225,7 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
   // A method a path of the spec does not have: 405 with Allow, as the server answers.
   registerErrorHandling(app, allowedMethodsOf(operationsOf(spec)));
   registerJsonBodyParser(app);
+  registerPathParameterLimit(app);
   app.decorateRequest('principal', null);
 
   const handler = async ({ request }: { request: FastifyRequest }) =>

@@ -1,14 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import fastifyJwt from '@fastify/jwt';
 import responseValidation from '@fastify/response-validation';
-import Fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyServerOptions,
+  type onSendHookHandler,
+} from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';
 import { registerCors } from './http/cors.js';
 import { registerRequestLog } from './http/request-log.js';
-import { registerSecurityHeaders } from './http/security-headers.js';
+import { registerSecurityHeaders, securityHeadersOf } from './http/security-headers.js';
+import { createClientErrorHandler, routeHostless } from './http/client-errors.js';
 import {
   operationsOf,
   registerContract,
@@ -20,6 +26,7 @@ import { registerDocs } from './http/docs.js';
 import { registerErrorHandling, sendProblem } from './http/error-handler.js';
 import type { Handlers } from './http/handler-types.js';
 import { registerJsonBodyParser, registerQueryTextCheck } from './http/json-body.js';
+import { registerPathParameterLimit } from './http/uri-length.js';
 import { registerMetrics } from './http/metrics.js';
 import { registerLoadShedding } from './http/load-shedding.js';
 import {
@@ -105,6 +112,11 @@ export function rateLimitRoute(config: Config, operation: RateLimitedOperation) 
 
 const requestIdPattern = /^[A-Za-z0-9._:-]{1,128}$/;
 
+const notModifiedWithoutLength: onSendHookHandler = (_request, reply, payload, done) => {
+  if (reply.statusCode === 304) reply.removeHeader('content-length');
+  done(null, payload);
+};
+
 /**
  * The composition root: builds the database client, the repositories, the services and
  * the handlers, and wires them to the routes of the spec. It never listens (server.ts does).
@@ -126,6 +138,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       headersTimeout: http.headersTimeoutMs,
       keepAliveTimeout: http.keepAliveTimeoutMs,
       maxHeaderSize: http.maxHeaderSize,
+      // A request without Host is refused by the 404 handler, as a problem (routeHostless).
+      requireHostHeader: false,
       connectionsCheckingInterval: Math.max(
         250,
         Math.min(30_000, Math.min(http.requestTimeoutMs, http.headersTimeoutMs) / 4),
@@ -141,12 +155,22 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       requestIdLogLabel: 'requestId',
       disableRequestLogging: true,
     }),
-    // Router errors (bad URL encoding, over-long path parameters) become problems too.
+    // Requests Node.js cannot read (malformed, too slow, headers too large) become problems
+    // too, with a request id and the security headers.
+    clientErrorHandler: createClientErrorHandler({
+      maxHeaderSize: http.maxHeaderSize,
+      headers: securityHeadersOf({ hstsMaxAgeSeconds: config.hstsMaxAgeSeconds }),
+    }),
+    rewriteUrl: routeHostless,
+    // Router errors (bad URL encoding) become problems too.
     frameworkErrors: (error, request, reply) => void sendProblem(error, request, reply),
-    // The longest path parameter is a post's slug (255 characters).
-    routerOptions: { maxParamLength: 255 },
-    // Every route the server has is in the spec; automatic HEAD twins would not be.
-    exposeHeadRoutes: false,
+    // A path parameter over 255 characters is refused after routing, as an operation's
+    // own 414 (registerPathParameterLimit); the router takes any a request line can hold.
+    routerOptions: { maxParamLength: http.maxHeaderSize },
+    // HEAD for every GET (RFC 9110 §9.3.2): Fastify adds a twin to each GET route, glue's
+    // included, answering with the GET's status and headers and no body. The spec says so
+    // once ("HEAD"), not as operations of their own: restrictRoutesToSpec lets these by.
+    exposeHeadRoutes: true,
     trustProxy: trustProxyOption(config.trustProxy),
     // Once closing starts, requests still reaching the server (on connections it had
     // already accepted) are answered as usual, /ready with its own 503 problem (Fastify's
@@ -181,6 +205,13 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   // (a warning or an error during one still is).
   app.addHook('onRoute', (route) => {
     if (route.url === '/health' || route.url === '/ready') route.logLevel = 'warn';
+    // Fastify's HEAD twin says `Content-Length: 0` when there is no body, a 304 included;
+    // a 304 must not state a length other than its 200's (RFC 9110 §8.6), and the GET's
+    // 304 states none.
+    if (route.method === 'HEAD') {
+      const hooks = route.onSend;
+      route.onSend = [...(hooks === undefined ? [] : [hooks].flat()), notModifiedWithoutLength];
+    }
   });
   // Before any route: each gets its series as it is added (METRICS_PORT, METRICS_TOKEN).
   registerMetrics(app, config.metrics, { rateLimitedOperations: Object.keys(config.rateLimits) });
@@ -195,6 +226,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   registerRequestLog(app);
   registerJsonBodyParser(app);
   registerQueryTextCheck(app);
+  registerPathParameterLimit(app);
 
   try {
     await wire(app, config, deps, spec, validation);

@@ -6,6 +6,7 @@
  * below is what the router would find, method by method.
  *
  * Used where no route matched: a path with methods gets 405 and `Allow`, one without 404.
+ * A path with GET has HEAD too.
  */
 export type AllowedMethods = (url: string) => readonly string[];
 
@@ -24,6 +25,8 @@ export function allowedMethodsOf(
       byPath.set(path, entry);
     }
     entry.methods.push(method);
+    // Every GET answers HEAD too (RFC 9110 §9.3.2; see "HEAD" in the spec).
+    if (method === 'GET') entry.methods.push('HEAD');
   }
   const paths = [...byPath.values()];
   const order = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'TRACE'];

@@ -81,7 +81,11 @@ export function isExcludedRoute(spec: OpenApiDocument, url: string): boolean {
  */
 export function restrictRoutesToSpec(app: FastifyInstance, spec: OpenApiDocument): () => void {
   const operations = new Set(
-    operationsOf(spec).map((op) => `${op.method} ${op.path.replace(/\{(\w+)\}/g, ':$1')}`),
+    operationsOf(spec).flatMap((op) => {
+      const url = op.path.replace(/\{(\w+)\}/g, ':$1');
+      // Every GET answers HEAD too (Fastify's twin of the route; see "HEAD" in the spec).
+      return op.method === 'GET' ? [`GET ${url}`, `HEAD ${url}`] : [`${op.method} ${url}`];
+    }),
   );
   const strays: string[] = [];
   app.addHook('onRoute', (route) => {

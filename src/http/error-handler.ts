@@ -12,6 +12,7 @@ import {
   escapePointer,
 } from './errors.js';
 import type { AllowedMethods } from './allowed-methods.js';
+import { HOSTLESS_PATH } from './client-errors.js';
 import { requestMediaTypesOf } from './json-body.js';
 import { problemTypeOf, problemTypeUri } from './problem-types.js';
 import { appErrorOf } from './problems.js';
@@ -185,16 +186,41 @@ export function toAppError(error: unknown, request: FastifyRequest): AppError {
  */
 const MAX_PROBLEM_ITEMS = 100;
 
+/**
+ * The spec's maxLength of the texts of a problem that can quote the request (a path in a
+ * detail, a property name in a pointer, the URL): a longer one is cut, ending in `…`.
+ */
+const MAX_LENGTH = { detail: 1000, instance: 16384, pointer: 1000, message: 500 } as const;
+
+/** `text` cut to `max` characters (code points, as the spec counts them) at most. */
+function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  // A UTF-16 unit is at most one code point: max - 1 units and `…` are within max.
+  let cut = text.slice(0, max - 1);
+  if (/[\uD800-\uDBFF]$/.test(cut)) cut = cut.slice(0, -1);
+  return `${cut}…`;
+}
+
 export function problemOf(error: AppError, request: FastifyRequest): Problem {
   return {
     type: problemTypeUri(error.code),
     title: error.title,
     status: error.status,
-    detail: error.message,
-    instance: request.url.split('?', 1)[0] ?? request.url,
+    detail: clip(error.message, MAX_LENGTH.detail),
+    // The URL asked for (a request without Host is routed elsewhere: client-errors.ts).
+    instance: clip(
+      request.originalUrl.split('?', 1)[0] ?? request.originalUrl,
+      MAX_LENGTH.instance,
+    ),
     code: error.code,
     ...(error.errors && error.errors.length > 0
-      ? { errors: error.errors.slice(0, MAX_PROBLEM_ITEMS) }
+      ? {
+          errors: error.errors.slice(0, MAX_PROBLEM_ITEMS).map((item) => ({
+            location: item.location,
+            pointer: clip(item.pointer, MAX_LENGTH.pointer),
+            message: clip(item.message, MAX_LENGTH.message),
+          })),
+        }
       : {}),
   };
 }
@@ -239,11 +265,18 @@ export function sendProblem(error: unknown, request: FastifyRequest, reply: Fast
 
 /**
  * Errors, unmatched requests among them: a path of the spec asked with a method it does not
- * have is a 405 with `Allow` (`allowedMethods` says which it has), any other a 404.
+ * have is a 405 with `Allow` (`allowedMethods` says which it has), any other a 404, and an
+ * HTTP/1.1 request without Host (routed to HOSTLESS_PATH) a 400.
  */
 export function registerErrorHandling(app: FastifyInstance, allowedMethods: AllowedMethods): void {
   app.setErrorHandler((error, request, reply) => sendProblem(error, request, reply));
   const notFound = (request: FastifyRequest, reply: FastifyReply) => {
+    if (request.url === HOSTLESS_PATH) {
+      // As Node.js would have: the connection is closed after it (RFC 9112 §3.2).
+      reply.header('connection', 'close');
+      const error = new MalformedRequestError('An HTTP/1.1 request must have a Host header.');
+      return sendProblem(error, request, reply);
+    }
     const path = request.url.split('?', 1)[0] ?? request.url;
     const allowed = allowedMethods(path);
     const error =
@@ -264,6 +297,13 @@ export function registerErrorHandling(app: FastifyInstance, allowedMethods: Allo
   // which would answer 413, 415 or 400 about a body sent to a path that does not exist.
   // A callback hook: every request passes it, and an async one costs a promise each.
   app.addHook('onRequest', (request, reply, done) => {
+    // The connection is gone already: Node.js refused the rest of the request (a bad chunk
+    // right behind the headers, client-errors.ts) or the client hung up. Nobody is there to
+    // answer, and a gone socket has no address to count a rate limit by.
+    if (request.raw.socket?.destroyed === true) {
+      reply.hijack();
+      return done();
+    }
     if (!request.is404) return done();
     void notFound(request, reply);
   });

@@ -29,11 +29,15 @@ export function requestMediaTypesOf(request: FastifyRequest): readonly string[] 
 }
 
 /**
- * JSON bodies are parsed by Fastify's own parser (which refuses __proto__ and constructor
- * poisoning), then checked for text that cannot be stored as sent: PostgreSQL cannot hold
- * U+0000, and a lone UTF-16 surrogate would be silently replaced by U+FFFD on the way to
- * the database. Refusing them here keeps the promise "stored exactly, or a 400". So does
- * decoding the bytes strictly: invalid UTF-8 would otherwise become U+FFFD without a word.
+ * JSON bodies are parsed by Fastify's own parser, then checked in one walk for keys that
+ * could change the prototype of an object (`__proto__`, and `constructor` holding a
+ * `prototype`: Fastify's parser would refuse them as "not valid JSON", naming nothing) and
+ * for text that cannot be stored as sent: PostgreSQL cannot hold U+0000, and a lone UTF-16
+ * surrogate would be silently replaced by U+FFFD on the way to the database. Either is a
+ * 400 VALIDATION_ERROR whose `errors` point at each. Refusing them here keeps the promise
+ * "stored exactly, or a 400". So does decoding the bytes strictly: invalid UTF-8 would
+ * otherwise become U+FFFD without a word. (JSON.parse makes `__proto__` an own property,
+ * which changes nothing; the body is refused before anything could copy it.)
  *
  * Every JSON media type is read by these same rules. The parsers are shared by all
  * routes, so each refuses (415) a media type the request's route does not accept; any
@@ -41,7 +45,8 @@ export function requestMediaTypesOf(request: FastifyRequest): readonly string[] 
  * and is a 415 too.
  */
 export function registerJsonBodyParser(app: FastifyInstance): void {
-  const parseJson = app.getDefaultJsonParser('error', 'error');
+  // The keys are checked below, where the refusal can name them.
+  const parseJson = app.getDefaultJsonParser('ignore', 'ignore');
   const utf8 = new TextDecoder('utf-8', { fatal: true });
   app.removeAllContentTypeParsers();
   for (const mediaType of JSON_MEDIA_TYPES) {
@@ -57,13 +62,8 @@ export function registerJsonBodyParser(app: FastifyInstance): void {
       }
       void parseJson(request, text, (error: Error | null, value?: unknown) => {
         if (error) return done(error, undefined);
-        const issues = unstorableText(value, '', []);
-        if (issues.length > 0) {
-          return done(
-            new ValidationError('The body contains text that cannot be stored.', issues),
-            undefined,
-          );
-        }
+        const issues = walk(value, '', [], prototypeKey);
+        if (issues.length > 0) return done(bodyRefusal(issues), undefined);
         return done(null, value);
       });
     });
@@ -140,22 +140,61 @@ function checkString(text: string, pointer: string, issues: ProblemItem[]): void
   }
 }
 
+const PROTOTYPE_MESSAGE = 'is not allowed: it could change the prototype of an object';
+
+/** `__proto__`, or a `constructor` holding a `prototype`: what Fastify's parser refuses. */
+function prototypeKey(key: string, item: unknown, pointer: string, issues: ProblemItem[]): void {
+  if (key === '__proto__') {
+    issues.push({ location: 'body', pointer, message: PROTOTYPE_MESSAGE });
+  } else if (
+    key === 'constructor' &&
+    item !== null &&
+    typeof item === 'object' &&
+    Object.hasOwn(item, 'prototype')
+  ) {
+    issues.push({ location: 'body', pointer: `${pointer}/prototype`, message: PROTOTYPE_MESSAGE });
+  }
+}
+
+function bodyRefusal(issues: ProblemItem[]): ValidationError {
+  const keys = issues.filter((issue) => issue.message === PROTOTYPE_MESSAGE);
+  if (keys.length === 0) {
+    return new ValidationError('The body contains text that cannot be stored.', issues);
+  }
+  return new ValidationError(
+    'The body has keys that could change the prototype of an object (`__proto__`, or `constructor` holding `prototype`): `errors` points at each.',
+    issues,
+  );
+}
+
+type KeyCheck = (key: string, item: unknown, pointer: string, issues: ProblemItem[]) => void;
+
+function walk(
+  value: unknown,
+  pointer: string,
+  issues: ProblemItem[],
+  checkKey?: KeyCheck,
+): ProblemItem[] {
+  if (typeof value === 'string') {
+    checkString(value, pointer, issues);
+  } else if (Array.isArray(value)) {
+    value.forEach((item, index) => walk(item, `${pointer}/${index}`, issues, checkKey));
+  } else if (value !== null && typeof value === 'object') {
+    for (const [key, item] of Object.entries(value)) {
+      const child = `${pointer}/${escapePointer(key)}`;
+      checkKey?.(key, item, child, issues);
+      checkString(key, child, issues);
+      walk(item, child, issues, checkKey);
+    }
+  }
+  return issues;
+}
+
 /** Every string (and key) in a parsed JSON value that cannot be stored faithfully. */
 export function unstorableText(
   value: unknown,
   pointer: string,
   issues: ProblemItem[],
 ): ProblemItem[] {
-  if (typeof value === 'string') {
-    checkString(value, pointer, issues);
-  } else if (Array.isArray(value)) {
-    value.forEach((item, index) => unstorableText(item, `${pointer}/${index}`, issues));
-  } else if (value !== null && typeof value === 'object') {
-    for (const [key, item] of Object.entries(value)) {
-      const child = `${pointer}/${escapePointer(key)}`;
-      checkString(key, child, issues);
-      unstorableText(item, child, issues);
-    }
-  }
-  return issues;
+  return walk(value, pointer, issues);
 }

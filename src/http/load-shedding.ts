@@ -27,8 +27,8 @@ export interface OverloadLimits {
  * under-pressure's healthCheck is not used: /ready checks the dependencies itself.
  *
  * The refusal is a route hook added after the rate limits' (register this after them): a
- * shed request is counted like any other, and a limited operation's 503 carries its
- * X-RateLimit-* headers as the spec says.
+ * shed request is counted like any other, and its 503 carries the X-RateLimit-* headers
+ * of its operation, as every answer of an API operation does.
  */
 export async function registerLoadShedding(
   app: FastifyInstance,

@@ -12,13 +12,13 @@ const explanations = {
     status: 400,
     title: 'Validation failed',
     description:
-      "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know. `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way.",
+      "The request does not match this API's contract: a value has the wrong type, format or length, a required field is missing, or the body has a field the operation does not know (or a key such as `__proto__` that could change the prototype of an object). `errors` lists each offending value, with the part of the request it is in (`location`) and a JSON pointer to it (`pointer`). Correct those values before sending the request again: sent unchanged, it fails the same way.",
   },
   MALFORMED_REQUEST: {
     status: 400,
     title: 'Malformed request',
     description:
-      'The request could not be read: its body is not valid JSON or not valid UTF-8, or is empty while `Content-Type` says JSON, or its URL is not correctly percent-encoded. `detail` says which. Fix how the client encodes the request; the values in it were not looked at yet.',
+      'The request could not be read: it is not valid HTTP/1.1 (a malformed request line or header, conflicting `Content-Length` and `Transfer-Encoding`, a bad chunk, no `Host`), or its body is not valid JSON or not valid UTF-8, or is empty while `Content-Type` says JSON, or its URL is not correctly percent-encoded. `detail` says which. Fix how the client encodes the request; the values in it were not looked at yet.',
   },
   UNAUTHORIZED: {
     status: 401,
@@ -56,6 +56,12 @@ const explanations = {
     description:
       'The path is one of this API’s, but none of its operations has this method (a `PUT` where there is only `PATCH`, say). `Allow` lists the methods the path has. Check the method against this API’s document, `GET /openapi.json`.',
   },
+  REQUEST_TIMEOUT: {
+    status: 408,
+    title: 'Request timeout',
+    description:
+      'The request did not arrive in time: its headers took longer than the server waits for them (10 seconds from the connection or the previous response, unless the server is configured otherwise), or the whole request longer than 30 seconds. The server closed the connection. Send the request again on a new connection, headers and body without pausing.',
+  },
   CONFLICT: {
     status: 409,
     title: 'Conflict',
@@ -72,7 +78,7 @@ const explanations = {
     status: 413,
     title: 'Payload too large',
     description:
-      'The request body is larger than the server accepts (1 MiB unless the server is configured otherwise). Send a smaller body.',
+      'The request body is larger than the server accepts (1 MiB unless the server is configured otherwise), or, sent in chunks, its chunk extensions are larger than the server reads. Send a smaller body.',
   },
   URI_TOO_LONG: {
     status: 414,
@@ -90,7 +96,13 @@ const explanations = {
     status: 429,
     title: 'Too many requests',
     description:
-      'This client address has used up its requests for now: to all the operations together (by default 1000 a minute), or to this operation when it has a limit of its own (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of a limited operation says how many attempts the client address has left.',
+      'This client address has used up its requests for now: to all the operations together (by default 3000 a minute), or to this operation when it has a limit of its own (by default 30 sign-ups and 100 logins a minute), or, for a login, its email address has had too many failed logins (by default 10 in 15 minutes, counted whatever the client; until the window ends, even the right password is refused). Wait the number of seconds in `Retry-After` before trying again; `X-RateLimit-Remaining` on every response of an operation says how many requests the client address has left (of the limit nearest its end).',
+  },
+  HEADERS_TOO_LARGE: {
+    status: 431,
+    title: 'Request header fields too large',
+    description:
+      'The request line and headers together are larger than the server takes (16 KiB unless the server is configured otherwise); `detail` says how many bytes. The server closed the connection without reading the request. Send fewer or shorter headers, or a shorter URL.',
   },
   INTERNAL_ERROR: {
     status: 500,

@@ -1,5 +1,11 @@
 import rateLimit, { normalizeIP, type FastifyRateLimitStore } from '@fastify/rate-limit';
-import type { FastifyInstance, FastifyRequest, onRequestHookHandler, RouteOptions } from 'fastify';
+import type {
+  FastifyInstance,
+  FastifyReply,
+  FastifyRequest,
+  onRequestHookHandler,
+  RouteOptions,
+} from 'fastify';
 import type { Redis } from 'ioredis';
 import { operationsOf, type OpenApiDocument } from './contract.js';
 import { AppError } from './errors.js';
@@ -37,13 +43,20 @@ export function apiOperationLookup(spec: OpenApiDocument): ApiOperationOf {
   return Object.assign(lookup, { byRoute });
 }
 
-/** The API operations by Fastify route (`GET /api/users/:id`), as glue registers them. */
+/**
+ * The API operations by Fastify route (`GET /api/users/:id`), as glue registers them, and
+ * the HEAD twin of each GET.
+ */
 function apiOperationsByRoute(spec: OpenApiDocument): Map<string, string> {
   const byRoute = new Map<string, string>();
   for (const { operationId, method, path } of operationsOf(spec)) {
     if (OPERATIONAL_OPERATIONS.has(operationId)) continue;
     // Fastify's form of the path, as glue registers it: `{id}` → `:id`.
-    byRoute.set(`${method} ${path.replace(/\{([^}]+)\}/g, ':$1')}`, operationId);
+    const url = path.replace(/\{([^}]+)\}/g, ':$1');
+    byRoute.set(`${method} ${url}`, operationId);
+    // A GET's HEAD twin (app.ts, exposeHeadRoutes) is the same operation: counted, limited
+    // and shed like it.
+    if (method === 'GET') byRoute.set(`HEAD ${url}`, operationId);
   }
   return byRoute;
 }
@@ -141,6 +154,19 @@ function sharedStore(
       return storeAt(`${prefix}rl:`);
     }
   } as unknown as new () => FastifyRateLimitStore;
+}
+
+/** What is left of a limit for a client: X-RateLimit-Limit, -Remaining and -Reset. */
+interface Budget {
+  limit: number;
+  remaining: number;
+  resetSeconds: number;
+}
+
+function sendBudget(reply: FastifyReply, budget: Budget): void {
+  reply.header('x-ratelimit-limit', budget.limit);
+  reply.header('x-ratelimit-remaining', budget.remaining);
+  reply.header('x-ratelimit-reset', budget.resetSeconds);
 }
 
 /** The most clients the global limit counts at once in memory (the plugin's store holds 5,000). */
@@ -249,28 +275,55 @@ export async function registerRateLimits(
     const counts = new WindowCounts(windowMs, LOCAL_KEYS);
     // A route hook of each API operation (the probes, docs and metrics get none), first of
     // its hooks, so before its own limit: a client over the global limit uses up nothing
-    // else. Only its 429 carries the X-RateLimit-* headers of this limit; other responses
-    // keep those of their operation's own limit, if any. A callback hook: an async one
-    // would cost a promise and a turn of the microtask queue more on every request.
+    // else. Every response of the operation carries the budget this limit leaves
+    // (X-RateLimit-*), or, on an operation with a limit of its own, whichever of the two is
+    // nearer its end (`nearer`, after the plugin's hook, which sends its own). A callback
+    // hook: an async one would cost a promise and a turn of the microtask queue more on
+    // every request.
     app.addHook('onRoute', (route) => {
       const operationId = operationOfRoute(apiOperationOf, route);
       if (operationId === undefined) return;
+      // The global budget of each request of an operation with its own limit, until
+      // `nearer` has compared it with the other (only those operations pay for this).
+      const budgets =
+        route.config?.rateLimit === undefined ? null : new WeakMap<FastifyRequest, Budget>();
+      const allow = (request: FastifyRequest, reply: FastifyReply, budget: Budget) => {
+        sendBudget(reply, budget);
+        budgets?.set(request, budget);
+      };
       const limit: onRequestHookHandler = countShared
-        ? (request, _reply, done) => {
+        ? (request, reply, done) => {
             countShared(request).then((outcome) => {
-              if (outcome.isAllowed || !outcome.isExceeded) done();
-              else done(refuse(operationId, outcome));
+              if (outcome.isAllowed) return done();
+              if (outcome.isExceeded) return done(refuse(operationId, outcome));
+              const { max, remaining, ttlInSeconds } = outcome;
+              allow(request, reply, { limit: max, remaining, resetSeconds: ttlInSeconds });
+              done();
             }, done);
           }
-        : (request, _reply, done) => {
+        : (request, reply, done) => {
             const now = Date.now();
             const window = counts.hit(normalizeIP(request.ip), now);
-            if (window.count <= global.max) return done();
             const ttlInSeconds = Math.ceil((window.resetAt - now) / 1000);
-            done(refuse(operationId, { max: global.max, ttlInSeconds }));
+            if (window.count > global.max) {
+              return done(refuse(operationId, { max: global.max, ttlInSeconds }));
+            }
+            const remaining = global.max - window.count;
+            allow(request, reply, { limit: global.max, remaining, resetSeconds: ttlInSeconds });
+            done();
           };
-      const hooks = route.onRequest;
-      route.onRequest = hooks === undefined ? [limit] : [limit, ...[hooks].flat()];
+      const hooks = route.onRequest === undefined ? [] : [route.onRequest].flat();
+      route.onRequest = [limit, ...hooks];
+      if (budgets !== null) {
+        const nearer: onRequestHookHandler = (request, reply, done) => {
+          const budget = budgets.get(request);
+          budgets.delete(request);
+          const own = Number(reply.getHeader('x-ratelimit-remaining'));
+          if (budget !== undefined && !(own <= budget.remaining)) sendBudget(reply, budget);
+          done();
+        };
+        route.onRequest.push(nearer);
+      }
     });
   }
 

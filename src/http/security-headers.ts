@@ -1,5 +1,7 @@
-import helmet from '@fastify/helmet';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet';
 import type { FastifyInstance } from 'fastify';
+import helmet, { type HelmetOptions } from 'helmet';
 
 /**
  * Helmet's security headers on every response (X-Content-Type-Options, X-Frame-Options,
@@ -11,12 +13,8 @@ import type { FastifyInstance } from 'fastify';
  * refuse that host's http for the whole max-age. Without includeSubDomains: the API's
  * host does not speak for the other hosts under it.
  */
-export async function registerSecurityHeaders(
-  app: FastifyInstance,
-  options: { hstsMaxAgeSeconds: number | undefined },
-): Promise<void> {
-  const { hstsMaxAgeSeconds } = options;
-  await app.register(helmet, {
+function helmetOptions(hstsMaxAgeSeconds: number | undefined): FastifyHelmetOptions {
+  return {
     contentSecurityPolicy: {
       useDefaults: false,
       directives: { defaultSrc: ["'none'"], frameAncestors: ["'none'"] },
@@ -26,5 +24,33 @@ export async function registerSecurityHeaders(
       hstsMaxAgeSeconds === undefined
         ? false
         : { maxAge: hstsMaxAgeSeconds, includeSubDomains: false },
-  });
+  };
+}
+
+export async function registerSecurityHeaders(
+  app: FastifyInstance,
+  options: { hstsMaxAgeSeconds: number | undefined },
+): Promise<void> {
+  await app.register(fastifyHelmet, helmetOptions(options.hstsMaxAgeSeconds));
+}
+
+/**
+ * The same headers, by name, for the answers written without Fastify (Node's refusals of
+ * requests it cannot read, src/http/client-errors.ts). They do not depend on the request.
+ */
+export function securityHeadersOf(options: {
+  hstsMaxAgeSeconds: number | undefined;
+}): Record<string, string> {
+  const headers: Record<string, string> = {};
+  const response = {
+    setHeader: (name: string, value: unknown) => void (headers[name] = String(value)),
+    removeHeader: (name: string) => void delete headers[name],
+  };
+  // @fastify/helmet's copy of helmet's option types is another type, of the same shape.
+  helmet(helmetOptions(options.hstsMaxAgeSeconds) as HelmetOptions)(
+    {} as IncomingMessage,
+    response as unknown as ServerResponse,
+    () => undefined,
+  );
+  return headers;
 }

@@ -58,4 +58,19 @@ describe('the mock server', () => {
     expect(response.status).toBe(401);
     expect(await response.json()).toMatchObject({ code: 'UNAUTHORIZED' });
   });
+
+  it('answers HEAD for a GET, with its status and headers and no body', async () => {
+    const get = await fetch(`${base}/api/users`);
+    const head = await fetch(`${base}/api/users`, { method: 'HEAD' });
+    expect(head.status).toBe(200);
+    expect(head.headers.get('content-type')).toBe(get.headers.get('content-type'));
+    expect(head.headers.get('content-length')).toBe(get.headers.get('content-length'));
+    expect(await head.text()).toBe('');
+  });
+
+  it('answers 414 to a path parameter over 255 characters, as the server does', async () => {
+    const response = await fetch(`${base}/api/users/${'a'.repeat(256)}`);
+    expect(response.status).toBe(414);
+    expect(await response.json()).toMatchObject({ code: 'URI_TOO_LONG' });
+  });
 });

@@ -142,6 +142,13 @@ describe('the test suite’s own contract check', () => {
     contentType: 'application/json; charset=utf-8',
     headers: requestId,
   };
+  // Every response of an API operation carries its rate-limit budget.
+  const budget = {
+    'x-ratelimit-limit': '3000',
+    'x-ratelimit-remaining': '2999',
+    'x-ratelimit-reset': '60',
+  };
+  const api = { ...base, headers: { ...requestId, ...budget } };
   const publicUser = {
     id: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
     username: 'ada',
@@ -153,7 +160,7 @@ describe('the test suite’s own contract check', () => {
   it('accepts a response the spec declares', () => {
     expect(
       contractViolations({
-        ...base,
+        ...api,
         route: '/api/users/:id',
         statusCode: 200,
         payload: JSON.stringify(publicUser),
@@ -170,7 +177,7 @@ describe('the test suite’s own contract check', () => {
     });
     expect(
       contractViolations({
-        ...base,
+        ...api,
         route: '/api/users/:id',
         statusCode: 409,
         contentType: 'application/problem+json',
@@ -178,11 +185,11 @@ describe('the test suite’s own contract check', () => {
       }),
     ).toEqual([expect.stringMatching(/status not declared/)]);
     expect(
-      contractViolations({ ...base, route: '/api/users/:id', statusCode: 404, payload: problem }),
+      contractViolations({ ...api, route: '/api/users/:id', statusCode: 404, payload: problem }),
     ).toEqual([expect.stringMatching(/content type application\/json not declared/)]);
     expect(
       contractViolations({
-        ...base,
+        ...api,
         route: '/api/users/:id',
         statusCode: 200,
         payload: JSON.stringify({ ...publicUser, email: 'ada@example.com' }),
@@ -191,7 +198,7 @@ describe('the test suite’s own contract check', () => {
     const { username: _missing, ...withoutUsername } = publicUser;
     expect(
       contractViolations({
-        ...base,
+        ...api,
         route: '/api/users/:id',
         statusCode: 200,
         payload: JSON.stringify(withoutUsername),
@@ -202,11 +209,14 @@ describe('the test suite’s own contract check', () => {
   it('accepts declared headers in any case, and the transport headers', () => {
     expect(
       contractViolations({
-        ...base,
+        ...api,
         route: '/api/users/:id',
         statusCode: 200,
         headers: {
           'X-Request-ID': 'trace-1',
+          'X-RateLimit-Limit': '3000',
+          'X-RATELIMIT-REMAINING': '2999',
+          'x-ratelimit-reset': '60',
           'Content-Type': 'application/json; charset=utf-8',
           'content-length': '120',
           date: 'Sun, 29 Nov 2026 20:34:27 GMT',
@@ -219,17 +229,23 @@ describe('the test suite’s own contract check', () => {
   });
 
   it('catches an undeclared header, even one another operation declares', () => {
-    const getUser = { ...base, route: '/api/users/:id', statusCode: 200 };
+    const getUser = { ...api, route: '/api/users/:id', statusCode: 200 };
     const payload = JSON.stringify(publicUser);
-    expect(
-      contractViolations({ ...getUser, headers: { ...requestId, 'X-Powered-By': 'x' }, payload }),
-    ).toEqual([expect.stringMatching(/header x-powered-by is not declared/)]);
-    // The rate-limit headers belong to createUser and login only.
     expect(
       contractViolations({
         ...getUser,
-        headers: { ...requestId, 'x-ratelimit-limit': '10' },
+        headers: { ...getUser.headers, 'X-Powered-By': 'x' },
         payload,
+      }),
+    ).toEqual([expect.stringMatching(/header x-powered-by is not declared/)]);
+    // The rate-limit headers belong to the API operations: the probes are not limited.
+    expect(
+      contractViolations({
+        ...base,
+        route: '/health',
+        statusCode: 200,
+        headers: { ...requestId, 'x-ratelimit-limit': '10' },
+        payload: JSON.stringify({ status: 'ok' }),
       }),
     ).toEqual([expect.stringMatching(/header x-ratelimit-limit is not declared/)]);
   });
@@ -344,7 +360,7 @@ describe('the test suite’s own contract check', () => {
 
   it('catches a problem whose type is not the URL of its code', () => {
     const notFound = {
-      ...base,
+      ...api,
       route: '/api/users/:id',
       statusCode: 404,
       contentType: 'application/problem+json',

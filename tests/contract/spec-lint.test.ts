@@ -129,10 +129,12 @@ function plantDefects(spec: Node): void {
   };
   // Redocly: a response without X-Request-Id.
   delete at(response('/api/users', 'get', '200'), 'headers')['X-Request-Id'];
-  // Redocly: a rate-limited operation whose success does not declare X-RateLimit-Reset.
+  // Redocly: an API operation (each is rate limited) whose success does not declare
+  // X-RateLimit-Reset.
   delete at(response('/api/auth/login', 'post', '200'), 'headers')['X-RateLimit-Reset'];
-  // Redocly: an operation without a rate limit that declares one.
-  at(response('/api/posts', 'get', '200'), 'headers')['X-RateLimit-Limit'] = {
+  delete at(response('/api/posts', 'get', '200'), 'headers')['X-RateLimit-Reset'];
+  // Redocly: an operation without a rate limit (a probe) that declares one.
+  at(response('/health', 'get', '200'), 'headers')['X-RateLimit-Limit'] = {
     $ref: '#/components/headers/RateLimitLimit',
   };
   // Redocly: a request body without an example.
@@ -151,6 +153,8 @@ function plantDefects(spec: Node): void {
   delete schema('PostViews', 'properties', 'viewCount').format;
   // Spectral (OWASP): an array without maxItems.
   delete schema('PostPage', 'properties', 'items').maxItems;
+  // Spectral (OWASP): an API operation's answer without rate-limit headers.
+  delete at(response('/api/users/{id}', 'get', '200'), 'headers')['X-RateLimit-Limit'];
   // Spectral (OWASP): a write nobody has to sign in for, and that no override explains.
   operation('/api/posts', 'post').security = [];
 }
@@ -227,17 +231,21 @@ describe('redocly lint fails on a planted defect', () => {
     reported('rule/response-has-request-id', '#/paths/~1api~1users/get/responses/200/headers');
   });
 
-  it('a response of a rate-limited operation without the X-RateLimit-* headers', () => {
+  it('a response of an API operation without the X-RateLimit-* headers', () => {
     reported(
       'rule/rate-limited-response-headers',
       '#/paths/~1api~1auth~1login/post/responses/200/headers',
+    );
+    reported(
+      'rule/rate-limited-response-headers',
+      '#/paths/~1api~1posts/get/responses/200/headers',
     );
   });
 
   it('a response of an operation without a rate limit that declares one', () => {
     reported(
       'rule/unlimited-response-no-rate-limit-headers',
-      '#/paths/~1api~1posts/get/responses/200/headers/X-RateLimit-Limit',
+      '#/paths/~1health/get/responses/200/headers/X-RateLimit-Limit',
     );
   });
 
@@ -269,6 +277,10 @@ describe('Spectral (OWASP API Security) fails on a planted defect', () => {
 
   it('an array without maxItems', () => {
     reported('owasp:api4:2023-array-limit', 'components/schemas/PostPage/properties/items');
+  });
+
+  it('an answer of an API operation without rate-limit headers', () => {
+    reported('owasp:api4:2023-rate-limit', 'paths//api/users/{id}/get/responses/200/headers');
   });
 
   it('a public write that no override explains', () => {

@@ -39,8 +39,8 @@ function newUser(overrides: Json = {}): Json {
 }
 
 /**
- * Answers given before any route is chosen (bad URL encoding, over-long path parameters)
- * do not pass through the route hooks that check the contract, so they are checked here.
+ * Answers given before any route is chosen (bad URL encoding) do not pass through the
+ * route hooks that check the contract, so they are checked here.
  */
 function expectRouterProblem(
   res: LightMyRequestResponse,
@@ -409,17 +409,33 @@ describe.each(targets)('$name: fields the operation does not take', (target) => 
 
 describe.each(targets)('$name: prototype pollution', (target) => {
   it.each([
-    ['__proto__', (valid: string) => `{"__proto__":{"isActive":false},${valid.slice(1)}`],
+    [
+      '__proto__',
+      (valid: string) => `{"__proto__":{"isActive":false},${valid.slice(1)}`,
+      '/__proto__',
+    ],
     [
       'constructor.prototype',
       (valid: string) => `{"constructor":{"prototype":{"isActive":false}},${valid.slice(1)}`,
+      '/constructor/prototype',
     ],
-    ['a nested __proto__', (valid: string) => `${valid.slice(0, -1)},"x":{"__proto__":{"y":1}}}`],
-  ])('answers 400 to %s and pollutes nothing', async (_name, build) => {
+    [
+      'a nested __proto__',
+      (valid: string) => `${valid.slice(0, -1)},"x":{"__proto__":{"y":1}}}`,
+      '/x/__proto__',
+    ],
+    [
+      '__proto__ in an array',
+      (valid: string) => `${valid.slice(0, -1)},"x":[1,{"__proto__":null}]}`,
+      '/x/1/__proto__',
+    ],
+  ])('answers 400 naming %s, and pollutes nothing', async (_name, build, pointer) => {
     const raw = build(JSON.stringify(target.valid()));
     const res = await refused(target, () => send(target, raw, JSON_TYPE));
-    // Fastify's JSON parser refuses these keys outright: the body never reaches validation.
-    expectProblem(res, 400, 'MALFORMED_REQUEST');
+    // Refused as it is parsed, naming the key: the body never reaches the schema.
+    const problem = expectInvalid(res, 'body', [pointer]);
+    expect(problem.detail).toContain(pointer.endsWith('prototype') ? 'constructor' : '__proto__');
+    expect(problem.errors?.[0]?.message).toMatch(/prototype/);
     expect(({} as Json).isActive).toBeUndefined();
     expect(({} as Json).y).toBeUndefined();
     expect(Object.prototype).not.toHaveProperty('isActive');
@@ -752,7 +768,18 @@ describe('path parameters', () => {
     ['10,000 characters', 'b'.repeat(10_000)],
     ['a uuid padded to 256 characters', `${UNKNOWN_ID}${'0'.repeat(220)}`],
   ])('answers 414 URI_TOO_LONG to an id of %s', async (_name, id) => {
-    await expectRouterProblemOnEveryMethod(`/api/users/${id}`, 414, 'URI_TOO_LONG');
+    // The operation's own 414 (after the rate limits), checked against it by useTestApp.
+    const url = `/api/users/${id}`;
+    for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
+      const res = await t.inject({
+        method,
+        url,
+        headers: owner.auth,
+        ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
+      });
+      expectProblem(res, 414, 'URI_TOO_LONG', url);
+      expect(res.headers['x-ratelimit-limit'], method).toBeDefined();
+    }
     await ownerAccount();
   });
 
@@ -957,23 +984,24 @@ describe('headers', () => {
 });
 
 describe('methods the spec does not declare', () => {
+  // A path with GET has HEAD too (hardening.test.ts, "HEAD").
   it.each([
-    ['HEAD', '/health', 'GET'],
-    ['HEAD', '/api/users', 'GET, POST'],
-    ['OPTIONS', '/api/users', 'GET, POST'],
-    ['OPTIONS', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['PUT', '/api/users', 'GET, POST'],
-    ['PUT', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['PATCH', '/api/users', 'GET, POST'],
-    ['DELETE', '/api/users', 'GET, POST'],
-    ['POST', `/api/users/${UNKNOWN_ID}`, 'GET, PATCH, DELETE'],
-    ['POST', '/health', 'GET'],
-    ['TRACE', '/health', 'GET'],
+    ['HEAD', '/api/auth/login', 'POST'],
+    ['OPTIONS', '/api/users', 'GET, HEAD, POST'],
+    ['OPTIONS', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['PUT', '/api/users', 'GET, HEAD, POST'],
+    ['PUT', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['PATCH', '/api/users', 'GET, HEAD, POST'],
+    ['DELETE', '/api/users', 'GET, HEAD, POST'],
+    ['POST', `/api/users/${UNKNOWN_ID}`, 'GET, HEAD, PATCH, DELETE'],
+    ['POST', '/health', 'GET, HEAD'],
+    ['TRACE', '/health', 'GET, HEAD'],
   ] as [Method, string, string][])('%s %s → 405 problem, Allow: %s', async (method, url, allow) => {
     const res = await t.inject({ method, url });
     expect(res.statusCode, res.body).toBe(405);
     expect(res.headers['content-type']).toMatch(/^application\/problem\+json\b/);
     expect(res.headers.allow).toBe(allow);
+    // A HEAD answer has no body.
     if (method !== 'HEAD') expectProblem(res, 405, 'METHOD_NOT_ALLOWED', url);
   });
 
@@ -1042,5 +1070,28 @@ describe('bodies sent to operations that take none', () => {
       payload: JSON.stringify({ reason: 'x'.repeat(2 * 1024 * 1024) }),
     });
     expectProblem(res, 413, 'PAYLOAD_TOO_LARGE');
+  });
+});
+
+describe('the bounds of a problem (Problem and ProblemItem in the spec)', () => {
+  it('cuts a pointer to an unknown property longer than 1,000 characters', async () => {
+    const name = `k${'x'.repeat(1999)}`;
+    const res = await t.inject({
+      method: 'POST',
+      url: '/api/users',
+      payload: { ...newUser(), [name]: 1 },
+    });
+    const problem = expectProblem(res, 400, 'VALIDATION_ERROR');
+    const pointer = problem.errors?.[0]?.pointer ?? '';
+    expect(pointer).toHaveLength(1000);
+    expect(pointer).toMatch(/^\/kx+…$/);
+  });
+
+  it('cuts a detail longer than 1,000 characters (a method a long path does not have)', async () => {
+    const url = `/api/users/${'a'.repeat(5000)}`;
+    const res = await t.inject({ method: 'PUT', url });
+    const problem = expectProblem(res, 405, 'METHOD_NOT_ALLOWED', url);
+    expect(problem.detail).toHaveLength(1000);
+    expect(problem.detail).toMatch(/^PUT is not a method of \/api\/users\/a+…$/);
   });
 });

@@ -6,6 +6,7 @@ import { loadConfig } from '../../src/config.js';
 import { loadSpec } from '../../src/spec.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET, useTestApp } from '../helpers/app.js';
+import { contractViolations } from '../helpers/contract.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { logCapture } from '../helpers/logs.js';
 import { expectProblem } from '../helpers/problems.js';
@@ -96,9 +97,9 @@ describe('CORS with CORS_ORIGINS', () => {
   });
 
   it.each([
-    [`/api/users/${ID}`, 'PATCH', 'GET, PATCH, DELETE'],
-    [`/api/posts/${ID}`, 'DELETE', 'GET, PATCH, DELETE'],
-    ['/api/users', 'POST', 'GET, POST'],
+    [`/api/users/${ID}`, 'PATCH', 'GET, HEAD, PATCH, DELETE'],
+    [`/api/posts/${ID}`, 'DELETE', 'GET, HEAD, PATCH, DELETE'],
+    ['/api/users', 'POST', 'GET, HEAD, POST'],
     [`/api/auth/sessions/${ID}`, 'DELETE', 'DELETE'],
   ])('answers a preflight to %s (%s) with the methods of the path', async (url, asked, methods) => {
     const res = await t.inject({
@@ -163,7 +164,7 @@ describe('CORS with CORS_ORIGINS', () => {
       headers: { origin: APP_ORIGIN },
     });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users');
-    expect(res.headers.allow).toBe('GET, POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
   });
 });
 
@@ -195,10 +196,12 @@ describe('a method a path does not have', () => {
   // Every path of the spec, with each method it does not declare.
   const cases = Object.entries(spec.paths).flatMap(([path, item]) => {
     const declared = all.filter((method) => method.toLowerCase() in item);
+    // A path with GET has HEAD too.
+    const allowed = declared.flatMap((method) => (method === 'GET' ? ['GET', 'HEAD'] : [method]));
     const url = path.replace(/\{\w+\}/g, ID);
     return all
       .filter((method) => !declared.includes(method))
-      .map((method) => [method, url, declared.join(', ')] as const);
+      .map((method) => [method, url, allowed.join(', ')] as const);
   });
 
   it('is asked of every path of the spec', () => {
@@ -220,14 +223,14 @@ describe('a method a path does not have', () => {
       payload: '{"not json',
     });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users');
-    expect(res.headers.allow).toBe('GET, POST');
+    expect(res.headers.allow).toBe('GET, HEAD, POST');
   });
 
   it('is said of a path whose parameter is empty, as the router matches it', async () => {
     // GET /api/users/ is getUser with an empty id (a 400): the path has GET, not PUT.
     const res = await t.inject({ method: 'PUT', url: '/api/users/' });
     expectProblem(res, 405, 'METHOD_NOT_ALLOWED', '/api/users/');
-    expect(res.headers.allow).toBe('GET, PATCH, DELETE');
+    expect(res.headers.allow).toBe('GET, HEAD, PATCH, DELETE');
   });
 
   it.each([
@@ -237,6 +240,132 @@ describe('a method a path does not have', () => {
     const res = await t.inject({ method, url });
     expectProblem(res, 404, 'NOT_FOUND', url);
     expect(res.headers).not.toHaveProperty('allow');
+  });
+});
+
+describe('HEAD', () => {
+  const METRICS_TOKEN = 'metrics-token-for-the-head-tests-0123456789';
+  const admin = { email: 'head-admin@example.com', password: 'correct horse battery staple' };
+  const t = useTestApp({
+    METRICS_TOKEN,
+    ADMIN_EMAIL: admin.email,
+    ADMIN_PASSWORD: admin.password,
+  });
+  const spec = loadSpec();
+  let auth: Record<string, string>;
+  const ids: Record<string, string> = {};
+
+  beforeAll(async () => {
+    const login = await t.inject({ method: 'POST', url: '/api/auth/login', payload: admin });
+    expect(login.statusCode, login.body).toBe(200);
+    auth = { authorization: `Bearer ${login.json<{ accessToken: string }>().accessToken}` };
+    const me = await t.inject({ method: 'GET', url: '/api/auth/me', headers: auth });
+    ids.user = me.json<{ id: string }>().id;
+    const post = await t.inject({
+      method: 'POST',
+      url: '/api/posts',
+      headers: auth,
+      payload: { title: 'Heads up', content: 'Some words.' },
+    });
+    expect(post.statusCode, post.body).toBe(201);
+    ids.post = post.json<{ id: string }>().id;
+    ids.slug = post.json<{ slug: string }>().slug;
+  });
+
+  /** Every GET operation of the spec, with values that make it succeed. */
+  const gets = Object.entries(spec.paths)
+    .filter(([, item]) => 'get' in item)
+    .map(([path]) => path);
+
+  const urlOf = (path: string) =>
+    path.replace(/\{(\w+)\}/g, (_match, name: string) => {
+      if (name === 'code') return 'rate-limited';
+      if (name === 'slug') return ids.slug!;
+      return path.startsWith('/api/posts/') ? ids.post! : ids.user!;
+    });
+
+  // Headers whose value may differ between two requests in a row (the metrics' text too).
+  const varying = new Set(['date', 'x-ratelimit-remaining', 'x-ratelimit-reset']);
+  const comparableOf = (path: string, headers: Record<string, unknown>) => {
+    const { 'content-length': length, ...others } = comparable(headers);
+    return path === '/metrics' ? others : { ...others, 'content-length': length };
+  };
+  const comparable = (headers: Record<string, unknown>) =>
+    Object.fromEntries(Object.entries(headers).filter(([name]) => !varying.has(name)));
+
+  it('is asked of every GET operation of the spec', () => {
+    expect(gets.length).toBeGreaterThanOrEqual(14);
+  });
+
+  it.each(gets)('HEAD %s: the status and headers of GET, no body', async (path) => {
+    const url = urlOf(path);
+    const headers = {
+      ...(path === '/metrics' ? { authorization: `Bearer ${METRICS_TOKEN}` } : auth),
+      'x-request-id': `head-${path.replace(/\W/g, '')}`,
+    };
+    const get = await t.inject({ method: 'GET', url, headers });
+    const head = await t.inject({ method: 'HEAD', url, headers });
+    expect(get.statusCode, `${url}: ${get.body.slice(0, 200)}`).toBeLessThan(300);
+    expect(head.statusCode, url).toBe(get.statusCode);
+    expect(head.body).toBe('');
+    expect(comparableOf(path, head.headers)).toEqual(comparableOf(path, get.headers));
+  });
+
+  it.each([
+    ['a problem', `/api/posts/${ID}`, 404],
+    ['a revalidation', 'etag', 304],
+    ['a refusal without a token', '/api/auth/me', 401],
+  ])('answers HEAD with %s as GET does', async (_name, target, status) => {
+    let url = target;
+    let headers: Record<string, string> = target === '/api/auth/me' ? {} : auth;
+    if (target === 'etag') {
+      url = `/api/posts/${ids.post}`;
+      const first = await t.inject({ method: 'GET', url, headers: auth });
+      headers = { ...auth, 'if-none-match': String(first.headers.etag) };
+    }
+    const get = await t.inject({ method: 'GET', url, headers });
+    const head = await t.inject({ method: 'HEAD', url, headers });
+    expect(get.statusCode).toBe(status);
+    expect(head.statusCode).toBe(status);
+    expect(head.body).toBe('');
+    expect(comparable(head.headers)).toEqual({
+      ...comparable(get.headers),
+      'x-request-id': head.headers['x-request-id'],
+    });
+  });
+
+  it.each(['/docs', '/docs/', '/docs/static/swagger-initializer.js', '/'])(
+    'answers HEAD %s (the reference and its assets) as GET',
+    async (url) => {
+      const get = await t.inject({ method: 'GET', url });
+      const head = await t.inject({ method: 'HEAD', url });
+      expect(get.statusCode, url).toBeLessThan(400);
+      expect(head.statusCode, url).toBe(get.statusCode);
+      expect(head.body).toBe('');
+      expect(head.headers['content-type']).toBe(get.headers['content-type']);
+      expect(head.headers.location).toBe(get.headers.location);
+    },
+  );
+
+  it('sends the length of the GET body over a socket, and no body', async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+    const get = await t.inject({ method: 'GET', url: '/openapi.json' });
+    const { socket, received } = rawConnection(t.app);
+    socket.write('HEAD /openapi.json HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n');
+    const answer = await received;
+    const [head, body] = answer.split('\r\n\r\n');
+    expect(head).toMatch(/^HTTP\/1\.1 200 /);
+    expect(head).toMatch(
+      new RegExp(`\\r\\ncontent-length: ${Buffer.byteLength(get.body)}\\r\\n`, 'i'),
+    );
+    expect(body).toBe('');
+  });
+
+  it('is refused (405) where the path has no GET, with Allow', async () => {
+    const res = await t.inject({ method: 'HEAD', url: '/api/auth/login' });
+    expect(res.statusCode).toBe(405);
+    expect(res.headers.allow).toBe('POST');
+    expect(res.body).toBe('');
   });
 });
 
@@ -251,6 +380,57 @@ function rawConnection(app: FastifyInstance): { socket: Socket; received: Promis
     socket.on('error', () => undefined);
   });
   return { socket, received };
+}
+
+/** An answer read off a raw connection: its status, headers (names in lower case) and body. */
+function parseAnswer(text: string) {
+  const end = text.indexOf('\r\n\r\n');
+  const [statusLine = '', ...lines] = text.slice(0, end).split('\r\n');
+  const headers: Record<string, string> = {};
+  for (const line of lines) {
+    const colon = line.indexOf(':');
+    headers[line.slice(0, colon).toLowerCase()] = line.slice(colon + 1).trim();
+  }
+  return { statusCode: Number(statusLine.split(' ')[1]), headers, body: text.slice(end + 4) };
+}
+
+const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
+
+/**
+ * A problem answered before any route was chosen (by Node's HTTP parser or its timers): a
+ * status of x-unrouted-responses with its body and headers, a request id of its own, and
+ * the connection closed after it.
+ */
+function expectUnroutedProblem(text: string, status: number, code: string) {
+  const answer = parseAnswer(text);
+  expect(answer.statusCode, text).toBe(status);
+  expect(answer.headers['content-type']).toMatch(/^application\/problem\+json\b/);
+  expect(answer.headers['x-request-id']).toMatch(uuid);
+  expect(answer.headers.connection).toBe('close');
+  expect(Number(answer.headers['content-length'])).toBe(Buffer.byteLength(answer.body));
+  // The security headers of every response.
+  expect(answer.headers['x-content-type-options']).toBe('nosniff');
+  expect(answer.headers['content-security-policy']).toBe(
+    "default-src 'none';frame-ancestors 'none'",
+  );
+  const problem = JSON.parse(answer.body) as Record<string, unknown>;
+  expect(problem).toMatchObject({
+    type: `/problems/${code.toLowerCase().replace(/_/g, '-')}`,
+    status,
+    code,
+    detail: expect.any(String),
+  });
+  expect(
+    contractViolations({
+      method: 'GET',
+      route: undefined,
+      statusCode: answer.statusCode,
+      contentType: answer.headers['content-type'],
+      headers: answer.headers,
+      payload: answer.body,
+    }),
+  ).toEqual([]);
+  return problem;
 }
 
 describe('limits of the HTTP server', () => {
@@ -275,7 +455,7 @@ describe('limits of the HTTP server', () => {
     expect((server as unknown as { maxHeaderSize: number }).maxHeaderSize).toBe(4096);
   });
 
-  it('cut off a client that sends its headers too slowly (408)', async () => {
+  it('cut off a client that sends its headers too slowly (408 problem)', async () => {
     const { socket, received } = rawConnection(t.app);
     socket.write('GET /health HTTP/1.1\r\nHost: localhost\r\n');
     // A header line every 200 ms: the connection is never silent, the headers never end.
@@ -284,38 +464,94 @@ describe('limits of the HTTP server', () => {
       if (!socket.destroyed) socket.write(`X-Drip-${(n += 1)}: 1\r\n`);
     }, 200);
     try {
-      const answer = await received;
-      expect(answer).toMatch(/^HTTP\/1\.1 408 /);
+      expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
     } finally {
       clearInterval(drip);
       socket.destroy();
     }
   }, 15_000);
 
-  it('cut off a client that connects and sends nothing (408)', async () => {
+  it('cut off a client that connects and sends nothing (408 problem)', async () => {
     const { received } = rawConnection(t.app);
     // The headers timeout runs from the connection: silence is a slow header too.
-    expect(await received).toMatch(/^HTTP\/1\.1 408 /);
+    expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
   }, 15_000);
 
-  it('refuse headers larger than MAX_HEADER_SIZE (431), and take those within it', async () => {
+  it('cut off a client whose body does not come in time (408 problem)', async () => {
+    const { socket, received } = rawConnection(t.app);
+    socket.write(
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{',
+    );
+    expectUnroutedProblem(await received, 408, 'REQUEST_TIMEOUT');
+  }, 15_000);
+
+  it('refuse headers larger than MAX_HEADER_SIZE (431 problem), and take those within it', async () => {
     const within = await t.inject({
       method: 'GET',
       url: '/health',
       headers: { 'x-padding': 'x'.repeat(2000) },
     });
     expect(within.statusCode).toBe(200);
-    for (const [size, status] of [
-      [2000, 200],
-      [6000, 431],
-    ] as const) {
+    const send = (size: number) => {
       const { socket, received } = rawConnection(t.app);
       socket.write(
         `GET /health HTTP/1.1\r\nHost: localhost\r\nX-Padding: ${'x'.repeat(size)}\r\nConnection: close\r\n\r\n`,
       );
-      expect(await received, `${size} bytes`).toMatch(new RegExp(`^HTTP/1\\.1 ${status} `));
-    }
+      return received;
+    };
+    expect(await send(2000)).toMatch(/^HTTP\/1\.1 200 /);
+    const problem = expectUnroutedProblem(await send(6000), 431, 'HEADERS_TOO_LARGE');
+    expect(problem.detail).toContain('4096');
   }, 15_000);
+});
+
+describe('requests Node.js cannot read', () => {
+  const t = useTestApp();
+
+  beforeAll(async () => {
+    await t.app.listen({ port: 0, host: '127.0.0.1' });
+  });
+
+  const answerTo = (raw: string) => {
+    const { socket, received } = rawConnection(t.app);
+    socket.write(raw);
+    return received;
+  };
+
+  it.each([
+    ['a request line that is not HTTP', 'NOT HTTP AT ALL\r\n\r\n'],
+    ['an unknown method', 'BREW /health HTTP/1.1\r\nHost: localhost\r\n\r\n'],
+    [
+      'a space in a header name',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\nBad Header: 1\r\n\r\n',
+    ],
+    [
+      'a Content-Length that is not a number',
+      'GET /health HTTP/1.1\r\nHost: localhost\r\nContent-Length: abc\r\n\r\n',
+    ],
+    [
+      'both Content-Length and Transfer-Encoding',
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n',
+    ],
+    [
+      'a chunk size that is not hexadecimal',
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\nZZ\r\n',
+    ],
+    ['an HTTP/1.1 request without Host', 'GET /health HTTP/1.1\r\n\r\n'],
+  ])('answer %s with a 400 problem', async (_name, raw) => {
+    expectUnroutedProblem(await answerTo(raw), 400, 'MALFORMED_REQUEST');
+  });
+
+  it('answer chunk extensions larger than Node.js takes with a 413 problem', async () => {
+    const raw =
+      'POST /api/users HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n' +
+      `Transfer-Encoding: chunked\r\n\r\n1;ext=${'a'.repeat(20_000)}`;
+    expectUnroutedProblem(await answerTo(raw), 413, 'PAYLOAD_TOO_LARGE');
+  });
+
+  it('still answer an HTTP/1.0 request without Host', async () => {
+    expect(await answerTo('GET /health HTTP/1.0\r\n\r\n')).toMatch(/^HTTP\/1\.1 200 /);
+  });
 });
 
 describe('logs of the health probes', () => {
@@ -369,6 +605,17 @@ describe('logs of the health probes', () => {
       res: { statusCode: 200 },
       responseTime: expect.any(Number),
     });
+  });
+
+  it('hold a line with the request id of a request Node.js could not read', async () => {
+    await app.listen({ port: 0, host: '127.0.0.1' });
+    const { socket, received } = rawConnection(app);
+    socket.write('NOT HTTP AT ALL\r\n\r\n');
+    const requestId = parseAnswer(await received).headers['x-request-id'];
+    expect(requestId).toMatch(uuid);
+    expect(linesOf(requestId!)).toEqual([
+      expect.objectContaining({ level: 30, status: 400, code: 'MALFORMED_REQUEST' }),
+    ]);
   });
 
   it('still hold a probe path asked with another method', async () => {

@@ -6,6 +6,8 @@ import type { components } from '../../generated/api.js';
 import { sessionIdOf, signAccessToken, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { securedCalls } from '../helpers/secured.js';
+import { MAX_LIVE_SESSIONS } from '../../src/modules/auth/sessions-repository.js';
+import { loadSpec } from '../../src/spec.js';
 
 type TokenPair = components['schemas']['TokenPair'];
 type LoginResponse = components['schemas']['LoginResponse'];
@@ -515,6 +517,41 @@ describe('listSessions: GET /api/auth/sessions', () => {
       'UNAUTHORIZED',
     );
   });
+});
+
+describe('the live sessions of an account', () => {
+  it('are as many at most as the spec lets listSessions answer', () => {
+    const spec = loadSpec() as unknown as {
+      components: { schemas: { SessionList: { properties: { items: { maxItems: number } } } } };
+    };
+    expect(spec.components.schemas.SessionList.properties.items.maxItems).toBe(MAX_LIVE_SESSIONS);
+  });
+
+  it(`are ${MAX_LIVE_SESSIONS} at most: a login past them ends the least recently used one`, async () => {
+    const { user, refreshToken } = await signUpAndLogin(t);
+    const second = await anotherSession(user.email);
+    // The first session is used again: the second is now the least recently used.
+    const first = await refreshed(refreshToken);
+    // The other logins, ten at a time: concurrent logins race for the last places.
+    for (let done = 2; done < MAX_LIVE_SESSIONS + 1; done += 10) {
+      const batch = Math.min(10, MAX_LIVE_SESSIONS + 1 - done);
+      await Promise.all(Array.from({ length: batch }, () => anotherSession(user.email)));
+    }
+    const response = await t.inject({
+      method: 'GET',
+      url: '/api/auth/sessions',
+      headers: bearer(first.accessToken),
+    });
+    expect(response.statusCode, response.body).toBe(200);
+    const ids = response.json<SessionList>().items.map((item) => item.id);
+    expect(ids).toHaveLength(MAX_LIVE_SESSIONS);
+    expect(ids).toContain(sessionIdOf(first.accessToken));
+    expect(ids).not.toContain(second.sessionId);
+    // The ended session's tokens are dead; the others work.
+    expectProblem(await refresh(second.refreshToken), 401, 'UNAUTHORIZED');
+    expectProblem(await me(second.accessToken), 401, 'UNAUTHORIZED');
+    expect((await me(first.accessToken)).statusCode).toBe(200);
+  }, 60_000);
 });
 
 describe('revokeSession: DELETE /api/auth/sessions/{id}', () => {

@@ -108,7 +108,7 @@ export const outcomeOfAnotherBody: Handler<'getUser'> = async ({ respond }) =>
 
 // A header the response does not declare does not compile; a declared one does.
 export const undeclaredHeader: Handler<'getUser'> = async ({ reply }) =>
-  // @ts-expect-error getUser's 200 declares no headers
+  // @ts-expect-error getUser's 200 declares no headers but those the server sets itself
   reply(200, publicUser, { Location: '/x' });
 export const misnamedHeader: Handler<'createUser'> = async ({ reply, body }) =>
   // @ts-expect-error createUser's 201 declares Location, not X-Location
@@ -122,6 +122,15 @@ export const wrongRequiredHeader: Handler<'refreshToken'> = async ({ respond, bo
   respond(200, { ok: true, value: body as never }, { 'Cache-Control': 'max-age=60' });
 export const requiredHeaderSent: Handler<'refreshToken'> = async ({ respond, body }) =>
   respond(200, { ok: true, value: body as never }, { 'Cache-Control': 'no-store' });
+// The headers every response declares are the server's (X-Request-Id, the rate limits'
+// X-RateLimit-*): a handler cannot send them, nor forget them.
+export const serverSetHeader: Handler<'refreshToken'> = async ({ respond, body }) =>
+  respond(
+    200,
+    { ok: true, value: body as never },
+    // @ts-expect-error X-RateLimit-Remaining is sent by the rate limits, not by handlers
+    { 'Cache-Control': 'no-store', 'X-RateLimit-Remaining': 1 },
+  );
 
 // The types follow generated/api.d.ts: request parts, statuses and bodies.
 export const typedParts = [

@@ -1,4 +1,16 @@
-import { and, desc, eq, gt, isNull, sql, type Placeholder, type SQL } from 'drizzle-orm';
+import {
+  and,
+  asc,
+  desc,
+  eq,
+  gt,
+  inArray,
+  isNull,
+  ne,
+  sql,
+  type Placeholder,
+  type SQL,
+} from 'drizzle-orm';
 import type { Schemas } from '../../api-types.js';
 import type { Db } from '../../db/client.js';
 import { databaseErrorOf } from '../../db/errors.js';
@@ -95,6 +107,15 @@ export interface SessionsRepository {
 
 const FOREIGN_KEY_VIOLATION = '23503';
 
+/**
+ * The most live sessions an account has (SessionList's maxItems in the spec): a login past
+ * them ends the least recently used one.
+ */
+export const MAX_LIVE_SESSIONS = 100;
+
+/** The first key of the advisory locks that order an account's logins (the second: its id). */
+const LOGIN_LOCK_SPACE = 0x5e55;
+
 /** The presented refresh token as rotate's exchange statement reads it. */
 interface ExchangeRow {
   id: string;
@@ -173,10 +194,42 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
     return row!.id;
   };
 
+  /**
+   * Ends the live sessions of the user past the MAX_LIVE_SESSIONS - 1 most recently used
+   * other than `newSessionId`. They are locked in the order of their ids first, as every
+   * change to several sessions of a user locks them (lockOpenSessions), so that this and a
+   * logout-all wait for each other instead of deadlocking.
+   */
+  const endLeastRecentlyUsed = (tx: Db, userId: string, newSessionId: string) => {
+    const overflow = tx
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(
+        and(eq(sessions.userId, userId), ne(sessions.id, newSessionId), isLive(idleTimeoutSeconds)),
+      )
+      .orderBy(desc(sessions.lastUsedAt), desc(sessions.id))
+      .offset(MAX_LIVE_SESSIONS - 1);
+    const locked = tx
+      .select({ id: sessions.id })
+      .from(sessions)
+      .where(inArray(sessions.id, overflow))
+      .orderBy(asc(sessions.id))
+      .for('update');
+    return tx
+      .update(sessions)
+      .set({ revokedAt: sql`now()` })
+      .where(inArray(sessions.id, locked));
+  };
+
   return {
     async create({ userId, userAgent, ipAddress, refreshTokenHash }) {
       try {
         return await db.transaction(async (tx) => {
+          // The account's logins one at a time (until commit), so that two at once cannot
+          // both leave MAX_LIVE_SESSIONS others live: each sees the one before it.
+          await tx.execute(
+            sql`select pg_advisory_xact_lock(${LOGIN_LOCK_SPACE}, hashtext(${userId}))`,
+          );
           const [session] = await tx
             .insert(sessions)
             .values({
@@ -187,6 +240,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
             })
             .returning({ id: sessions.id, expiresAt: sessions.expiresAt });
           await insertToken(tx, session!.id, refreshTokenHash);
+          await endLeastRecentlyUsed(tx, userId, session!.id);
           return { sessionId: session!.id, expiresAt: session!.expiresAt.toISOString() };
         });
       } catch (error) {
@@ -328,7 +382,9 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
         .select()
         .from(sessions)
         .where(and(eq(sessions.userId, userId), isLive(idleTimeoutSeconds)))
-        .orderBy(desc(sessions.createdAt), desc(sessions.id));
+        .orderBy(desc(sessions.createdAt), desc(sessions.id))
+        // There are no more (create); should there ever be, the list stays in its bound.
+        .limit(MAX_LIVE_SESSIONS);
       return rows.map(toSessionRecord);
     },
 
