@@ -44,7 +44,7 @@ function fail(message: string): never {
 }
 
 const env = readEnvironment();
-const config = loadConfig({ ...env, DATABASE_URL: '' });
+const config = loadConfig({ ...env, DATABASE_URL: '' }, 'script');
 const dir = resolve(process.argv[2] ?? config.dataDir);
 const backup = join(dir, BACKUP);
 

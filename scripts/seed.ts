@@ -38,7 +38,7 @@ if (parsed.kind === 'error') {
 
 const failed = exitExplained('npm run db:seed');
 const config = await Promise.resolve()
-  .then(() => loadConfig(readEnvironment()))
+  .then(() => loadConfig(readEnvironment(), 'script'))
   .catch(failed);
 const database = await createDatabase(
   // One INSERT … SELECT of a bulk chunk can outlast the API's statement timeout, on the

@@ -11,7 +11,7 @@ import { exitExplained } from '../src/db/failures.js';
 import { projectRoot } from '../src/paths.js';
 
 const env = readEnvironment();
-const config = loadConfig(env);
+const config = loadConfig(env, 'script');
 
 let databaseUrl = config.databaseUrl;
 let release: () => Promise<void> = async () => undefined;

@@ -499,7 +499,17 @@ function rateLimitsOf(raw: RawEnv): Config['rateLimits'] {
   return Object.freeze(Object.fromEntries(entries) as Record<RateLimitedOperation, RateLimit>);
 }
 
-export function loadConfig(source: Record<string, string | undefined>): Config {
+/**
+ * What the settings are for: the API server (the default), or a database script (db:migrate,
+ * db:seed, db:studio), which signs no token and sends no link, so needs neither JWT_SECRET
+ * nor PUBLIC_URL wherever it runs.
+ */
+export type ConfigPurpose = 'server' | 'script';
+
+export function loadConfig(
+  source: Record<string, string | undefined>,
+  purpose: ConfigPurpose = 'server',
+): Config {
   // Empty variables (FOO= in a .env file) mean "not set", not "set to nothing".
   const data = Object.fromEntries(
     Object.entries(source).filter(([, v]) => v !== undefined && v !== ''),
@@ -525,17 +535,19 @@ export function loadConfig(source: Record<string, string | undefined>): Config {
   if (secret === undefined) {
     // A random secret logs everyone out at every restart and differs between instances:
     // tolerable only for the embedded database, which one process on one machine owns.
-    if (production || !embedded) {
+    if ((production || !embedded) && purpose === 'server') {
       throw new ConfigError(
         `Invalid environment: JWT_SECRET is required (at least 32 characters) ${production ? 'when NODE_ENV=production' : 'with DATABASE_URL, whatever NODE_ENV'}; only the embedded database (DATABASE_URL unset) outside production runs with a random one.`,
       );
     }
     secret = randomBytes(48).toString('base64url');
-    warnings.push(
-      'JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.',
-    );
+    if (purpose === 'server') {
+      warnings.push(
+        'JWT_SECRET is not set: using a random secret, so tokens stop working when the server restarts.',
+      );
+    }
   }
-  if (production && raw.PUBLIC_URL === undefined) {
+  if (production && raw.PUBLIC_URL === undefined && purpose === 'server') {
     throw new ConfigError(
       'Invalid environment: PUBLIC_URL is required when NODE_ENV=production (the base of the links in emails, such as https://app.example.com); without it they would point at localhost.',
     );

@@ -10,7 +10,7 @@ import { exitExplained } from './failures.js';
 import { describeMigrations } from './migrations.js';
 
 await (async () => {
-  const config = loadConfig(readEnvironment());
+  const config = loadConfig(readEnvironment(), 'script');
   const database = await createDatabase(config, { embedded: { label: 'npm run db:migrate' } });
   try {
     const report = await database.migrate().catch((error: unknown) => {

@@ -356,6 +356,15 @@ describe('secrets, links and addresses by mode', () => {
     expect(config.warnings).toEqual([]);
   });
 
+  it('asks neither JWT_SECRET nor PUBLIC_URL of a database script, which signs and sends nothing', () => {
+    const config = loadConfig({ NODE_ENV: 'production', DATABASE_URL }, 'script');
+    expect(config.databaseUrl).toBe(DATABASE_URL);
+    expect(config.warnings).toEqual([]);
+    expect(() => loadConfig({ NODE_ENV: 'production', DATABASE_URL })).toThrow(
+      /JWT_SECRET is required/,
+    );
+  });
+
   it('requires PUBLIC_URL in production, where links to localhost would be wrong', () => {
     expect(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: secret })).toThrow(
       /PUBLIC_URL is required when NODE_ENV=production/,
