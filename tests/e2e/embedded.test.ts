@@ -409,7 +409,7 @@ const asRoot = process.getuid?.() === 0;
 
 /** The user id a process runs as. */
 function uidOf(pid: number): string {
-  return uidOf(pid);
+  return execFileSync('ps', ['-o', 'uid=', '-p', String(pid)], { encoding: 'utf8' }).trim();
 }
 
 describe('who runs the database', () => {
