@@ -286,7 +286,7 @@ async function wire(
   // given a `rateLimit` route config below each on its own counter (guessing passwords and
   // mass sign-ups cost time). With REDIS_URL the counts are shared by every instance.
   const redis = config.redis
-    ? createSharedRedis(config.redis.url, app.log.child({ component: 'redis' }))
+    ? await createSharedRedis(config.redis.url, app.log.child({ component: 'redis' }))
     : null;
   if (redis) {
     // Start-up waits a second at most for Redis: without it, the server starts anyway.
