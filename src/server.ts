@@ -98,11 +98,12 @@ async function main(): Promise<void> {
   };
   try {
     if (database.kind === 'postgres') await checkDatabase(database, config);
-    const { buildApp } = await import('./app.js');
     // The embedded database belongs to this server: it is brought up to date on every
-    // start (a PostgreSQL server is migrated by `npm run db:migrate`).
+    // start (a PostgreSQL server is migrated by `npm run db:migrate`), as soon as it
+    // answers, while the app loads.
     const migrating = database.kind === 'postgres' ? null : database.migrate();
     migrating?.catch(() => undefined);
+    const { buildApp } = await import('./app.js');
     app = await buildApp(config, {
       logger: loggerOptions(config),
       database,
