@@ -326,8 +326,33 @@ await app.register(fastifyJwt, {
 });
 await app.register(fastifyRateLimit, { global: false });
 
+/**
+ * The API's global per-client limit (RATE_LIMIT_MAX a minute per address, fixed windows
+ * in memory) and the budget it sends on every response of an API route; the routes with
+ * a limit of their own (login, refresh) then send the plugin's, as the API sends the
+ * nearer of the two.
+ */
+const windows = new Map<string, { count: number; resetAt: number }>();
 app.addHook('onRequest', (request, reply, done) => {
   reply.header('x-request-id', request.id);
+  if (!request.url.startsWith('/api/')) return done();
+  const now = Date.now();
+  let window = windows.get(request.ip);
+  if (window === undefined || window.resetAt <= now) {
+    // At most 10,000 addresses, as the API: the one whose window started first goes.
+    if (window !== undefined) windows.delete(request.ip);
+    else if (windows.size >= 10_000) windows.delete(windows.keys().next().value!);
+    window = { count: 0, resetAt: now + 60_000 };
+    windows.set(request.ip, window);
+  }
+  window.count += 1;
+  const reset = Math.ceil((window.resetAt - now) / 1000);
+  if (window.count > rateLimitMax) {
+    return done(new HttpError(429, 'Too Many Requests', 'Too many requests'));
+  }
+  reply.header('x-ratelimit-limit', rateLimitMax);
+  reply.header('x-ratelimit-remaining', rateLimitMax - window.count);
+  reply.header('x-ratelimit-reset', reset);
   done();
 });
 app.setErrorHandler((error: Error & { statusCode?: number }, request, reply) => {
