@@ -10,6 +10,7 @@ import {
   realpath,
   rename,
   rm,
+  stat,
 } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -203,6 +204,7 @@ async function startOwner(
     await stopOrphan(dir, binaries, user);
     if (!(await exists(join(cluster, 'PG_VERSION')))) await initialise(dir, binaries, user);
 
+    await rotateLog(dir);
     const log = await openFile(join(dir, LOG), 'a', 0o600);
     const startedAt = (await log.stat()).size;
     try {
@@ -266,7 +268,8 @@ function serverArguments(dir: string, poolMax: number): string[] {
     // The socket only: no TCP port to collide with another PostgreSQL, and only this
     // user (and root) may connect.
     listen_addresses: '',
-    unix_socket_directories: dir,
+    // A list: a folder with spaces or commas in its name is quoted.
+    unix_socket_directories: `"${dir.replaceAll('"', '""')}"`,
     unix_socket_permissions: '0700',
     port: String(SOCKET_PORT),
     // The server's pools (four, while scripts share it), psql, Studio.
@@ -377,6 +380,13 @@ async function initialise(dir: string, binaries: Binaries, user: ServerUser | nu
     throw new Error(`initdb failed (exit code ${code}): ${stderr.trim()}`);
   }
   await rename(staging, clusterOf(dir));
+}
+
+/** PostgreSQL's log is kept under about 10 MB: a larger one becomes postgresql.log.1. */
+async function rotateLog(dir: string): Promise<void> {
+  const log = join(dir, LOG);
+  const size = (await stat(log).catch(() => null))?.size ?? 0;
+  if (size > 10 * 1024 * 1024) await rename(log, `${log}.1`);
 }
 
 /** What PostgreSQL logged since `from` that says why it stopped (its FATAL and PANIC lines). */
