@@ -1,6 +1,7 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { access, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, readEnvironment, type Config } from './config.js';
 import { startDatabase, type Database } from './db/client.js';
 import { explainConnectionError, StartupError } from './db/connection-errors.js';
@@ -126,13 +127,19 @@ async function main(): Promise<void> {
   // loop sends its batch in hand, then the database closes and the process exits 0. The
   // requests still running after SHUTDOWN_TIMEOUT have their connections cut; a second
   // signal ends the process at once.
-  let closing = false;
+  let closingSince: number | null = null;
   const close = async (signal: NodeJS.Signals) => {
-    if (closing) {
+    if (closingSince !== null) {
+      // One signal often arrives twice: Ctrl-C or a kill of the process group reaches npm
+      // and this process, and npm passes it on. Only a second one sent later means "now".
+      if (Date.now() - closingSince < 1000) return;
       server.log.warn({ signal }, 'second signal while shutting down; exiting now');
+      server.server.closeAllConnections();
+      // The embedded database is stopped all the same (a moment, not the requests' wait).
+      await Promise.race([database.close().catch(() => undefined), sleep(2000)]);
       process.exit(1);
     }
-    closing = true;
+    closingSince = Date.now();
     server.log.info({ signal }, 'shutting down');
     const { shutdownTimeoutMs } = config;
     const cutOff = setTimeout(() => {

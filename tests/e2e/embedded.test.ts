@@ -165,6 +165,17 @@ describe('a server that stops', () => {
     expect(await postmasterOf(dir)).toBeNull();
   }, 60_000);
 
+  it('on the same signal twice at once (npm passing on a Ctrl-C), stops as on one', async () => {
+    const dir = await freshFolder();
+    const server = await startedServer({ DATA_DIR: dir });
+    started.push(server);
+    const postmaster = (await postmasterOf(dir))!;
+    server.child.kill('SIGINT');
+    server.child.kill('SIGINT');
+    expect(await server.exited).toBe(0);
+    expect(running(postmaster)).toBe(false);
+  }, 60_000);
+
   async function killedServerFolder(): Promise<{ dir: string; email: string; orphan: number }> {
     const dir = await freshFolder();
     const first = await startedServer({ DATA_DIR: dir });

@@ -209,7 +209,10 @@ describe('the server process shutting down under load', () => {
     });
     const busy = await openRequest(server.base, '/health');
     server.child.kill('SIGTERM');
+    const firstAt = performance.now();
     while (!(await refusesConnections(server.base))) await sleep(5);
+    // A second signal within a second is the same one passed on (npm), not a second one.
+    await sleep(Math.max(0, 1100 - (performance.now() - firstAt)));
     server.child.kill('SIGINT');
     const signalledAt = performance.now();
     expect(await server.exited).toBe(1);
