@@ -2,8 +2,8 @@
 /**
  * npm start: runs the server from src/ with no build step, and without a TypeScript loader
  * in the running process (tsx cost 0.5 s and 80 MB on every start). After `npm ci`, npm
- * runs it with `--prepare`, which transpiles and makes the embedded database's template,
- * and stops there, so that the first start is as quick as it can be.
+ * runs it with `--prepare`, which transpiles and stops there, so the first start is as
+ * quick as the next.
  *
  * Each source file is transpiled by esbuild (types stripped, not checked: `npm run check`
  * does that) into .start/, laid out as src/ is, one folder below the project root, so that
@@ -136,14 +136,5 @@ try {
 }
 // Node 22 and later keep compiled code between starts; Node 20 has no such cache.
 /** @type {{ enableCompileCache?: () => unknown }} */ (nodeModule).enableCompileCache?.();
-if (process.argv[2] === '--prepare') {
-  // npm's postinstall: transpiled; and the embedded database's template made, so that the
-  // first start of a new data folder copies it instead of running initdb.
-  /** @type {{ prepareTemplate: () => Promise<string> }} */
-  const embedded = await import(pathToFileURL(join(outDir, 'db/embedded/open.js')).href).then(
-    (/** @type {{ prepareTemplate: () => Promise<string> }} */ module) => module,
-  );
-  process.stdout.write(`${await embedded.prepareTemplate()}\n`);
-} else {
-  await import(pathToFileURL(join(outDir, 'server.js')).href);
-}
+// `--prepare` (npm's postinstall): transpiled, nothing to run.
+if (process.argv[2] !== '--prepare') await import(pathToFileURL(join(outDir, 'server.js')).href);

@@ -27,7 +27,6 @@ import {
   type OwnerInfo,
 } from './folder.js';
 import { serverUser, unreachableBy, type ServerUser } from './server-user.js';
-import { copyTemplate, initdbArguments, keepAsTemplate, templateOf } from './template.js';
 
 /**
  * The embedded database is a real PostgreSQL server (see binaries.ts) on a folder
@@ -341,9 +340,8 @@ async function isPostgres(pid: number): Promise<boolean> {
 }
 
 /**
- * The cluster is made in a folder of its own beside the final one (a copy of the template,
- * or initdb's), which is renamed into place once complete: an interrupted start never
- * leaves a half-made cluster.
+ * initdb writes the cluster into a folder of its own beside the final one, which is
+ * renamed into place once complete: an interrupted start never leaves a half-made cluster.
  */
 async function initialise(dir: string, binaries: Binaries, user: ServerUser | null) {
   for (const name of await readdir(dir)) {
@@ -353,65 +351,35 @@ async function initialise(dir: string, binaries: Binaries, user: ServerUser | nu
     }
   }
   const staging = join(dir, `.initdb.${process.pid}`);
-  const template = await templateOf(binaries).catch(() => null);
-  if (template && (await copyTemplate(template, staging, user))) {
-    await rename(staging, clusterOf(dir));
-    return;
-  }
-  await initdb(binaries, staging, user);
-  // The next new folder starts as a copy of this one (once per machine and version).
-  if (template) await keepAsTemplate(staging, template).catch(() => undefined);
-  await rename(staging, clusterOf(dir));
-}
-
-async function initdb(binaries: Binaries, pgdata: string, user: ServerUser | null) {
-  const child = spawn(binaries.initdb, initdbArguments(pgdata), {
-    stdio: ['ignore', 'ignore', 'pipe'],
-    env: { ...process.env, LC_ALL: 'C' },
-    ...(user ? { uid: user.uid, gid: user.gid } : {}),
-  });
+  const initdb = spawn(
+    binaries.initdb,
+    [
+      `--pgdata=${staging}`,
+      '--username=postgres',
+      // Only this user (and root) can open the folder's socket: see unix_socket_permissions.
+      '--auth=trust',
+      '--encoding=UTF8',
+      // Unicode-aware case mapping and a stable code-point order, whatever locales the
+      // machine has (PostgreSQL's own provider, new in 17).
+      '--locale-provider=builtin',
+      '--builtin-locale=C.UTF-8',
+      '--locale=C',
+      '--no-instructions',
+    ],
+    {
+      stdio: ['ignore', 'ignore', 'pipe'],
+      env: { ...process.env, LC_ALL: 'C' },
+      ...(user ? { uid: user.uid, gid: user.gid } : {}),
+    },
+  );
   let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const [code] = (await once(child, 'exit')) as [number | null];
+  initdb.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  const [code] = (await once(initdb, 'exit')) as [number | null];
   if (code !== 0) {
-    await rm(pgdata, { recursive: true, force: true });
+    await rm(staging, { recursive: true, force: true });
     throw new Error(`initdb failed (exit code ${code}): ${stderr.trim()}`);
   }
-}
-
-/**
- * `npm ci`'s postinstall: makes the template of these binaries now, so that the first
- * start of a new data folder copies it instead of running initdb. Says why when it cannot
- * (the first start then runs initdb); never fails the install.
- */
-export async function prepareTemplate(): Promise<string> {
-  try {
-    const binaries = await findBinaries();
-    const template = await templateOf(binaries);
-    if (await exists(join(template, 'PG_VERSION'))) {
-      return `the embedded database's template is ready (${template})`;
-    }
-    const scratch = `${template}.initdb.${process.pid}`;
-    await mkdir(dirname(scratch), { recursive: true });
-    const user = await serverUser(scratch);
-    if (user) {
-      const blocked = await unreachableBy(user, dirname(scratch));
-      if (blocked) {
-        return `no template for the embedded database: ${user.name} may not enter ${blocked}`;
-      }
-      await mkdir(scratch, { mode: 0o700 });
-      await chown(scratch, user.uid, user.gid);
-    }
-    try {
-      await initdb(binaries, scratch, user);
-      await keepAsTemplate(scratch, template);
-    } finally {
-      await rm(scratch, { recursive: true, force: true });
-    }
-    return `made the embedded database's template (${template})`;
-  } catch (error) {
-    return `no template for the embedded database (${error instanceof Error ? error.message : String(error)}): a new data folder runs initdb`;
-  }
+  await rename(staging, clusterOf(dir));
 }
 
 /** PostgreSQL's log is kept under about 10 MB: a larger one becomes postgresql.log.1. */
