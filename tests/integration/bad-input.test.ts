@@ -63,11 +63,9 @@ function expectRouterProblem(
 }
 
 /** The same router problem for GET, PATCH and DELETE of one user URL (as the owner). */
-async function expectRouterProblemOnEveryMethod(
-  url: string,
-  status: number,
-  code: ProblemCode,
-): Promise<void> {
+/** The owner's GET, PATCH and DELETE of one user URL, and their answers. */
+async function onEveryMethod(url: string) {
+  const answers: [string, LightMyRequestResponse][] = [];
   for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
     const res = await t.inject({
       method,
@@ -75,6 +73,17 @@ async function expectRouterProblemOnEveryMethod(
       headers: owner.auth,
       ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
     });
+    answers.push([method, res]);
+  }
+  return answers;
+}
+
+async function expectRouterProblemOnEveryMethod(
+  url: string,
+  status: number,
+  code: ProblemCode,
+): Promise<void> {
+  for (const [method, res] of await onEveryMethod(url)) {
     expectRouterProblem(res, method, status, code, url);
   }
 }
@@ -770,13 +779,7 @@ describe('path parameters', () => {
   ])('answers 414 URI_TOO_LONG to an id of %s', async (_name, id) => {
     // The operation's own 414 (after the rate limits), checked against it by useTestApp.
     const url = `/api/users/${id}`;
-    for (const method of ['GET', 'PATCH', 'DELETE'] as const) {
-      const res = await t.inject({
-        method,
-        url,
-        headers: owner.auth,
-        ...(method === 'PATCH' ? { payload: { firstName: 'X' } } : {}),
-      });
+    for (const [method, res] of await onEveryMethod(url)) {
       expectProblem(res, 414, 'URI_TOO_LONG', url);
       expect(res.headers['x-ratelimit-limit'], method).toBeDefined();
     }

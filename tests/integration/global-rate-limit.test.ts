@@ -1,6 +1,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestApp } from '../helpers/app.js';
 
+/** The probes, this document and the problem pages: never limited, never counted. */
+const UNLIMITED = ['/health', '/ready', '/openapi.json', '/openapi.yaml', '/problems/rate-limited'];
+
 /**
  * The global per-IP limit (RATE_LIMIT_MAX per RATE_LIMIT_WINDOW) on every API operation,
  * in this process's memory (no REDIS_URL): 5 an hour stands in for 3000 a minute. The
@@ -70,13 +73,7 @@ describe('the global rate limit', () => {
   it('never counts the probes and the documentation', async () => {
     const client = '198.51.100.11';
     for (let i = 0; i < 3; i += 1) {
-      for (const url of [
-        '/health',
-        '/ready',
-        '/openapi.json',
-        '/openapi.yaml',
-        '/problems/rate-limited',
-      ]) {
+      for (const url of UNLIMITED) {
         const response = await t.inject({ method: 'GET', url, remoteAddress: client });
         expect(response.statusCode, url).toBe(200);
       }
@@ -157,14 +154,7 @@ describe('the global rate limit', () => {
   });
 
   it('sends no budget on the probes, this document, the problem pages and the docs', async () => {
-    for (const url of [
-      '/health',
-      '/ready',
-      '/openapi.json',
-      '/openapi.yaml',
-      '/problems/rate-limited',
-      '/docs/',
-    ]) {
+    for (const url of [...UNLIMITED, '/docs/']) {
       for (const method of ['GET', 'HEAD'] as const) {
         const response = await t.inject({ method, url, remoteAddress: '198.51.100.15' });
         expect(response.statusCode, `${method} ${url}`).toBe(200);
