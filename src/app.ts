@@ -35,6 +35,7 @@ import {
   type RateLimitEvents,
 } from './http/rate-limits.js';
 import { createSecurityHandlers } from './http/security.js';
+import { serializersCompiledWhenFirstUsed } from './http/serialization.js';
 import { createContractValidation, type ContractValidation } from './http/validation.js';
 import { createPasswordHasher } from './lib/passwords.js';
 import { every } from './lib/periodic.js';
@@ -126,6 +127,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   const { http } = config;
   const app = Fastify({
     logger: deps.logger ?? false,
+    schemaController: serializersCompiledWhenFirstUsed,
     bodyLimit: config.bodyLimitBytes,
     // Fastify's defaults leave a slow client unbounded (no request or connection timeout).
     // Node checks the request and headers timeouts every connectionsCheckingInterval (30 s

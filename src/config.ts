@@ -3,22 +3,22 @@ import { existsSync } from 'node:fs';
 import { isIP } from 'node:net';
 import { availableParallelism } from 'node:os';
 import { resolve } from 'node:path';
+import { Ajv2020, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
-import envSchema from 'env-schema';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
 
 /**
  * Every setting of the server, read from the environment in one place, validated by Ajv
- * (through env-schema) and frozen. Nothing else reads process.env.
+ * and frozen. Nothing else reads process.env.
  */
 export interface Config {
   readonly env: 'development' | 'production' | 'test';
   readonly port: number;
   /** 127.0.0.1 unless HOST says otherwise: the image and the deployment files set 0.0.0.0. */
   readonly host: string;
-  /** Unset: the embedded PGlite database in `dataDir`. */
+  /** Unset: the embedded PostgreSQL server on `dataDir`. */
   readonly databaseUrl: string | undefined;
   readonly dataDir: string;
   readonly db: {
@@ -293,6 +293,25 @@ export const environmentVariables: readonly string[] = Object.freeze(
 
 type RawEnv = RawSettings & Record<RateLimitVariable, number>;
 
+/**
+ * Ajv itself, as env-schema would configure it (text coerced to the declared types,
+ * defaults filled in, unknown variables dropped), without env-schema: importing it compiled
+ * a draft-07 meta-schema for its own options, and each call built and checked a second
+ * instance, 120 ms of every start. This instance does not check the schema against the
+ * meta-schema (config.test.ts compiles it and runs every rule).
+ */
+const envAjv = new Ajv2020({
+  strict: true,
+  allErrors: true,
+  coerceTypes: true,
+  useDefaults: true,
+  removeAdditional: true,
+  allowUnionTypes: true,
+  validateSchema: false,
+});
+addFormats(envAjv, ['email']);
+let validateEnv: ValidateFunction | undefined;
+
 interface RawSettings {
   NODE_ENV: Config['env'];
   PORT: number;
@@ -514,19 +533,15 @@ export function loadConfig(
   const data = Object.fromEntries(
     Object.entries(source).filter(([, v]) => v !== undefined && v !== ''),
   );
-  let raw: RawEnv;
-  try {
-    // env: false — read only what the caller passes, never process.env behind its back.
-    raw = envSchema<RawEnv>({
-      schema,
-      data,
-      env: false,
-      dotenv: false,
-      ajv: { customOptions: (ajv) => addFormats(ajv, ['email']) },
-    });
-  } catch (error) {
-    throw new ConfigError(`Invalid environment: ${(error as Error).message}`);
+  // Ajv converts the text values to the schema's types and fills in defaults, in place.
+  const values: Record<string, unknown> = { ...data };
+  const validate = (validateEnv ??= envAjv.compile(schema));
+  if (!validate(values)) {
+    throw new ConfigError(
+      `Invalid environment: ${envAjv.errorsText(validate.errors, { dataVar: 'env' })}`,
+    );
   }
+  const raw = values as unknown as RawEnv;
 
   const warnings: string[] = [];
   const production = raw.NODE_ENV === 'production';

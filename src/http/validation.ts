@@ -1,4 +1,4 @@
-import { Ajv2020, type ErrorObject, type Options } from 'ajv/dist/2020.js';
+import { Ajv2020, type ErrorObject, type Options, type ValidateFunction } from 'ajv/dist/2020.js';
 import addFormatsModule from 'ajv-formats';
 import type { FastifySchemaCompiler } from 'fastify';
 import { uuidPattern } from '../lib/uuid.js';
@@ -21,6 +21,12 @@ const shared: Options = {
   allErrors: true,
   useDefaults: true,
   removeAdditional: false,
+  // Each schema is not checked against JSON Schema's meta-schema again here: `npm run check`
+  // lints the spec's schemas (Spectral), glue validates the spec at start, and Ajv still
+  // refuses an unknown keyword (strict) or a keyword's value of the wrong type as it
+  // compiles. The check compiled the 2020-12 meta-schema in each instance, 30-60 ms of
+  // every start and of the first request with a query.
+  validateSchema: false,
 };
 
 export function createAjv(options: Options): Ajv2020 {
@@ -28,32 +34,51 @@ export function createAjv(options: Options): Ajv2020 {
   addFormats(ajv);
   // ajv-formats' uuid also takes "urn:uuid:…"; JSON Schema's uuid (RFC 4122) is the bare form.
   ajv.addFormat('uuid', uuidPattern);
-  compileOncePerSchema(ajv);
+  compileWhenFirstUsed(ajv);
   return ajv;
 }
 
 /**
- * Glue hands every route its own dereferenced copy of the shared schemas (the Problem of
- * each error status, of each operation), and Ajv caches by object, not by content: 78
- * compilations of 16 distinct schemas took 0.31 s of every start. Equal schemas share one
- * validator instead (Ajv's own cache does the same for one object).
+ * A schema is compiled when its validator is first called, and equal schemas share one
+ * validator.
+ * - When first used: Fastify's routes and @fastify/response-validation ask for every
+ *   validator of every operation as the server starts; most are not needed for a while
+ *   (or, in a test's server, ever). Compiling the response schemas took 90 ms of each start
+ *   in development.
+ * - Shared: glue hands every route its own dereferenced copy of the shared schemas (the
+ *   Problem of each error status, of each operation), and Ajv caches by object, not by
+ *   content: 78 compilations of 16 distinct schemas took 0.31 s. Ajv's own cache does the
+ *   same for one object.
+ * A schema that cannot compile fails its first request with a 500 (the spec is validated
+ * and linted before that, in `npm run check` and at start).
  */
-function compileOncePerSchema(ajv: Ajv2020): void {
+function compileWhenFirstUsed(ajv: Ajv2020): void {
   const compile = ajv.compile.bind(ajv);
-  const compiled = new Map<string, ReturnType<typeof compile>>();
-  ajv.compile = ((schema: object, meta?: boolean) => {
+  const compiled = new Map<string, ValidateFunction>();
+  const compileShared = (schema: object): ValidateFunction => {
     let key: string;
     try {
       key = JSON.stringify(schema);
     } catch {
-      return compile(schema, meta); // a recursive schema has no text form
+      return compile(schema); // a recursive schema has no text form
     }
     let validate = compiled.get(key);
     if (!validate) {
-      validate = compile(schema, meta);
+      validate = compile(schema);
       compiled.set(key, validate);
     }
     return validate;
+  };
+  ajv.compile = ((schema: object) => {
+    let validate: ValidateFunction | undefined;
+    const whenUsed = (data: unknown): boolean => {
+      validate ??= compileShared(schema);
+      const valid = validate(data);
+      whenUsed.errors = validate.errors;
+      return valid;
+    };
+    whenUsed.errors = null as ValidateFunction['errors'];
+    return whenUsed;
   }) as typeof ajv.compile;
 }
 
@@ -110,21 +135,11 @@ export function createContractValidation(): ContractValidation {
     validate.errors = null as Check['errors'];
     return validate;
   };
-  // Compiled at the first request that needs it, not at start-up: a server with dozens of
-  // operations answers sooner, and an operation never called costs nothing.
-  const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) => {
-    let compiled: Check | undefined;
-    const validate = (data: unknown): boolean => {
-      compiled ??= compileFor(
-        httpPart === 'headers' ? lowerCaseHeaderNames(schema as HeadersSchema) : (schema as object),
-        httpPart,
-      );
-      const valid = compiled(data);
-      validate.errors = compiled.errors;
-      return valid;
-    };
-    validate.errors = null as Check['errors'];
-    return validate as ReturnType<FastifySchemaCompiler<unknown>>;
-  };
+  // Each validator is compiled at the first request that needs it (compileWhenFirstUsed).
+  const validatorCompiler: FastifySchemaCompiler<unknown> = ({ schema, httpPart }) =>
+    compileFor(
+      httpPart === 'headers' ? lowerCaseHeaderNames(schema as HeadersSchema) : (schema as object),
+      httpPart,
+    ) as ReturnType<FastifySchemaCompiler<unknown>>;
   return { validatorCompiler, exactAjv };
 }
