@@ -1,13 +1,17 @@
 import openapiTS, { astToString } from 'openapi-typescript';
 import * as prettier from 'prettier';
 import { specSourcePath } from '../src/paths.js';
-import { bundleSpec } from './bundle-spec.js';
+import { bundleSpecFiles } from './bundle-spec.js';
 
 export interface SpecArtifacts {
   /** generated/openapi.json: the validated, bundled spec (external $refs inlined, internal ones kept). */
   bundledJson: string;
   /** generated/api.d.ts: openapi-typescript's types for the bundled spec. */
   typesDts: string;
+  /** The bundled spec, as bundledJson holds it. */
+  document: object;
+  /** The files the spec was read from (absolute paths). */
+  files: string[];
 }
 
 const banner = `/**
@@ -16,12 +20,15 @@ const banner = `/**
  */
 `;
 
-/** Validates openapi/openapi.yaml and renders the files of generated/ from it, in memory. */
-export async function buildSpecArtifacts(): Promise<SpecArtifacts> {
-  const bundled = await bundleSpec(specSourcePath);
-  const bundledJson = `${JSON.stringify(bundled, null, 2)}\n`;
+/**
+ * Validates the spec (openapi/openapi.yaml and the files it $refs, or the root at `specPath`)
+ * and renders the files of generated/ from it, in memory.
+ */
+export async function buildSpecArtifacts(specPath = specSourcePath): Promise<SpecArtifacts> {
+  const { document, files } = await bundleSpecFiles(specPath);
+  const bundledJson = `${JSON.stringify(document, null, 2)}\n`;
 
-  const ast = await openapiTS(structuredClone(bundled) as never, {
+  const ast = await openapiTS(structuredClone(document) as never, {
     alphabetize: false,
     defaultNonNullable: false,
   });
@@ -29,5 +36,5 @@ export async function buildSpecArtifacts(): Promise<SpecArtifacts> {
     parser: 'typescript',
     ...(await prettier.resolveConfig(specSourcePath)),
   });
-  return { bundledJson, typesDts };
+  return { bundledJson, typesDts, document, files };
 }

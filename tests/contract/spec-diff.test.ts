@@ -1,6 +1,6 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { cp, mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,7 +14,7 @@ import {
   type Spec,
   type SpecChange,
 } from '../../scripts/spec-diff.js';
-import { bundledSpecPath, projectRoot } from '../../src/paths.js';
+import { bundledSpecPath, projectRoot, specSourcePath } from '../../src/paths.js';
 
 /**
  * The breaking-change gate (npm run spec:diff): changes planted in a copy of the bundled
@@ -387,4 +387,40 @@ describe('the spec at a git ref', () => {
       expect.objectContaining({ id: 'api-path-removed-without-deprecation', where: 'GET /things' }),
     );
   });
+
+  it('bundles every file of a split openapi/ folder, whether the other side is one file or split', async () => {
+    // The spec as one file (the bundle: JSON is YAML), then split as it is in openapi/ now.
+    await rm(join(repo, 'generated'), { recursive: true, force: true });
+    await rm(join(repo, 'openapi'), { recursive: true, force: true });
+    const current = JSON.parse(readFileSync(bundledSpecPath, 'utf8')) as Spec;
+    await put('openapi/openapi.yaml', JSON.stringify(current, null, 2));
+    const single = commit('the spec in one file');
+    await rm(join(repo, 'openapi'), { recursive: true, force: true });
+    await cp(dirname(specSourcePath), join(repo, 'openapi'), { recursive: true });
+    const split = commit('the spec split into paths/ and components/');
+
+    const before = await specAtCommit(single, repo);
+    const after = await specAtCommit(split, repo);
+    expect(after?.source).toBe('openapi/openapi.yaml (bundled)');
+    expect(after?.spec).toEqual(current);
+    expect(await compareSpecs(before!.spec, after!.spec)).toMatchObject({
+      breaking: [],
+      nonBreaking: [],
+    });
+
+    // Both split: a response removed in an operation's own file is seen.
+    const views = join(repo, 'openapi/paths/api_posts_{id}_views.yaml');
+    const text = await readFile(views, 'utf8');
+    const removed = "    '404':\n      $ref: ../components/responses/PostNotFound.yaml\n";
+    expect(text).toContain(removed);
+    await writeFile(views, text.replace(removed, ''));
+    const changed = commit('a 404 removed from recordPostView');
+    const diff = await compareSpecs(after!.spec, (await specAtCommit(changed, repo))!.spec);
+    expect(diff.breaking).toContainEqual(
+      expect.objectContaining({
+        id: 'response-non-success-status-removed',
+        where: 'POST /api/posts/{id}/views',
+      }),
+    );
+  }, 60_000);
 });
