@@ -22,7 +22,7 @@ import { migrate } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
 import { loadConfig, readEnvironment } from '../src/config/index.js';
 import { createDatabase } from '../src/db/client.js';
-import { clusterOf } from '../src/db/embedded/open.js';
+import { clusterOf } from '../src/db/embedded/cluster.js';
 import { exitExplained } from '../src/db/failures.js';
 import { migrationsFolder } from '../src/paths.js';
 

@@ -1,7 +1,7 @@
 /**
  * npm run bench: the compiled API against a hand-written reference server (reference/), on
- * the same PostgreSQL database and the same requests, in interleaved rounds. See the README's
- * "Performance" section for what each figure means.
+ * the same PostgreSQL database and the same requests, in interleaved rounds. See
+ * docs/performance.md for what each figure means.
  *
  *   npm run bench                  # the full run: 10,000 users, 200,000 posts, 3 rounds, soak
  *   npm run bench -- --quick       # one short round on a smaller seed (CI smoke test)

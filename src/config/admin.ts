@@ -20,7 +20,7 @@ const properties = {
     format: 'email',
     maxLength: 254,
     description:
-      'the first admin, made sure of at every start (created, or an existing account promoted keeping its password if its address is verified: see "Roles and the first admin"); set together with `ADMIN_PASSWORD`, or neither',
+      'the first admin, made sure of at every start (created, or an existing account promoted keeping its password if its address is verified: see [the first admin](authentication.md#roles-and-the-first-admin)); set together with `ADMIN_PASSWORD`, or neither',
   },
   ADMIN_PASSWORD: {
     type: 'string',

@@ -1,94 +1,35 @@
-import { spawn } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DEMO_PASSWORD, demoAdmin, demoPosts, demoUsers } from '../../scripts/seed-data.js';
-import { projectRoot } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { codeBlocks, runShellBlock, type ShellRun } from './manual.js';
 import { kill, logIn, runScript, startedServer, type Server } from './processes.js';
 
 /**
- * The README's "Try it" block, run as a reader runs it: its own bash and curl commands
- * against the server on a real port (what README.md says, not a copy of it), first on a
+ * The README's tour, run as a reader runs it: its own bash and curl commands against the
+ * server on a real port (what README.md says, not a copy of it), first on a
  * new database, then again after `npm run db:seed`. Every request succeeds, except the
  * admin's before the seed (the block says they need it), and the seed's data is left as
  * it was.
  */
 
+const THIS_FILE = 'tests/e2e/readme.test.ts';
 const ADMIN_SECTION = '# as an admin';
-const ADMIN_MARKER = '--- admin section';
 
-/** The shell commands of README.md's "Try it" block. */
-async function tryItBlock(): Promise<string> {
-  const readme = await readFile(join(projectRoot, 'README.md'), 'utf8');
-  const block = /^Try it:\n\n```sh\n([\s\S]*?)\n```$/m.exec(readme)?.[1];
-  if (!block) throw new Error('README.md has no "Try it:" block of sh commands');
-  return block;
-}
-
-interface Exchange {
-  status: number;
-  method: string;
-  path: string;
-  /** After the "as an admin" comment of the block. */
-  admin: boolean;
-}
-
-interface Run {
-  code: number | null;
-  exchanges: Exchange[];
-  /** How many curl commands the block holds: each must have answered. */
-  curls: number;
-  output: string;
-}
-
-/**
- * Runs the block with bash against `base`. A curl function in front of the real one
- * writes every answer's status, method and URL to stderr (a -w of the block's own comes
- * after it and wins: the count of answers would then fall short, and the test fail).
- */
-async function runBlock(base: string): Promise<Run> {
-  const block = (await tryItBlock()).replaceAll('localhost:3333', base.replace(/^http:\/\//, ''));
-  const curls = block
-    .split('\n')
-    .filter((line) => !line.trimStart().startsWith('#'))
-    .reduce((count, line) => count + (line.match(/(^|[\s(|])curl\s/g)?.length ?? 0), 0);
-  const script = [
-    'set -euo pipefail',
-    `curl() { command curl -w '%{stderr}%{http_code} %{method} %{url_effective}\\n' "$@"; }`,
-    block.replace(new RegExp(`^${ADMIN_SECTION}`, 'm'), `echo '${ADMIN_MARKER}' >&2\n$&`),
-  ].join('\n');
-  const child = spawn('bash', ['-c', script], {
-    cwd: projectRoot,
-    env: {
-      PATH: `${dirname(process.execPath)}:${process.env.PATH ?? ''}`,
-      HOME: process.env.HOME ?? '',
-    },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  let stdout = '';
-  let stderr = '';
-  child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
-  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  const exchanges: Exchange[] = [];
-  let admin = false;
-  for (const line of stderr.split('\n')) {
-    if (line === ADMIN_MARKER) admin = true;
-    const match = /^(\d{3}) ([A-Z]+) (\S+)$/.exec(line);
-    if (match) {
-      const url = new URL(match[3]!);
-      exchanges.push({
-        status: Number(match[1]),
-        method: match[2]!,
-        path: url.pathname + url.search,
-        admin,
-      });
-    }
+/** README.md's tour: the shell block its comment says this file runs. */
+function tourBlock(): string {
+  const blocks = codeBlocks('README.md').filter(
+    (block) => block.directive.kind === 'run by' && block.directive.test === THIS_FILE,
+  );
+  if (blocks.length !== 1) {
+    throw new Error(`README.md has ${blocks.length} blocks marked "doc-test: run by ${THIS_FILE}"`);
   }
-  return { code, exchanges, curls, output: `${stderr}\n${stdout}` };
+  return blocks[0]!.code;
 }
+
+const runTour = (base: string) => runShellBlock(tourBlock(), base);
 
 /** What the admin API shows of the seed's accounts and their posts. */
 async function seedData(base: string): Promise<unknown> {
@@ -131,14 +72,16 @@ async function seedData(base: string): Promise<unknown> {
   return { accounts, posts };
 }
 
-function expectAnswered(run: Run, { adminRefused }: { adminRefused: boolean }) {
+function expectAnswered(run: ShellRun, { adminRefused }: { adminRefused: boolean }) {
   const log = `\n${run.output}`;
   expect(run.code, `bash exited ${run.code}${log}`).toBe(0);
   expect(run.exchanges.length, `answers of the block's ${run.curls} curl commands${log}`).toBe(
     run.curls,
   );
   // The admin's requests (the probes after them are for anybody).
-  const admin = run.exchanges.filter((e) => e.admin && e.path.startsWith('/api/'));
+  const admin = run.exchanges.filter(
+    (e) => e.section.startsWith(ADMIN_SECTION) && e.path.startsWith('/api/'),
+  );
   expect(admin.length, log).toBe(2);
   const failed = run.exchanges.filter(
     (e) => e.status >= 400 && !(adminRefused && admin.includes(e)),
@@ -167,7 +110,7 @@ function expectAnswered(run: Run, { adminRefused }: { adminRefused: boolean }) {
   ).toEqual([204]);
 }
 
-describe('the README\'s "Try it" block', () => {
+describe("the README's tour", () => {
   let db: TestDatabase | undefined;
   let dataDir: string;
   let server: Server;
@@ -190,7 +133,7 @@ describe('the README\'s "Try it" block', () => {
   });
 
   it('runs on a new database: every request succeeds but the admin part', async () => {
-    expectAnswered(await runBlock(server.base), { adminRefused: true });
+    expectAnswered(await runTour(server.base), { adminRefused: true });
   }, 60_000);
 
   it('leaves nothing behind that npm run db:seed meets', async () => {
@@ -205,7 +148,7 @@ describe('the README\'s "Try it" block', () => {
 
   it('runs after npm run db:seed, every request succeeding, and leaves the seed data alone', async () => {
     const before = await seedData(server.base);
-    expectAnswered(await runBlock(server.base), { adminRefused: false });
+    expectAnswered(await runTour(server.base), { adminRefused: false });
     expect(await seedData(server.base)).toEqual(before);
   }, 60_000);
 });
