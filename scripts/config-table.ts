@@ -73,5 +73,7 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   } else if (current !== expected) {
     await writeFile(configDocPath, expected);
     console.log(`wrote ${name}`);
+  } else {
+    console.log(`${name} is up to date`);
   }
 }

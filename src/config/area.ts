@@ -103,9 +103,9 @@ export interface Context {
 /** Where an area's rules report what is wrong and what is worth a warning. */
 export interface Report {
   /**
-   * A problem with these variables. A variable already refused (by the schema or another
-   * rule) is not blamed again: its value was replaced to let the other rules run, so a
-   * second message about it would be about a value nobody set.
+   * A problem with these variables, unless one of them is blamed already (by the schema or
+   * another rule): a value the schema refused was replaced by its default, or unset, so that
+   * the rules could run, and a second message would be about a value nobody set.
    */
   problem(variables: readonly string[], message: string): void;
   warning(message: string): void;
