@@ -52,7 +52,7 @@ function rulesFor(root: string): IForbiddenRuleType[] {
   ];
 }
 
-/** The part of src/ a file belongs to: `modules/users`, `http`, `config.ts`, … */
+/** The part of src/ a file belongs to: `modules/users`, `http/`, `app.ts`, … */
 function partOf(root: string, file: string): string | null {
   const inside = relative(root, file).split('\\').join('/');
   if (inside.startsWith('..')) return null;

@@ -20,7 +20,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { drizzle } from 'drizzle-orm/pglite';
 import { migrate } from 'drizzle-orm/pglite/migrator';
 import pg from 'pg';
-import { loadConfig, readEnvironment } from '../src/config.js';
+import { loadConfig, readEnvironment } from '../src/config/index.js';
 import { createDatabase } from '../src/db/client.js';
 import { clusterOf } from '../src/db/embedded/cluster.js';
 import { exitExplained } from '../src/db/failures.js';

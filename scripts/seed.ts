@@ -12,7 +12,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { sql } from 'drizzle-orm';
-import { loadConfig, readEnvironment } from '../src/config.js';
+import { loadConfig, readEnvironment } from '../src/config/index.js';
 import { createDatabase, type Db } from '../src/db/client.js';
 import { exitExplained } from '../src/db/failures.js';
 import { createPasswordHasher } from '../src/lib/passwords.js';

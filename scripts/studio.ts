@@ -5,7 +5,7 @@
  */
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { loadConfig, readEnvironment } from '../src/config.js';
+import { loadConfig, readEnvironment } from '../src/config/index.js';
 import { openEmbedded } from '../src/db/embedded/open.js';
 import { exitExplained } from '../src/db/failures.js';
 import { projectRoot } from '../src/paths.js';

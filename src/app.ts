@@ -7,7 +7,7 @@ import Fastify, {
   type FastifyServerOptions,
   type onSendHookHandler,
 } from 'fastify';
-import type { Config, RateLimitedOperation } from './config.js';
+import type { Config, RateLimitedOperation } from './config/index.js';
 import { createDatabase, type Database } from './db/client.js';
 import { deleteEndedRows } from './db/housekeeping.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';

@@ -1,5 +1,5 @@
 import type { FastifyServerOptions } from 'fastify';
-import type { Config } from './config.js';
+import type { Config } from './config/index.js';
 
 /**
  * Never in a log line: credentials and tokens. The server logs no request or response

@@ -2,7 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { access, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { loadConfig, readEnvironment, type Config } from './config.js';
+import { loadConfig, readEnvironment, type Config } from './config/index.js';
 import { startDatabase, type Database } from './db/client.js';
 import { explainConnectionError, StartupError } from './db/connection-errors.js';
 import { explainedFailure } from './db/failures.js';

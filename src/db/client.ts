@@ -1,6 +1,6 @@
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
 import type { PoolConfig } from 'pg';
-import type { Config } from '../config.js';
+import type { Config } from '../config/index.js';
 import { migrationsFolder } from '../paths.js';
 import { describeDatabaseUrl } from './connection-errors.js';
 import { openEmbedded } from './embedded/open.js';

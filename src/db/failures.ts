@@ -1,4 +1,4 @@
-import { ConfigError } from '../config.js';
+import { ConfigError } from '../config/index.js';
 import { StartupError } from './connection-errors.js';
 import { EmbeddedUnavailableError } from './embedded/binaries.js';
 import { EmbeddedFolderError, EmbeddedInUseError } from './embedded/open.js';

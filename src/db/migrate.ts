@@ -3,7 +3,7 @@
  * DATA_DIR when it is unset (through the running server when there is one), and says what
  * it did.
  */
-import { loadConfig, readEnvironment } from '../config.js';
+import { loadConfig, readEnvironment } from '../config/index.js';
 import { createDatabase } from './client.js';
 import { explainConnectionError, StartupError } from './connection-errors.js';
 import { exitExplained } from './failures.js';

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { loadConfig, type Config } from '../../src/config.js';
+import { loadConfig, type Config } from '../../src/config/index.js';
 import { operationsOf, type OpenApiDocument } from '../../src/http/contract.js';
 import { loadSpec } from '../../src/spec.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';

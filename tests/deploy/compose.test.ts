@@ -2,7 +2,7 @@ import { createRequire } from 'node:module';
 import Ajv2019 from 'ajv/dist/2019.js';
 import { describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { composeFile, isKnownVariable, readText, seconds } from './files.js';
 
 /**

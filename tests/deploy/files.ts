@@ -1,7 +1,7 @@
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { environmentVariables, parseDuration } from '../../src/config.js';
+import { environmentVariables, parseDuration } from '../../src/config/index.js';
 import { projectRoot } from '../../src/paths.js';
 
 /** The deployment files, read as the tools that apply them read them. */
@@ -31,7 +31,7 @@ export function composeFile(): Record<string, unknown> {
   return parse(readText('docker-compose.yml'), { merge: true }) as Record<string, unknown>;
 }
 
-/** The names a deployment file may set: those src/config.ts reads. */
+/** The names a deployment file may set: those src/config/ reads. */
 export function isKnownVariable(name: string): boolean {
   return environmentVariables.includes(name);
 }

@@ -2,7 +2,7 @@ import { createSigner } from 'fast-jwt';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { observeResponses } from './observe.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 

@@ -4,7 +4,7 @@ import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { TEST_JWT_SECRET } from './app.js';
 import type { TestDatabase } from './database.js';
 import { logCapture, type LogLine } from './logs.js';

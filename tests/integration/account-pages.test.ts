@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { FastifyInstance } from 'fastify';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { TEST_JWT_SECRET, useTestApp } from '../helpers/app.js';
 
 /** The pages the development log's account links open (tests/e2e/account-pages.test.ts clicks them). */

@@ -4,7 +4,7 @@ import type { InjectOptions } from 'fastify';
 import { describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';
 import { securedCalls } from '../helpers/secured.js';
@@ -15,7 +15,7 @@ type LoginResponse = components['schemas']['LoginResponse'];
 
 const t = useTestApp();
 
-/** The defaults of JWT_ISSUER and JWT_AUDIENCE (src/config.ts). */
+/** The defaults of JWT_ISSUER and JWT_AUDIENCE (src/config/auth.ts). */
 const ISSUER = 'contract-first-api';
 const AUDIENCE = 'contract-first-api';
 const UNKNOWN_ID = '00000000-0000-4000-8000-000000000000';

@@ -3,7 +3,7 @@ import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { ageTokens, latestToken, outboxFor, tokenIn } from '../helpers/mail.js';
 import { expectInvalid, expectProblem } from '../helpers/problems.js';

@@ -2,7 +2,7 @@ import { connect, type AddressInfo, type Socket } from 'node:net';
 import type { FastifyInstance, InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { loadSpec } from '../../src/spec.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET, useTestApp } from '../helpers/app.js';

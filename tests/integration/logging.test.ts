@@ -2,7 +2,7 @@ import { sql } from 'drizzle-orm';
 import type { FastifyInstance } from 'fastify';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { loggerOptions } from '../../src/logger.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';

@@ -4,7 +4,7 @@ import type { InjectOptions } from 'fastify';
 import { beforeAll, describe, expect, it } from 'vitest';
 import type { components } from '../../generated/api.js';
 import { buildApp } from '../../src/app.js';
-import { loadConfig } from '../../src/config.js';
+import { loadConfig } from '../../src/config/index.js';
 import { loadSpec } from '../../src/spec.js';
 import { TEST_JWT_SECRET, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { expectProblem, expectValidationError } from '../helpers/problems.js';

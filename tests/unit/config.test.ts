@@ -1,6 +1,14 @@
 import { availableParallelism } from 'node:os';
+import { Ajv2020 } from 'ajv/dist/2020.js';
 import { describe, expect, it } from 'vitest';
-import { ConfigError, loadConfig, parseDuration } from '../../src/config.js';
+import {
+  ConfigError,
+  configAreas,
+  environmentVariables,
+  loadConfig,
+  parseDuration,
+} from '../../src/config/index.js';
+import { schema } from '../../src/config/schema.js';
 
 const secret = 'x'.repeat(32);
 
@@ -464,6 +472,112 @@ describe('the first admin (ADMIN_EMAIL, ADMIN_PASSWORD, ADMIN_USERNAME)', () => 
       }
     },
   );
+});
+
+describe('one error for the whole environment', () => {
+  /** The ConfigError loadConfig throws for `env`. */
+  function refusal(env: Record<string, string>): ConfigError {
+    try {
+      loadConfig(env);
+    } catch (error) {
+      if (error instanceof ConfigError) return error;
+      throw error;
+    }
+    throw new Error('loadConfig accepted it');
+  }
+
+  it("lists every problem, the schema's and the rules' together, one per line", () => {
+    const error = refusal({
+      NODE_ENV: 'production',
+      PORT: 'eighty',
+      LOG_LEVEL: 'loud',
+      JWT_EXPIRES_IN: '15 minutes',
+      REQUEST_TIMEOUT: '5s',
+      HEADERS_TIMEOUT: '10s',
+      TRUST_PROXY: 'true',
+      METRICS_HOST: '0.0.0.0',
+      ADMIN_EMAIL: 'boss@example.com',
+    });
+    const named = [
+      'PORT',
+      'LOG_LEVEL',
+      'JWT_EXPIRES_IN',
+      'JWT_SECRET is required',
+      'PUBLIC_URL is required',
+      'HEADERS_TIMEOUT must not be longer than REQUEST_TIMEOUT',
+      'TRUST_PROXY',
+      'METRICS_HOST needs METRICS_PORT',
+      'ADMIN_EMAIL and ADMIN_PASSWORD must be set together',
+    ];
+    expect(error.problems).toHaveLength(named.length);
+    named.forEach((words, index) => expect(error.problems[index]).toContain(words));
+    const [heading, ...lines] = error.message.split('\n');
+    expect(heading).toBe(`Invalid environment, ${named.length} problems:`);
+    expect(lines).toEqual(error.problems.map((problem) => `- ${problem}`));
+  });
+
+  it('says what the value should look like, not only the pattern it broke', () => {
+    expect(refusal({ JWT_EXPIRES_IN: '15 minutes' }).message).toBe(
+      'Invalid environment: JWT_EXPIRES_IN must be a duration: a whole number of seconds, or one with a unit (45s, 15m, 2h, 7d).',
+    );
+    expect(refusal({ NODE_ENV: 'staging' }).problems).toEqual([
+      'NODE_ENV must be one of development, production, test.',
+    ]);
+  });
+
+  it('names each variable once, however many rules it breaks', () => {
+    // Too short, and so as good as missing in production: one problem, not two.
+    const secret = refusal({
+      NODE_ENV: 'production',
+      JWT_SECRET: 'short',
+      PUBLIC_URL: 'https://a.example',
+    });
+    expect(secret.problems).toEqual(['JWT_SECRET must NOT have fewer than 32 characters.']);
+    const token = refusal({ METRICS_TOKEN: 'a b' });
+    expect(token.problems).toHaveLength(1);
+    expect(token.problems[0]).toMatch(
+      /^METRICS_TOKEN must NOT have fewer than 32 characters and must match/,
+    );
+    // A refused timeout is not compared with the other one.
+    expect(refusal({ REQUEST_TIMEOUT: '0', HEADERS_TIMEOUT: '40s' }).problems).toEqual([
+      expect.stringMatching(/^REQUEST_TIMEOUT must be a duration/),
+    ]);
+  });
+
+  it('never shows a refused value that may be a secret', () => {
+    const error = refusal({
+      DATABASE_URL: 'mysql://app:hunter2-db@db/app',
+      SMTP_URL: 'mail://user:hunter2-smtp@mail',
+      JWT_SECRET: 'hunter2-jwt',
+      ADMIN_EMAIL: 'boss@example.com',
+      ADMIN_PASSWORD: 'hunter2',
+    });
+    expect(error.problems.length).toBeGreaterThanOrEqual(4);
+    expect(error.message).not.toMatch(/hunter2/);
+  });
+});
+
+describe('the schema of every area', () => {
+  it('is valid against the JSON Schema 2020-12 meta-schema', () => {
+    // loadConfig's Ajv skips this check (validateSchema: false) to start faster.
+    const ajv = new Ajv2020({ strict: true, keywords: ['x-default'] });
+    expect(ajv.validateSchema(schema), ajv.errorsText()).toBe(true);
+  });
+
+  it('describes every variable, each in one area', () => {
+    const names = configAreas.flatMap((area) => Object.keys(area.properties));
+    expect(new Set(names).size).toBe(names.length);
+    expect(names).toEqual(environmentVariables);
+    for (const area of configAreas) {
+      for (const [name, property] of Object.entries(area.properties)) {
+        expect(property.description.length, name).toBeGreaterThan(10);
+        // What an unset variable means is said once: by its default or in words.
+        expect(property.default === undefined || property['x-default'] === undefined, name).toBe(
+          true,
+        );
+      }
+    }
+  });
 });
 
 describe('parseDuration', () => {

@@ -1,4 +1,4 @@
-import { ConfigError } from '../../config.js';
+import { ConfigError } from '../../config/index.js';
 import type { PasswordHasher } from '../../lib/passwords.js';
 import type { User, UsersRepository } from './repository.js';
 
