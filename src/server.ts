@@ -1,12 +1,12 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { access, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, readEnvironment, type Config } from './config.js';
 import { startDatabase, type Database } from './db/client.js';
 import { explainConnectionError, StartupError } from './db/connection-errors.js';
 import { explainedFailure } from './db/failures.js';
 import { describeMigrations, type MigrationReport } from './db/migrations.js';
+import { withTimeout } from './lib/timeout.js';
 import { loggerOptions } from './logger.js';
 
 /** Refuses a port another process listens on, before anything (a data folder) is made. */
@@ -136,7 +136,9 @@ async function main(): Promise<void> {
       server.log.warn({ signal }, 'second signal while shutting down; exiting now');
       server.server.closeAllConnections();
       // The embedded database is stopped all the same (a moment, not the requests' wait).
-      await Promise.race([database.close().catch(() => undefined), sleep(2000)]);
+      await withTimeout(database.close(), 2000, 'the database did not close').catch(
+        () => undefined,
+      );
       process.exit(1);
     }
     closingSince = Date.now();

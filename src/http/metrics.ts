@@ -10,6 +10,7 @@ import type {
 } from 'fastify';
 import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 import type { PoolStats } from '../db/client.js';
+import { withTimeout } from '../lib/timeout.js';
 import { AppError, UnauthorizedError } from './errors.js';
 
 /**
@@ -406,19 +407,14 @@ function registerOutboxBacklog(
     else if (last && Date.now() - last.at < OUTBOX_CACHE_MS) value = last.value;
     else {
       const current = read(count);
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<'timeout'>((resolve) => {
-        timer = setTimeout(() => resolve('timeout'), OUTBOX_TIMEOUT_MS);
-      });
-      const outcome = await Promise.race([current.outcome, timeout]);
-      clearTimeout(timer);
-      if (outcome === 'timeout') {
+      // current.outcome never rejects (a failed read is undefined): a rejection is the wait.
+      value = await withTimeout(current.outcome, OUTBOX_TIMEOUT_MS, 'outbox read').catch(() => {
         // Counted once, and remembered like a failure: the next scrapes answer at once.
         if (!current.timedOut) errors.inc();
         current.timedOut = true;
         last = { at: Date.now(), value: undefined };
-      }
-      value = outcome === 'timeout' ? undefined : outcome;
+        return undefined;
+      });
     }
     if (value === undefined) gauge.remove();
     else gauge.set(value);
