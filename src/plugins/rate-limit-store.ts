@@ -1,4 +1,4 @@
-import type { FastifyRateLimitStore } from '@fastify/rate-limit';
+import type { FastifyRateLimitStore, FastifyRateLimitStoreCtor } from '@fastify/rate-limit';
 import type { Redis } from 'ioredis';
 
 // A fixed window per key, as @fastify/rate-limit's own Redis store counts (INCR, and the
@@ -20,40 +20,37 @@ type IncrementingRedis = Redis & {
 /**
  * @fastify/rate-limit's store on Redis, with readable keys (`<prefix>rl:global:<ip>`,
  * `<prefix>rl:POST/api/auth/login:<ip>`) and every failed command reported (the plugin's
- * skipOnError then lets the request through).
+ * skipOnError then lets the request through). Each key names its own scope (the limits'
+ * keyGenerator, rate-limits.ts), so every limit counts in this one store: its child for a
+ * route is itself.
  */
 export function sharedStore(
   redis: Redis,
-  prefix: string,
+  keyPrefix: string,
   onError: (error: Error) => void,
-): new () => FastifyRateLimitStore {
+): FastifyRateLimitStoreCtor {
   if (!('cfaRateLimit' in redis)) {
     redis.defineCommand('cfaRateLimit', { numberOfKeys: 1, lua: incrementScript });
   }
   const counting = redis as IncrementingRedis;
-  const storeAt = (keyPrefix: string): FastifyRateLimitStore => ({
-    incr(key, callback, timeWindow) {
-      counting.cfaRateLimit(keyPrefix + key, timeWindow).then(
+  const prefix = `${keyPrefix}rl:`;
+  return class SharedStore implements FastifyRateLimitStore {
+    incr(
+      key: string,
+      callback: (error: Error | null, result?: { current: number; ttl: number }) => void,
+      timeWindow: number,
+    ): void {
+      counting.cfaRateLimit(prefix + key, timeWindow).then(
         ([current, ttl]) => callback(null, { current, ttl }),
         (error: Error) => {
           onError(error);
           callback(error);
         },
       );
-    },
-    child(params) {
-      // The plugin passes its merged settings; `routeInfo` is the route (empty for the
-      // global limit, made with createRateLimit).
-      const route = (params as unknown as { routeInfo?: { method?: unknown; url?: unknown } })
-        .routeInfo;
-      const scope =
-        typeof route?.url === 'string' ? `${String(route.method)}${route.url}` : 'global';
-      return storeAt(`${prefix}rl:${scope}:`);
-    },
-  });
-  return class {
-    constructor() {
-      return storeAt(`${prefix}rl:`);
     }
-  } as unknown as new () => FastifyRateLimitStore;
+
+    child(): FastifyRateLimitStore {
+      return this;
+    }
+  };
 }

@@ -65,6 +65,25 @@ export function operationLimits<K extends OperationId>(
   return Object.fromEntries(entries) as Record<K, FastifyContextConfig>;
 }
 
+/**
+ * The key an operation's own limit counts a client under: the operation's route and the
+ * client's address (`POST/api/auth/login:<ip>`), so that each operation has its own
+ * counter in a store they share. Fastify gives every routed request its route; a limit
+ * running for a request without one would count every operation on one key, so it fails
+ * the request (a 500, logged) instead.
+ */
+function routeKey(request: FastifyRequest): string {
+  const { method, url } = request.routeOptions;
+  if (url === undefined) {
+    throw new Error(
+      `a rate limit ran for ${request.method} ${request.url}, which matched no route`,
+    );
+  }
+  return `${String(method)}${url}:${normalizeIP(request.ip)}`;
+}
+
+const globalKey = (request: FastifyRequest) => `global:${normalizeIP(request.ip)}`;
+
 /** What is left of a limit for a client: X-RateLimit-Limit, -Remaining and -Reset. */
 interface Budget {
   limit: number;
@@ -100,6 +119,7 @@ export const rateLimits = fp<RateLimitsOptions>(
     await app.register(rateLimit, {
       global: false,
       skipOnError: true,
+      keyGenerator: routeKey,
       ...(redis
         ? {
             store: sharedStore(redis.client, redis.keyPrefix, (error) => {
@@ -165,7 +185,9 @@ function addGlobalLimit(
   // Shared through Redis: the plugin's limiter on the shared store (fail open, see above).
   // In memory, every request of every API operation passes here, so it is counted in
   // place (no promise, no lookup of the route's options: ~3.5 µs a request less).
-  const countShared = redis ? app.createRateLimit({ max: global.max, timeWindow: windowMs }) : null;
+  const countShared = redis
+    ? app.createRateLimit({ max: global.max, timeWindow: windowMs, keyGenerator: globalKey })
+    : null;
   const counts = new WindowCounts(windowMs, LOCAL_KEYS);
   // A route hook of each API operation (the probes, docs and metrics get none), first of
   // its hooks, so before its own limit: a client over the global limit uses up nothing
