@@ -92,8 +92,8 @@ export async function registerPipeline(
     // After the rate limits: a shed request is counted like any other, and its 503 carries
     // the X-RateLimit-* headers as every answer of an operation does.
     () => app.register(loadShedding, { limits: config.overload, apiOperationOf }),
-    // After graceful close (its preClose hook stops the work once closing has begun) and
-    // after the database was opened (the work stops before the onClose hooks close it).
+    // After graceful close: its preClose hook, which stops the work (the batch of emails in
+    // hand included), runs once closing has begun; the database closes later, at onClose.
     () => app.register(background, { tasks: parts.background, migrated: parts.migrated }),
     // The operations' routes, after every plugin that hooks them. Inside, response
     // validation comes before the routes, or it would not see them.
@@ -105,7 +105,8 @@ export async function registerPipeline(
         routeConfig: operationLimits(config.rateLimits),
         responseValidation: config.responseValidation,
       }),
-    // Pages for people, after the operations (the spec lists them in x-excluded-routes).
+    // Pages for people (x-excluded-routes), after the plugins that hook routes, like the
+    // operations: their routes get a metrics series and the HEAD twins' fix too.
     () => app.register(docs, { document: parts.published, publicApiUrl: config.publicApiUrl }),
     // Where the development log's links lead; in production PUBLIC_URL is the application's.
     ...(config.env === 'production' ? [] : [() => app.register(accountPages)]),
