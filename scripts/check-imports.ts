@@ -3,9 +3,11 @@
  * - no import cycle between files;
  * - no cycle between the parts of src/: each folder (each module of src/modules apart) and
  *   each file at the top of src/;
- * - src/http imports nothing from src/modules (app.ts composes them);
+ * - src/http imports nothing from src/modules (app.ts composes them), nor from src/plugins;
+ * - src/plugins (the infrastructure) imports nothing from src/modules: what it needs of them
+ *   (handlers, background tasks) it is given by app.ts;
  * - in a module only handlers.ts imports src/http;
- * - src/lib, src/db, the domain errors and the API type names import neither.
+ * - src/lib, src/db, the domain errors and the API type names import none of these.
  *
  *   npm run check:imports            # checks src/
  *   tsx scripts/check-imports.ts dir # checks another tree laid out like src/
@@ -36,6 +38,21 @@ function rulesFor(root: string): IForbiddenRuleType[] {
       to: { path: `${at}modules/` },
     },
     {
+      name: 'plugins-import-no-module',
+      comment: 'src/plugins is infrastructure; app.ts gives it what it needs of the modules.',
+      severity: 'error',
+      from: { path: `${at}plugins/` },
+      to: { path: `${at}modules/` },
+    },
+    {
+      name: 'http-imports-no-plugin',
+      comment:
+        'The plugins build on the contract at run time (its errors, its operations), not the reverse.',
+      severity: 'error',
+      from: { path: `${at}http/` },
+      to: { path: `${at}plugins/` },
+    },
+    {
       name: 'only-handlers-import-http',
       comment: 'Services and repositories know nothing of HTTP.',
       severity: 'error',
@@ -44,10 +61,10 @@ function rulesFor(root: string): IForbiddenRuleType[] {
     },
     {
       name: 'lower-layers-import-no-upper',
-      comment: 'src/lib, src/db, the domain errors and the API type names sit below both.',
+      comment: 'src/lib, src/db, the domain errors and the API type names sit below the rest.',
       severity: 'error',
       from: { path: `${at}(lib/|db/|errors\\.ts$|api-types\\.ts$)` },
-      to: { path: `${at}(http|modules)/` },
+      to: { path: `${at}(http|modules|plugins)/` },
     },
   ];
 }

@@ -40,9 +40,9 @@ import { registerErrorHandling, sendProblem } from '../src/http/error-handler.js
 import type { Handlers } from '../src/http/handler-types.js';
 import { createClientErrorHandler } from '../src/http/client-errors.js';
 import { registerJsonBodyParser } from '../src/http/json-body.js';
-import { registerPathParameterLimit } from '../src/http/uri-length.js';
 import { createContractValidation } from '../src/http/validation.js';
 import { uuidPattern } from '../src/lib/uuid.js';
+import { pathParameterLimit } from '../src/plugins/limits.js';
 import { createMetaHandlers } from '../src/modules/meta/handlers.js';
 import { bundledSpecPath, projectRoot } from '../src/paths.js';
 import { loadSpec, publishedSpec } from '../src/spec.js';
@@ -225,7 +225,7 @@ async function buildMock(options: MockOptions): Promise<FastifyInstance> {
   // A method a path of the spec does not have: 405 with Allow, as the server answers.
   registerErrorHandling(app, allowedMethodsOf(operationsOf(spec)));
   registerJsonBodyParser(app);
-  registerPathParameterLimit(app);
+  await app.register(pathParameterLimit);
   app.decorateRequest('principal', null);
 
   const handler = async ({ request }: { request: FastifyRequest }) =>

@@ -1,13 +1,14 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import { access, rm } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { loadConfig, readEnvironment, type Config } from './config/index.js';
 import { startDatabase, type Database } from './db/client.js';
 import { explainConnectionError, StartupError } from './db/connection-errors.js';
 import { explainedFailure } from './db/failures.js';
 import { describeMigrations, type MigrationReport } from './db/migrations.js';
+import { withTimeout } from './lib/timeout.js';
 import { loggerOptions } from './logger.js';
+import { serverDatabaseOptions } from './connections.js';
 
 /** Refuses a port another process listens on, before anything (a data folder) is made. */
 async function ensurePortFree(port: number, host: string, setting: string): Promise<void> {
@@ -77,16 +78,10 @@ async function main(): Promise<void> {
   // initialised by a process of its own), so the sooner it starts, the more of it happens
   // while this thread loads and builds the app (imported only then, for that reason).
   let log: FastifyBaseLogger | undefined;
-  const { database } = await startDatabase(config, {
-    // The error carries the pool's client, connection settings and all: log what happened.
-    onPoolError: (error: Error & { code?: unknown }) =>
-      log?.warn({ code: error.code, message: error.message }, 'database connection lost'),
-    embedded: {
-      label: 'the API server',
-      exclusive: true,
-      onError: (message) => log?.error({ message }, 'embedded database'),
-    },
-  }).catch(async (error: unknown) => {
+  const { database } = await startDatabase(
+    config,
+    serverDatabaseOptions(() => log),
+  ).catch(async (error: unknown) => {
     if (newFolder) await rm(config.dataDir, { recursive: true, force: true });
     throw error;
   });
@@ -123,10 +118,10 @@ async function main(): Promise<void> {
   if (migrated?.applied.length) server.log.info(describeMigrations(migrated));
 
   // SIGTERM or SIGINT: the app stops taking work (/ready 503, no new connections,
-  // `Connection: close` on every reply: app.ts), the requests in flight finish, the email
-  // loop sends its batch in hand, then the database closes and the process exits 0. The
-  // requests still running after SHUTDOWN_TIMEOUT have their connections cut; a second
-  // signal ends the process at once.
+  // `Connection: close` on every reply: src/plugins/graceful-close.ts), the requests in
+  // flight finish, the email loop sends its batch in hand, then the database closes and the
+  // process exits 0. The requests still running after SHUTDOWN_TIMEOUT have their
+  // connections cut; a second signal ends the process at once.
   let closingSince: number | null = null;
   const close = async (signal: NodeJS.Signals) => {
     if (closingSince !== null) {
@@ -136,7 +131,9 @@ async function main(): Promise<void> {
       server.log.warn({ signal }, 'second signal while shutting down; exiting now');
       server.server.closeAllConnections();
       // The embedded database is stopped all the same (a moment, not the requests' wait).
-      await Promise.race([database.close().catch(() => undefined), sleep(2000)]);
+      await withTimeout(database.close(), 2000, 'the database did not close').catch(
+        () => undefined,
+      );
       process.exit(1);
     }
     closingSince = Date.now();

@@ -2,7 +2,7 @@ import { defineArea } from './area.js';
 
 export interface MetricsSettings {
   /**
-   * Metrics in the Prometheus format (src/http/metrics.ts), served on a port of their own
+   * Metrics in the Prometheus format (src/plugins/metrics.ts), served on a port of their own
    * (METRICS_PORT, bound to METRICS_HOST, outside the API: no token), and/or on the API's
    * port as GET /metrics to a scraper that sends `Authorization: Bearer <METRICS_TOKEN>`.
    * With neither set nothing is measured and /metrics answers 404.

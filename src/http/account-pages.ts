@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyPluginAsync } from 'fastify';
 
 /**
  * The pages the links in account emails open, outside production: `/verify-email?token=…`
@@ -118,23 +118,22 @@ const policy = [
   "frame-ancestors 'none'",
 ].join('; ');
 
-export async function registerAccountPages(app: FastifyInstance): Promise<void> {
-  await app.register(async (scope) => {
-    scope.addHook('onSend', (_request, reply, payload, done) => {
-      // The address holds a credential: kept out of caches and of other sites' logs.
-      reply.header('cache-control', 'no-store');
-      reply.header('referrer-policy', 'no-referrer');
-      reply.header('content-security-policy', policy);
-      done(null, payload);
-    });
-    for (const page of pages) {
-      const body = html(page);
-      scope.get(page.path, (_request, reply) => {
-        void reply.type('text/html; charset=utf-8').send(body);
-      });
-    }
-    scope.get(SCRIPT_PATH, (_request, reply) => {
-      void reply.type('text/javascript; charset=utf-8').send(script);
-    });
+/** Encapsulated: its headers are for its pages only. */
+export const accountPages: FastifyPluginAsync = async (scope) => {
+  scope.addHook('onSend', (_request, reply, payload, done) => {
+    // The address holds a credential: kept out of caches and of other sites' logs.
+    reply.header('cache-control', 'no-store');
+    reply.header('referrer-policy', 'no-referrer');
+    reply.header('content-security-policy', policy);
+    done(null, payload);
   });
-}
+  for (const page of pages) {
+    const body = html(page);
+    scope.get(page.path, (_request, reply) => {
+      void reply.type('text/html; charset=utf-8').send(body);
+    });
+  }
+  scope.get(SCRIPT_PATH, (_request, reply) => {
+    void reply.type('text/javascript; charset=utf-8').send(script);
+  });
+};

@@ -85,7 +85,7 @@ function answerText(error: AppError, requestId: string, headers: Record<string, 
 
 /**
  * Fastify's `clientErrorHandler`: `headers` are those every response carries (helmet's,
- * src/http/security-headers.ts).
+ * src/plugins/security-headers.ts).
  */
 export function createClientErrorHandler(options: {
   maxHeaderSize: number;

@@ -1,11 +1,14 @@
+import responseValidation from '@fastify/response-validation';
 import type {
   FastifyContextConfig,
   FastifyInstance,
+  FastifyPluginAsync,
   FastifyReply,
   FastifyRequest,
   RouteOptions,
 } from 'fastify';
 import openapiGlue from 'fastify-openapi-glue';
+import type { Config } from '../config/index.js';
 import type { AnyDomainError } from '../errors.js';
 import { sendProblem } from './error-handler.js';
 import type {
@@ -17,6 +20,7 @@ import type {
 } from './handler-types.js';
 import { appErrorOf, statusOfDomainError } from './problems.js';
 import type { SecurityHandlers } from './security.js';
+import { createContractValidation } from './validation.js';
 
 /**
  * Registers every operation of the spec through fastify-openapi-glue, wired to its typed
@@ -288,15 +292,17 @@ function toRouteHandler<K extends OperationId>(
   };
 }
 
+export interface ContractOptions {
+  spec: OpenApiDocument;
+  handlers: Handlers;
+  securityHandlers: SecurityHandlers;
+  /** Fastify route `config` by operationId (rate limits, for instance). */
+  routeConfig?: Partial<Record<OperationId, FastifyContextConfig>>;
+}
+
 export async function registerContract(
   app: FastifyInstance,
-  options: {
-    spec: OpenApiDocument;
-    handlers: Handlers;
-    securityHandlers: SecurityHandlers;
-    /** Fastify route `config` by operationId (rate limits, for instance). */
-    routeConfig?: Partial<Record<OperationId, FastifyContextConfig>>;
-  },
+  options: ContractOptions,
 ): Promise<void> {
   const { spec, handlers, securityHandlers, routeConfig = {} } = options;
   assertCoverage(spec, handlers, securityHandlers);
@@ -325,3 +331,26 @@ export async function registerContract(
     securityHandlers,
   });
 }
+
+/**
+ * The spec's operations as routes, each validated by the spec's schemas on the way in and,
+ * with RESPONSE_VALIDATION (development and tests), on the way out. Encapsulated: its
+ * validators are for its routes.
+ */
+export const contract: FastifyPluginAsync<
+  ContractOptions & { responseValidation: Config['responseValidation'] }
+> = async (app, options) => {
+  const validation = createContractValidation();
+  app.setValidatorCompiler(validation.validatorCompiler);
+  if (options.responseValidation) {
+    // Registered before the routes, or it does not see them. A handler that answers
+    // outside the contract (a body that does not match, or a status the operation does
+    // not declare) fails loudly (500) instead of being quietly trimmed. The Ajv instance is
+    // the one that validates request bodies: the same formats, nothing coerced or removed.
+    await app.register(responseValidation, {
+      ajv: validation.exactAjv,
+      responseStatusCodeValidation: true,
+    });
+  }
+  await registerContract(app, options);
+};

@@ -1,5 +1,6 @@
 import { DrizzleQueryError } from 'drizzle-orm';
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
 import type { Problem, ProblemCode, ProblemItem } from '../api-types.js';
 import { databaseErrorOf } from '../db/errors.js';
 import { DomainError, type AnyDomainError } from '../errors.js';
@@ -308,3 +309,12 @@ export function registerErrorHandling(app: FastifyInstance, allowedMethods: Allo
     void notFound(request, reply);
   });
 }
+
+/**
+ * The error handler, the not-found handler and its early hook, at the root: every error
+ * and every unmatched request of the app becomes a problem.
+ */
+export const problems = fp<{ allowedMethods: AllowedMethods }>(
+  async (app, { allowedMethods }) => registerErrorHandling(app, allowedMethods),
+  { name: 'problems' },
+);

@@ -5,6 +5,7 @@ import {
   type FastifyRequest,
   type preValidationHookHandler,
 } from 'fastify';
+import fp from 'fastify-plugin';
 import { MalformedRequestError, ValidationError, escapePointer } from './errors.js';
 import type { ProblemItem } from '../api-types.js';
 
@@ -119,6 +120,18 @@ export function registerQueryTextCheck(app: FastifyInstance): void {
     route.preValidation = hooks === undefined ? [check] : [...[hooks].flat(), check];
   });
 }
+
+/**
+ * Both, at the root: the parsers replace Fastify's for every route, and the hooks reach
+ * the operations' routes wherever they are registered.
+ */
+export const requestBodies = fp(
+  async (app) => {
+    registerJsonBodyParser(app);
+    registerQueryTextCheck(app);
+  },
+  { name: 'request-bodies' },
+);
 
 type BodyByMediaType = { content?: Record<string, { schema?: unknown }> };
 

@@ -1,4 +1,7 @@
+import fastifyJwt from '@fastify/jwt';
 import type { FastifyRequest } from 'fastify';
+import fp from 'fastify-plugin';
+import type { Config } from '../config/index.js';
 import type { Principal } from '../lib/principal.js';
 import { UnauthorizedError } from './errors.js';
 
@@ -34,3 +37,33 @@ export function requirePrincipal(principal: Principal | null): Principal {
   if (!principal) throw new UnauthorizedError();
   return principal;
 }
+
+/**
+ * What the security handlers verify with: @fastify/jwt (its `app.jwt` signs, its
+ * `request.jwtVerify()` verifies) with HS256 pinned and every claim the tokens carry
+ * required, and `request.principal`, null until a security handler sets it. At the root:
+ * both decorate it.
+ */
+export const authentication = fp<{ jwt: Config['jwt'] }>(
+  async (app, { jwt }) => {
+    await app.register(fastifyJwt, {
+      secret: jwt.secret,
+      sign: {
+        algorithm: 'HS256',
+        iss: jwt.issuer,
+        aud: jwt.audience,
+        // @fastify/jwt reads a number as seconds.
+        expiresIn: jwt.expiresInSeconds,
+      },
+      verify: {
+        algorithms: ['HS256'],
+        allowedIss: jwt.issuer,
+        allowedAud: jwt.audience,
+        // `sid`: every access token belongs to a session, checked on every request.
+        requiredClaims: ['exp', 'iss', 'aud', 'sub', 'sid'],
+      },
+    });
+    app.decorateRequest('principal', null);
+  },
+  { name: 'authentication' },
+);

@@ -1,4 +1,5 @@
 import type { Redis } from 'ioredis';
+import { withTimeout } from './timeout.js';
 
 /** What the Redis connection tells the operator (a pino logger fits). */
 export interface RedisLog {
@@ -95,17 +96,7 @@ export async function createSharedRedis(url: string, log: RedisLog): Promise<Sha
           });
     },
     async ping(timeoutMs) {
-      let timer: NodeJS.Timeout | undefined;
-      try {
-        await Promise.race([
-          client.ping(),
-          new Promise((_, reject) => {
-            timer = setTimeout(() => reject(new Error('redis did not answer in time')), timeoutMs);
-          }),
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withTimeout(client.ping(), timeoutMs, 'redis did not answer in time');
     },
     async close() {
       closing = true;

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { operationsOf } from '../../src/http/contract.js';
-import { OPERATIONAL_OPERATIONS } from '../../src/http/rate-limits.js';
+import { OPERATIONAL_OPERATIONS } from '../../src/plugins/api-operations.js';
 import { loadSpec } from '../../src/spec.js';
 
 /**

@@ -68,4 +68,23 @@ describe('the import check', () => {
     );
     expect(problems.join('\n')).not.toMatch(/handlers\.ts/);
   }, 30_000);
+
+  it('finds modules inside src/plugins, and plugins inside src/http', async () => {
+    const root = await tree('plugins', {
+      'http/errors.ts': '',
+      'http/contract.ts': "import '../plugins/metrics.js';",
+      'plugins/metrics.ts': "import '../http/errors.js';",
+      'plugins/background.ts': "import '../modules/email/delivery.js';",
+      'modules/email/delivery.ts': '',
+      'db/client.ts': "import '../plugins/metrics.js';",
+    });
+    const problems = await importProblems(root);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^plugins-import-no-module: .*plugins\/background\.ts/),
+        expect.stringMatching(/^http-imports-no-plugin: .*http\/contract\.ts/),
+        expect.stringMatching(/^lower-layers-import-no-upper: .*db\/client\.ts/),
+      ]),
+    );
+  }, 30_000);
 });

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { WindowCounts } from '../../src/http/rate-limits.js';
+import { WindowCounts } from '../../src/plugins/window-counts.js';
 
 describe('the global limit’s in-memory counts', () => {
   it('count the requests of a key within its window, and start again after it', () => {

@@ -1,5 +1,6 @@
 import type { FastifyBaseLogger } from 'fastify';
 import type { Transporter } from 'nodemailer';
+import { withTimeout } from '../../lib/timeout.js';
 import type { DueEmail } from './outbox.js';
 
 /** Hands an email over to be delivered; throws when it could not. */
@@ -74,26 +75,16 @@ export function createSmtpTransport(url: string, from: string): EmailTransport {
     name: 'smtp',
     async send(email) {
       const mailer = await open();
-      let timer: NodeJS.Timeout | undefined;
-      const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(
-          () => reject(new Error(`no answer from the SMTP server in ${SEND_TIMEOUT_MS / 1000} s`)),
-          SEND_TIMEOUT_MS,
-        );
-      });
-      try {
-        await Promise.race([
-          mailer.sendMail({
-            to: email.recipient,
-            subject: email.subject,
-            text: email.textBody,
-            ...(email.htmlBody === null ? {} : { html: email.htmlBody }),
-          }),
-          timeout,
-        ]);
-      } finally {
-        clearTimeout(timer);
-      }
+      await withTimeout(
+        mailer.sendMail({
+          to: email.recipient,
+          subject: email.subject,
+          text: email.textBody,
+          ...(email.htmlBody === null ? {} : { html: email.htmlBody }),
+        }),
+        SEND_TIMEOUT_MS,
+        `no answer from the SMTP server in ${SEND_TIMEOUT_MS / 1000} s`,
+      );
     },
     async close() {
       if (transporter) (await transporter).close();

@@ -3,6 +3,7 @@ import { loggableError, problemOf } from '../../http/error-handler.js';
 import { ServiceUnavailableError } from '../../http/errors.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 import { problemTypeNamed } from '../../http/problem-types.js';
+import { withTimeout } from '../../lib/timeout.js';
 
 export type MetaOperations =
   | 'getHealth'
@@ -17,17 +18,7 @@ export const READINESS_CHECK_TIMEOUT_MS = 1000;
 
 /** Resolves when `check` does within `timeoutMs`, rejects otherwise. */
 async function within(check: () => Promise<void>, timeoutMs: number): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    await Promise.race([
-      check(),
-      new Promise((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
+  await withTimeout(check(), timeoutMs, `no answer within ${timeoutMs} ms`);
 }
 
 export function createMetaHandlers(deps: {

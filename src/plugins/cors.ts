@@ -1,6 +1,7 @@
-import type { FastifyInstance } from 'fastify';
-import type { AllowedMethods } from './allowed-methods.js';
-import type { OpenApiDocument } from './contract.js';
+import fp from 'fastify-plugin';
+import type { Config } from '../config/index.js';
+import type { AllowedMethods } from '../http/allowed-methods.js';
+import type { OpenApiDocument } from '../http/contract.js';
 
 /**
  * CORS for the origins of CORS_ORIGINS, and for no other. A request from one of them gets
@@ -56,32 +57,42 @@ export function declaredResponseHeaders(spec: OpenApiDocument): string[] {
   return [...names].filter((name) => !SAFELISTED.has(name.toLowerCase())).sort();
 }
 
-export function registerCors(
-  app: FastifyInstance,
-  options: { origins: readonly string[]; allowedMethods: AllowedMethods; spec: OpenApiDocument },
-): void {
-  if (options.origins.length === 0) return;
-  const origins = new Set(options.origins);
-  const exposed = declaredResponseHeaders(options.spec).join(', ');
-  app.addHook('onRequest', async (request, reply) => {
-    // The answer depends on Origin: a cache must not give one origin's answer to another.
-    reply.header('vary', 'Origin');
-    const { origin } = request.headers;
-    if (origin === undefined || !origins.has(origin)) return;
-    reply.header('access-control-allow-origin', origin);
-    const asked = request.headers['access-control-request-method'];
-    if (request.method === 'OPTIONS' && request.is404 && asked !== undefined) {
-      const path = request.url.split('?', 1)[0] ?? request.url;
-      const methods = options.allowedMethods(path);
-      if (methods.length > 0) {
-        reply.code(204).headers({
-          'access-control-allow-methods': methods.join(', '),
-          'access-control-allow-headers': ALLOWED_REQUEST_HEADERS,
-          'access-control-max-age': String(PREFLIGHT_MAX_AGE),
-        });
-        return reply.send();
-      }
-    }
-    reply.header('access-control-expose-headers', exposed);
-  });
+export interface CorsOptions {
+  origins: Config['corsOrigins'];
+  allowedMethods: AllowedMethods;
+  spec: OpenApiDocument;
 }
+
+/**
+ * At the root: a preflight matches no route (the spec has no OPTIONS operations), so it is
+ * answered by this hook before the not-found one would refuse it.
+ */
+export const cors = fp<CorsOptions>(
+  async (app, options) => {
+    if (options.origins.length === 0) return;
+    const origins = new Set(options.origins);
+    const exposed = declaredResponseHeaders(options.spec).join(', ');
+    app.addHook('onRequest', async (request, reply) => {
+      // The answer depends on Origin: a cache must not give one origin's answer to another.
+      reply.header('vary', 'Origin');
+      const { origin } = request.headers;
+      if (origin === undefined || !origins.has(origin)) return;
+      reply.header('access-control-allow-origin', origin);
+      const asked = request.headers['access-control-request-method'];
+      if (request.method === 'OPTIONS' && request.is404 && asked !== undefined) {
+        const path = request.url.split('?', 1)[0] ?? request.url;
+        const methods = options.allowedMethods(path);
+        if (methods.length > 0) {
+          reply.code(204).headers({
+            'access-control-allow-methods': methods.join(', '),
+            'access-control-allow-headers': ALLOWED_REQUEST_HEADERS,
+            'access-control-max-age': String(PREFLIGHT_MAX_AGE),
+          });
+          return reply.send();
+        }
+      }
+      reply.header('access-control-expose-headers', exposed);
+    });
+  },
+  { name: 'cors' },
+);

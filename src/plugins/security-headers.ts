@@ -1,7 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import fastifyHelmet, { type FastifyHelmetOptions } from '@fastify/helmet';
-import type { FastifyInstance } from 'fastify';
+import fp from 'fastify-plugin';
 import helmet, { type HelmetOptions } from 'helmet';
+import type { Config } from '../config/index.js';
+
+export interface SecurityHeadersOptions {
+  hstsMaxAgeSeconds: Config['hstsMaxAgeSeconds'];
+}
 
 /**
  * Helmet's security headers on every response (X-Content-Type-Options, X-Frame-Options,
@@ -13,7 +18,7 @@ import helmet, { type HelmetOptions } from 'helmet';
  * refuse that host's http for the whole max-age. Without includeSubDomains: the API's
  * host does not speak for the other hosts under it.
  */
-function helmetOptions(hstsMaxAgeSeconds: number | undefined): FastifyHelmetOptions {
+function helmetOptions({ hstsMaxAgeSeconds }: SecurityHeadersOptions): FastifyHelmetOptions {
   return {
     contentSecurityPolicy: {
       useDefaults: false,
@@ -27,27 +32,26 @@ function helmetOptions(hstsMaxAgeSeconds: number | undefined): FastifyHelmetOpti
   };
 }
 
-export async function registerSecurityHeaders(
-  app: FastifyInstance,
-  options: { hstsMaxAgeSeconds: number | undefined },
-): Promise<void> {
-  await app.register(fastifyHelmet, helmetOptions(options.hstsMaxAgeSeconds));
-}
+/** At the root: every response gets them, the not-found handler's and the error handler's too. */
+export const securityHeaders = fp<SecurityHeadersOptions>(
+  async (app, options) => {
+    await app.register(fastifyHelmet, helmetOptions(options));
+  },
+  { name: 'security-headers' },
+);
 
 /**
  * The same headers, by name, for the answers written without Fastify (Node's refusals of
  * requests it cannot read, src/http/client-errors.ts). They do not depend on the request.
  */
-export function securityHeadersOf(options: {
-  hstsMaxAgeSeconds: number | undefined;
-}): Record<string, string> {
+export function securityHeadersOf(options: SecurityHeadersOptions): Record<string, string> {
   const headers: Record<string, string> = {};
   const response = {
     setHeader: (name: string, value: unknown) => void (headers[name] = String(value)),
     removeHeader: (name: string) => void delete headers[name],
   };
   // @fastify/helmet's copy of helmet's option types is another type, of the same shape.
-  helmet(helmetOptions(options.hstsMaxAgeSeconds) as HelmetOptions)(
+  helmet(helmetOptions(options) as HelmetOptions)(
     {} as IncomingMessage,
     response as unknown as ServerResponse,
     () => undefined,

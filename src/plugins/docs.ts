@@ -1,7 +1,8 @@
 import fastifySwagger from '@fastify/swagger';
 import fastifySwaggerUi from '@fastify/swagger-ui';
-import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import type { OpenApiDocument } from './contract.js';
+import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
+import type { Config } from '../config/index.js';
+import type { OpenApiDocument } from '../http/contract.js';
 
 /**
  * The interactive reference at /docs: Swagger UI, served from this server's own files (no
@@ -39,10 +40,17 @@ function contentSecurityPolicy(publicApiUrl: string | undefined): string {
   ].join('; ');
 }
 
-export async function registerDocs(
-  app: FastifyInstance,
-  options: { document: OpenApiDocument; publicApiUrl: string | undefined },
-): Promise<void> {
+export interface DocsOptions {
+  /** The published document (src/spec.ts), the one /openapi.json serves. */
+  document: OpenApiDocument;
+  publicApiUrl: Config['publicApiUrl'];
+}
+
+/**
+ * Encapsulated: its swagger decorator and its hook stay with its routes. /openapi.json and
+ * /openapi.yaml are operations of the spec (getOpenApiDocument, …), served by the contract.
+ */
+export const docs: FastifyPluginAsync<DocsOptions> = async (app, options) => {
   // On the page itself, the one HTML document this server sends (a stylesheet or a
   // script does not take a policy, and the problems of unknown assets declare none).
   const policy = contentSecurityPolicy(options.publicApiUrl);
@@ -83,4 +91,4 @@ export async function registerDocs(
     });
   });
   app.get('/', (_request, reply) => reply.redirect('/docs'));
-}
+};
