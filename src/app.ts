@@ -59,7 +59,8 @@ import { createPostsHandlers } from './modules/posts/handlers.js';
 import { createPostsRepository } from './modules/posts/repository.js';
 import { createPostsService } from './modules/posts/service.js';
 import { ensureAdminAccount } from './modules/users/admin-account.js';
-import { UnknownSearchLanguageError, ensureSearchLanguage } from './db/search.js';
+import { StartupError } from './db/connection-errors.js';
+import { checkSearchLanguage } from './db/search.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
@@ -417,19 +418,13 @@ async function wire(
       }),
     ),
   };
-  // Posts' search column follows SEARCH_LANGUAGE, once the schema is current.
+  // Posts' search column must follow SEARCH_LANGUAGE (npm run db:search-language sets it).
   app.addHook('onReady', async () => {
     await deps.migrated;
     try {
-      const outcome = await ensureSearchLanguage(database.db, config.searchLanguage);
-      if (outcome === 'rebuilt') {
-        app.log.info(
-          { searchLanguage: config.searchLanguage },
-          'SEARCH_LANGUAGE: the search index of posts was rebuilt for it',
-        );
-      }
+      await checkSearchLanguage(database.db, config.searchLanguage);
     } catch (error) {
-      if (error instanceof UnknownSearchLanguageError) throw error;
+      if (error instanceof StartupError) throw error;
       // The server starts without its database (and answers 503 until it is back).
       app.log.warn({ err: error }, 'SEARCH_LANGUAGE: could not check the search index of posts');
     }

@@ -4,7 +4,12 @@ import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
 import { describeDatabaseUrl } from './connection-errors.js';
 import { openEmbedded } from './embedded/open.js';
-import { migrateAndReport, pendingMigrations, type MigrationReport } from './migrations.js';
+import {
+  migrateAndReport,
+  pendingMigrations,
+  type MigrationReport,
+  type Query,
+} from './migrations.js';
 import { TIMESTAMPTZ_OID, isoInstant, setStatementRunner } from './statements.js';
 import type * as schema from './schema/index.js';
 
@@ -29,6 +34,11 @@ export interface Database {
   ping(): Promise<void>;
   /** The migrations of drizzle/ this database has not had yet (names, oldest first). */
   pending(): Promise<string[]>;
+  /**
+   * Runs `work` on a connection of its own, without the pool's statement and query
+   * timeouts: a schema change that rewrites a table (db/search.ts) may take minutes.
+   */
+  withOwnConnection<T>(work: (query: Query) => Promise<T>): Promise<T>;
   /** The connection pool's counts (metrics). */
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -135,6 +145,10 @@ export async function startDatabase(
       await access.ready;
       return postgres.pending();
     },
+    withOwnConnection: async (work) => {
+      await access.ready;
+      return postgres.withOwnConnection(work);
+    },
     poolStats: () => postgres.poolStats(),
     close: async () => {
       try {
@@ -199,6 +213,27 @@ async function createPostgres(
       return result.rows;
     },
   });
+  /** A connection without the pool's statement and query timeouts, for `work` alone. */
+  const withOwnConnection = async <T>(
+    work: (query: Query, client: InstanceType<typeof pg.Client>) => Promise<T>,
+  ): Promise<T> => {
+    const client = new pg.Client({
+      ...connection,
+      connectionTimeoutMillis: settings.connectTimeoutMs,
+    });
+    // A connection lost mid-statement fails its statement; without a listener, its 'error'
+    // event would end the process before that error is reported.
+    client.on('error', () => undefined);
+    await client.connect();
+    try {
+      return await work(
+        async (text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
+        client,
+      );
+    } finally {
+      await client.end();
+    }
+  };
   return {
     db,
     kind: 'postgres',
@@ -212,30 +247,17 @@ async function createPostgres(
       }
       // One migrator at a time (several instances or Jobs starting together would otherwise
       // race to create drizzle's own table and fail): the others wait for the lock, then
-      // find nothing left to do. A connection of its own, without the pool's statement and
-      // query timeouts: building an index on a large table may take minutes.
-      const client = new pg.Client({
-        ...connection,
-        connectionTimeoutMillis: settings.connectTimeoutMs,
+      // find nothing left to do. On a connection of its own: building an index on a large
+      // table may take minutes. Ending the session releases the lock.
+      return withOwnConnection(async (query, client) => {
+        await query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        return migrateAndReport(query, () => migrate(drizzle({ client }), { migrationsFolder }));
       });
-      // A connection lost mid-migration fails its statement; without a listener, its
-      // 'error' event would end the process before that error is reported.
-      client.on('error', () => undefined);
-      await client.connect();
-      try {
-        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-        return await migrateAndReport(
-          async (text) => (await client.query<Record<string, unknown>>(text)).rows,
-          () => migrate(drizzle({ client }), { migrationsFolder }),
-        );
-      } finally {
-        // Ending the session releases its lock.
-        await client.end();
-      }
     },
     ping: async () => {
       await pool.query('select 1');
     },
+    withOwnConnection: (work) => withOwnConnection((query) => work(query)),
     pending: () =>
       pendingMigrations(async (text) => (await pool.query<Record<string, unknown>>(text)).rows),
     poolStats: () => ({
