@@ -9,7 +9,7 @@ import Fastify, {
 } from 'fastify';
 import type { Config, RateLimitedOperation } from './config.js';
 import { createDatabase, type Database } from './db/client.js';
-import { deleteEndedRows } from './db/housekeeping.js';
+import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
 import { allowedMethodsOf } from './http/allowed-methods.js';
 import { registerCors } from './http/cors.js';
 import { registerRequestLog } from './http/request-log.js';
@@ -404,7 +404,7 @@ async function wire(
       spec: published,
       metrics: () => app.metrics.scrape(),
     }),
-    ...createUsersHandlers(createUsersService({ users, passwords, mail })),
+    ...createUsersHandlers(createUsersService({ users, passwords, mail, sessions })),
     ...createAuthHandlers(
       createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
       sessionsService,

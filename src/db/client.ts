@@ -203,14 +203,10 @@ async function createPostgres(
         : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
   };
   setStatementRunner(db, {
-    run: async (name, text, values, rowMode) => {
+    run: async (name, text, values) => {
       options.onQuery?.(text, [...values]);
-      const config = { name, text, values: [...values], types };
-      const result =
-        rowMode === 'array'
-          ? await pool.query<unknown[]>({ ...config, rowMode: 'array' })
-          : await pool.query<Record<string, unknown>>(config);
-      return result.rows;
+      const config = { name, text, values: [...values], types, rowMode: 'array' as const };
+      return (await pool.query<unknown[]>(config)).rows;
     },
   });
   /** A connection without the pool's statement and query timeouts, for `work` alone. */
