@@ -5,7 +5,8 @@
  *   each file at the top of src/;
  * - src/http imports nothing from src/modules (app.ts composes them);
  * - in a module only handlers.ts imports src/http;
- * - src/lib, src/db, the domain errors and the API type names import neither.
+ * - src/lib, src/db, the domain errors and the API type names import neither;
+ * - every table is written only by its owning module (scripts/check-ownership.ts).
  *
  *   npm run check:imports            # checks src/
  *   tsx scripts/check-imports.ts dir # checks another tree laid out like src/
@@ -15,6 +16,7 @@ import { pathToFileURL } from 'node:url';
 import { cruise, type ICruiseResult, type IForbiddenRuleType } from 'dependency-cruiser';
 import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
 import { projectRoot } from '../src/paths.js';
+import { ownershipProblems } from './check-ownership.js';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -144,7 +146,13 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const problems = await importProblems(dir);
   if (problems.length > 0) {
     console.error(`Imports that break the layering of ${dir}/:\n- ${problems.join('\n- ')}`);
-    process.exit(1);
   }
-  console.log(`${dir}/: imports run one way, no cycles.`);
+  const writes = ownershipProblems(dir);
+  if (writes.length > 0) {
+    console.error(
+      `Writes to a table from outside its owner (src/db/owners.ts):\n- ${writes.join('\n- ')}`,
+    );
+  }
+  if (problems.length > 0 || writes.length > 0) process.exit(1);
+  console.log(`${dir}/: imports run one way, no cycles; every table is written by its owner only.`);
 }
