@@ -47,6 +47,32 @@ function moduleOf(root: string, file: string): string | null {
   return first === 'modules' && second !== undefined && rest.length > 0 ? second : null;
 }
 
+/** The SQL name of the table of `owners` an expression is typed as, or null. */
+function tableTypeOf(
+  checker: ts.TypeChecker,
+  owners: Readonly<Record<string, string>>,
+  node: ts.Node,
+): string | null {
+  const type = checker.getTypeAtLocation(node);
+  const meta = type.getProperty('_');
+  if (!meta) return null;
+  const metaType = checker.getTypeOfSymbolAtLocation(meta, node);
+  const name = metaType.getProperty('name');
+  if (!name || !metaType.getProperty('columns')) return null;
+  const nameType = checker.getTypeOfSymbolAtLocation(name, node);
+  return nameType.isStringLiteral() && nameType.value in owners ? nameType.value : null;
+}
+
+/** The files with the project's compiler options (tsconfig.json). */
+function programOf(files: string[]): ts.Program {
+  const config = ts.getParsedCommandLineOfConfigFile(
+    join(projectRoot, 'tsconfig.json'),
+    {},
+    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
+  );
+  return ts.createProgram(files, config?.options ?? {});
+}
+
 export interface OwnershipOptions {
   /** Table → owning module; src/db/owners.ts by default. */
   owners?: Readonly<Record<string, string>>;
@@ -56,27 +82,12 @@ export interface OwnershipOptions {
 export function ownershipProblems(dir: string, options: OwnershipOptions = {}): string[] {
   const owners: Readonly<Record<string, string>> = options.owners ?? tableOwners;
   const root = resolve(dir);
-  const config = ts.getParsedCommandLineOfConfigFile(
-    join(projectRoot, 'tsconfig.json'),
-    {},
-    { ...ts.sys, onUnRecoverableConfigFileDiagnostic: () => undefined },
-  );
   const files = sourceFiles(root);
-  const program = ts.createProgram(files, config?.options ?? {});
+  const program = programOf(files);
   const checker = program.getTypeChecker();
   const problems: string[] = [];
 
-  /** The SQL name of the table an expression is typed as, or null. */
-  const tableOf = (node: ts.Node): string | null => {
-    const type = checker.getTypeAtLocation(node);
-    const meta = type.getProperty('_');
-    if (!meta) return null;
-    const metaType = checker.getTypeOfSymbolAtLocation(meta, node);
-    const name = metaType.getProperty('name');
-    if (!name || !metaType.getProperty('columns')) return null;
-    const nameType = checker.getTypeOfSymbolAtLocation(name, node);
-    return nameType.isStringLiteral() && nameType.value in owners ? nameType.value : null;
-  };
+  const tableOf = (node: ts.Node) => tableTypeOf(checker, owners, node);
 
   for (const file of files) {
     const source = program.getSourceFile(file);
@@ -94,6 +105,24 @@ export function ownershipProblems(dir: string, options: OwnershipOptions = {}): 
       for (const match of text.matchAll(namedWrite)) {
         const table = match[1]!.toLowerCase();
         if (table in owners) report(node, table, how);
+      }
+    };
+    /** An sql`` template: its text, and a table interpolated right after a write keyword. */
+    const scanTemplate = (node: ts.TaggedTemplateExpression) => {
+      const template = node.template;
+      if (ts.isNoSubstitutionTemplateLiteral(template)) {
+        scanText(node, template.text, 'SQL text');
+        return;
+      }
+      let before = template.head.text;
+      scanText(node, before, 'SQL text');
+      for (const span of template.templateSpans) {
+        if (writeBeforeValue.test(before)) {
+          const table = tableOf(span.expression);
+          if (table) report(span, table, 'SQL text');
+        }
+        before = span.literal.text;
+        scanText(node, before, 'SQL text');
       }
     };
     const visit = (node: ts.Node): void => {
@@ -114,23 +143,7 @@ export function ownershipProblems(dir: string, options: OwnershipOptions = {}): 
           }
         }
       }
-      if (ts.isTaggedTemplateExpression(node)) {
-        const template = node.template;
-        if (ts.isNoSubstitutionTemplateLiteral(template)) {
-          scanText(node, template.text, 'SQL text');
-        } else {
-          let before = template.head.text;
-          scanText(node, before, 'SQL text');
-          for (const span of template.templateSpans) {
-            if (writeBeforeValue.test(before)) {
-              const table = tableOf(span.expression);
-              if (table) report(span, table, 'SQL text');
-            }
-            before = span.literal.text;
-            scanText(node, before, 'SQL text');
-          }
-        }
-      }
+      if (ts.isTaggedTemplateExpression(node)) scanTemplate(node);
       ts.forEachChild(node, visit);
     };
     visit(source);

@@ -1,4 +1,5 @@
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import type { PoolConfig } from 'pg';
 import type { Config } from '../config.js';
 import { migrationsFolder } from '../paths.js';
@@ -10,7 +11,12 @@ import {
   type MigrationReport,
   type Query,
 } from './migrations.js';
-import { TIMESTAMPTZ_OID, isoInstant, setStatementRunner } from './statements.js';
+import {
+  TIMESTAMPTZ_OID,
+  isoInstant,
+  setStatementRunner,
+  type StatementRunner,
+} from './statements.js';
 import type * as schema from './schema/index.js';
 
 // The drivers (drizzle, pg) are imported where they are used, after an embedded folder
@@ -195,41 +201,12 @@ async function createPostgres(
   // and the pool drops the client when it is released: the listener only has to exist.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db;
-  // Timestamps as the API writes them (src/db/statements.ts); every other type as usual.
-  const types = {
-    getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((text: string) => unknown) =>
-      oid === TIMESTAMPTZ_OID
-        ? isoInstant
-        : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
-  };
-  setStatementRunner(db, {
-    run: async (name, text, values) => {
-      options.onQuery?.(text, [...values]);
-      const config = { name, text, values: [...values], types, rowMode: 'array' as const };
-      return (await pool.query<unknown[]>(config)).rows;
-    },
-  });
-  /** A connection without the pool's statement and query timeouts, for `work` alone. */
-  const withOwnConnection = async <T>(
-    work: (query: Query, client: InstanceType<typeof pg.Client>) => Promise<T>,
-  ): Promise<T> => {
-    const client = new pg.Client({
-      ...connection,
-      connectionTimeoutMillis: settings.connectTimeoutMs,
-    });
-    // A connection lost mid-statement fails its statement; without a listener, its 'error'
-    // event would end the process before that error is reported.
-    client.on('error', () => undefined);
-    await client.connect();
-    try {
-      return await work(
-        async (text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
-        client,
-      );
-    } finally {
-      await client.end();
-    }
-  };
+  setStatementRunner(db, statementRunnerOf(pg, pool, options));
+  const withOwnConnection = <T>(work: (query: Query, client: pg.Client) => Promise<T>) =>
+    onOwnConnection(
+      new pg.Client({ ...connection, connectionTimeoutMillis: settings.connectTimeoutMs }),
+      work,
+    );
   return {
     db,
     kind: 'postgres',
@@ -264,6 +241,47 @@ async function createPostgres(
     }),
     close: () => pool.end(),
   };
+}
+
+/** How `pool` runs the named statements of src/db/statements.ts. */
+function statementRunnerOf(
+  driver: typeof pg,
+  pool: pg.Pool,
+  options: DatabaseOptions,
+): StatementRunner {
+  // Timestamps as the API writes them (src/db/statements.ts); every other type as usual.
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((text: string) => unknown) =>
+      oid === TIMESTAMPTZ_OID
+        ? isoInstant
+        : (driver.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
+  };
+  return {
+    run: async (name, text, values) => {
+      options.onQuery?.(text, [...values]);
+      const config = { name, text, values: [...values], types, rowMode: 'array' as const };
+      return (await pool.query<unknown[]>(config)).rows;
+    },
+  };
+}
+
+/** Runs `work` on `client` alone (no pool: none of its timeouts), then ends it. */
+async function onOwnConnection<T>(
+  client: pg.Client,
+  work: (query: Query, client: pg.Client) => Promise<T>,
+): Promise<T> {
+  // A connection lost mid-statement fails its statement; without a listener, its 'error'
+  // event would end the process before that error is reported.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await work(
+      async (text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
+      client,
+    );
+  } finally {
+    await client.end();
+  }
 }
 
 function loggerOf(options: DatabaseOptions) {
