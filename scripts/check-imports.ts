@@ -7,7 +7,8 @@
  * - src/plugins (the infrastructure) imports nothing from src/modules: what it needs of them
  *   (handlers, background tasks) it is given by app.ts;
  * - in a module only handlers.ts imports src/http;
- * - src/lib, src/db, the domain errors and the API type names import none of these.
+ * - src/lib, src/db, the domain errors and the API type names import none of these;
+ * - every table is written only by its owning module (scripts/check-ownership.ts).
  *
  *   npm run check:imports            # checks src/
  *   tsx scripts/check-imports.ts dir # checks another tree laid out like src/
@@ -17,6 +18,7 @@ import { pathToFileURL } from 'node:url';
 import { cruise, type ICruiseResult, type IForbiddenRuleType } from 'dependency-cruiser';
 import extractTSConfig from 'dependency-cruiser/config-utl/extract-ts-config';
 import { projectRoot } from '../src/paths.js';
+import { ownershipProblems } from './check-ownership.js';
 
 const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
@@ -161,7 +163,13 @@ if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const problems = await importProblems(dir);
   if (problems.length > 0) {
     console.error(`Imports that break the layering of ${dir}/:\n- ${problems.join('\n- ')}`);
-    process.exit(1);
   }
-  console.log(`${dir}/: imports run one way, no cycles.`);
+  const writes = ownershipProblems(dir);
+  if (writes.length > 0) {
+    console.error(
+      `Writes to a table from outside its owner (src/db/owners.ts):\n- ${writes.join('\n- ')}`,
+    );
+  }
+  if (problems.length > 0 || writes.length > 0) process.exit(1);
+  console.log(`${dir}/: imports run one way, no cycles; every table is written by its owner only.`);
 }

@@ -142,7 +142,7 @@ function createServices(app: FastifyInstance, config: Config, repositories: Repo
     email,
     sessionsService,
     auth: createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
-    users: createUsersService({ users, passwords, mail }),
+    users: createUsersService({ users, passwords, mail, sessions }),
     account: createAccountService({ accounts: repositories.accounts, passwords, mail }),
     posts: createPostsService({ posts: repositories.posts }),
   };

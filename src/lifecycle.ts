@@ -1,8 +1,9 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Database, Db } from './db/client.js';
-import { deleteEndedRows } from './db/housekeeping.js';
-import { UnknownSearchLanguageError, ensureSearchLanguage } from './db/search.js';
+import { StartupError } from './db/connection-errors.js';
+import { checkSearchLanguage } from './db/search.js';
+import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
 import type { PasswordHasher } from './lib/passwords.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
 import type { EmailDelivery } from './modules/email/delivery.js';
@@ -31,19 +32,13 @@ export function addStartupWork(
   },
 ): void {
   const { database, migrated } = deps;
-  // Posts' search column follows SEARCH_LANGUAGE.
+  // Posts' search column must follow SEARCH_LANGUAGE (npm run db:search-language sets it).
   app.addHook('onReady', async () => {
     await migrated;
     try {
-      const outcome = await ensureSearchLanguage(database.db, config.searchLanguage);
-      if (outcome === 'rebuilt') {
-        app.log.info(
-          { searchLanguage: config.searchLanguage },
-          'SEARCH_LANGUAGE: the search index of posts was rebuilt for it',
-        );
-      }
+      await checkSearchLanguage(database.db, config.searchLanguage);
     } catch (error) {
-      if (error instanceof UnknownSearchLanguageError) throw error;
+      if (error instanceof StartupError) throw error;
       // The server starts without its database (and answers 503 until it is back).
       app.log.warn({ err: error }, 'SEARCH_LANGUAGE: could not check the search index of posts');
     }

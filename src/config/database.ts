@@ -59,7 +59,7 @@ export const databaseArea = defineArea({
       pattern: '^[a-z][a-z0-9_]{0,62}$',
       default: 'simple',
       description:
-        "the PostgreSQL text search configuration of posts' search: `simple` (words as written) or a language such as `english` (stemming, stop words); a change rebuilds the search column at the next start",
+        "the PostgreSQL text search configuration of posts' search: `simple` (words as written) or a language such as `english` (stemming, stop words); a change takes `npm run db:search-language` before the next start (the server refuses to start until then)",
     },
   },
   settings: (values): DatabaseSettings => ({

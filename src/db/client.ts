@@ -1,11 +1,22 @@
 import type { PgDatabase, PgQueryResultHKT } from 'drizzle-orm/pg-core';
+import type pg from 'pg';
 import type { PoolConfig } from 'pg';
 import type { Config } from '../config/index.js';
 import { migrationsFolder } from '../paths.js';
 import { describeDatabaseUrl } from './connection-errors.js';
 import { openEmbedded } from './embedded/open.js';
-import { migrateAndReport, pendingMigrations, type MigrationReport } from './migrations.js';
-import { TIMESTAMPTZ_OID, isoInstant, setStatementRunner } from './statements.js';
+import {
+  migrateAndReport,
+  pendingMigrations,
+  type MigrationReport,
+  type Query,
+} from './migrations.js';
+import {
+  TIMESTAMPTZ_OID,
+  isoInstant,
+  setStatementRunner,
+  type StatementRunner,
+} from './statements.js';
 import type * as schema from './schema/index.js';
 
 // The drivers (drizzle, pg) are imported where they are used, after an embedded folder
@@ -29,6 +40,11 @@ export interface Database {
   ping(): Promise<void>;
   /** The migrations of drizzle/ this database has not had yet (names, oldest first). */
   pending(): Promise<string[]>;
+  /**
+   * Runs `work` on a connection of its own, without the pool's statement and query
+   * timeouts: a schema change that rewrites a table (db/search.ts) may take minutes.
+   */
+  withOwnConnection<T>(work: (query: Query) => Promise<T>): Promise<T>;
   /** The connection pool's counts (metrics). */
   poolStats(): PoolStats;
   close(): Promise<void>;
@@ -135,6 +151,10 @@ export async function startDatabase(
       await access.ready;
       return postgres.pending();
     },
+    withOwnConnection: async (work) => {
+      await access.ready;
+      return postgres.withOwnConnection(work);
+    },
     poolStats: () => postgres.poolStats(),
     close: async () => {
       try {
@@ -181,24 +201,12 @@ async function createPostgres(
   // and the pool drops the client when it is released: the listener only has to exist.
   pool.on('connect', (client) => client.on('error', () => undefined));
   const db = drizzle({ client: pool, schema, ...loggerOf(options) }) as unknown as Db;
-  // Timestamps as the API writes them (src/db/statements.ts); every other type as usual.
-  const types = {
-    getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((text: string) => unknown) =>
-      oid === TIMESTAMPTZ_OID
-        ? isoInstant
-        : (pg.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
-  };
-  setStatementRunner(db, {
-    run: async (name, text, values, rowMode) => {
-      options.onQuery?.(text, [...values]);
-      const config = { name, text, values: [...values], types };
-      const result =
-        rowMode === 'array'
-          ? await pool.query<unknown[]>({ ...config, rowMode: 'array' })
-          : await pool.query<Record<string, unknown>>(config);
-      return result.rows;
-    },
-  });
+  setStatementRunner(db, statementRunnerOf(pg, pool, options));
+  const withOwnConnection = <T>(work: (query: Query, client: pg.Client) => Promise<T>) =>
+    onOwnConnection(
+      new pg.Client({ ...connection, connectionTimeoutMillis: settings.connectTimeoutMs }),
+      work,
+    );
   return {
     db,
     kind: 'postgres',
@@ -212,30 +220,17 @@ async function createPostgres(
       }
       // One migrator at a time (several instances or Jobs starting together would otherwise
       // race to create drizzle's own table and fail): the others wait for the lock, then
-      // find nothing left to do. A connection of its own, without the pool's statement and
-      // query timeouts: building an index on a large table may take minutes.
-      const client = new pg.Client({
-        ...connection,
-        connectionTimeoutMillis: settings.connectTimeoutMs,
+      // find nothing left to do. On a connection of its own: building an index on a large
+      // table may take minutes. Ending the session releases the lock.
+      return withOwnConnection(async (query, client) => {
+        await query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
+        return migrateAndReport(query, () => migrate(drizzle({ client }), { migrationsFolder }));
       });
-      // A connection lost mid-migration fails its statement; without a listener, its
-      // 'error' event would end the process before that error is reported.
-      client.on('error', () => undefined);
-      await client.connect();
-      try {
-        await client.query('select pg_advisory_lock($1)', [MIGRATION_LOCK]);
-        return await migrateAndReport(
-          async (text) => (await client.query<Record<string, unknown>>(text)).rows,
-          () => migrate(drizzle({ client }), { migrationsFolder }),
-        );
-      } finally {
-        // Ending the session releases its lock.
-        await client.end();
-      }
     },
     ping: async () => {
       await pool.query('select 1');
     },
+    withOwnConnection: (work) => withOwnConnection((query) => work(query)),
     pending: () =>
       pendingMigrations(async (text) => (await pool.query<Record<string, unknown>>(text)).rows),
     poolStats: () => ({
@@ -246,6 +241,47 @@ async function createPostgres(
     }),
     close: () => pool.end(),
   };
+}
+
+/** How `pool` runs the named statements of src/db/statements.ts. */
+function statementRunnerOf(
+  driver: typeof pg,
+  pool: pg.Pool,
+  options: DatabaseOptions,
+): StatementRunner {
+  // Timestamps as the API writes them (src/db/statements.ts); every other type as usual.
+  const types = {
+    getTypeParser: ((oid: number, format?: 'text' | 'binary'): ((text: string) => unknown) =>
+      oid === TIMESTAMPTZ_OID
+        ? isoInstant
+        : (driver.types.getTypeParser(oid, format) as (text: string) => unknown)) as never,
+  };
+  return {
+    run: async (name, text, values) => {
+      options.onQuery?.(text, [...values]);
+      const config = { name, text, values: [...values], types, rowMode: 'array' as const };
+      return (await pool.query<unknown[]>(config)).rows;
+    },
+  };
+}
+
+/** Runs `work` on `client` alone (no pool: none of its timeouts), then ends it. */
+async function onOwnConnection<T>(
+  client: pg.Client,
+  work: (query: Query, client: pg.Client) => Promise<T>,
+): Promise<T> {
+  // A connection lost mid-statement fails its statement; without a listener, its 'error'
+  // event would end the process before that error is reported.
+  client.on('error', () => undefined);
+  await client.connect();
+  try {
+    return await work(
+      async (text, values) => (await client.query<Record<string, unknown>>(text, values)).rows,
+      client,
+    );
+  } finally {
+    await client.end();
+  }
 }
 
 function loggerOf(options: DatabaseOptions) {

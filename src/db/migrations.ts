@@ -12,8 +12,8 @@ interface Journal {
   entries: { idx: number; when: number; tag: string }[];
 }
 
-/** Runs one SQL statement without parameters and gives its rows, whatever the driver. */
-export type Query = (text: string) => Promise<Record<string, unknown>[]>;
+/** Runs one SQL statement and gives its rows, whatever the driver. */
+export type Query = (text: string, values?: unknown[]) => Promise<Record<string, unknown>[]>;
 
 /** The `created_at` of every migration the database has (drizzle's own bookkeeping). */
 async function recorded(query: Query): Promise<Set<number>> {

@@ -93,9 +93,9 @@ describe('docker-compose.yml against the Compose specification', () => {
 });
 
 describe('docker-compose.yml against the server', () => {
-  it('starts postgres, redis, the one-shot migrate, the api, the load balancer and the mock', () => {
+  it('starts postgres, redis, the one-shot migrate and search-language, the api, the load balancer and the mock', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['api', 'lb', 'migrate', 'mock', 'postgres', 'redis'].sort(),
+      ['api', 'lb', 'migrate', 'mock', 'postgres', 'redis', 'search-language'].sort(),
     );
     expect(service('mock').profiles).toEqual(['mock']);
   });
@@ -109,6 +109,14 @@ describe('docker-compose.yml against the server', () => {
     expect(migrate.restart).toBe('no');
     expect(migrate.depends_on?.postgres?.condition).toBe('service_healthy');
     expect(api.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+    // Then the search language (db/search.ts), which the api only checks.
+    const language = service('search-language');
+    expect(language.command).toEqual(['node', 'dist/db/search-language.js']);
+    expect(language.image).toBe(api.image);
+    expect(language.restart).toBe('no');
+    expect(language.environment).toEqual(migrate.environment);
+    expect(language.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+    expect(api.depends_on?.['search-language']?.condition).toBe('service_completed_successfully');
     expect(api.depends_on?.redis?.condition).toBe('service_healthy');
     expect(service('lb').depends_on?.api?.condition).toBe('service_healthy');
     // What a service waits for with service_healthy has a healthcheck.
@@ -151,7 +159,7 @@ describe('docker-compose.yml against the server', () => {
   });
 
   it('sets only variables the server reads, and no secret but from the shell', () => {
-    for (const name of ['migrate', 'api']) {
+    for (const name of ['migrate', 'search-language', 'api']) {
       const environment = service(name).environment ?? {};
       for (const variable of Object.keys(environment)) {
         expect(isKnownVariable(variable), `${name}: ${variable}`).toBe(true);
@@ -165,7 +173,7 @@ describe('docker-compose.yml against the server', () => {
   it('gives every service a configuration the server accepts, the api listening beyond its container', () => {
     // What the shell would give ${JWT_SECRET:?…}.
     const fromShell = { JWT_SECRET: 'a-secret-from-the-shell-a-secret-from-the-shell' };
-    for (const name of ['migrate', 'api']) {
+    for (const name of ['migrate', 'search-language', 'api']) {
       const environment = { ...service(name).environment, ...fromShell };
       expect(() => loadConfig(environment), name).not.toThrow();
     }

@@ -132,6 +132,7 @@ interface Container {
 }
 interface PodSpec {
   containers: Container[];
+  initContainers?: Container[];
   securityContext?: Record<string, unknown>;
   terminationGracePeriodSeconds?: number;
 }
@@ -251,12 +252,19 @@ describe('deploy/kubernetes against the Kubernetes schemas', () => {
 });
 
 describe('deploy/kubernetes against the server', () => {
-  it('runs `node dist/server.js` and the Job `node dist/db/migrate.js`, files `npm run build` makes', () => {
+  it('runs `node dist/server.js` and the Job `node dist/db/migrate.js` then `node dist/db/search-language.js`, files `npm run build` makes', () => {
     expect(api.command).toEqual(['node', 'dist/server.js']);
-    const migrate = job.spec.template.spec.containers[0] as Container;
-    expect(migrate.command).toEqual(['node', 'dist/db/migrate.js']);
-    expect(migrate.image).toBe(api.image);
-    for (const path of ['dist/server.js', 'dist/db/migrate.js']) {
+    // An init container runs to its end before the Job's container starts.
+    const [migrate, ...others] = job.spec.template.spec.initContainers ?? [];
+    expect(others).toEqual([]);
+    expect(migrate?.command).toEqual(['node', 'dist/db/migrate.js']);
+    expect(migrate?.image).toBe(api.image);
+    const language = job.spec.template.spec.containers[0] as Container;
+    expect(job.spec.template.spec.containers).toHaveLength(1);
+    expect(language.command).toEqual(['node', 'dist/db/search-language.js']);
+    expect(language.image).toBe(api.image);
+    expect({ ...language, name: 'migrate', command: migrate?.command }).toEqual(migrate);
+    for (const path of ['dist/server.js', 'dist/db/migrate.js', 'dist/db/search-language.js']) {
       const built = builtFrom(path);
       expect(built.sourceExists, built.source).toBe(true);
       // After `npm run build` (CI runs it before the tests), the file itself.

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { describe, expect, it } from 'vitest';
-import { deleteEndedRows } from '../../src/db/housekeeping.js';
+import { deleteEndedRows } from '../../src/modules/housekeeping/ended-rows.js';
 import { signUpAndLogin, useTestApp } from '../helpers/app.js';
 
 const t = useTestApp({ EMAIL_POLL_INTERVAL: '0' });

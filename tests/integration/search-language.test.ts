@@ -3,14 +3,16 @@ import type { FastifyInstance } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
+import { setSearchLanguage } from '../../src/db/search.js';
 import { TEST_JWT_SECRET, signUpAndLogin, type TestApp } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { unique } from '../helpers/values.js';
 
 /**
- * SEARCH_LANGUAGE: the search column of posts follows the setting at start-up, and
- * searches use the same configuration, so a stemming language finds other forms of a word.
- * Each app here runs on the same database, one after the other.
+ * SEARCH_LANGUAGE: `npm run db:search-language` (setSearchLanguage) makes the search column
+ * of posts follow the setting; the server only checks it, refusing to start on a mismatch,
+ * and searches use the same configuration, so a stemming language finds other forms of a
+ * word. Each app here runs on the same database, one after the other.
  */
 
 let db: TestDatabase;
@@ -85,6 +87,14 @@ describe('SEARCH_LANGUAGE', () => {
       await simple.close();
     }
 
+    // The server changes nothing itself: it refuses to start, naming the command.
+    await expect(appWith('english')).rejects.toThrow(
+      /SEARCH_LANGUAGE=english, but the search index of posts is built for simple\. Run npm run db:search-language/,
+    );
+    expect(await columnExpression()).toContain("'simple'::regconfig");
+
+    expect(await setSearchLanguage(db.database, 'english')).toBe('rebuilt');
+    expect(await setSearchLanguage(db.database, 'english')).toBe('unchanged');
     const english = await appWith('english');
     try {
       expect(await columnExpression()).toContain("'english'::regconfig");
@@ -93,7 +103,9 @@ describe('SEARCH_LANGUAGE', () => {
     } finally {
       await english.close();
     }
+    await expect(appWith('simple')).rejects.toThrow(/built for english/);
 
+    expect(await setSearchLanguage(db.database, 'simple')).toBe('rebuilt');
     const back = await appWith('simple');
     try {
       expect(await columnExpression()).toContain("'simple'::regconfig");
@@ -104,9 +116,22 @@ describe('SEARCH_LANGUAGE', () => {
     }
   });
 
-  it('refuses to start with a configuration the database does not have, naming those it has', async () => {
-    await expect(appWith('klingon')).rejects.toThrow(
-      /SEARCH_LANGUAGE=klingon is not a text search configuration.*english.*simple/s,
+  it('refuses to start, and to set, a configuration the database does not have, naming those it has', async () => {
+    const message = /SEARCH_LANGUAGE=klingon is not a text search configuration.*english.*simple/s;
+    await expect(appWith('klingon')).rejects.toThrow(message);
+    await expect(setSearchLanguage(db.database, 'klingon')).rejects.toThrow(message);
+    expect(await columnExpression()).toContain("'simple'::regconfig");
+  });
+
+  it('rebuilds once when several set it at the same moment, keeping every post', async () => {
+    const [{ n: before }] = (await db.sql(sql`select count(*)::int as n from posts`)) as [
+      { n: number },
+    ];
+    const outcomes = await Promise.all(
+      [1, 2, 3].map(() => setSearchLanguage(db.database, 'english')),
     );
+    expect(outcomes.sort()).toEqual(['rebuilt', 'unchanged', 'unchanged']);
+    expect(await db.sql(sql`select count(*)::int as n from posts`)).toEqual([{ n: before }]);
+    expect(await setSearchLanguage(db.database, 'simple')).toBe('rebuilt');
   });
 });

@@ -1,23 +1,25 @@
-import { and, eq, sql } from 'drizzle-orm';
+import { sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { loginFailures } from '../../db/schema/auth.js';
-import { users } from '../../db/schema/users.js';
-import { revokeUserSessions } from '../../db/sessions.js';
+import { clearLoginFailures } from '../auth/login-failures-repository.js';
+import { revokeUserSessions } from '../auth/session-rows.js';
 import { consumeAllEmailTokens, consumeEmailToken, isLiveEmailToken } from '../email/tokens.js';
+import {
+  lockAccount,
+  markEmailVerified,
+  writePasswordHash,
+  type AccountRecord,
+} from '../users/repository.js';
 
-/** An account as these flows need it. */
-export interface AccountRecord {
-  id: string;
-  email: string;
-  emailVerified: boolean;
-}
+export type { AccountRecord } from '../users/repository.js';
 
 /** Work done in the transaction that holds the account's row locked. */
 export type WithAccount<T> = (tx: Db, account: AccountRecord | null) => Promise<T>;
 
 /**
  * The password reset and email verification flows: each function is one transaction, so
- * that a token is used up together with the change it allows, or not at all.
+ * that a token is used up together with the change it allows, or not at all. This module
+ * owns no table: each change is made by the owner of its table (src/db/owners.ts), in the
+ * transaction opened here.
  */
 export interface AccountRepository {
   /**
@@ -43,8 +45,6 @@ export interface AccountRepository {
   verifyEmail(tokenHash: string): Promise<'verified' | 'invalid-token' | 'address-changed'>;
 }
 
-const accountColumns = { id: users.id, email: users.email, emailVerified: users.emailVerified };
-
 class AddressChanged extends Error {}
 
 export function createAccountRepository(db: Db): AccountRepository {
@@ -56,27 +56,14 @@ export function createAccountRepository(db: Db): AccountRepository {
         // A crash of the database in the next fraction of a second could lose the email;
         // the person asks again.
         await tx.execute(sql`set local synchronous_commit = off`);
-        const [account] = await tx
-          .select(accountColumns)
-          .from(users)
-          .where(
-            and(eq(sql`lower(${users.email})`, sql`lower(${email})`), eq(users.isActive, true)),
-          )
-          .limit(1)
-          .for('update');
-        return work(tx, account ?? null);
+        const account = await lockAccount(tx, { activeEmail: email });
+        return work(tx, account);
       });
     },
 
     async withAccountById(id, work) {
       return db.transaction(async (tx) => {
-        const [account] = await tx
-          .select(accountColumns)
-          .from(users)
-          .where(eq(users.id, id))
-          .limit(1)
-          .for('update');
-        return work(tx, account ?? null);
+        return work(tx, await lockAccount(tx, { id }));
       });
     },
 
@@ -86,17 +73,13 @@ export function createAccountRepository(db: Db): AccountRepository {
       return db.transaction(async (tx) => {
         const token = await consumeEmailToken(tx, tokenHash, 'password_reset');
         if (!token) return false;
-        const [user] = await tx
-          .update(users)
-          .set({ passwordHash, updatedAt: sql`now()` })
-          .where(eq(users.id, token.userId))
-          .returning({ email: users.email });
+        const user = await writePasswordHash(tx, token.userId, passwordHash);
         if (!user) return false;
         await consumeAllEmailTokens(tx, token.userId, 'password_reset');
         // Every access and refresh token names a session: ending them all signs every
         // device out, the one that may have been stolen included.
         await revokeUserSessions(tx, token.userId);
-        await tx.delete(loginFailures).where(eq(loginFailures.emailKey, sql`lower(${user.email})`));
+        await clearLoginFailures(tx, user.email);
         return true;
       });
     },
@@ -106,18 +89,10 @@ export function createAccountRepository(db: Db): AccountRepository {
         return await db.transaction(async (tx) => {
           const token = await consumeEmailToken(tx, tokenHash, 'email_verification');
           if (!token) return 'invalid-token' as const;
-          const [user] = await tx
-            .update(users)
-            .set({ emailVerified: true, updatedAt: sql`now()` })
-            .where(
-              and(
-                eq(users.id, token.userId),
-                eq(sql`lower(${users.email})`, sql`lower(${token.address})`),
-              ),
-            )
-            .returning({ id: users.id });
           // The token stays unused: it is still good if the account takes that address back.
-          if (!user) throw new AddressChanged();
+          if (!(await markEmailVerified(tx, token.userId, token.address))) {
+            throw new AddressChanged();
+          }
           return 'verified' as const;
         });
       } catch (error) {

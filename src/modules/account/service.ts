@@ -7,10 +7,10 @@ import {
   ok,
   type Outcome,
 } from '../../errors.js';
+import { hashOpaqueToken } from '../../lib/opaque-tokens.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { AccountMail } from '../email/account-mail.js';
-import { hashEmailToken } from '../email/tokens.js';
 import type { AccountRepository } from './repository.js';
 
 export type Accepted = Schemas['Accepted'];
@@ -59,7 +59,7 @@ export function createAccountService(deps: {
             'This password reset link is not valid. Ask for a new one.',
           ),
         );
-      const tokenHash = hashEmailToken(token);
+      const tokenHash = hashOpaqueToken(token);
       // The token first: a guessed, used or expired one costs a lookup, never a bcrypt hash
       // (which a flood of bad tokens would otherwise buy by the hundred).
       if (!(await accounts.isLiveResetToken(tokenHash))) return invalid();
@@ -72,7 +72,7 @@ export function createAccountService(deps: {
     },
 
     async verifyEmail({ token }) {
-      switch (await accounts.verifyEmail(hashEmailToken(token))) {
+      switch (await accounts.verifyEmail(hashOpaqueToken(token))) {
         case 'verified':
           return ok(undefined);
         case 'address-changed':

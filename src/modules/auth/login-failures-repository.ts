@@ -1,4 +1,4 @@
-import { eq, lt, sql } from 'drizzle-orm';
+import { eq, lt, sql, type Placeholder } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { loginFailures } from '../../db/schema/auth.js';
 
@@ -11,8 +11,9 @@ export interface AttemptCount {
 }
 
 /**
- * The only code that sees rows of `login_failures`: one counter per email address (lower
- * case), in a fixed window whose length is given at creation. The database's clock is the
+ * The owner of `login_failures` (src/db/owners.ts), the only code that sees its rows: one
+ * counter per email address (lower case), in a fixed window whose length is given at
+ * creation; a password reset clears one through `clearLoginFailures`. The database's clock is the
  * only one used, so instances with drifting clocks still agree.
  */
 export interface LoginFailuresRepository {
@@ -27,13 +28,21 @@ export interface LoginFailuresRepository {
   deleteExpired(): Promise<number>;
 }
 
+// An address's key. left(): the column holds 254 characters, and lower() may lengthen some
+// letters.
+const keyOf = (email: Placeholder | string) => sql`left(lower(${email}), 254)`;
+
+/** Forgets the address's count, in the caller's transaction (a password reset). */
+export async function clearLoginFailures(tx: Db, email: string): Promise<void> {
+  await tx.delete(loginFailures).where(eq(loginFailures.emailKey, keyOf(email)));
+}
+
 export function createLoginFailuresRepository(
   db: Db,
   options: { windowSeconds: number },
 ): LoginFailuresRepository {
   const { windowSeconds } = options;
-  // left(): the key column holds 254 characters, and lower() may lengthen some letters.
-  const key = sql`left(lower(${sql.placeholder('email')}), 254)`;
+  const key = keyOf(sql.placeholder('email'));
   const windowEnd = sql`${loginFailures.windowStartedAt} + make_interval(secs => ${windowSeconds}::double precision)`;
   // In ON CONFLICT DO UPDATE the table's name stands for the existing row; PostgreSQL locks
   // that row and evaluates the SET on its latest version, so concurrent attempts queue up

@@ -1,6 +1,7 @@
 import type { Db } from '../../db/client.js';
+import { newOpaqueToken } from '../../lib/opaque-tokens.js';
 import { passwordResetEmail, verificationEmail } from './templates.js';
-import { insertTokenAndEmail, newEmailToken } from './tokens.js';
+import { insertTokenAndEmail } from './tokens.js';
 
 /** Who an email goes to: an account and its current address. */
 export interface Recipient {
@@ -44,7 +45,7 @@ export function createAccountMail(options: AccountMailOptions): AccountMail {
   const { publicUrl, passwordResetTtlSeconds, verificationTtlSeconds } = options;
   return {
     async sendVerification(tx, recipient, { throttle } = { throttle: false }) {
-      const { token, tokenHash } = newEmailToken();
+      const { token, hash: tokenHash } = newOpaqueToken();
       return insertTokenAndEmail(tx, {
         userId: recipient.id,
         purpose: 'email_verification',
@@ -60,7 +61,7 @@ export function createAccountMail(options: AccountMailOptions): AccountMail {
     },
 
     async sendPasswordReset(tx, recipient, address) {
-      const { token, tokenHash } = newEmailToken();
+      const { token, hash: tokenHash } = newOpaqueToken();
       return insertTokenAndEmail(tx, {
         userId: recipient?.id ?? null,
         purpose: 'password_reset',

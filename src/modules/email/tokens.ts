@@ -1,22 +1,12 @@
-import { createHash, randomBytes } from 'node:crypto';
-import { and, eq, gt, isNull, sql } from 'drizzle-orm';
+import { and, eq, gt, inArray, isNull, lt, or, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { emailTokens, type EmailTokenPurpose } from '../../db/schema/auth.js';
+import { emailThrottle, emailTokens, type EmailTokenPurpose } from '../../db/schema/auth.js';
 import type { EmailMessage } from './outbox.js';
 
-/**
- * The single-use tokens of emailed links. The token (32 random bytes, base64url: 43
- * characters) is in the link only; the database keeps its SHA-256, so a copy of the
- * database lets nobody reset a password.
- */
-export function newEmailToken(): { token: string; tokenHash: string } {
-  const token = randomBytes(32).toString('base64url');
-  return { token, tokenHash: hashEmailToken(token) };
-}
-
-export function hashEmailToken(token: string): string {
-  return createHash('sha256').update(token, 'utf8').digest('hex');
-}
+// The single-use tokens of emailed links are opaque tokens (lib/opaque-tokens.ts): the
+// token is in the link only; the database keeps its SHA-256, so a copy of the database
+// lets nobody reset a password. This module owns `email_tokens` and `email_throttle`
+// (src/db/owners.ts); the account flows use and check tokens through the functions here.
 
 export interface TokenAndEmail {
   /** Null: nobody. The statement still runs, and inserts nothing. */
@@ -131,4 +121,42 @@ export async function consumeAllEmailTokens(
         isNull(emailTokens.usedAt),
       ),
     );
+}
+
+/**
+ * Deletes, `batch` at most of each, the tokens used or expired over a day ago (a late
+ * request still meets a used token for a while) and the throttle's records of emails sent
+ * over a day ago (its window is a minute; they would otherwise keep every address an
+ * account ever had). Says how many of each.
+ */
+export async function deleteEndedEmailRows(
+  db: Db,
+  { batch }: { batch: number },
+): Promise<{ emailTokens: number; emailThrottle: number }> {
+  const dayAgo = sql`now() - interval '1 day'`;
+  const endedTokens = db
+    .select({ id: emailTokens.id })
+    .from(emailTokens)
+    .where(or(lt(emailTokens.usedAt, dayAgo), lt(emailTokens.expiresAt, dayAgo)))
+    .limit(batch);
+  const tokens = await db
+    .delete(emailTokens)
+    .where(inArray(emailTokens.id, endedTokens))
+    .returning({ id: emailTokens.id });
+  const staleThrottle = db
+    .select({
+      userId: emailThrottle.userId,
+      purpose: emailThrottle.purpose,
+      emailKey: emailThrottle.emailKey,
+    })
+    .from(emailThrottle)
+    .where(lt(emailThrottle.lastSentAt, dayAgo))
+    .limit(batch);
+  const throttle = await db
+    .delete(emailThrottle)
+    .where(
+      sql`(${emailThrottle.userId}, ${emailThrottle.purpose}, ${emailThrottle.emailKey}) in ${staleThrottle}`,
+    )
+    .returning({ userId: emailThrottle.userId });
+  return { emailTokens: tokens.length, emailThrottle: throttle.length };
 }

@@ -116,149 +116,158 @@ const slugTaken = () => new ConflictError('This slug is already taken.', 'slug')
 type Step =
   { kind: 'change'; changes: PostChanges & { published?: boolean } } | { kind: 'unchanged' };
 
+function visible(
+  viewer: Principal | null,
+  post: VersionedPost | null,
+): Outcome<VersionedPost, NotFoundError> {
+  return post && canSee(viewer, post) ? ok(post) : fail(notFound());
+}
+
+/**
+ * The frame of every change: read the post, check who may change it and the caller's
+ * condition, then change it. A conditional change is made only if the post is still at
+ * the version read, and fails (412) when it is not; an unconditional one is made
+ * whatever the version: the last change wins. (Who may change a post does not depend on
+ * its version: its author never changes.) `slugTaken` is the error of a new slug that
+ * another post has: a change that sets no slug passes one that never returns, and its
+ * outcome then has no ConflictError.
+ */
+async function changePost<E extends ConflictError>(
+  posts: PostsRepository,
+  request: { principal: Principal; id: string; condition: VersionCondition | undefined },
+  forbidden: string,
+  step: (post: VersionedPost) => Step,
+  slugTaken: () => E,
+): Promise<Outcome<VersionedPost, ChangeError | E>> {
+  const { principal, id, condition } = request;
+  const current = await posts.findById(id);
+  if (!current || !canSee(principal, current)) return fail(notFound());
+  if (!canManage(principal, current)) return fail(new ForbiddenError(forbidden));
+  if (condition && !condition(current.version)) {
+    return fail(new ChangedMeanwhileError('Post'));
+  }
+  const next = step(current);
+  if (next.kind === 'unchanged') return ok(current);
+  const version = condition ? current.version : undefined;
+  const result: ChangeResult = await posts.change(id, version, next.changes);
+  switch (result.status) {
+    case 'changed':
+      return ok(result.post);
+    case 'missing':
+      return fail(notFound());
+    case 'slug-taken':
+      return fail(slugTaken());
+    case 'stale': {
+      if (condition) return fail(new ChangedMeanwhileError('Post'));
+      // Without a condition only a publication (or its undoing) is stale: another request
+      // put the post in the state asked for meanwhile, and it is left as it is.
+      const now = await posts.findById(id);
+      return now ? ok(now) : fail(notFound());
+    }
+  }
+}
+
+/** publishPost and unpublishPost: a post already in the state asked for is left as it is. */
+function setPublished(
+  posts: PostsRepository,
+  request: { principal: Principal; id: string; condition: VersionCondition | undefined },
+  published: boolean,
+): Promise<Outcome<VersionedPost, ChangeError>> {
+  const verb = published ? 'publish' : 'unpublish';
+  return changePost(
+    posts,
+    request,
+    `You can only ${verb} your own posts.`,
+    (current) =>
+      (current.post.publishedAt !== null) === published
+        ? { kind: 'unchanged' }
+        : { kind: 'change', changes: { published } },
+    () => {
+      throw new Error('A publication changes no slug, yet the slug was taken.');
+    },
+  );
+}
+
+async function page(
+  posts: PostsRepository,
+  filter: PostFilter,
+  input: ListInput,
+): Promise<Outcome<PostPage, InvalidInputError>> {
+  const { limit = DEFAULT_PAGE_SIZE, cursor } = input;
+  const start = positionOf(cursor);
+  if (!start.ok) return start;
+  const after = start.value;
+  // One extra row tells whether there is a next page without a count query.
+  const rows = await posts.list(filter, limit + 1, after);
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  const nextCursor =
+    rows.length > limit && last
+      ? encodeCursor({
+          at: filter.status === 'published' ? last.publishedAt! : last.createdAt,
+          id: last.id,
+        })
+      : null;
+  return ok({ items, nextCursor });
+}
+
+/** The filter a listing asks for, or why the caller may not have it. */
+function filterOf(
+  viewer: Principal | null,
+  input: ListInput,
+): Outcome<PostFilter, InvalidInputError | UnauthenticatedError | ForbiddenError> {
+  const { authorId, publishedAfter, publishedBefore, q } = input;
+  if (input.status !== 'draft') {
+    return ok({ status: 'published', authorId, publishedAfter, publishedBefore, q });
+  }
+  for (const [field, value] of [
+    ['publishedAfter', publishedAfter],
+    ['publishedBefore', publishedBefore],
+  ] as const) {
+    if (value !== undefined) {
+      return fail(
+        new InvalidInputError(
+          field,
+          'applies to published posts only',
+          `${field} cannot be combined with status=draft: drafts have no publication time.`,
+        ),
+      );
+    }
+  }
+  if (!viewer) return fail(new UnauthenticatedError('Sign in to list your drafts.'));
+  const author = authorId ?? viewer.userId;
+  if (author !== viewer.userId && viewer.role !== 'admin') {
+    return fail(new ForbiddenError('You can only list your own drafts.'));
+  }
+  return ok({ status: 'draft', authorId: author, q });
+}
+
+/** A draft of the caller's; its slug made from the title unless one is given. */
+async function createPost(
+  posts: PostsRepository,
+  principal: Principal,
+  { title, content, slug }: CreatePostInput,
+): Promise<Outcome<VersionedPost, ConflictError | UnauthenticatedError>> {
+  const data = { authorId: principal.userId, title, content };
+  if (slug !== undefined) {
+    const inserted = await posts.insert({ ...data, slug });
+    if (inserted.status === 'created') return ok(inserted.post);
+    if (inserted.status === 'no-author') return fail(noAuthor());
+    return fail(slugTaken());
+  }
+  for (const candidate of slugCandidates(baseSlug(title), SLUG_ATTEMPTS)) {
+    const inserted = await posts.insert({ ...data, slug: candidate });
+    if (inserted.status === 'created') return ok(inserted.post);
+    if (inserted.status === 'no-author') return fail(noAuthor());
+  }
+  // Ten taken slugs in a row, nine of them random: the random source is broken.
+  throw new Error(`No free slug for the title after ${SLUG_ATTEMPTS} attempts.`);
+}
+
 export function createPostsService(deps: { posts: PostsRepository }): PostsService {
   const { posts } = deps;
-
-  function visible(
-    viewer: Principal | null,
-    post: VersionedPost | null,
-  ): Outcome<VersionedPost, NotFoundError> {
-    return post && canSee(viewer, post) ? ok(post) : fail(notFound());
-  }
-
-  /**
-   * The frame of every change: read the post, check who may change it and the caller's
-   * condition, then change it. A conditional change is made only if the post is still at
-   * the version read, and fails (412) when it is not; an unconditional one is made
-   * whatever the version: the last change wins. (Who may change a post does not depend on
-   * its version: its author never changes.)
-   */
-  async function changePost(
-    principal: Principal,
-    id: string,
-    condition: VersionCondition | undefined,
-    forbidden: string,
-    step: (post: VersionedPost) => Step,
-  ): Promise<Outcome<VersionedPost, ChangeError | ConflictError>> {
-    const current = await posts.findById(id);
-    if (!current || !canSee(principal, current)) return fail(notFound());
-    if (!canManage(principal, current)) return fail(new ForbiddenError(forbidden));
-    if (condition && !condition(current.version)) {
-      return fail(new ChangedMeanwhileError('Post'));
-    }
-    const next = step(current);
-    if (next.kind === 'unchanged') return ok(current);
-    const version = condition ? current.version : undefined;
-    const result: ChangeResult = await posts.change(id, version, next.changes);
-    switch (result.status) {
-      case 'changed':
-        return ok(result.post);
-      case 'missing':
-        return fail(notFound());
-      case 'slug-taken':
-        return fail(slugTaken());
-      case 'stale': {
-        if (condition) return fail(new ChangedMeanwhileError('Post'));
-        // Without a condition only a publication (or its undoing) is stale: another request
-        // put the post in the state asked for meanwhile, and it is left as it is.
-        const now = await posts.findById(id);
-        return now ? ok(now) : fail(notFound());
-      }
-    }
-  }
-
-  /** publishPost and unpublishPost: a post already in the state asked for is left as it is. */
-  async function setPublished(
-    principal: Principal,
-    id: string,
-    condition: VersionCondition | undefined,
-    published: boolean,
-  ): Promise<Outcome<VersionedPost, ChangeError>> {
-    const verb = published ? 'publish' : 'unpublish';
-    const changed = await changePost(
-      principal,
-      id,
-      condition,
-      `You can only ${verb} your own posts.`,
-      (current) =>
-        (current.post.publishedAt !== null) === published
-          ? { kind: 'unchanged' }
-          : { kind: 'change', changes: { published } },
-    );
-    // No slug changes here, so no ConflictError: the only error changePost adds to ChangeError.
-    return changed as Outcome<VersionedPost, ChangeError>;
-  }
-
-  async function page(
-    filter: PostFilter,
-    input: ListInput,
-  ): Promise<Outcome<PostPage, InvalidInputError>> {
-    const { limit = DEFAULT_PAGE_SIZE, cursor } = input;
-    const start = positionOf(cursor);
-    if (!start.ok) return start;
-    const after = start.value;
-    // One extra row tells whether there is a next page without a count query.
-    const rows = await posts.list(filter, limit + 1, after);
-    const items = rows.slice(0, limit);
-    const last = items.at(-1);
-    const nextCursor =
-      rows.length > limit && last
-        ? encodeCursor({
-            at: filter.status === 'published' ? last.publishedAt! : last.createdAt,
-            id: last.id,
-          })
-        : null;
-    return ok({ items, nextCursor });
-  }
-
-  /** The filter a listing asks for, or why the caller may not have it. */
-  function filterOf(
-    viewer: Principal | null,
-    input: ListInput,
-  ): Outcome<PostFilter, InvalidInputError | UnauthenticatedError | ForbiddenError> {
-    const { authorId, publishedAfter, publishedBefore, q } = input;
-    if (input.status !== 'draft') {
-      return ok({ status: 'published', authorId, publishedAfter, publishedBefore, q });
-    }
-    for (const [field, value] of [
-      ['publishedAfter', publishedAfter],
-      ['publishedBefore', publishedBefore],
-    ] as const) {
-      if (value !== undefined) {
-        return fail(
-          new InvalidInputError(
-            field,
-            'applies to published posts only',
-            `${field} cannot be combined with status=draft: drafts have no publication time.`,
-          ),
-        );
-      }
-    }
-    if (!viewer) return fail(new UnauthenticatedError('Sign in to list your drafts.'));
-    const author = authorId ?? viewer.userId;
-    if (author !== viewer.userId && viewer.role !== 'admin') {
-      return fail(new ForbiddenError('You can only list your own drafts.'));
-    }
-    return ok({ status: 'draft', authorId: author, q });
-  }
-
   return {
-    async create(principal, { title, content, slug }) {
-      const data = { authorId: principal.userId, title, content };
-      if (slug !== undefined) {
-        const inserted = await posts.insert({ ...data, slug });
-        if (inserted.status === 'created') return ok(inserted.post);
-        if (inserted.status === 'no-author') return fail(noAuthor());
-        return fail(slugTaken());
-      }
-      for (const candidate of slugCandidates(baseSlug(title), SLUG_ATTEMPTS)) {
-        const inserted = await posts.insert({ ...data, slug: candidate });
-        if (inserted.status === 'created') return ok(inserted.post);
-        if (inserted.status === 'no-author') return fail(noAuthor());
-      }
-      // Ten taken slugs in a row, nine of them random: the random source is broken.
-      throw new Error(`No free slug for the title after ${SLUG_ATTEMPTS} attempts.`);
-    },
+    create: (principal, input) => createPost(posts, principal, input),
 
     async get(viewer, id) {
       return visible(viewer, await posts.findById(id));
@@ -268,16 +277,20 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
       return visible(viewer, await posts.findBySlug(slug));
     },
 
-    update(principal, id, changes, condition) {
-      return changePost(principal, id, condition, 'You can only change your own posts.', () => ({
-        kind: 'change',
-        changes,
-      }));
+    update(principal, id, { title, content, slug }, condition) {
+      return changePost(
+        posts,
+        { principal, id, condition },
+        'You can only change your own posts.',
+        () => ({ kind: 'change', changes: { title, content, slug } }),
+        slugTaken,
+      );
     },
 
-    publish: (principal, id, condition) => setPublished(principal, id, condition, true),
+    publish: (principal, id, condition) => setPublished(posts, { principal, id, condition }, true),
 
-    unpublish: (principal, id, condition) => setPublished(principal, id, condition, false),
+    unpublish: (principal, id, condition) =>
+      setPublished(posts, { principal, id, condition }, false),
 
     async remove(principal, id, condition) {
       const current = await posts.findById(id);
@@ -302,7 +315,7 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
 
     async list(viewer, input) {
       const filter = filterOf(viewer, input);
-      return filter.ok ? page(filter.value, input) : filter;
+      return filter.ok ? page(posts, filter.value, input) : filter;
     },
 
     async listByAuthor(viewer, authorId, input) {
@@ -314,7 +327,7 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
         }
         return filter;
       }
-      const listed = await page(filter.value, input);
+      const listed = await page(posts, filter.value, input);
       // An empty page: is there such a user at all? (The only second statement.)
       if (listed.ok && listed.value.items.length === 0 && !(await posts.userExists(authorId))) {
         return fail(new NotFoundError('User'));

@@ -1,16 +1,13 @@
 import { and, asc, eq, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
-import { userUniqueFields, users, type UserRole, type UserRow } from '../../db/schema/users.js';
-import type { Schemas } from '../../api-types.js';
 import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
-import { revokeUserSessions } from '../../db/sessions.js';
-import { isoOf, namedStatement } from '../../db/statements.js';
+import { userUniqueFields, users, type UserRole } from '../../db/schema/users.js';
 import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
+import { preparedReads } from './reads.js';
+import { accountColumns, toPublicUser, toUser, type PublicUser, type User } from './rows.js';
 
-export type User = Schemas['User'];
-/** A public profile: no email address, no account flags. */
-export type PublicUser = Schemas['PublicUser'];
+export { toUser, type AccountRow, type PublicUser, type User } from './rows.js';
 
 export interface NewUser {
   email: string;
@@ -37,14 +34,24 @@ export interface UserChanges {
  */
 export type WithinChange = (tx: Db, user: User) => Promise<unknown>;
 
+/** What an update does in its own transaction besides the change. */
+export interface ChangeHooks {
+  /** When the email address changes (not merely its letter case). */
+  onNewAddress?: WithinChange | undefined;
+  /** When the update disables the account. */
+  onDisabled?: WithinChange | undefined;
+}
+
 export interface Credentials {
   user: User;
   passwordHash: string;
 }
 
 /**
- * The only code that sees rows of `users`. It answers in the API's shape (`User`): the
- * password hash leaves it only through findCredentials*, for the password checks.
+ * The owner of `users` (src/db/owners.ts): the only code that writes it. Other modules
+ * change an account through it (the functions below the factory take their transaction);
+ * posts and sessions read public columns in their joins. It answers in the API's shape
+ * (`User`): the password hash leaves it only through findCredentials*, for the checks.
  */
 export interface UsersRepository {
   create(data: NewUser, within?: WithinChange): Promise<Outcome<User, ConflictError>>;
@@ -54,17 +61,14 @@ export interface UsersRepository {
   findCredentialsByEmail(email: string): Promise<Credentials | null>;
   /** For a check of the current password (a password change). */
   findCredentialsById(id: string): Promise<Credentials | null>;
-  /**
-   * Null when there is no such user. `onNewAddress` runs in the update's transaction when
-   * the email address changes (not merely its letter case).
-   */
+  /** Null when there is no such user. `hooks` run in the update's transaction. */
   update(
     id: string,
     changes: UserChanges,
-    onNewAddress?: WithinChange,
+    hooks?: ChangeHooks,
   ): Promise<Outcome<User, ConflictError> | null>;
   delete(id: string): Promise<User | null>;
-  /** Replaces a password hash (a rehash at a higher cost, for one). */
+  /** Replaces a password hash (a rehash at a higher cost, for one): see writePasswordHash. */
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Up to `limit` users after `after`, oldest first. */
   list(limit: number, after: Position | null): Promise<User[]>;
@@ -94,64 +98,6 @@ export interface AdminsLockedScope {
   delete: UsersRepository['delete'];
 }
 
-/** The columns of an account the API shows (never the password hash), for `toUser`. */
-export const accountColumns = {
-  id: users.id,
-  email: users.email,
-  username: users.username,
-  firstName: users.firstName,
-  lastName: users.lastName,
-  isActive: users.isActive,
-  emailVerified: users.emailVerified,
-  role: users.role,
-  createdAt: users.createdAt,
-  updatedAt: users.updatedAt,
-};
-
-/** The columns of a public profile. */
-const profileColumns = {
-  id: users.id,
-  username: users.username,
-  firstName: users.firstName,
-  lastName: users.lastName,
-  createdAt: users.createdAt,
-};
-
-export /** Timestamps as Dates (Drizzle) or as the API's strings (src/db/statements.ts). */
-type Timestamped<Row> = Omit<Row, 'createdAt' | 'updatedAt'> & {
-  createdAt: Date | string;
-  updatedAt: Date | string;
-};
-export type AccountRow = Timestamped<Omit<UserRow, 'passwordHash'>>;
-type ProfileRow = Omit<Pick<UserRow, keyof typeof profileColumns>, 'createdAt'> & {
-  createdAt: Date | string;
-};
-
-export function toUser(row: AccountRow): User {
-  return {
-    id: row.id,
-    email: row.email,
-    username: row.username,
-    firstName: row.firstName,
-    lastName: row.lastName,
-    isActive: row.isActive,
-    emailVerified: row.emailVerified,
-    role: row.role,
-    createdAt: isoOf(row.createdAt),
-    updatedAt: isoOf(row.updatedAt),
-  };
-}
-
-function toPublicUser(row: ProfileRow): PublicUser {
-  return {
-    id: row.id,
-    username: row.username,
-    firstName: row.firstName,
-    lastName: row.lastName,
-    createdAt: isoOf(row.createdAt),
-  };
-}
-
 const fieldNames = { email: 'email address', username: 'username' } as const;
 
 /** A unique-index violation becomes a conflict that names the field; anything else goes on. */
@@ -168,12 +114,12 @@ async function updateIn(
   db: Db,
   id: string,
   changes: UserChanges,
-  onNewAddress?: WithinChange,
+  { onNewAddress, onDisabled }: ChangeHooks = {},
 ): Promise<Outcome<User, ConflictError> | null> {
   try {
     const newAddress = changes.email !== undefined && onNewAddress !== undefined;
-    const disabling = changes.isActive === false;
-    // Without a new address or a deactivation there is nothing to do in the same transaction.
+    const disabling = changes.isActive === false && onDisabled !== undefined;
+    // Without a hook to run there is nothing to do in the same transaction.
     const user =
       !newAddress && !disabling
         ? await updateRow(db, id, changes)
@@ -188,9 +134,7 @@ async function updateIn(
             if (newAddress && before?.email.toLowerCase() !== updated.email.toLowerCase()) {
               await onNewAddress(tx, updated);
             }
-            // A disabled account's sessions end with it, so that enabling it again does not
-            // bring its old access and refresh tokens back to life.
-            if (disabling) await revokeUserSessions(tx, id);
+            if (disabling) await onDisabled(tx, updated);
             return updated;
           });
     return user ? ok(user) : null;
@@ -205,163 +149,49 @@ async function deleteIn(db: Db, id: string): Promise<User | null> {
 }
 
 export function createUsersRepository(db: Db): UsersRepository {
-  // Named prepared statements for the reads on every request's path: PostgreSQL plans
-  // them once per connection instead of on every call.
-  // Each reads only the columns its answer shows; the password hash only for the checks.
-  const byId = db
-    .select(accountColumns)
-    .from(users)
-    .where(eq(users.id, sql.placeholder('id')))
-    .limit(1)
-    .prepare('users_by_id');
-  const credentialsById = db
-    .select({ ...accountColumns, passwordHash: users.passwordHash })
-    .from(users)
-    .where(eq(users.id, sql.placeholder('id')))
-    .limit(1)
-    .prepare('users_credentials_by_id');
-  // getUser, the most frequent read of users: a statement of its own (src/db/statements.ts).
-  const profileById = namedStatement<ProfileRow>(
-    db,
-    'users_profile_by_id',
-    `select id, username, first_name as "firstName", last_name as "lastName",
-       created_at as "createdAt"
-     from users where id = $1`,
-  );
-  const emailMatches = eq(sql`lower(${users.email})`, sql`lower(${sql.placeholder('email')})`);
-  const byEmail = db
-    .select(accountColumns)
-    .from(users)
-    .where(emailMatches)
-    .limit(1)
-    .prepare('users_by_email');
-  const credentialsByEmail = db
-    .select({ ...accountColumns, passwordHash: users.passwordHash })
-    .from(users)
-    .where(emailMatches)
-    .limit(1)
-    .prepare('users_credentials_by_email');
-  // A row comparison walks the (created_at, id) index: page 1000 costs what page 1 does.
-  const after = sql`(${users.createdAt}, ${users.id}) > (${sql.placeholder('createdAt')}::timestamptz, ${sql.placeholder('id')}::uuid)`;
-  const byAge = [asc(users.createdAt), asc(users.id)];
-  const accountPages = {
-    first: db
-      .select(accountColumns)
-      .from(users)
-      .orderBy(...byAge)
-      .limit(sql.placeholder('limit'))
-      .prepare('users_first_page'),
-    after: db
-      .select(accountColumns)
-      .from(users)
-      .where(after)
-      .orderBy(...byAge)
-      .limit(sql.placeholder('limit'))
-      .prepare('users_page_after'),
-  };
-  const profilePages = {
-    first: db
-      .select(profileColumns)
-      .from(users)
-      .orderBy(...byAge)
-      .limit(sql.placeholder('limit'))
-      .prepare('users_profiles_first_page'),
-    after: db
-      .select(profileColumns)
-      .from(users)
-      .where(after)
-      .orderBy(...byAge)
-      .limit(sql.placeholder('limit'))
-      .prepare('users_profiles_page_after'),
-  };
-
+  const reads = preparedReads(db);
   return {
-    async create(data, within) {
-      try {
-        const user = await db.transaction(async (tx) => {
-          const [row] = await tx
-            .insert(users)
-            .values({
-              email: data.email,
-              username: data.username,
-              passwordHash: data.passwordHash,
-              firstName: data.firstName ?? null,
-              lastName: data.lastName ?? null,
-              role: data.role ?? 'user',
-            })
-            .returning(accountColumns);
-          const created = toUser(row!);
-          await within?.(tx, created);
-          return created;
-        });
-        return ok(user);
-      } catch (error) {
-        return fail(conflictOf(error));
-      }
-    },
-
+    create: (data, within) => createIn(db, data, within),
     async findById(id) {
-      const [row] = await byId.execute({ id });
+      const [row] = await reads.byId.execute({ id });
       return row ? toUser(row) : null;
     },
-
     async findProfileById(id) {
-      const [row] = await profileById([id]);
+      const [row] = await reads.profileById({ id });
       return row ? toPublicUser(row) : null;
     },
-
     async findCredentialsByEmail(email) {
-      const [row] = await credentialsByEmail.execute({ email });
+      const [row] = await reads.credentialsByEmail.execute({ email });
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
-
     async findCredentialsById(id) {
-      const [row] = await credentialsById.execute({ id });
+      const [row] = await reads.credentialsById.execute({ id });
       return row ? { user: toUser(row), passwordHash: row.passwordHash } : null;
     },
-
-    update: (id, changes, onNewAddress) => updateIn(db, id, changes, onNewAddress),
-
+    update: (id, changes, hooks) => updateIn(db, id, changes, hooks),
     async setPasswordHash(id, passwordHash) {
-      await db.update(users).set({ passwordHash }).where(eq(users.id, id));
+      await writePasswordHash(db, id, passwordHash);
     },
-
     delete: (id) => deleteIn(db, id),
-
     async list(limit, start) {
+      const { first, after } = reads.accountPages;
       const rows = start
-        ? await accountPages.after.execute({ limit, createdAt: start.at, id: start.id })
-        : await accountPages.first.execute({ limit });
+        ? await after.execute({ limit, createdAt: start.at, id: start.id })
+        : await first.execute({ limit });
       return rows.map(toUser);
     },
-
     async listProfiles(limit, start) {
+      const { first, after } = reads.profilePages;
       const rows = start
-        ? await profilePages.after.execute({ limit, createdAt: start.at, id: start.id })
-        : await profilePages.first.execute({ limit });
+        ? await after.execute({ limit, createdAt: start.at, id: start.id })
+        : await first.execute({ limit });
       return rows.map(toPublicUser);
     },
-
     async findByEmail(email) {
-      const [row] = await byEmail.execute({ email });
+      const [row] = await reads.byEmail.execute({ email });
       return row ? toUser(row) : null;
     },
-
-    async promoteVerifiedToAdmin(id, email) {
-      const [row] = await db
-        .update(users)
-        .set({ role: 'admin', updatedAt: sql`now()` })
-        .where(
-          and(
-            eq(users.id, id),
-            eq(sql`lower(${users.email})`, sql`lower(${email})`),
-            eq(users.emailVerified, true),
-          ),
-        )
-        .returning(accountColumns);
-      return row ? toUser(row) : null;
-    },
-
+    promoteVerifiedToAdmin: (id, email) => promoteIn(db, id, email),
     withActiveAdminsLocked(work) {
       return db.transaction(async (tx) => {
         // FOR UPDATE waits for a concurrent change to these rows to commit, then sees the
@@ -376,12 +206,55 @@ export function createUsersRepository(db: Db): UsersRepository {
           .for('update');
         return work({
           activeAdminIds: admins.map((admin) => admin.id),
-          update: (id, changes, onNewAddress) => updateIn(tx, id, changes, onNewAddress),
+          update: (id, changes, hooks) => updateIn(tx, id, changes, hooks),
           delete: (id) => deleteIn(tx, id),
         });
       });
     },
   };
+}
+
+async function createIn(
+  db: Db,
+  data: NewUser,
+  within?: WithinChange,
+): Promise<Outcome<User, ConflictError>> {
+  try {
+    const user = await db.transaction(async (tx) => {
+      const [row] = await tx
+        .insert(users)
+        .values({
+          email: data.email,
+          username: data.username,
+          passwordHash: data.passwordHash,
+          firstName: data.firstName ?? null,
+          lastName: data.lastName ?? null,
+          role: data.role ?? 'user',
+        })
+        .returning(accountColumns);
+      const created = toUser(row!);
+      await within?.(tx, created);
+      return created;
+    });
+    return ok(user);
+  } catch (error) {
+    return fail(conflictOf(error));
+  }
+}
+
+async function promoteIn(db: Db, id: string, email: string): Promise<User | null> {
+  const [row] = await db
+    .update(users)
+    .set({ role: 'admin', updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(users.id, id),
+        eq(sql`lower(${users.email})`, sql`lower(${email})`),
+        eq(users.emailVerified, true),
+      ),
+    )
+    .returning(accountColumns);
+  return row ? toUser(row) : null;
 }
 
 /** The update itself, on the database or in a transaction; null when there is no such user. */
@@ -407,4 +280,65 @@ async function updateRow(db: Db, id: string, changes: UserChanges): Promise<User
     .where(eq(users.id, id))
     .returning(accountColumns);
   return row ? toUser(row) : null;
+}
+
+// What other modules change in an account, each in the transaction they pass (`db` may be
+// one): the account's rows are written here only.
+
+/**
+ * Replaces the password hash (a rehash, a change, a reset) and stamps the change; the
+ * account's address, or null when there is no such account.
+ */
+export async function writePasswordHash(
+  db: Db,
+  id: string,
+  passwordHash: string,
+): Promise<{ email: string } | null> {
+  const [row] = await db
+    .update(users)
+    .set({ passwordHash, updatedAt: sql`now()` })
+    .where(eq(users.id, id))
+    .returning({ email: users.email });
+  return row ?? null;
+}
+
+/** An account as the email flows need it. */
+export interface AccountRecord {
+  id: string;
+  email: string;
+  emailVerified: boolean;
+}
+
+/**
+ * Locks the account (FOR UPDATE, until the transaction ends) with this id, or the active
+ * one that uses this address in any letter case, and reads it; null when there is none.
+ */
+export async function lockAccount(
+  tx: Db,
+  by: { id: string } | { activeEmail: string },
+): Promise<AccountRecord | null> {
+  const [account] = await tx
+    .select({ id: users.id, email: users.email, emailVerified: users.emailVerified })
+    .from(users)
+    .where(
+      'id' in by
+        ? eq(users.id, by.id)
+        : and(
+            eq(sql`lower(${users.email})`, sql`lower(${by.activeEmail})`),
+            eq(users.isActive, true),
+          ),
+    )
+    .limit(1)
+    .for('update');
+  return account ?? null;
+}
+
+/** Marks the address verified if the account still uses `address`; says whether it did. */
+export async function markEmailVerified(tx: Db, id: string, address: string): Promise<boolean> {
+  const [user] = await tx
+    .update(users)
+    .set({ emailVerified: true, updatedAt: sql`now()` })
+    .where(and(eq(users.id, id), eq(sql`lower(${users.email})`, sql`lower(${address})`)))
+    .returning({ id: users.id });
+  return user !== undefined;
 }

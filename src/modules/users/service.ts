@@ -1,4 +1,5 @@
 import type { Schemas } from '../../api-types.js';
+import type { Db } from '../../db/client.js';
 import type { InvalidInputError } from '../../errors.js';
 import {
   ConflictError,
@@ -12,7 +13,7 @@ import { encodeCursor, positionOf, type Position } from '../../lib/cursor.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
 import type { AccountMail } from '../email/account-mail.js';
-import type { PublicUser, User, UsersRepository, WithinChange } from './repository.js';
+import type { ChangeHooks, PublicUser, User, UsersRepository } from './repository.js';
 
 export type { PublicUser };
 
@@ -84,9 +85,18 @@ export function createUsersService(deps: {
   passwords: PasswordHasher;
   /** A new address gets a verification link, queued in the transaction that stores it. */
   mail: Pick<AccountMail, 'sendVerification' | 'nudge'>;
+  /**
+   * The sessions' owner (auth), which users cannot import (auth imports users): a disabled
+   * account's sessions end with it, in the same transaction, so that enabling it again does
+   * not bring its old access and refresh tokens back to life.
+   */
+  sessions: { revokeAll(userId: string, exceptSessionId: null, tx: Db): Promise<unknown> };
 }): UsersService {
-  const { users, passwords, mail } = deps;
-  const sendVerification: WithinChange = (tx, user) => mail.sendVerification(tx, user);
+  const { users, passwords, mail, sessions } = deps;
+  const hooks: ChangeHooks = {
+    onNewAddress: (tx, user) => mail.sendVerification(tx, user),
+    onDisabled: (tx, user) => sessions.revokeAll(user.id, null, tx),
+  };
   return {
     async create({ email, username, password, firstName, lastName }) {
       const tooLong = passwordTooLong(password);
@@ -96,7 +106,7 @@ export function createUsersService(deps: {
       const passwordHash = await passwords.hash(password);
       const created = await users.create(
         { email, username, passwordHash, firstName, lastName },
-        sendVerification,
+        hooks.onNewAddress,
       );
       if (created.ok) mail.nudge();
       return created;
@@ -138,9 +148,9 @@ export function createUsersService(deps: {
             if (isLastActiveAdmin(locked.activeAdminIds, id)) {
               return fail(lastAdminConflict(changes.role === 'user' ? 'demoting' : 'disabling'));
             }
-            return locked.update(id, changes, sendVerification);
+            return locked.update(id, changes, hooks);
           })
-        : await users.update(id, changes, sendVerification);
+        : await users.update(id, changes, hooks);
       if (updated?.ok && changes.email !== undefined) mail.nudge();
       return updated ?? fail(new NotFoundError('User'));
     },
