@@ -59,15 +59,22 @@ function describe(error: unknown): string {
   return typeof code === 'string' || typeof code === 'number' ? `${code} ${message}` : message;
 }
 
-export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
-  const { outbox, transport, log, pollIntervalMs } = options;
-  const batchSize = options.batchSize ?? BATCH_SIZE;
-  const maxAttempts = options.maxAttempts ?? MAX_ATTEMPTS;
-  const onDead = options.onDead ?? (() => undefined);
-  // Long enough for a whole batch of slow sends, so that no other loop takes a claimed
-  // email while this one is still sending it.
-  const leaseSeconds = Math.ceil((batchSize * SEND_TIMEOUT_MS) / 1000) + 60;
+/** What one run of the loop needs: the factory's dependencies and the loop's state. */
+interface Run {
+  outbox: OutboxRepository;
+  transport: EmailTransport;
+  log: DeliveryOptions['log'];
+  batchSize: number;
+  maxAttempts: number;
+  leaseSeconds: number;
+  onDead: (reason: DeadReason, count: number) => void;
+  outage: (error: unknown) => void;
+  reachable: () => void;
+  stopping: () => boolean;
+}
 
+/** Logs a database outage once when it begins and once when it ends. */
+function outageLog(log: DeliveryOptions['log']): Pick<Run, 'outage' | 'reachable'> {
   let databaseDown = false;
   const outage = (error: unknown) => {
     // Once per outage: the loop keeps polling, and every poll would say the same.
@@ -83,90 +90,125 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
     databaseDown = false;
     log.info('email delivery resumed: the database answers again');
   };
+  return { outage, reachable };
+}
 
-  let stopping = false;
-
-  /** Sends one claimed email and records how it went; false when the database failed. */
-  async function deliver(email: DueEmail, report: DeliveryReport): Promise<boolean> {
-    try {
-      await transport.send(email);
-    } catch (error) {
-      report.failed += 1;
-      const facts = {
-        emailId: email.id,
-        kind: email.kind,
-        attempts: email.attempts + 1,
-        error: summary(error),
-      };
-      let outcome: 'retry' | 'dead';
-      try {
-        outcome = await outbox.markFailed(email.id, describe(error), maxAttempts);
-      } catch (markError) {
-        log.warn(facts, 'email not delivered; it will be retried');
-        outage(markError);
-        return false;
-      }
-      if (outcome === 'dead') {
-        report.dead += 1;
-        log.error(
-          { ...facts, maxAttempts },
-          'email not delivered, for the last time: given up on (dead)',
-        );
-        onDead('attempts', 1);
-      } else {
-        log.warn(facts, 'email not delivered; it will be retried');
-      }
-      return true;
-    }
-    try {
-      await outbox.markSent(email.id);
-    } catch (error) {
-      // Sent but not marked: when its lease ends it is sent again (at least once, never lost).
-      outage(error);
-      return false;
-    }
-    report.sent += 1;
-    return true;
+/** Records a failed send; false when the database failed. */
+async function recordFailure(
+  ctx: Run,
+  email: DueEmail,
+  error: unknown,
+  report: DeliveryReport,
+): Promise<boolean> {
+  const { outbox, log, maxAttempts } = ctx;
+  report.failed += 1;
+  const facts = {
+    emailId: email.id,
+    kind: email.kind,
+    attempts: email.attempts + 1,
+    error: summary(error),
+  };
+  let outcome: 'retry' | 'dead';
+  try {
+    outcome = await outbox.markFailed(email.id, describe(error), maxAttempts);
+  } catch (markError) {
+    log.warn(facts, 'email not delivered; it will be retried');
+    ctx.outage(markError);
+    return false;
   }
+  if (outcome === 'dead') {
+    report.dead += 1;
+    log.error(
+      { ...facts, maxAttempts },
+      'email not delivered, for the last time: given up on (dead)',
+    );
+    ctx.onDead('attempts', 1);
+  } else {
+    log.warn(facts, 'email not delivered; it will be retried');
+  }
+  return true;
+}
 
-  async function run(): Promise<DeliveryReport> {
-    const report: DeliveryReport = { sent: 0, failed: 0, dead: 0 };
-    // First, so that no row keeps a link past its expiry longer than a poll interval.
+/** Sends one claimed email and records how it went; false when the database failed. */
+async function deliver(ctx: Run, email: DueEmail, report: DeliveryReport): Promise<boolean> {
+  try {
+    await ctx.transport.send(email);
+  } catch (error) {
+    return recordFailure(ctx, email, error, report);
+  }
+  try {
+    await ctx.outbox.markSent(email.id);
+  } catch (error) {
+    // Sent but not marked: when its lease ends it is sent again (at least once, never lost).
+    ctx.outage(error);
+    return false;
+  }
+  report.sent += 1;
+  return true;
+}
+
+/** Gives up on the emails whose links expired unsent; false when the database failed. */
+async function expireStale(ctx: Run, report: DeliveryReport): Promise<boolean> {
+  try {
+    const expired = await ctx.outbox.expireStale();
+    if (expired > 0) {
+      report.dead += expired;
+      ctx.log.warn(
+        { count: expired },
+        'emails given up on: their links expired before they were sent',
+      );
+      ctx.onDead('expired', expired);
+    }
+  } catch (error) {
+    ctx.outage(error);
+    return false;
+  }
+  return true;
+}
+
+async function run(ctx: Run): Promise<DeliveryReport> {
+  const report: DeliveryReport = { sent: 0, failed: 0, dead: 0 };
+  // First, so that no row keeps a link past its expiry longer than a poll interval.
+  if (!(await expireStale(ctx, report))) return report;
+  for (;;) {
+    let batch: DueEmail[];
     try {
-      const expired = await outbox.expireStale();
-      if (expired > 0) {
-        report.dead += expired;
-        log.warn(
-          { count: expired },
-          'emails given up on: their links expired before they were sent',
-        );
-        onDead('expired', expired);
-      }
+      batch = await ctx.outbox.claimDue(ctx.batchSize, ctx.leaseSeconds);
     } catch (error) {
-      outage(error);
+      ctx.outage(error);
       return report;
     }
-    for (;;) {
-      let batch: DueEmail[];
-      try {
-        batch = await outbox.claimDue(batchSize, leaseSeconds);
-      } catch (error) {
-        outage(error);
-        return report;
-      }
-      reachable();
-      // A claimed batch is always finished, stopping or not: left half-done, its emails
-      // would wait for their lease to end.
-      for (const email of batch) {
-        if (!(await deliver(email, report))) return report;
-      }
-      if (batch.length < batchSize || stopping) return report;
+    ctx.reachable();
+    // A claimed batch is always finished, stopping or not: left half-done, its emails
+    // would wait for their lease to end.
+    for (const email of batch) {
+      if (!(await deliver(ctx, email, report))) return report;
     }
+    if (batch.length < ctx.batchSize || ctx.stopping()) return report;
   }
+}
+
+export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
+  const { outbox, transport, log, pollIntervalMs } = options;
+  const batchSize = options.batchSize ?? BATCH_SIZE;
+  let stopping = false;
+  const ctx: Run = {
+    outbox,
+    transport,
+    log,
+    batchSize,
+    maxAttempts: options.maxAttempts ?? MAX_ATTEMPTS,
+    // Long enough for a whole batch of slow sends, so that no other loop takes a claimed
+    // email while this one is still sending it.
+    leaseSeconds: Math.ceil((batchSize * SEND_TIMEOUT_MS) / 1000) + 60,
+    onDead: options.onDead ?? (() => undefined),
+    ...outageLog(log),
+    stopping: () => stopping,
+  };
 
   let queue: Promise<unknown> = Promise.resolve();
   const deliverDue = (): Promise<DeliveryReport> => {
-    const next = queue.then(run);
+    const next = queue.then(() => run(ctx));
     queue = next.catch(() => undefined);
     return next;
   };
