@@ -80,7 +80,42 @@ function lastAdminConflict(action: 'demoting' | 'disabling' | 'deleting'): Confl
   );
 }
 
-export function createUsersService(deps: {
+/** Why `principal` may not make these changes to account `id`, or null when it may. */
+function updateForbidden(
+  principal: Principal,
+  id: string,
+  changes: UpdateUserInput,
+): ForbiddenError | null {
+  if (isAdmin(principal)) return null;
+  if (!isOwnAccount(principal, id)) {
+    return new ForbiddenError('You can only change your own account.');
+  }
+  if (changes.role !== undefined || changes.isActive !== undefined) {
+    return new ForbiddenError('Only an admin can change a role or enable or disable an account.');
+  }
+  return null;
+}
+
+/** Up to `limit` accounts after the cursor's, oldest first, and the next page's cursor. */
+async function pageOf<T extends PublicUser>(
+  { limit = DEFAULT_PAGE_SIZE, cursor }: Page,
+  read: (limit: number, after: Position | null) => Promise<T[]>,
+): Promise<Outcome<{ items: T[]; nextCursor: string | null }, InvalidInputError>> {
+  const start = positionOf(cursor);
+  if (!start.ok) return start;
+  const after = start.value;
+  // One extra row tells whether there is a next page without a count query.
+  const rows = await read(limit + 1, after);
+  const items = rows.slice(0, limit);
+  const last = items.at(-1);
+  return ok({
+    items,
+    nextCursor:
+      rows.length > limit && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null,
+  });
+}
+
+interface UsersServiceDeps {
   users: UsersRepository;
   passwords: PasswordHasher;
   /** A new address gets a verification link, queued in the transaction that stores it. */
@@ -91,7 +126,30 @@ export function createUsersService(deps: {
    * not bring its old access and refresh tokens back to life.
    */
   sessions: { revokeAll(userId: string, exceptSessionId: null, tx: Db): Promise<unknown> };
-}): UsersService {
+}
+
+async function updateUser(
+  { users, mail }: UsersServiceDeps,
+  hooks: ChangeHooks,
+  principal: Principal,
+  id: string,
+  changes: UpdateUserInput,
+): ReturnType<UsersService['update']> {
+  const forbidden = updateForbidden(principal, id, changes);
+  if (forbidden) return fail(forbidden);
+  const updated = canEndAnAdmin(changes)
+    ? await users.withActiveAdminsLocked(async (locked) => {
+        if (isLastActiveAdmin(locked.activeAdminIds, id)) {
+          return fail(lastAdminConflict(changes.role === 'user' ? 'demoting' : 'disabling'));
+        }
+        return locked.update(id, changes, hooks);
+      })
+    : await users.update(id, changes, hooks);
+  if (updated?.ok && changes.email !== undefined) mail.nudge();
+  return updated ?? fail(new NotFoundError('User'));
+}
+
+export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { users, passwords, mail, sessions } = deps;
   const hooks: ChangeHooks = {
     onNewAddress: (tx, user) => mail.sendVerification(tx, user),
@@ -133,26 +191,7 @@ export function createUsersService(deps: {
     },
 
     async update(principal, id, changes) {
-      if (!isAdmin(principal)) {
-        if (!isOwnAccount(principal, id)) {
-          return fail(new ForbiddenError('You can only change your own account.'));
-        }
-        if (changes.role !== undefined || changes.isActive !== undefined) {
-          return fail(
-            new ForbiddenError('Only an admin can change a role or enable or disable an account.'),
-          );
-        }
-      }
-      const updated = canEndAnAdmin(changes)
-        ? await users.withActiveAdminsLocked(async (locked) => {
-            if (isLastActiveAdmin(locked.activeAdminIds, id)) {
-              return fail(lastAdminConflict(changes.role === 'user' ? 'demoting' : 'disabling'));
-            }
-            return locked.update(id, changes, hooks);
-          })
-        : await users.update(id, changes, hooks);
-      if (updated?.ok && changes.email !== undefined) mail.nudge();
-      return updated ?? fail(new NotFoundError('User'));
+      return updateUser(deps, hooks, principal, id, changes);
     },
 
     async remove(principal, id) {
@@ -169,25 +208,6 @@ export function createUsersService(deps: {
       });
     },
   };
-
-  /** Up to `limit` accounts after the cursor's, oldest first, and the next page's cursor. */
-  async function pageOf<T extends PublicUser>(
-    { limit = DEFAULT_PAGE_SIZE, cursor }: Page,
-    read: (limit: number, after: Position | null) => Promise<T[]>,
-  ): Promise<Outcome<{ items: T[]; nextCursor: string | null }, InvalidInputError>> {
-    const start = positionOf(cursor);
-    if (!start.ok) return start;
-    const after = start.value;
-    // One extra row tells whether there is a next page without a count query.
-    const rows = await read(limit + 1, after);
-    const items = rows.slice(0, limit);
-    const last = items.at(-1);
-    return ok({
-      items,
-      nextCursor:
-        rows.length > limit && last ? encodeCursor({ at: last.createdAt, id: last.id }) : null,
-    });
-  }
 }
 
 /** Whether `id` is the one active admin left (ids compare in lower case, as PostgreSQL gives them). */
