@@ -67,26 +67,68 @@ const refusals: Record<Exclude<Rotation['status'], 'rotated'>, string> = {
 const sessionEnded = () =>
   new UnauthenticatedError('The session of this access token has ended. Log in again.');
 
-export function createSessionsService(deps: {
+interface SessionsServiceDeps {
   sessions: SessionsRepository;
   users: Pick<UsersRepository, 'findCredentialsById'>;
   passwords: PasswordHasher;
   tokens: Pick<TokenService, 'issue'>;
   /** A current password is a credential too: its wrong guesses count as failed logins. */
   loginLimits: Pick<LoginLimits, 'admit' | 'succeeded'>;
-}): SessionsService {
-  const { sessions, users, passwords, tokens, loginLimits } = deps;
+}
 
-  const pairOf = (
-    userId: string,
-    role: Schemas['Role'],
-    session: StartedSession,
-    refreshToken: string,
-  ): TokenPair => ({
+function pairOf(
+  tokens: SessionsServiceDeps['tokens'],
+  userId: string,
+  role: Schemas['Role'],
+  session: StartedSession,
+  refreshToken: string,
+): TokenPair {
+  return {
     ...tokens.issue(userId, role, session.sessionId),
     refreshToken,
     refreshTokenExpiresAt: session.expiresAt,
+  };
+}
+
+async function changePassword(
+  { sessions, users, passwords, tokens, loginLimits }: SessionsServiceDeps,
+  principal: Principal,
+  { currentPassword, newPassword }: ChangePasswordInput,
+): ReturnType<SessionsService['changePassword']> {
+  const tooLong = passwordTooLong(newPassword, 'newPassword');
+  if (tooLong) return fail(tooLong);
+  const credentials = await users.findCredentialsById(principal.userId);
+  if (!credentials) {
+    // Deleted since the request was authenticated; as slow as a wrong password.
+    await passwords.verifyNothing(currentPassword);
+    return fail(new UnauthenticatedError('The account of this access token no longer exists.'));
+  }
+  // Someone holding a stolen access token must not get more guesses here than at login.
+  const locked = await loginLimits.admit(credentials.user.email);
+  if (locked) return fail(locked);
+  if (!(await passwords.verify(currentPassword, credentials.passwordHash))) {
+    return fail(
+      new InvalidInputError(
+        'currentPassword',
+        'is not the current password',
+        'The current password is wrong.',
+      ),
+    );
+  }
+  await loginLimits.succeeded(credentials.user.email);
+  const refresh = newOpaqueToken();
+  const session = await sessions.changePassword({
+    userId: principal.userId,
+    sessionId: principal.sessionId,
+    passwordHash: await passwords.hash(newPassword),
+    refreshTokenHash: refresh.hash,
   });
+  if (!session) return fail(sessionEnded());
+  return ok(pairOf(tokens, principal.userId, credentials.user.role, session, refresh.token));
+}
+
+export function createSessionsService(deps: SessionsServiceDeps): SessionsService {
+  const { sessions, tokens } = deps;
 
   return {
     async start(user, client) {
@@ -97,7 +139,7 @@ export function createSessionsService(deps: {
         ipAddress: storable(client.ipAddress, MAX_IP_ADDRESS),
         refreshTokenHash: refresh.hash,
       });
-      return session ? pairOf(user.id, user.role, session, refresh.token) : null;
+      return session ? pairOf(tokens, user.id, user.role, session, refresh.token) : null;
     },
 
     async refresh(refreshToken) {
@@ -106,7 +148,7 @@ export function createSessionsService(deps: {
       if (rotation.status !== 'rotated') {
         return fail(new UnauthenticatedError(refusals[rotation.status]));
       }
-      return ok(pairOf(rotation.userId, rotation.role, rotation, successor.token));
+      return ok(pairOf(tokens, rotation.userId, rotation.role, rotation, successor.token));
     },
 
     async logout(principal) {
@@ -135,37 +177,8 @@ export function createSessionsService(deps: {
         : fail(new NotFoundError('Session'));
     },
 
-    async changePassword(principal, { currentPassword, newPassword }) {
-      const tooLong = passwordTooLong(newPassword, 'newPassword');
-      if (tooLong) return fail(tooLong);
-      const credentials = await users.findCredentialsById(principal.userId);
-      if (!credentials) {
-        // Deleted since the request was authenticated; as slow as a wrong password.
-        await passwords.verifyNothing(currentPassword);
-        return fail(new UnauthenticatedError('The account of this access token no longer exists.'));
-      }
-      // Someone holding a stolen access token must not get more guesses here than at login.
-      const locked = await loginLimits.admit(credentials.user.email);
-      if (locked) return fail(locked);
-      if (!(await passwords.verify(currentPassword, credentials.passwordHash))) {
-        return fail(
-          new InvalidInputError(
-            'currentPassword',
-            'is not the current password',
-            'The current password is wrong.',
-          ),
-        );
-      }
-      await loginLimits.succeeded(credentials.user.email);
-      const refresh = newOpaqueToken();
-      const session = await sessions.changePassword({
-        userId: principal.userId,
-        sessionId: principal.sessionId,
-        passwordHash: await passwords.hash(newPassword),
-        refreshTokenHash: refresh.hash,
-      });
-      if (!session) return fail(sessionEnded());
-      return ok(pairOf(principal.userId, credentials.user.role, session, refresh.token));
+    async changePassword(principal, input) {
+      return changePassword(deps, principal, input);
     },
   };
 }
