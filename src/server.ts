@@ -65,12 +65,136 @@ async function exists(path: string): Promise<boolean> {
   );
 }
 
-async function main(): Promise<void> {
-  const config = loadConfig(readEnvironment());
+/** Both ports: the app's (PORT) and, when set, the metrics' (METRICS_PORT). */
+async function ensurePortsFree(config: Config): Promise<void> {
   await ensurePortFree(config.port, config.host, 'PORT');
   if (config.metrics.port !== undefined) {
     await ensurePortFree(config.metrics.port, config.metrics.host, 'METRICS_PORT');
   }
+}
+
+/**
+ * The app on a started database, ready, with the report of the migrations applied at
+ * start; on a failure, the app is closed and `forget` undoes the database's start.
+ */
+async function buildServer(
+  config: Config,
+  database: Database,
+  onLogger: (log: FastifyBaseLogger) => void,
+  forget: () => Promise<void>,
+): Promise<{ server: FastifyInstance; migrated: MigrationReport | null }> {
+  let app: FastifyInstance | undefined;
+  try {
+    if (database.kind === 'postgres') await checkDatabase(database, config);
+    // The embedded database belongs to this server: it is brought up to date on every
+    // start (a PostgreSQL server is migrated by `npm run db:migrate`), as soon as it
+    // answers, while the app loads.
+    const migrating = database.kind === 'postgres' ? null : database.migrate();
+    migrating?.catch(() => undefined);
+    const { buildApp } = await import('./app.js');
+    app = await buildApp(config, {
+      logger: loggerOptions(config),
+      database,
+      ...(migrating ? { migrated: migrating } : {}),
+    });
+    onLogger(app.log);
+    // Fastify's own start-up (plugins, hooks) runs while a new database is still being made.
+    const [, migrated] = await Promise.all([app.ready(), migrating]);
+    return { server: app, migrated };
+  } catch (error) {
+    await app?.close().catch(() => undefined);
+    await forget();
+    throw error;
+  }
+}
+
+/** A second signal while shutting down: the connections are cut and the process exits. */
+async function exitNow(
+  server: FastifyInstance,
+  database: Database,
+  signal: NodeJS.Signals,
+): Promise<never> {
+  server.log.warn({ signal }, 'second signal while shutting down; exiting now');
+  server.server.closeAllConnections();
+  // The embedded database is stopped all the same (a moment, not the requests' wait).
+  await withTimeout(database.close(), 2000, 'the database did not close').catch(() => undefined);
+  process.exit(1);
+}
+
+/** Cuts the connections still open after SHUTDOWN_TIMEOUT. */
+function cutOffAfter(server: FastifyInstance, shutdownTimeoutMs: number): void {
+  const cutOff = setTimeout(() => {
+    server.log.error(
+      { shutdownTimeoutMs },
+      'requests still in flight after SHUTDOWN_TIMEOUT: their connections are closed',
+    );
+    server.server.closeAllConnections();
+    // Whatever still holds the shutdown up (the database not answering) gets as long again.
+    setTimeout(() => {
+      server.log.error('the shutdown did not finish; exiting');
+      process.exit(1);
+    }, shutdownTimeoutMs).unref();
+  }, shutdownTimeoutMs);
+  cutOff.unref();
+}
+
+/**
+ * SIGTERM or SIGINT: the app stops taking work (/ready 503, no new connections,
+ * `Connection: close` on every reply: src/plugins/graceful-close.ts), the requests in
+ * flight finish, the email loop sends its batch in hand, then the database closes and the
+ * process exits 0. The requests still running after SHUTDOWN_TIMEOUT have their
+ * connections cut; a second signal ends the process at once.
+ */
+function closeOnSignals(server: FastifyInstance, database: Database, config: Config): void {
+  let closingSince: number | null = null;
+  const close = async (signal: NodeJS.Signals) => {
+    if (closingSince !== null) {
+      // One signal often arrives twice: Ctrl-C or a kill of the process group reaches npm
+      // and this process, and npm passes it on. Only a second one sent later means "now".
+      if (Date.now() - closingSince < 1000) return;
+      await exitNow(server, database, signal);
+    }
+    closingSince = Date.now();
+    server.log.info({ signal }, 'shutting down');
+    cutOffAfter(server, config.shutdownTimeoutMs);
+    try {
+      await server.close();
+      await database.close();
+    } catch (error) {
+      server.log.error({ err: error }, 'shutting down failed');
+      process.exit(1);
+    }
+    process.exit(0);
+  };
+  process.on('SIGINT', (signal) => void close(signal));
+  process.on('SIGTERM', (signal) => void close(signal));
+}
+
+/** Listens on PORT and METRICS_PORT; on a failure, closes the app and `forget`s. */
+async function listen(
+  server: FastifyInstance,
+  config: Config,
+  forget: () => Promise<void>,
+): Promise<void> {
+  try {
+    await server.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
+      throw portError(error as NodeJS.ErrnoException, config.port, config.host, 'PORT');
+    });
+    // METRICS_PORT: the metrics' own listener (closed with the app).
+    await server.metrics.listen().catch((error: unknown) => {
+      const { port, host } = config.metrics;
+      throw portError(error as NodeJS.ErrnoException, port ?? 0, host, 'METRICS_PORT');
+    });
+  } catch (error) {
+    await server.close();
+    await forget();
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = loadConfig(readEnvironment());
+  await ensurePortsFree(config);
   // A failed first start leaves no empty data folder behind.
   const newFolder = !config.databaseUrl && !(await exists(config.dataDir));
 
@@ -86,98 +210,23 @@ async function main(): Promise<void> {
     throw error;
   });
 
-  let app: FastifyInstance | undefined;
-  let migrated: MigrationReport | null;
   const forget = async () => {
     await database.close().catch(() => undefined);
     if (newFolder) await rm(config.dataDir, { recursive: true, force: true });
   };
-  try {
-    if (database.kind === 'postgres') await checkDatabase(database, config);
-    // The embedded database belongs to this server: it is brought up to date on every
-    // start (a PostgreSQL server is migrated by `npm run db:migrate`), as soon as it
-    // answers, while the app loads.
-    const migrating = database.kind === 'postgres' ? null : database.migrate();
-    migrating?.catch(() => undefined);
-    const { buildApp } = await import('./app.js');
-    app = await buildApp(config, {
-      logger: loggerOptions(config),
-      database,
-      ...(migrating ? { migrated: migrating } : {}),
-    });
-    log = app.log;
-    // Fastify's own start-up (plugins, hooks) runs while a new database is still being made.
-    [, migrated] = await Promise.all([app.ready(), migrating]);
-  } catch (error) {
-    await app?.close().catch(() => undefined);
-    await forget();
-    throw error;
-  }
-  const server = app;
+  const { server, migrated } = await buildServer(
+    config,
+    database,
+    (appLog) => {
+      log = appLog;
+    },
+    forget,
+  );
   for (const warning of config.warnings) server.log.warn(warning);
   if (migrated?.applied.length) server.log.info(describeMigrations(migrated));
 
-  // SIGTERM or SIGINT: the app stops taking work (/ready 503, no new connections,
-  // `Connection: close` on every reply: src/plugins/graceful-close.ts), the requests in
-  // flight finish, the email loop sends its batch in hand, then the database closes and the
-  // process exits 0. The requests still running after SHUTDOWN_TIMEOUT have their
-  // connections cut; a second signal ends the process at once.
-  let closingSince: number | null = null;
-  const close = async (signal: NodeJS.Signals) => {
-    if (closingSince !== null) {
-      // One signal often arrives twice: Ctrl-C or a kill of the process group reaches npm
-      // and this process, and npm passes it on. Only a second one sent later means "now".
-      if (Date.now() - closingSince < 1000) return;
-      server.log.warn({ signal }, 'second signal while shutting down; exiting now');
-      server.server.closeAllConnections();
-      // The embedded database is stopped all the same (a moment, not the requests' wait).
-      await withTimeout(database.close(), 2000, 'the database did not close').catch(
-        () => undefined,
-      );
-      process.exit(1);
-    }
-    closingSince = Date.now();
-    server.log.info({ signal }, 'shutting down');
-    const { shutdownTimeoutMs } = config;
-    const cutOff = setTimeout(() => {
-      server.log.error(
-        { shutdownTimeoutMs },
-        'requests still in flight after SHUTDOWN_TIMEOUT: their connections are closed',
-      );
-      server.server.closeAllConnections();
-      // Whatever still holds the shutdown up (the database not answering) gets as long again.
-      setTimeout(() => {
-        server.log.error('the shutdown did not finish; exiting');
-        process.exit(1);
-      }, shutdownTimeoutMs).unref();
-    }, shutdownTimeoutMs);
-    cutOff.unref();
-    try {
-      await server.close();
-      await database.close();
-    } catch (error) {
-      server.log.error({ err: error }, 'shutting down failed');
-      process.exit(1);
-    }
-    process.exit(0);
-  };
-  process.on('SIGINT', (signal) => void close(signal));
-  process.on('SIGTERM', (signal) => void close(signal));
-
-  try {
-    await server.listen({ port: config.port, host: config.host }).catch((error: unknown) => {
-      throw portError(error as NodeJS.ErrnoException, config.port, config.host, 'PORT');
-    });
-    // METRICS_PORT: the metrics' own listener (closed with the app).
-    await server.metrics.listen().catch((error: unknown) => {
-      const { port, host } = config.metrics;
-      throw portError(error as NodeJS.ErrnoException, port ?? 0, host, 'METRICS_PORT');
-    });
-  } catch (error) {
-    await server.close();
-    await forget();
-    throw error;
-  }
+  closeOnSignals(server, database, config);
+  await listen(server, config, forget);
   server.log.info(
     {
       database: database.location,
