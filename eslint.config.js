@@ -33,6 +33,13 @@ export default tseslint.config(
     },
   },
   {
+    // Short functions: each one fits a screen, for a newcomer to read at once.
+    files: ['src/**/*.ts'],
+    rules: {
+      'max-lines-per-function': ['error', { max: 80, skipBlankLines: true, skipComments: true }],
+    },
+  },
+  {
     // Asymmetric matchers (expect.stringMatching, expect.any) are typed `any` by design.
     files: ['tests/**/*.ts'],
     rules: { '@typescript-eslint/no-unsafe-assignment': 'off' },
