@@ -1,10 +1,7 @@
 import { existsSync } from 'node:fs';
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
 import { dirname, join, normalize } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import {
   SHELL_LANGUAGES,
   anchorsOf,
@@ -16,8 +13,8 @@ import {
   readManual,
   runShellBlock,
   type CodeBlock,
+  useManualServer,
 } from './manual.js';
-import { kill, startedServer, type Server } from './processes.js';
 
 /**
  * The manual (README.md and docs/*.md) says nothing a reader cannot do: every shell block
@@ -111,30 +108,11 @@ describe('the manual', () => {
 });
 
 describe('the shell blocks of the manual, run against a server', () => {
-  let db: TestDatabase | undefined;
-  let dataDir: string;
-  let server: Server;
-  let database: Record<string, string>;
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'api-manual-'));
-    // The real PostgreSQL when the suite has one; else the embedded database, as `npm start`.
-    db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
-    // DATABASE_URL empty means unset, and wins over a .env file in the project.
-    database = db?.url ? { DATABASE_URL: db.url } : { DATABASE_URL: '', DATA_DIR: dataDir };
-    // As `npm start` runs it: no NODE_ENV, so development.
-    server = await startedServer({ ...database, NODE_ENV: 'development' });
-  }, 60_000);
-
-  afterAll(async () => {
-    await kill(server);
-    await db?.drop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const manual = useManualServer('api-manual-');
 
   for (const block of runnable) {
     it(`${where(block)} runs as written`, async () => {
-      const run = await runShellBlock(block.code, server.base, database);
+      const run = await runShellBlock(block.code, manual.server.base, manual.database);
       const log = `\n${block.code}\n---\n${run.output}`;
       expect(run.code, `bash exited ${run.code}${log}`).toBe(0);
       const statuses = run.exchanges.map((exchange) => exchange.status);

@@ -1,7 +1,12 @@
 import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { afterAll, beforeAll } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { kill, startedServer, type Server } from './processes.js';
 
 /**
  * The manual (README.md and docs/*.md) as the tests read it: its code blocks, what the
@@ -243,4 +248,35 @@ export async function runShellBlock(
     }
   }
   return { code: exit, exchanges, curls, output: `${stderr}\n${stdout}` };
+}
+
+export interface ManualServer {
+  /** The server started the way `npm start` runs it (no NODE_ENV: development). */
+  server: Server;
+  /** Its database settings, for the npm scripts a block runs. */
+  database: Record<string, string>;
+}
+
+/**
+ * A server for a test file that runs the manual's commands (started in beforeAll, stopped
+ * in afterAll): on a new database of the suite's PostgreSQL when it has one, else on a new
+ * embedded folder, as `npm start` would be.
+ */
+export function useManualServer(folderPrefix: string): ManualServer {
+  const context = {} as ManualServer;
+  let db: TestDatabase | undefined;
+  let dataDir: string;
+  beforeAll(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), folderPrefix));
+    db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
+    // DATABASE_URL empty means unset, and wins over a .env file in the project.
+    context.database = db?.url ? { DATABASE_URL: db.url } : { DATABASE_URL: '', DATA_DIR: dataDir };
+    context.server = await startedServer({ ...context.database, NODE_ENV: 'development' });
+  }, 60_000);
+  afterAll(async () => {
+    await kill(context.server);
+    await db?.drop();
+    await rm(dataDir, { recursive: true, force: true });
+  });
+  return context;
 }

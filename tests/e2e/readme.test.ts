@@ -1,11 +1,7 @@
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { DEMO_PASSWORD, demoAdmin, demoPosts, demoUsers } from '../../scripts/seed-data.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import { codeBlocks, runShellBlock, type ShellRun } from './manual.js';
-import { kill, logIn, runScript, startedServer, type Server } from './processes.js';
+import { codeBlocks, runShellBlock, useManualServer, type ShellRun } from './manual.js';
+import { logIn, runScript } from './processes.js';
 
 /**
  * The README's tour, run as a reader runs it: its own bash and curl commands against the
@@ -111,33 +107,14 @@ function expectAnswered(run: ShellRun, { adminRefused }: { adminRefused: boolean
 }
 
 describe("the README's tour", () => {
-  let db: TestDatabase | undefined;
-  let dataDir: string;
-  let server: Server;
-  let database: Record<string, string>;
-
-  beforeAll(async () => {
-    dataDir = await mkdtemp(join(tmpdir(), 'api-readme-'));
-    // The real PostgreSQL when the suite has one; else the embedded database, as `npm start`.
-    db = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
-    database = db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir };
-    // As `npm start` runs it: no NODE_ENV, so development (the responses are checked
-    // against the spec, too).
-    server = await startedServer({ ...database, NODE_ENV: 'development' });
-  }, 60_000);
-
-  afterAll(async () => {
-    await kill(server);
-    await db?.drop();
-    await rm(dataDir, { recursive: true, force: true });
-  });
+  const manual = useManualServer('api-readme-');
 
   it('runs on a new database: every request succeeds but the admin part', async () => {
-    expectAnswered(await runTour(server.base), { adminRefused: true });
+    expectAnswered(await runTour(manual.server.base), { adminRefused: true });
   }, 60_000);
 
   it('leaves nothing behind that npm run db:seed meets', async () => {
-    const seed = runScript('db:seed', database);
+    const seed = runScript('db:seed', manual.database);
     expect(await seed.exited, seed.output()).toBe(0);
     const said = seed.output();
     for (const account of [...demoUsers, demoAdmin]) {
@@ -147,8 +124,8 @@ describe("the README's tour", () => {
   }, 120_000);
 
   it('runs after npm run db:seed, every request succeeding, and leaves the seed data alone', async () => {
-    const before = await seedData(server.base);
-    expectAnswered(await runTour(server.base), { adminRefused: false });
-    expect(await seedData(server.base)).toEqual(before);
+    const before = await seedData(manual.server.base);
+    expectAnswered(await runTour(manual.server.base), { adminRefused: false });
+    expect(await seedData(manual.server.base)).toEqual(before);
   }, 60_000);
 });
