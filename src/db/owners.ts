@@ -25,4 +25,7 @@ export const tableOwners = {
   email_throttle: 'email',
   email_outbox: 'email',
   posts: 'posts',
+  events: 'events',
+  webhook_endpoints: 'webhooks',
+  webhook_deliveries: 'webhooks',
 } as const satisfies Record<TableName, string>;
