@@ -1,0 +1,253 @@
+import { and, eq, lte, sql } from 'drizzle-orm';
+import type { Db } from '../../db/client.js';
+import { events } from '../../db/schema/events.js';
+import { webhookDeliveries, webhookEndpoints } from '../../db/schema/webhooks.js';
+
+/** An attempt a worker has claimed: what it needs to send it. */
+export interface ClaimedAttempt {
+  deliveryId: string;
+  /** This attempt's number, from 1. */
+  attempt: number;
+  endpointId: string;
+  url: string;
+  /** The secrets to sign with: the current one, and the previous one during a rotation. */
+  secrets: string[];
+  eventId: string;
+  eventType: string;
+  occurredAt: Date;
+  payload: unknown;
+}
+
+/** What an attempt came to, as the delivery row keeps it. */
+export interface AttemptRecord {
+  responseStatus: number | null;
+  responseBody: string | null;
+  durationMs: number;
+  error: string | null;
+}
+
+/**
+ * The worker's side of `webhook_deliveries` and `webhook_endpoints` (the webhooks module
+ * owns both, src/db/owners.ts): the fan-out of an event, the claim of an attempt, its
+ * outcome, and the state of an endpoint that keeps failing. The admin side is
+ * repository.ts.
+ */
+export interface DeliveriesRepository {
+  /**
+   * One pending delivery per enabled endpoint subscribed to the event's type, made once
+   * whatever the number of calls (the unique pair endpoint, event); answers the ids of the
+   * rows this call made.
+   */
+  fanOut(eventId: string, eventType: string): Promise<string[]>;
+  /** The endpoint a delivery goes to; null when there is no such delivery. */
+  endpointOf(deliveryId: string): Promise<string | null>;
+  /** A delivery of the event to this one endpoint (a test event), made once. */
+  deliverTo(endpointId: string, eventId: string, eventType: string): Promise<string | null>;
+  /**
+   * Begins the next attempt of a pending delivery whose attempt is due: moves `attempts`
+   * from what it was to one more, in one statement, so that of two workers holding the
+   * same job only one sends. Null when there is nothing to send (done, not due, taken, or
+   * its endpoint disabled or gone).
+   */
+  claim(deliveryId: string): Promise<ClaimedAttempt | null>;
+  succeeded(attempt: ClaimedAttempt, record: AttemptRecord): Promise<void>;
+  /** A failed attempt with another to come at `retryAt`, or none (null): failed for good. */
+  failed(attempt: ClaimedAttempt, record: AttemptRecord, retryAt: Date | null): Promise<void>;
+  /**
+   * Disables the endpoint (reason 'failing') if it has failed without a success since
+   * before `failingBefore`; says whether this call disabled it.
+   */
+  disableIfFailingSince(endpointId: string, failingBefore: Date): Promise<boolean>;
+  /**
+   * Makes a delivery pending again with its next attempt due now (an admin's redelivery),
+   * whatever its status; answers its attempts so far, or null when there is no such
+   * delivery.
+   */
+  reopen(deliveryId: string): Promise<{ attempts: number } | null>;
+  /** Pending deliveries due before `dueBefore`: their jobs may have been lost. */
+  overdue(dueBefore: Date, limit: number): Promise<{ id: string; attempts: number }[]>;
+}
+
+const pendingDue = (now: ReturnType<typeof sql>) =>
+  and(
+    eq(webhookDeliveries.status, 'pending'),
+    sql`coalesce(${webhookDeliveries.nextAttemptAt}, ${webhookDeliveries.createdAt}) <= ${now}`,
+  );
+
+/** See DeliveriesRepository.fanOut. */
+async function fanOut(db: Db, eventId: string, eventType: string): Promise<string[]> {
+  const result = await db.execute(sql`
+    insert into ${webhookDeliveries} (endpoint_id, event_id, event_type, next_attempt_at)
+    select ${webhookEndpoints.id}, ${eventId}, ${eventType}, now()
+    from ${webhookEndpoints}
+    where ${webhookEndpoints.enabled} and ${eventType} = any(${webhookEndpoints.eventTypes})
+    on conflict (endpoint_id, event_id) do nothing
+    returning id`);
+  return (result as { rows: { id: string }[] }).rows.map((row) => row.id);
+}
+
+/** See DeliveriesRepository.claim. */
+async function claimAttempt(db: Db, deliveryId: string): Promise<ClaimedAttempt | null> {
+  // The lease: while an attempt is in hand its next attempt is pushed past the send's
+  // longest time, so the sweep does not take it for a lost job.
+  const claimed = await db
+    .update(webhookDeliveries)
+    .set({
+      attempts: sql`${webhookDeliveries.attempts} + 1`,
+      lastAttemptAt: sql`now()`,
+      nextAttemptAt: sql`now() + interval '2 minutes'`,
+      updatedAt: sql`now()`,
+    })
+    .where(
+      and(
+        eq(webhookDeliveries.id, deliveryId),
+        pendingDue(sql`now()`),
+        sql`exists (select 1 from ${webhookEndpoints} where ${webhookEndpoints.id} = ${webhookDeliveries.endpointId} and ${webhookEndpoints.enabled})`,
+      ),
+    )
+    .returning({
+      attempt: webhookDeliveries.attempts,
+      endpointId: webhookDeliveries.endpointId,
+      eventId: webhookDeliveries.eventId,
+    });
+  const row = claimed[0];
+  if (!row) return null;
+  const [facts] = await db
+    .select({
+      url: webhookEndpoints.url,
+      secret: webhookEndpoints.secret,
+      previousSecret: sql<
+        string | null
+      >`case when ${webhookEndpoints.previousSecretExpiresAt} > now() then ${webhookEndpoints.previousSecret} end`,
+      eventType: events.type,
+      occurredAt: events.occurredAt,
+      payload: events.payload,
+    })
+    .from(webhookEndpoints)
+    .innerJoin(events, eq(events.id, row.eventId))
+    .where(eq(webhookEndpoints.id, row.endpointId));
+  if (!facts) return null;
+  return {
+    deliveryId,
+    attempt: row.attempt,
+    endpointId: row.endpointId,
+    url: facts.url,
+    secrets: facts.previousSecret ? [facts.secret, facts.previousSecret] : [facts.secret],
+    eventId: row.eventId,
+    eventType: facts.eventType,
+    occurredAt: facts.occurredAt,
+    payload: facts.payload,
+  };
+}
+
+/** See DeliveriesRepository.disableIfFailingSince. */
+async function disableIfFailingSince(
+  db: Db,
+  endpointId: string,
+  failingBefore: Date,
+): Promise<boolean> {
+  const rows = await db
+    .update(webhookEndpoints)
+    .set({ enabled: false, disabledReason: 'failing', updatedAt: sql`now()` })
+    .where(
+      and(
+        eq(webhookEndpoints.id, endpointId),
+        eq(webhookEndpoints.enabled, true),
+        lte(webhookEndpoints.failingSince, failingBefore),
+      ),
+    )
+    .returning({ id: webhookEndpoints.id });
+  return rows.length > 0;
+}
+
+export function createDeliveriesRepository(db: Db): DeliveriesRepository {
+  return {
+    fanOut: (eventId, eventType) => fanOut(db, eventId, eventType),
+
+    async endpointOf(deliveryId) {
+      const [row] = await db
+        .select({ endpointId: webhookDeliveries.endpointId })
+        .from(webhookDeliveries)
+        .where(eq(webhookDeliveries.id, deliveryId));
+      return row?.endpointId ?? null;
+    },
+
+    async deliverTo(endpointId, eventId, eventType) {
+      const [row] = await db
+        .insert(webhookDeliveries)
+        .values({ endpointId, eventId, eventType, nextAttemptAt: sql`now()` })
+        .onConflictDoNothing()
+        .returning({ id: webhookDeliveries.id });
+      return row?.id ?? null;
+    },
+
+    claim: (deliveryId) => claimAttempt(db, deliveryId),
+
+    async succeeded(attempt, record) {
+      await db.transaction(async (tx) => {
+        await tx
+          .update(webhookDeliveries)
+          .set({ status: 'succeeded', nextAttemptAt: null, ...columns(record) })
+          .where(eq(webhookDeliveries.id, attempt.deliveryId));
+        await tx
+          .update(webhookEndpoints)
+          .set({ failingSince: null })
+          .where(eq(webhookEndpoints.id, attempt.endpointId));
+      });
+    },
+
+    async failed(attempt, record, retryAt) {
+      await db.transaction(async (tx) => {
+        await tx
+          .update(webhookDeliveries)
+          .set({
+            status: retryAt ? 'pending' : 'failed',
+            nextAttemptAt: retryAt,
+            ...columns(record),
+          })
+          .where(eq(webhookDeliveries.id, attempt.deliveryId));
+        await tx
+          .update(webhookEndpoints)
+          .set({ failingSince: sql`coalesce(${webhookEndpoints.failingSince}, now())` })
+          .where(eq(webhookEndpoints.id, attempt.endpointId));
+      });
+    },
+
+    disableIfFailingSince: (endpointId, failingBefore) =>
+      disableIfFailingSince(db, endpointId, failingBefore),
+
+    async reopen(deliveryId) {
+      const [row] = await db
+        .update(webhookDeliveries)
+        .set({ status: 'pending', nextAttemptAt: sql`now()`, updatedAt: sql`now()` })
+        .where(eq(webhookDeliveries.id, deliveryId))
+        .returning({ attempts: webhookDeliveries.attempts });
+      return row ?? null;
+    },
+
+    async overdue(dueBefore, limit) {
+      return db
+        .select({ id: webhookDeliveries.id, attempts: webhookDeliveries.attempts })
+        .from(webhookDeliveries)
+        .where(
+          and(
+            eq(webhookDeliveries.status, 'pending'),
+            lte(webhookDeliveries.nextAttemptAt, dueBefore),
+          ),
+        )
+        .orderBy(webhookDeliveries.nextAttemptAt)
+        .limit(limit);
+    },
+  };
+}
+
+/** The record of an attempt, cut to the columns' sizes. */
+function columns(record: AttemptRecord) {
+  return {
+    responseStatus: record.responseStatus,
+    responseBody: record.responseBody?.slice(0, 1024) ?? null,
+    durationMs: Math.round(record.durationMs),
+    lastError: record.error?.slice(0, 500) ?? null,
+    updatedAt: sql`now()`,
+  };
+}

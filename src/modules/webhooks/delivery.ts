@@ -1,0 +1,184 @@
+import type { DomainEvent } from '../events/types.js';
+import type { ClaimedAttempt, DeliveriesRepository } from './deliveries-repository.js';
+
+/** One signed attempt, as src/lib/webhooks sends it (the composition passes it in). */
+export interface WebhookRequest {
+  url: string;
+  /** The `webhook-id`: the event's id, the same on every retry and redelivery. */
+  messageId: string;
+  /** The `webhook-timestamp`: when this attempt is sent. */
+  sentAt: Date;
+  body: string;
+  secrets: string[];
+}
+
+export interface SendOutcome {
+  ok: boolean;
+  status?: number | undefined;
+  body?: string | undefined;
+  durationMs: number;
+  error?: string | undefined;
+}
+
+export type WebhookSend = (request: WebhookRequest) => Promise<SendOutcome>;
+
+/** Puts an attempt of a delivery on the queue, to run after `delayMs`. */
+export type ScheduleAttempt = (deliveryId: string, jobId: string, delayMs: number) => Promise<void>;
+
+export type AttemptResult = 'succeeded' | 'retry' | 'failed' | 'skipped' | 'busy';
+
+export interface WebhookDeliveryOptions {
+  deliveries: DeliveriesRepository;
+  send: WebhookSend;
+  schedule: ScheduleAttempt;
+  /** The wait before the next attempt after `attemptsMade` attempts; null: give up. */
+  retryDelayMs: (attemptsMade: number) => number | null;
+  /** An endpoint failing without a success for this long is disabled. */
+  disableAfterMs: number;
+  /** Attempts in flight to one endpoint from this process at most. */
+  perEndpointConcurrency: number;
+  /** Checks a body against the contract (development and tests); throws when it breaks it. */
+  checkBody?: ((type: string, envelope: unknown) => void) | undefined;
+  /** Told of every attempt's outcome (metrics). */
+  onAttempt?: ((result: 'succeeded' | 'retry' | 'failed', durationMs: number) => void) | undefined;
+  /** Told when an endpoint is disabled for failing (admins are told through it). */
+  onDisabled?: ((endpointId: string, url: string) => Promise<void> | void) | undefined;
+}
+
+export interface WebhookDelivery {
+  /** Makes the event's deliveries and queues their first attempts (a job per event). */
+  dispatch(event: DomainEvent): Promise<number>;
+  /** Delivers an event to one endpoint only (a test event). */
+  dispatchTo(endpointId: string, event: DomainEvent): Promise<string | null>;
+  /** Sends a delivery again, whatever became of it (an admin's redelivery). */
+  redeliver(deliveryId: string): Promise<boolean>;
+  /** One attempt of a delivery (a job per attempt). */
+  attempt(deliveryId: string): Promise<AttemptResult>;
+  /** Queues again the attempts whose jobs are overdue (lost with a queue outage). */
+  sweep(): Promise<number>;
+}
+
+/** How long a busy endpoint's attempt waits before it asks again. */
+const BUSY_DELAY_MS = 1000;
+/** An attempt is overdue when its job has not run this long after it was due. */
+const OVERDUE_MS = 5 * 60_000;
+
+/** A job id per attempt: BullMQ ids may not contain ':' nor be all digits. */
+export const attemptJobId = (deliveryId: string, attempt: number, suffix = ''): string =>
+  `delivery-${deliveryId}-${attempt}${suffix}`;
+
+function envelopeOf(attempt: ClaimedAttempt) {
+  return {
+    type: attempt.eventType,
+    timestamp: attempt.occurredAt.toISOString(),
+    data: attempt.payload,
+  };
+}
+
+/** Keeps an attempt's outcome, schedules the next one or gives up, disables a failing endpoint. */
+async function record(
+  options: WebhookDeliveryOptions,
+  attempt: ClaimedAttempt,
+  outcome: SendOutcome,
+): Promise<AttemptResult> {
+  const { deliveries, schedule } = options;
+  const facts = {
+    responseStatus: outcome.status ?? null,
+    responseBody: outcome.body ?? null,
+    durationMs: outcome.durationMs,
+    error: outcome.ok ? null : (outcome.error ?? `the receiver answered ${outcome.status}`),
+  };
+  if (outcome.ok) {
+    await deliveries.succeeded(attempt, facts);
+    options.onAttempt?.('succeeded', outcome.durationMs);
+    return 'succeeded';
+  }
+  const delay = options.retryDelayMs(attempt.attempt);
+  const retryAt = delay === null ? null : new Date(Date.now() + delay);
+  await deliveries.failed(attempt, facts, retryAt);
+  const failingBefore = new Date(Date.now() - options.disableAfterMs);
+  if (await deliveries.disableIfFailingSince(attempt.endpointId, failingBefore)) {
+    await options.onDisabled?.(attempt.endpointId, attempt.url);
+  }
+  if (delay === null) {
+    options.onAttempt?.('failed', outcome.durationMs);
+    return 'failed';
+  }
+  // Lost if the queue is down now: the sweep queues it again once it is overdue.
+  await schedule(attempt.deliveryId, attemptJobId(attempt.deliveryId, attempt.attempt + 1), delay);
+  options.onAttempt?.('retry', outcome.durationMs);
+  return 'retry';
+}
+
+export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookDelivery {
+  const { deliveries, send, schedule } = options;
+  const inFlight = new Map<string, number>();
+
+  return {
+    async dispatch(event) {
+      const made = await deliveries.fanOut(event.id, event.type);
+      for (const id of made) await schedule(id, attemptJobId(id, 1), 0);
+      return made.length;
+    },
+
+    async dispatchTo(endpointId, event) {
+      const id = await deliveries.deliverTo(endpointId, event.id, event.type);
+      if (id) await schedule(id, attemptJobId(id, 1), 0);
+      return id;
+    },
+
+    async attempt(deliveryId) {
+      const endpointId = await deliveries.endpointOf(deliveryId);
+      if (!endpointId) return 'skipped';
+      const busy = inFlight.get(endpointId) ?? 0;
+      if (busy >= options.perEndpointConcurrency) {
+        // Not this worker's turn for that endpoint: the attempt waits without holding a
+        // worker slot, so that one slow receiver cannot starve the others.
+        await schedule(
+          deliveryId,
+          attemptJobId(deliveryId, 0, `-busy-${Date.now()}`),
+          BUSY_DELAY_MS,
+        );
+        return 'busy';
+      }
+      inFlight.set(endpointId, busy + 1);
+      try {
+        const attempt = await deliveries.claim(deliveryId);
+        if (!attempt) return 'skipped';
+        const envelope = envelopeOf(attempt);
+        options.checkBody?.(attempt.eventType, envelope);
+        const outcome = await send({
+          url: attempt.url,
+          messageId: attempt.eventId,
+          sentAt: new Date(),
+          body: JSON.stringify(envelope),
+          secrets: attempt.secrets,
+        });
+        return await record(options, attempt, outcome);
+      } finally {
+        const left = (inFlight.get(endpointId) ?? 1) - 1;
+        if (left === 0) inFlight.delete(endpointId);
+        else inFlight.set(endpointId, left);
+      }
+    },
+
+    async redeliver(deliveryId) {
+      const reopened = await deliveries.reopen(deliveryId);
+      if (!reopened) return false;
+      await schedule(
+        deliveryId,
+        attemptJobId(deliveryId, reopened.attempts + 1, `-again-${Date.now()}`),
+        0,
+      );
+      return true;
+    },
+
+    async sweep() {
+      const overdue = await deliveries.overdue(new Date(Date.now() - OVERDUE_MS), 500);
+      for (const row of overdue) {
+        await schedule(row.id, attemptJobId(row.id, row.attempts + 1, `-sweep-${Date.now()}`), 0);
+      }
+      return overdue.length;
+    },
+  };
+}
