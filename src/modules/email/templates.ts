@@ -85,3 +85,16 @@ export function verificationEmail(link: string, ttlSeconds: number): Content {
     ),
   };
 }
+
+/** To the admins: an endpoint kept failing and deliveries to it stopped. */
+export function webhookDisabledEmail(url: string, webhookId: string, manageUrl: string): Content {
+  const paragraphs = [
+    `Deliveries to the webhook endpoint ${url} (id ${webhookId}) kept failing, so it has been disabled: no more events are sent to it.`,
+    'Once the receiver answers again, enable the endpoint (updateWebhook with "enabled": true); the deliveries it missed can be sent again with redeliverWebhookDelivery.',
+  ];
+  return {
+    subject: 'A webhook endpoint has been disabled',
+    textBody: `${paragraphs.join('\n\n')}\n\n${manageUrl}\n`,
+    htmlBody: html(paragraphs, manageUrl, 'The API documentation'),
+  };
+}
