@@ -1,7 +1,16 @@
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { createWebhookDispatcher } from '../../src/lib/webhooks/dispatcher.js';
-import { sendWebhook, type WebhookAttempt } from '../../src/lib/webhooks/send.js';
+import {
+  createWebhookDispatcher,
+  defaultConnectTimeoutMs,
+} from '../../src/lib/webhooks/dispatcher.js';
+import {
+  defaultAttemptTimeoutMs,
+  sendWebhook,
+  type WebhookAttempt,
+} from '../../src/lib/webhooks/send.js';
 import { createWebhookSecret } from '../../src/lib/webhooks/signing.js';
 import { startWebhookReceiver, type WebhookReceiver } from '../helpers/webhook-receiver.js';
 
@@ -120,6 +129,37 @@ describe('sendWebhook: failed attempts', () => {
       status: 200,
       error: 'the response body did not finish within 300 ms',
     });
+  });
+
+  it('gives up on a connection that does not open in time (TLS that never answers)', async () => {
+    expect([defaultConnectTimeoutMs, defaultAttemptTimeoutMs]).toEqual([5_000, 10_000]);
+    // undici counts the TLS handshake as part of connecting: a server that accepts the TCP
+    // connection and then says nothing holds the connection half-open for ever.
+    const sockets: Socket[] = [];
+    const silent = createServer((socket) => sockets.push(socket)).listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const { port } = silent.address() as AddressInfo;
+    const impatient = createWebhookDispatcher({
+      allowPrivateNetworks: true,
+      connectTimeoutMs: 300,
+    });
+    try {
+      const result = await sendWebhook(attempt(`https://127.0.0.1:${port}/hooks`), {
+        dispatcher: impatient,
+      });
+      expect(result).toEqual({
+        ok: false,
+        durationMs: expect.any(Number),
+        error: `could not connect to 127.0.0.1:${port} in time`,
+      });
+      expect(result.durationMs).toBeGreaterThanOrEqual(290);
+      expect(result.durationMs).toBeLessThan(defaultAttemptTimeoutMs);
+      expect(sockets).toHaveLength(1);
+    } finally {
+      await impatient.close();
+      for (const socket of sockets) socket.destroy();
+      silent.close();
+    }
   });
 
   it('says when nothing listens at the port', async () => {
