@@ -1,26 +1,30 @@
-import { once } from 'node:events';
-import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
+import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createDeliveriesRepository } from '../../src/modules/webhooks/deliveries-repository.js';
 import {
   createWebhookDelivery,
-  type SendOutcome,
   type WebhookDeliveryOptions,
-  type WebhookRequest,
+  type WebhookSend,
 } from '../../src/modules/webhooks/delivery.js';
+import { createWebhookDispatcher, sendWebhook } from '../../src/lib/webhooks/index.js';
 import type { DomainEvent } from '../../src/modules/events/types.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { startWebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver.js';
 
 /**
  * The worker's side of webhooks on a real database, against a real HTTP receiver: the
  * fan-out, one attempt per claim, retries, giving up, disabling an endpoint that keeps
  * failing and the per-endpoint limit. The queue is the port `schedule` (its own tests run
- * it on BullMQ); the signed, address-checked sending has its own tests too.
+ * it on BullMQ). Attempts go out signed, through the address-checking dispatcher (with
+ * private networks allowed, the receiver being on loopback).
  */
 
-type Answer = (request: IncomingMessage, response: ServerResponse) => void;
+const SECRET = 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw';
+const verifier = new Webhook(SECRET);
+
+type Answer = (request: ReceivedRequest, response: ServerResponse) => void;
 
 interface Receiver {
   url: string;
@@ -29,6 +33,11 @@ interface Receiver {
   close(): Promise<void>;
 }
 
+/**
+ * A real receiver that verifies every request's signature with the Standard Webhooks
+ * library (a request that fails it is not counted and gets a 401), then answers as the
+ * test says.
+ */
 async function startReceiver(): Promise<Receiver> {
   const receiver: Receiver = {
     url: '',
@@ -36,46 +45,23 @@ async function startReceiver(): Promise<Receiver> {
     answer: (_request, response) => response.writeHead(204).end(),
     close: async () => undefined,
   };
-  const server: Server = createServer((request, response) => {
-    let body = '';
-    request.on('data', (chunk: Buffer) => (body += chunk.toString()));
-    request.on('end', () => {
-      receiver.requests.push({ id: request.headers['webhook-id'] as string | undefined, body });
-      receiver.answer(request, response);
-    });
+  const server = await startWebhookReceiver((request, response) => {
+    try {
+      verifier.verify(request.body, request.headers as Record<string, string>);
+    } catch {
+      response.writeHead(401).end('bad signature');
+      return;
+    }
+    receiver.requests.push({ id: request.headers['webhook-id'] as string, body: request.body });
+    receiver.answer(request, response);
   });
-  server.listen(0, '127.0.0.1');
-  await once(server, 'listening');
-  receiver.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/hooks`;
-  receiver.close = async () => {
-    server.closeAllConnections();
-    server.close();
-    await once(server, 'close');
-  };
+  receiver.url = server.url;
+  receiver.close = () => server.close();
   return receiver;
 }
 
-/** Plain POSTs: the signing and address checks are src/lib/webhooks' (tested there). */
-async function plainSend(request: WebhookRequest): Promise<SendOutcome> {
-  const started = performance.now();
-  try {
-    const response = await fetch(request.url, {
-      method: 'POST',
-      body: request.body,
-      headers: { 'content-type': 'application/json', 'webhook-id': request.messageId },
-      redirect: 'manual',
-    });
-    const body = await response.text();
-    return {
-      ok: response.status >= 200 && response.status < 300,
-      status: response.status,
-      body,
-      durationMs: performance.now() - started,
-    };
-  } catch (error) {
-    return { ok: false, durationMs: performance.now() - started, error: String(error) };
-  }
-}
+const dispatcher = createWebhookDispatcher({ allowPrivateNetworks: true });
+const send: WebhookSend = (attempt) => sendWebhook(attempt, { dispatcher });
 
 let testDb: TestDatabase;
 let receiver: Receiver;
@@ -85,7 +71,7 @@ let disabled: string[];
 function delivery(overrides: Partial<WebhookDeliveryOptions> = {}) {
   return createWebhookDelivery({
     deliveries: createDeliveriesRepository(testDb.database.db),
-    send: plainSend,
+    send,
     schedule: async (deliveryId, jobId, delayMs) => {
       scheduled.push({ deliveryId, jobId, delayMs });
     },
@@ -102,7 +88,7 @@ function delivery(overrides: Partial<WebhookDeliveryOptions> = {}) {
 async function endpoint(url: string, eventTypes: string[], enabled = true): Promise<string> {
   const [row] = await testDb.sql(sql`
     insert into webhook_endpoints (url, event_types, enabled, secret)
-    values (${url}, string_to_array(${eventTypes.join(',')}, ','), ${enabled}, 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw')
+    values (${url}, string_to_array(${eventTypes.join(',')}, ','), ${enabled}, ${SECRET})
     returning id`);
   return String(row?.id);
 }
@@ -138,6 +124,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await receiver.close();
+  await dispatcher.close();
   await testDb.drop();
 });
 
@@ -205,7 +192,7 @@ describe('webhook delivery', () => {
       attempts: 1,
       response_status: 500,
       response_body: 'down for a moment',
-      last_error: 'the receiver answered 500',
+      last_error: 'the endpoint answered 500 Internal Server Error',
     });
     // Not due yet: a job run early sends nothing.
     expect(await worker.attempt(id)).toBe('skipped');
@@ -260,7 +247,7 @@ describe('webhook delivery', () => {
     let arrived: () => void = () => undefined;
     const slowArrived = new Promise<void>((resolve) => (arrived = resolve));
     receiver.answer = (request, response) => {
-      if (!request.url?.endsWith('/slow')) return void response.writeHead(204).end();
+      if (!request.path.endsWith('/slow')) return void response.writeHead(204).end();
       arrived();
       void held.then(() => response.writeHead(204).end());
     };

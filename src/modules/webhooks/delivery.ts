@@ -1,26 +1,12 @@
+import type { WebhookAttempt, WebhookAttemptResult } from '../../lib/webhooks/index.js';
 import type { DomainEvent } from '../events/types.js';
 import type { ClaimedAttempt, DeliveriesRepository } from './deliveries-repository.js';
 
-/** One signed attempt, as src/lib/webhooks sends it (the composition passes it in). */
-export interface WebhookRequest {
-  url: string;
-  /** The `webhook-id`: the event's id, the same on every retry and redelivery. */
-  messageId: string;
-  /** The `webhook-timestamp`: when this attempt is sent. */
-  sentAt: Date;
-  body: string;
-  secrets: string[];
-}
-
-export interface SendOutcome {
-  ok: boolean;
-  status?: number | undefined;
-  body?: string | undefined;
-  durationMs: number;
-  error?: string | undefined;
-}
-
-export type WebhookSend = (request: WebhookRequest) => Promise<SendOutcome>;
+/**
+ * Sends one signed attempt (src/lib/webhooks' sendWebhook with the process's
+ * address-checking dispatcher: the composition passes it in). Never throws.
+ */
+export type WebhookSend = (attempt: WebhookAttempt) => Promise<WebhookAttemptResult>;
 
 /** Puts an attempt of a delivery on the queue, to run after `delayMs`. */
 export type ScheduleAttempt = (deliveryId: string, jobId: string, delayMs: number) => Promise<void>;
@@ -79,14 +65,14 @@ function envelopeOf(attempt: ClaimedAttempt) {
 async function record(
   options: WebhookDeliveryOptions,
   attempt: ClaimedAttempt,
-  outcome: SendOutcome,
+  outcome: WebhookAttemptResult,
 ): Promise<AttemptResult> {
   const { deliveries, schedule } = options;
   const facts = {
     responseStatus: outcome.status ?? null,
     responseBody: outcome.body ?? null,
     durationMs: outcome.durationMs,
-    error: outcome.ok ? null : (outcome.error ?? `the receiver answered ${outcome.status}`),
+    error: outcome.ok ? null : outcome.error,
   };
   if (outcome.ok) {
     await deliveries.succeeded(attempt, facts);
@@ -147,10 +133,11 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookD
         if (!attempt) return 'skipped';
         const envelope = envelopeOf(attempt);
         options.checkBody?.(attempt.eventType, envelope);
+        // The `webhook-id` is the event's: the same on every retry and redelivery, so that a
+        // receiver that got it once can tell.
         const outcome = await send({
           url: attempt.url,
-          messageId: attempt.eventId,
-          sentAt: new Date(),
+          id: attempt.eventId,
           body: JSON.stringify(envelope),
           secrets: attempt.secrets,
         });
