@@ -12,7 +12,12 @@ import type { StatusOfDomainError } from './problems.js';
  * or a header the response does not declare are type errors.
  */
 
-export type OperationId = keyof operations;
+/**
+ * The operations this server routes. openapi-typescript puts the spec's `webhooks:` (the
+ * messages the server sends, not routes) among `operations` too; their operationIds end in
+ * `Webhook` (tests/contract/webhooks.test.ts holds the spec to that).
+ */
+export type OperationId = Exclude<keyof operations, `${string}Webhook`>;
 type Operation<K extends OperationId> = operations[K];
 
 type Responses<K extends OperationId> = Operation<K>['responses'];

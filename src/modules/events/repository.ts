@@ -67,9 +67,7 @@ export function createEventsRepository(options: { check?: PayloadCheck } = {}): 
       // occurred_at is the transaction's now(), as the changed row's updated_at is.
       const rows = await tx
         .insert(events)
-        .values(
-          newEvents.map(({ type, subjectId, data }) => ({ type, subjectId, payload: data })),
-        )
+        .values(newEvents.map(({ type, subjectId, data }) => ({ type, subjectId, payload: data })))
         .returning(returned);
       const recorded = rows.map(toDomainEvent);
       // After the insert, for the envelope's timestamp; a throw rolls the change back.
