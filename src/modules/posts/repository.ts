@@ -334,7 +334,9 @@ async function deleteRecorded(tx: Db, events: EventsRepository, where: SQL | und
       slug: posts.slug,
       authorId: posts.authorId,
       publishedAt: posts.publishedAt,
-      deletedAt: sql<Date | string>`now()`,
+      // The transaction's time, as the event's occurred_at (milliseconds), and read as the
+      // column is (Drizzle hands a bare expression's timestamp over as PostgreSQL's text).
+      deletedAt: sql<Date>`now()::timestamptz(3)`.mapWith(posts.updatedAt),
     });
   await events.record(
     tx,

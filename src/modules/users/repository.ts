@@ -166,10 +166,15 @@ async function deleteIn(
   before?: BeforeDeletion,
 ): Promise<User | null> {
   await before?.(tx, id);
+  // deletedAt: the transaction's time, as the event's occurred_at (milliseconds), read as
+  // the column is (Drizzle hands a bare expression's timestamp over as PostgreSQL's text).
   const [row] = await tx
     .delete(users)
     .where(eq(users.id, id))
-    .returning({ ...accountColumns, deletedAt: sql<Date | string>`now()` });
+    .returning({
+      ...accountColumns,
+      deletedAt: sql<Date>`now()::timestamptz(3)`.mapWith(users.updatedAt),
+    });
   if (!row) return null;
   await events.record(tx, { type: 'user.deleted', subjectId: row.id, data: toDeletedUser(row) });
   return toUser(row);
