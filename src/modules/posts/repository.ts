@@ -5,8 +5,11 @@ import { posts } from '../../db/schema/posts.js';
 import { users } from '../../db/schema/users.js';
 import { preparedRows } from '../../db/statements.js';
 import type { Position } from '../../lib/cursor.js';
-import { createEventsRepository, type EventsRepository } from '../events/repository.js';
-import type { NewEvent } from '../events/repository.js';
+import {
+  createEventsRepository,
+  type EventsRepository,
+  type NewEvent,
+} from '../events/repository.js';
 import {
   conditionsOf,
   listQuery,
@@ -306,7 +309,7 @@ async function changeRecorded(
   try {
     return await db.transaction(async (tx) => {
       const changed = await changePost(tx, id, version, changes);
-      if (changed?.status !== 'changed') return changed;
+      if (!changed) return null;
       const event = eventOf(changed.post.post, changes.published);
       if (event) await events.record(tx, event);
       return changed;
