@@ -804,9 +804,240 @@ export interface paths {
     trace?: never;
   };
 }
-export type webhooks = Record<string, never>;
+export interface webhooks {
+  'user.created': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * An account was created
+     * @description A sign-up (`createUser`) or an account made by the server for `ADMIN_EMAIL`.
+     *     `data` is the account as an admin reads it (`adminGetUser`).
+     */
+    post: operations['userCreatedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'user.deleted': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * An account was deleted
+     * @description `deleteUser`. `data` holds the account's id and the time only. The account's
+     *     published posts went with it: each of them has its own `post.deleted`.
+     */
+    post: operations['userDeletedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'post.published': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A post was published
+     * @description `publishPost` made a draft public. `data` is the post as `getPost` now shows it.
+     *     Publishing a post that is published already sends nothing.
+     */
+    post: operations['postPublishedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'post.updated': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A published post was changed
+     * @description `updatePost` on a published post. `data` is the post as `getPost` now shows it.
+     *     A draft's changes send nothing: a draft is nobody's business but its author's.
+     */
+    post: operations['postUpdatedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'post.unpublished': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A post was taken back to a draft
+     * @description `unpublishPost`. `data` holds what was public until then (id, slug, author) and
+     *     the time, never the content: the post is a draft now.
+     */
+    post: operations['postUnpublishedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'post.deleted': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A published post was deleted
+     * @description `deletePost` on a published post, or the deletion of its author's account
+     *     (`deleteUser`), which takes the account's posts with it. `data` holds the id, slug,
+     *     author and time only. A draft's deletion sends nothing.
+     */
+    post: operations['postDeletedWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  'webhook.test': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * A test message
+     * @description Sent only to the endpoint an admin tests, whatever the event types it subscribes to,
+     *     to see that it receives and verifies messages.
+     */
+    post: operations['webhookTestWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+}
 export interface components {
   schemas: {
+    /**
+     * @description A deleted account, as `user.deleted` tells of it: its id and when it went, nothing more
+     *     (its email address and names are gone with it).
+     */
+    DeletedUser: {
+      id: components['schemas']['Id'];
+      deletedAt: components['schemas']['Timestamp'];
+    };
+    /**
+     * @description A post taken back to a draft, as `post.unpublished` tells of it: what was public until
+     *     then (its id, slug and author) and when; never its content, which is a draft's now.
+     */
+    UnpublishedPost: {
+      id: components['schemas']['Id'];
+      slug: components['schemas']['Slug'];
+      authorId: components['schemas']['Id'];
+      unpublishedAt: components['schemas']['Timestamp'];
+    };
+    /**
+     * @description A deleted post that was published, as `post.deleted` tells of it: its id, slug and
+     *     author, and when it went. (A draft's deletion is not told.)
+     */
+    DeletedPost: {
+      id: components['schemas']['Id'];
+      slug: components['schemas']['Slug'];
+      authorId: components['schemas']['Id'];
+      deletedAt: components['schemas']['Timestamp'];
+    };
+    /** @description The data of `webhook.test`, sent only to the endpoint an admin tests. */
+    WebhookTest: {
+      webhookId: components['schemas']['Id'];
+      message: string;
+    };
+    /** @description The envelope of `user.created`: `timestamp` is when the account was created; `data` the account as an admin reads it. */
+    UserCreatedEvent: {
+      /** @constant */
+      type: 'user.created';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['User'];
+    };
+    /** @description The envelope of `user.deleted`: `timestamp` is when the account was deleted. */
+    UserDeletedEvent: {
+      /** @constant */
+      type: 'user.deleted';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['DeletedUser'];
+    };
+    /** @description The envelope of `post.published`: `data` is the post as `getPost` now shows it. */
+    PostPublishedEvent: {
+      /** @constant */
+      type: 'post.published';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['Post'];
+    };
+    /** @description The envelope of `post.updated` (published posts only): `data` is the post as `getPost` now shows it. */
+    PostUpdatedEvent: {
+      /** @constant */
+      type: 'post.updated';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['Post'];
+    };
+    /** @description The envelope of `post.unpublished`. */
+    PostUnpublishedEvent: {
+      /** @constant */
+      type: 'post.unpublished';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['UnpublishedPost'];
+    };
+    /** @description The envelope of `post.deleted` (published posts only). */
+    PostDeletedEvent: {
+      /** @constant */
+      type: 'post.deleted';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['DeletedPost'];
+    };
+    /** @description The envelope of `webhook.test`. */
+    WebhookTestEvent: {
+      /** @constant */
+      type: 'webhook.test';
+      timestamp: components['schemas']['Timestamp'];
+      data: components['schemas']['WebhookTest'];
+    };
     /**
      * Format: uuid
      * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
@@ -1197,6 +1428,27 @@ export interface components {
     };
   };
   responses: {
+    /**
+     * @description Received: any 2xx answer, within 15 seconds. Its body is not read; answer quickly and
+     *     do the work afterwards.
+     */
+    WebhookReceived: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content?: never;
+    };
+    /**
+     * @description Any other answer (a 3xx included: redirects are not followed), or none within 15
+     *     seconds, is a failure: the event is sent again later, with the same `webhook-id`, and an
+     *     endpoint that keeps failing is disabled.
+     */
+    WebhookNotReceived: {
+      headers: {
+        [name: string]: unknown;
+      };
+      content?: never;
+    };
     /** @description The request is malformed or does not match this document. It is not counted against any rate limit. */
     UnlimitedBadRequest: {
       headers: {
@@ -1598,6 +1850,26 @@ export interface components {
     };
   };
   parameters: {
+    /**
+     * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+     *     receiver can skip an event it has already handled.
+     * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+     */
+    WebhookId: string;
+    /**
+     * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+     *     a message more than five minutes off your clock: it may be replayed.
+     * @example 1768986900
+     */
+    WebhookTimestamp: string;
+    /**
+     * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+     *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+     *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+     *     the message when one of them matches. Verify it over the body's bytes as received.
+     * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+     */
+    WebhookSignature: string;
     /**
      * @description The user's id.
      * @example 0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10
@@ -3541,6 +3813,380 @@ export interface operations {
       429: components['responses']['TooManyRequests'];
       500: components['responses']['InternalError'];
       503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  userCreatedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "user.created",
+         *       "timestamp": "2026-01-15T09:30:00.000Z",
+         *       "data": {
+         *         "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "email": "ada@example.com",
+         *         "username": "ada",
+         *         "firstName": "Ada",
+         *         "lastName": "Lovelace",
+         *         "isActive": true,
+         *         "emailVerified": false,
+         *         "role": "user",
+         *         "createdAt": "2026-01-15T09:30:00.000Z",
+         *         "updatedAt": "2026-01-15T09:30:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['UserCreatedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  userDeletedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "user.deleted",
+         *       "timestamp": "2026-02-01T12:00:00.000Z",
+         *       "data": {
+         *         "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "deletedAt": "2026-02-01T12:00:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['UserDeletedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  postPublishedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "post.published",
+         *       "timestamp": "2026-01-21T08:15:00.000Z",
+         *       "data": {
+         *         "id": "9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *         "title": "Olá, Mundo! Ação",
+         *         "content": "The first post of the blog.",
+         *         "slug": "ola-mundo-acao",
+         *         "authorId": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "author": {
+         *           "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *           "username": "ada",
+         *           "firstName": "Ada",
+         *           "lastName": "Lovelace"
+         *         },
+         *         "viewCount": 42,
+         *         "publishedAt": "2026-01-21T08:15:00.000Z",
+         *         "createdAt": "2026-01-20T10:00:00.000Z",
+         *         "updatedAt": "2026-01-21T08:15:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['PostPublishedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  postUpdatedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "post.updated",
+         *       "timestamp": "2026-01-22T16:40:00.000Z",
+         *       "data": {
+         *         "id": "9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *         "title": "Olá, Mundo! Ação",
+         *         "content": "The first post of the blog.",
+         *         "slug": "ola-mundo-acao",
+         *         "authorId": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "author": {
+         *           "id": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *           "username": "ada",
+         *           "firstName": "Ada",
+         *           "lastName": "Lovelace"
+         *         },
+         *         "viewCount": 42,
+         *         "publishedAt": "2026-01-21T08:15:00.000Z",
+         *         "createdAt": "2026-01-20T10:00:00.000Z",
+         *         "updatedAt": "2026-01-22T16:40:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['PostUpdatedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  postUnpublishedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "post.unpublished",
+         *       "timestamp": "2026-01-23T09:00:00.000Z",
+         *       "data": {
+         *         "id": "9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *         "slug": "ola-mundo-acao",
+         *         "authorId": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "unpublishedAt": "2026-01-23T09:00:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['PostUnpublishedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  postDeletedWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "post.deleted",
+         *       "timestamp": "2026-02-01T12:00:00.000Z",
+         *       "data": {
+         *         "id": "9f1c2b3a-4d5e-4f60-8a7b-1c2d3e4f5a6b",
+         *         "slug": "ola-mundo-acao",
+         *         "authorId": "0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10",
+         *         "deletedAt": "2026-02-01T12:00:00.000Z"
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['PostDeletedEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
+    };
+  };
+  webhookTestWebhook: {
+    parameters: {
+      query?: never;
+      header: {
+        /**
+         * @description The event's id (Standard Webhooks): the same on every retry of one event, so that a
+         *     receiver can skip an event it has already handled.
+         * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
+         */
+        'webhook-id': components['parameters']['WebhookId'];
+        /**
+         * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
+         *     a message more than five minutes off your clock: it may be replayed.
+         * @example 1768986900
+         */
+        'webhook-timestamp': components['parameters']['WebhookTimestamp'];
+        /**
+         * @description `v1,` and the base64 HMAC-SHA256, keyed with the endpoint's secret (`whsec_…`, base64
+         *     after the prefix), of `{webhook-id}.{webhook-timestamp}.{body}` (Standard Webhooks).
+         *     While a secret is being rotated, one signature per secret, separated by spaces: accept
+         *     the message when one of them matches. Verify it over the body's bytes as received.
+         * @example v1,K5oZfzN95Z9UVu1EsfQmfVNQhnkZ2pj9o9NDN/H/pI4=
+         */
+        'webhook-signature': components['parameters']['WebhookSignature'];
+      };
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "type": "webhook.test",
+         *       "timestamp": "2026-01-25T10:00:00.000Z",
+         *       "data": {
+         *         "webhookId": "3a7e5c1d-9b2f-4d6e-8a0c-1f2e3d4c5b6a",
+         *         "message": "A test message from the API. No action is needed."
+         *       }
+         *     }
+         */
+        'application/json': components['schemas']['WebhookTestEvent'];
+      };
+    };
+    responses: {
+      '2XX': components['responses']['WebhookReceived'];
+      default: components['responses']['WebhookNotReceived'];
     };
   };
 }

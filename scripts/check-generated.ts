@@ -13,7 +13,7 @@ import { bundledSpecPath, generatedTypesPath, projectRoot, specSourcePath } from
 import { buildSpecArtifacts } from './spec-artifacts.js';
 
 /** The folders under the root's own that hold the parts of the spec. */
-const PART_FOLDERS = ['paths', 'components'];
+const PART_FOLDERS = ['paths', 'webhooks', 'components'];
 
 export interface GeneratedCheck {
   /** The files of generated/ that differ from what `npm run generate` would write. */

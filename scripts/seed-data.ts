@@ -48,6 +48,8 @@ export async function seedDemoAccounts(db: Db, passwords: PasswordHasher): Promi
     mail: { sendVerification: async () => false, nudge: () => undefined },
     // The seed disables no account, so no session ever has to end.
     sessions: { revokeAll: async () => 0 },
+    // Nor does it delete one, with its posts.
+    posts: { deleteAllOf: async () => 0 },
   });
   const lines: string[] = [];
   for (const user of demoUsers) {

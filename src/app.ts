@@ -5,6 +5,7 @@ import type { Db, Database } from './db/client.js';
 import { restrictRoutesToSpec, type OpenApiDocument } from './http/contract.js';
 import type { Handlers } from './http/handler-types.js';
 import { createSecurityHandlers } from './http/security.js';
+import { createWebhookPayloadCheck } from './http/webhook-payloads.js';
 import { createPasswordHasher } from './lib/passwords.js';
 import type { SharedRedis } from './lib/redis.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
@@ -21,6 +22,7 @@ import { createAccountMail } from './modules/email/account-mail.js';
 import { createEmailDelivery, type EmailDelivery } from './modules/email/delivery.js';
 import { createOutboxRepository } from './modules/email/outbox.js';
 import { createLogTransport, createSmtpTransport } from './modules/email/transports.js';
+import { createEventsRepository } from './modules/events/repository.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
 import { createPostsHandlers } from './modules/posts/handlers.js';
 import { createPostsRepository } from './modules/posts/repository.js';
@@ -67,7 +69,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   try {
     const database = deps.database ?? (await openDatabase(app, config));
     const redis = config.redis ? await openRedis(app, config.redis.url) : null;
-    const repositories = createRepositories(database.db, config);
+    const repositories = createRepositories(database.db, config, spec);
     const services = createServices(app, config, repositories);
     app.decorate('emailDelivery', services.email.delivery);
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
@@ -108,13 +110,19 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
 type Repositories = ReturnType<typeof createRepositories>;
 type Services = ReturnType<typeof createServices>;
 
-function createRepositories(db: Db, config: Config) {
+function createRepositories(db: Db, config: Config, spec: OpenApiDocument) {
+  // Outside production every event's payload is checked against the spec's webhooks, as
+  // responses are against its operations: a payload that breaks it fails its change.
+  const events = createEventsRepository(
+    config.responseValidation ? { check: createWebhookPayloadCheck(spec) } : {},
+  );
   return {
-    users: createUsersRepository(db),
+    events,
+    users: createUsersRepository(db, events),
     sessions: createSessionsRepository(db, config.sessions),
     failures: createLoginFailuresRepository(db, { windowSeconds: config.loginLimit.windowSeconds }),
     accounts: createAccountRepository(db),
-    posts: createPostsRepository(db, { searchLanguage: config.searchLanguage }),
+    posts: createPostsRepository(db, { searchLanguage: config.searchLanguage, events }),
     outbox: createOutboxRepository(db),
   };
 }
@@ -142,7 +150,7 @@ function createServices(app: FastifyInstance, config: Config, repositories: Repo
     email,
     sessionsService,
     auth: createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
-    users: createUsersService({ users, passwords, mail, sessions }),
+    users: createUsersService({ users, passwords, mail, sessions, posts: repositories.posts }),
     account: createAccountService({ accounts: repositories.accounts, passwords, mail }),
     posts: createPostsService({ posts: repositories.posts }),
   };

@@ -52,7 +52,8 @@ export const serverArea = defineArea({
     RESPONSE_VALIDATION: {
       type: 'boolean',
       'x-default': 'on, off in production',
-      description: 'validate every response against the spec (`true`/`false`)',
+      description:
+        'validate every response, and every webhook payload as it is recorded, against the spec (`true`/`false`)',
     },
     SHUTDOWN_TIMEOUT: {
       type: 'string',

@@ -1,5 +1,5 @@
 import type { FastifyRequest } from 'fastify';
-import type { operations } from '../../generated/api.js';
+import type { operations, webhooks } from '../../generated/api.js';
 import type { AnyDomainError, Outcome } from '../errors.js';
 import type { Principal } from '../lib/principal.js';
 import type { StatusOfDomainError } from './problems.js';
@@ -12,7 +12,17 @@ import type { StatusOfDomainError } from './problems.js';
  * or a header the response does not declare are type errors.
  */
 
-export type OperationId = keyof operations;
+/** The operations of the spec's `webhooks:`: messages this server sends, not routes. */
+type WebhookOperation = webhooks[keyof webhooks]['post'];
+
+/**
+ * The operations this server routes: openapi-typescript puts the webhooks' among
+ * `operations` too. They are told apart by type, not by name (an admin operation may well
+ * be called `createWebhook`).
+ */
+export type OperationId = {
+  [K in keyof operations]: operations[K] extends WebhookOperation ? never : K;
+}[keyof operations];
 type Operation<K extends OperationId> = operations[K];
 
 type Responses<K extends OperationId> = Operation<K>['responses'];

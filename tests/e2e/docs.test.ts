@@ -31,6 +31,7 @@ const screenshotPath = join(projectRoot, 'test-artifacts', 'docs.png');
 type SpecOperation = { operationId: string; summary: string; tags: string[] };
 const spec = JSON.parse(readFileSync(join(projectRoot, 'generated', 'openapi.json'), 'utf8')) as {
   paths: Record<string, Record<string, SpecOperation>>;
+  webhooks: Record<string, { post: SpecOperation }>;
   components: { schemas: { ProblemCode: { enum: string[] } } };
 };
 const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
@@ -105,7 +106,8 @@ describe.skipIf(skip)('the docs page in Chromium', () => {
     const expected = operations
       .map(({ method, path, summary }) => `${method.toUpperCase()} ${path} ${summary}`)
       .sort();
-    const blocks = page.locator('.opblock');
+    // The operations' blocks, not the webhooks' (below them, in a section of their own).
+    const blocks = page.locator('.opblock:not(.webhooks .opblock)');
     await expect.poll(() => blocks.count(), { timeout: 15_000 }).toBe(operations.length);
     const rendered = await blocks.evaluateAll((elements: Element[]) =>
       elements.map((element) =>
@@ -123,6 +125,26 @@ describe.skipIf(skip)('the docs page in Chromium', () => {
         summary,
       ).resolves.toBe(true);
     }
+  });
+
+  it('lists every webhook of the spec under "Webhooks", with its event type and summary', async () => {
+    const section = page.locator('.webhooks');
+    await expect(section.locator('h2').innerText()).resolves.toBe('Webhooks');
+    const blocks = section.locator('.opblock');
+    const webhooks = Object.entries(spec.webhooks);
+    await expect.poll(() => blocks.count(), { timeout: 15_000 }).toBe(webhooks.length);
+    const rendered = await blocks.evaluateAll((elements: Element[]) =>
+      elements.map((element) =>
+        [
+          element.querySelector('.opblock-summary-method')?.textContent,
+          element.querySelector('.opblock-summary-path')?.getAttribute('data-path'),
+          element.querySelector('.opblock-summary-description')?.textContent,
+        ].join(' '),
+      ),
+    );
+    expect(rendered.sort()).toEqual(
+      webhooks.map(([type, { post }]) => `POST ${type} ${post.summary}`).sort(),
+    );
   });
 
   it('opens an operation: its parameters, its responses, and "Try it out" against this server', async () => {

@@ -1,10 +1,15 @@
-import { and, eq, isNotNull, isNull, sql } from 'drizzle-orm';
+import { and, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { posts } from '../../db/schema/posts.js';
 import { users } from '../../db/schema/users.js';
 import { preparedRows } from '../../db/statements.js';
 import type { Position } from '../../lib/cursor.js';
+import {
+  createEventsRepository,
+  type EventsRepository,
+  type NewEvent,
+} from '../events/repository.js';
 import {
   conditionsOf,
   listQuery,
@@ -20,7 +25,9 @@ import {
   listColumns,
   postColumns,
   postWithAuthorColumns,
+  toDeletedPost,
   toSummary,
+  toUnpublishedPost,
   toVersionedPost,
   type PostSummary,
   type VersionedPost,
@@ -73,15 +80,25 @@ export interface PostsRepository {
    * Applies `changes` (and `published`: true sets publishedAt to now, false clears it) in
    * one statement; the version grows by one. With a `version`, only if the post is still
    * at it; without, whatever its version. A publication (or its undoing) applies only to a
-   * post that is not in that state already.
+   * post that is not in that state already. Its event (post.published, post.unpublished,
+   * or post.updated when the post is published) is recorded in the same transaction.
    */
   change(
     id: string,
     version: number | undefined,
     changes: PostChanges & { published?: boolean },
   ): Promise<ChangeResult>;
-  /** Deletes the post: if it is still at `version` when one is given. */
+  /**
+   * Deletes the post: if it is still at `version` when one is given. A published post's
+   * deletion is recorded (post.deleted) in the same transaction; a draft's is nobody's news.
+   */
   delete(id: string, version: number | undefined): Promise<'deleted' | 'stale' | 'missing'>;
+  /**
+   * Deletes every post of this author in `tx` (an account's deletion, before its row goes:
+   * the foreign key's cascade would take them silently), recording post.deleted for each
+   * published one; how many there were.
+   */
+  deleteAllOf(tx: Db, authorId: string): Promise<number>;
   /** Adds one view to a published post; its new count, or null when there is none. */
   recordView(id: string): Promise<number | null>;
   /**
@@ -113,6 +130,8 @@ export interface PostsRepositoryOptions {
    * same one.
    */
   searchLanguage?: string;
+  /** Where publications and changes of public posts are recorded, in their transaction. */
+  events?: EventsRepository;
 }
 
 /** The hottest reads, each one named statement written with Drizzle (db/statements.ts). */
@@ -160,7 +179,7 @@ function changeTarget(id: string, version: number | undefined, published: boolea
 
 export function createPostsRepository(
   db: Db,
-  { searchLanguage = 'simple' }: PostsRepositoryOptions = {},
+  { searchLanguage = 'simple', events = createEventsRepository() }: PostsRepositoryOptions = {},
 ): PostsRepository {
   // A configuration name (SEARCH_LANGUAGE's pattern: lower-case letters, digits, _), as a
   // constant: the planner then matches the query to the GIN index.
@@ -198,16 +217,16 @@ export function createPostsRepository(
       return row ? toVersionedPost(row) : null;
     },
     async change(id, version, changes) {
-      const changed = await changePost(db, id, version, changes);
+      const changed = await changeRecorded(db, events, { id, version, changes });
       return changed ?? { status: await missingOrStale(id) };
     },
     async delete(id, version) {
-      const deleted = await db
-        .delete(posts)
-        .where(changeTarget(id, version, undefined))
-        .returning({ id: posts.id });
-      return deleted.length > 0 ? 'deleted' : missingOrStale(id);
+      const deleted = await db.transaction((tx) =>
+        deleteRecorded(tx, events, changeTarget(id, version, undefined)),
+      );
+      return deleted > 0 ? 'deleted' : missingOrStale(id);
     },
+    deleteAllOf: (tx, authorId) => deleteRecorded(tx, events, eq(posts.authorId, authorId)),
     async recordView(id) {
       const [row] = await reads.view({ id });
       return row ? row.viewCount : null;
@@ -262,13 +281,86 @@ async function insertPost(db: Db, data: NewPost): Promise<InsertResult> {
   }
 }
 
+/** The event of a change, by what it did and what the post is now; null for a draft's. */
+function eventOf(post: VersionedPost['post'], published: boolean | undefined): NewEvent | null {
+  const subjectId = post.id;
+  if (published === true) return { type: 'post.published', subjectId, data: post };
+  if (published === false) {
+    return { type: 'post.unpublished', subjectId, data: toUnpublishedPost(post) };
+  }
+  // Whether it is public is read from the row as changed, not from an earlier read: the
+  // post may have been taken back to a draft in between, and a draft's text stays private.
+  return post.publishedAt === null ? null : { type: 'post.updated', subjectId, data: post };
+}
+
+/**
+ * The change and its event, in one transaction (the statement alone decides whether the
+ * post is public, so even a draft's change needs one); null when it touched no row.
+ */
+async function changeRecorded(
+  db: Db,
+  events: EventsRepository,
+  {
+    id,
+    version,
+    changes,
+  }: { id: string; version: number | undefined; changes: PostChanges & { published?: boolean } },
+): Promise<ChangeResult | null> {
+  try {
+    return await db.transaction(async (tx) => {
+      const changed = await changePost(tx, id, version, changes);
+      if (!changed) return null;
+      const event = eventOf(changed.post.post, changes.published);
+      if (event) await events.record(tx, event);
+      return changed;
+    });
+  } catch (error) {
+    // Caught outside the transaction, which the violation has aborted.
+    const cause = databaseErrorOf(error);
+    if (cause?.code === UNIQUE_VIOLATION && cause.constraint === 'posts_slug_key') {
+      return { status: 'slug-taken' };
+    }
+    throw error;
+  }
+}
+
+/**
+ * Deletes the posts `where` selects, in `tx`, and records post.deleted for each published
+ * one (a draft's deletion is nobody's news); how many posts went.
+ */
+async function deleteRecorded(tx: Db, events: EventsRepository, where: SQL | undefined) {
+  const deleted = await tx
+    .delete(posts)
+    .where(where)
+    .returning({
+      id: posts.id,
+      slug: posts.slug,
+      authorId: posts.authorId,
+      publishedAt: posts.publishedAt,
+      // The transaction's time, as the event's occurred_at (milliseconds), and read as the
+      // column is (Drizzle hands a bare expression's timestamp over as PostgreSQL's text).
+      deletedAt: sql<Date>`now()::timestamptz(3)`.mapWith(posts.updatedAt),
+    });
+  await events.record(
+    tx,
+    ...deleted
+      .filter((row) => row.publishedAt !== null)
+      .map((row): NewEvent => ({
+        type: 'post.deleted',
+        subjectId: row.id,
+        data: toDeletedPost(row),
+      })),
+  );
+  return deleted.length;
+}
+
 /** The change and the read of its result in one statement; null when it touched no row. */
 async function changePost(
   db: Db,
   id: string,
   version: number | undefined,
   { title, content, slug, published }: PostChanges & { published?: boolean },
-): Promise<ChangeResult | null> {
+): Promise<Extract<ChangeResult, { status: 'changed' }> | null> {
   const changed = db.$with('changed').as(
     db
       .update(posts)
@@ -284,18 +376,10 @@ async function changePost(
       .where(changeTarget(id, version, published))
       .returning(postColumns),
   );
-  try {
-    const [row] = await db
-      .with(changed)
-      .select({ ...postColumnsOf(changed), ...authorColumns })
-      .from(changed)
-      .innerJoin(users, eq(users.id, changed.authorId));
-    return row ? { status: 'changed', post: toVersionedPost(row) } : null;
-  } catch (error) {
-    const cause = databaseErrorOf(error);
-    if (cause?.code === UNIQUE_VIOLATION && cause.constraint === 'posts_slug_key') {
-      return { status: 'slug-taken' };
-    }
-    throw error;
-  }
+  const [row] = await db
+    .with(changed)
+    .select({ ...postColumnsOf(changed), ...authorColumns })
+    .from(changed)
+    .innerJoin(users, eq(users.id, changed.authorId));
+  return row ? { status: 'changed', post: toVersionedPost(row) } : null;
 }

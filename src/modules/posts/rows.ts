@@ -6,6 +6,9 @@ import { isoOf, type EitherRow } from '../../db/statements.js';
 
 export type Post = Schemas['Post'];
 export type PostSummary = Schemas['PostSummary'];
+/** What post.unpublished and post.deleted tell: what was public, never the content. */
+export type UnpublishedPost = Schemas['UnpublishedPost'];
+export type DeletedPost = Schemas['DeletedPost'];
 
 /**
  * A post and its version: a number that grows by one with every change of the post
@@ -142,4 +145,20 @@ export function toSummary(row: ListRow): PostSummary {
     createdAt,
     updatedAt,
   };
+}
+
+/** The one mapping from a post just taken back to a draft to post.unpublished's data. */
+export function toUnpublishedPost(post: Post): UnpublishedPost {
+  // The unpublication is the post's last change: its updatedAt is its time.
+  return { id: post.id, slug: post.slug, authorId: post.authorId, unpublishedAt: post.updatedAt };
+}
+
+/** The one mapping from a deleted post's row to post.deleted's data. */
+export function toDeletedPost(row: {
+  id: string;
+  slug: string;
+  authorId: string;
+  deletedAt: Date | string;
+}): DeletedPost {
+  return { id: row.id, slug: row.slug, authorId: row.authorId, deletedAt: isoOf(row.deletedAt) };
 }

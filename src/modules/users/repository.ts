@@ -4,8 +4,16 @@ import { UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { userUniqueFields, users, type UserRole } from '../../db/schema/users.js';
 import { ConflictError, fail, ok, type Outcome } from '../../errors.js';
 import type { Position } from '../../lib/cursor.js';
+import { createEventsRepository, type EventsRepository } from '../events/repository.js';
 import { preparedReads } from './reads.js';
-import { accountColumns, toPublicUser, toUser, type PublicUser, type User } from './rows.js';
+import {
+  accountColumns,
+  toDeletedUser,
+  toPublicUser,
+  toUser,
+  type PublicUser,
+  type User,
+} from './rows.js';
 
 export { toUser, type AccountRow, type PublicUser, type User } from './rows.js';
 
@@ -33,6 +41,12 @@ export interface UserChanges {
  * email the change causes, say): it commits with the change, or neither does.
  */
 export type WithinChange = (tx: Db, user: User) => Promise<unknown>;
+
+/**
+ * Work done in the transaction of an account's deletion, before its row goes (the posts'
+ * owner deletes the account's posts itself, to record the public ones' deletion).
+ */
+export type BeforeDeletion = (tx: Db, userId: string) => Promise<unknown>;
 
 /** What an update does in its own transaction besides the change. */
 export interface ChangeHooks {
@@ -67,7 +81,8 @@ export interface UsersRepository {
     changes: UserChanges,
     hooks?: ChangeHooks,
   ): Promise<Outcome<User, ConflictError> | null>;
-  delete(id: string): Promise<User | null>;
+  /** Records user.deleted with it; `before` runs first, in the same transaction. */
+  delete(id: string, before?: BeforeDeletion): Promise<User | null>;
   /** Replaces a password hash (a rehash at a higher cost, for one): see writePasswordHash. */
   setPasswordHash(id: string, passwordHash: string): Promise<void>;
   /** Up to `limit` users after `after`, oldest first. */
@@ -143,15 +158,39 @@ async function updateIn(
   }
 }
 
-async function deleteIn(db: Db, id: string): Promise<User | null> {
-  const [row] = await db.delete(users).where(eq(users.id, id)).returning(accountColumns);
-  return row ? toUser(row) : null;
+/** The deletion and its event; `tx` must be a transaction. */
+async function deleteIn(
+  tx: Db,
+  events: EventsRepository,
+  id: string,
+  before?: BeforeDeletion,
+): Promise<User | null> {
+  await before?.(tx, id);
+  // deletedAt: the transaction's time, as the event's occurred_at (milliseconds), read as
+  // the column is (Drizzle hands a bare expression's timestamp over as PostgreSQL's text).
+  const [row] = await tx
+    .delete(users)
+    .where(eq(users.id, id))
+    .returning({
+      ...accountColumns,
+      deletedAt: sql<Date>`now()::timestamptz(3)`.mapWith(users.updatedAt),
+    });
+  if (!row) return null;
+  await events.record(tx, { type: 'user.deleted', subjectId: row.id, data: toDeletedUser(row) });
+  return toUser(row);
 }
 
-export function createUsersRepository(db: Db): UsersRepository {
+/**
+ * `events`: where the account's creation and deletion are recorded, in their transaction
+ * (app.ts passes one that checks each payload against the spec in development and tests).
+ */
+export function createUsersRepository(
+  db: Db,
+  events: EventsRepository = createEventsRepository(),
+): UsersRepository {
   const reads = preparedReads(db);
   return {
-    create: (data, within) => createIn(db, data, within),
+    create: (data, within) => createIn(db, events, data, within),
     async findById(id) {
       const [row] = await reads.byId.execute({ id });
       return row ? toUser(row) : null;
@@ -172,7 +211,7 @@ export function createUsersRepository(db: Db): UsersRepository {
     async setPasswordHash(id, passwordHash) {
       await writePasswordHash(db, id, passwordHash);
     },
-    delete: (id) => deleteIn(db, id),
+    delete: (id, before) => db.transaction((tx) => deleteIn(tx, events, id, before)),
     async list(limit, start) {
       const { first, after } = reads.accountPages;
       const rows = start
@@ -207,7 +246,7 @@ export function createUsersRepository(db: Db): UsersRepository {
         return work({
           activeAdminIds: admins.map((admin) => admin.id),
           update: (id, changes, hooks) => updateIn(tx, id, changes, hooks),
-          delete: (id) => deleteIn(tx, id),
+          delete: (id, before) => deleteIn(tx, events, id, before),
         });
       });
     },
@@ -216,6 +255,7 @@ export function createUsersRepository(db: Db): UsersRepository {
 
 async function createIn(
   db: Db,
+  events: EventsRepository,
   data: NewUser,
   within?: WithinChange,
 ): Promise<Outcome<User, ConflictError>> {
@@ -233,6 +273,7 @@ async function createIn(
         })
         .returning(accountColumns);
       const created = toUser(row!);
+      await events.record(tx, { type: 'user.created', subjectId: created.id, data: created });
       await within?.(tx, created);
       return created;
     });

@@ -5,6 +5,8 @@ import { isoOf, type EitherRow } from '../../db/statements.js';
 export type User = Schemas['User'];
 /** A public profile: no email address, no account flags. */
 export type PublicUser = Schemas['PublicUser'];
+/** What user.deleted tells of the account: nothing but its id and the time. */
+export type DeletedUser = Schemas['DeletedUser'];
 
 /** The columns of an account the API shows (never the password hash), for `toUser`. */
 export const accountColumns = {
@@ -58,4 +60,9 @@ export function toPublicUser(row: ProfileRow): PublicUser {
     lastName: row.lastName,
     createdAt: isoOf(row.createdAt),
   };
+}
+
+/** The one mapping from a deleted account's row to user.deleted's data. */
+export function toDeletedUser(row: { id: string; deletedAt: Date | string }): DeletedUser {
+  return { id: row.id, deletedAt: isoOf(row.deletedAt) };
 }

@@ -126,6 +126,12 @@ interface UsersServiceDeps {
    * not bring its old access and refresh tokens back to life.
    */
   sessions: { revokeAll(userId: string, exceptSessionId: null, tx: Db): Promise<unknown> };
+  /**
+   * The posts' owner (posts), which users cannot import (posts reads users): a deleted
+   * account's posts are deleted by it, in the deletion's transaction, so that each
+   * published one is recorded as deleted (the foreign key's cascade would tell nobody).
+   */
+  posts: { deleteAllOf(tx: Db, authorId: string): Promise<unknown> };
 }
 
 async function updateUser(
@@ -150,7 +156,7 @@ async function updateUser(
 }
 
 export function createUsersService(deps: UsersServiceDeps): UsersService {
-  const { users, passwords, mail, sessions } = deps;
+  const { users, passwords, mail, sessions, posts } = deps;
   const hooks: ChangeHooks = {
     onNewAddress: (tx, user) => mail.sendVerification(tx, user),
     onDisabled: (tx, user) => sessions.revokeAll(user.id, null, tx),
@@ -203,7 +209,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
         if (isLastActiveAdmin(locked.activeAdminIds, id)) {
           return fail(lastAdminConflict('deleting'));
         }
-        const user = await locked.delete(id);
+        const user = await locked.delete(id, (tx, userId) => posts.deleteAllOf(tx, userId));
         return user ? ok(user) : fail(new NotFoundError('User'));
       });
     },
