@@ -803,6 +803,200 @@ export interface paths {
     patch?: never;
     trace?: never;
   };
+  '/api/webhooks': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    /**
+     * List webhook endpoints (admins only)
+     * @description Every endpoint, newest first, cursor-paginated (`limit`, `cursor`), without their
+     *     secrets. Admins only: anybody else gets 403.
+     */
+    get: operations['listWebhooks'];
+    put?: never;
+    /**
+     * Create a webhook endpoint (admins only)
+     * @description Registers a URL that the events of the types in `events` are posted to, signed as
+     *     Standard Webhooks says with the endpoint's secret. The answer is the only time the
+     *     secret is shown: keep it (`rotateWebhookSecret` makes a new one).
+     *
+     *     The URL must be absolute `http` or `https`, without a user name or password, and
+     *     `https` in production; anything else is a 400 naming `/url`. Admins only: anybody
+     *     else gets 403.
+     */
+    post: operations['createWebhook'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/webhooks/{webhookId}': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * Get a webhook endpoint (admins only)
+     * @description The endpoint, without its secret. Admins only; anybody else gets 403.
+     */
+    get: operations['getWebhook'];
+    put?: never;
+    post?: never;
+    /**
+     * Delete a webhook endpoint (admins only)
+     * @description Deletes the endpoint and its deliveries; nothing more is sent to it. The request takes
+     *     no body; one that is sent must still be JSON within the size limit (413, 415). Admins
+     *     only; anybody else gets 403.
+     */
+    delete: operations['deleteWebhook'];
+    options?: never;
+    head?: never;
+    /**
+     * Change a webhook endpoint (admins only)
+     * @description Changes the URL, the event types, the description or whether it is enabled; only the
+     *     fields sent change (a JSON merge patch, as `application/merge-patch+json` or
+     *     `application/json`). The URL follows the rules of `createWebhook`. Disabling it
+     *     stops its deliveries; enabling it (also after it was disabled for failing) starts
+     *     them again. Admins only; anybody else gets 403.
+     */
+    patch: operations['updateWebhook'];
+    trace?: never;
+  };
+  '/api/webhooks/{webhookId}/rotate-secret': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Give a webhook endpoint a new secret (admins only)
+     * @description Makes a new secret and shows it, this once. The previous secret stays valid until
+     *     `previousSecretExpiresAt` (24 hours by default): until then every delivery carries a
+     *     signature by each, so the receiver can switch to the new one at its own pace. Rotating
+     *     again replaces the previous secret with the current one. The request takes no body.
+     *     Admins only; anybody else gets 403.
+     */
+    post: operations['rotateWebhookSecret'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/webhooks/{webhookId}/deliveries': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    /**
+     * List a webhook endpoint's deliveries (admins only)
+     * @description The endpoint's deliveries, newest first, cursor-paginated (`limit`, `cursor`): each
+     *     event sent to it, its status, the attempts made, the answer to the latest (status,
+     *     start of the body, duration) and when the next is due. Admins only; anybody else gets
+     *     403.
+     */
+    get: operations['listWebhookDeliveries'];
+    put?: never;
+    post?: never;
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+        /**
+         * @description The delivery's id (one event sent to one endpoint).
+         * @example 7c2e4a6b-8d0f-4e1a-9b3c-5d7e9f1a2b3c
+         */
+        deliveryId: components['parameters']['DeliveryId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Send a delivery again (admins only)
+     * @description Queues one more attempt of the delivery now, whatever its status (a failed one gets a
+     *     new run of attempts), with the same `webhook-id`, so the receiver can tell it from a
+     *     new event. The answer is the delivery as queued; its outcome shows in
+     *     `listWebhookDeliveries`. A delivery of another endpoint is a 404. The request takes
+     *     no body. Admins only; anybody else gets 403.
+     */
+    post: operations['redeliverWebhookDelivery'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
+  '/api/webhooks/{webhookId}/test': {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    get?: never;
+    put?: never;
+    /**
+     * Send a test event to a webhook endpoint (admins only)
+     * @description Queues a `webhook.test` event for this endpoint alone (whatever its event types),
+     *     signed like any other; the answer names the event and its delivery, whose
+     *     outcome shows in `listWebhookDeliveries`. The request takes no body. Admins only;
+     *     anybody else gets 403.
+     */
+    post: operations['sendWebhookTest'];
+    delete?: never;
+    options?: never;
+    head?: never;
+    patch?: never;
+    trace?: never;
+  };
 }
 export interface webhooks {
   'user.created': {
@@ -1426,6 +1620,165 @@ export interface components {
       content: string;
       slug?: components['schemas']['Slug'];
     };
+    /**
+     * @description A kind of change other systems can subscribe to; each is described, with its payload, in
+     *     this document's `webhooks`.
+     * @example post.published
+     * @enum {string}
+     */
+    WebhookEventType:
+      | 'user.created'
+      | 'user.deleted'
+      | 'post.published'
+      | 'post.updated'
+      | 'post.unpublished'
+      | 'post.deleted';
+    /**
+     * @description The event types sent to the endpoint; at least one, each once.
+     * @example [
+     *       "post.published",
+     *       "post.unpublished"
+     *     ]
+     */
+    WebhookEventTypes: components['schemas']['WebhookEventType'][];
+    /**
+     * Format: uri
+     * @description Where the events are posted: an absolute `http` or `https` URL without a user name or
+     *     password. In production it must be `https` (unless the server allows http,
+     *     `WEBHOOK_ALLOW_HTTP`).
+     * @example https://hooks.example.com/blog
+     */
+    WebhookUrl: string;
+    /**
+     * @description What the endpoint is for, for the admins; may be empty.
+     * @example The search index
+     */
+    WebhookDescription: string;
+    /**
+     * @description The key deliveries are signed with (Standard Webhooks: `whsec_` and the base64 of 32
+     *     random bytes). Shown only when the endpoint is created and when its secret is rotated:
+     *     keep it then.
+     * @example whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw6Adno0l5Ds4=
+     */
+    WebhookSecret: string;
+    /**
+     * @description An endpoint events are posted to. Its secret is never part of it: it is shown once, by
+     *     `createWebhook` and `rotateWebhookSecret`.
+     */
+    WebhookEndpoint: {
+      id: components['schemas']['Id'];
+      url: components['schemas']['WebhookUrl'];
+      description: components['schemas']['WebhookDescription'];
+      events: components['schemas']['WebhookEventTypes'];
+      /** @description Whether events are sent to it. */
+      enabled: boolean;
+      /**
+       * @description Why it is disabled: `admin` (an admin turned it off) or `failing` (its deliveries kept
+       *     failing); `null` while it is enabled.
+       * @enum {string|null}
+       */
+      disabledReason: 'admin' | 'failing' | null;
+      createdAt: components['schemas']['Timestamp'];
+      updatedAt: components['schemas']['Timestamp'];
+    };
+    /** @description An endpoint with its secret, as `createWebhook` and `rotateWebhookSecret` show it, once. */
+    WebhookEndpointCreated: {
+      id: components['schemas']['Id'];
+      url: components['schemas']['WebhookUrl'];
+      description: components['schemas']['WebhookDescription'];
+      events: components['schemas']['WebhookEventTypes'];
+      /** @description Whether events are sent to it. */
+      enabled: boolean;
+      /**
+       * @description Why it is disabled (`admin`, `failing`); `null` while it is enabled.
+       * @enum {string|null}
+       */
+      disabledReason: 'admin' | 'failing' | null;
+      createdAt: components['schemas']['Timestamp'];
+      updatedAt: components['schemas']['Timestamp'];
+      secret: components['schemas']['WebhookSecret'];
+      /**
+       * Format: date-time
+       * @description After a rotation, until when the previous secret still signs deliveries (each then
+       *     carries both signatures); `null` when there is no previous secret.
+       */
+      previousSecretExpiresAt?: string | null;
+    };
+    WebhookEndpointPage: {
+      items: components['schemas']['WebhookEndpoint'][];
+      /** @description Pass it as `cursor` for the next page; `null` on the last page. */
+      nextCursor: string | null;
+    };
+    CreateWebhookRequest: {
+      url: components['schemas']['WebhookUrl'];
+      events: components['schemas']['WebhookEventTypes'];
+      description?: components['schemas']['WebhookDescription'];
+    };
+    /**
+     * @description The changes; only the fields sent change. `enabled: true` also enables an endpoint
+     *     disabled because it kept failing.
+     */
+    UpdateWebhookRequest: {
+      url?: components['schemas']['WebhookUrl'];
+      events?: components['schemas']['WebhookEventTypes'];
+      description?: components['schemas']['WebhookDescription'];
+      enabled?: boolean;
+    };
+    /**
+     * @description One event sent to one endpoint, with the outcome of its latest attempt: `pending` while
+     *     attempts remain (`nextAttemptAt`), then `succeeded` or `failed`.
+     */
+    WebhookDelivery: {
+      id: components['schemas']['Id'];
+      eventId: components['schemas']['Id'];
+      /**
+       * @description The event's type (one of `WebhookEventType`, or `webhook.test` for `sendWebhookTest`).
+       * @example post.published
+       */
+      eventType: string;
+      /** @enum {string} */
+      status: 'pending' | 'succeeded' | 'failed';
+      /**
+       * Format: int32
+       * @description The attempts begun so far.
+       */
+      attempts: number;
+      /**
+       * Format: date-time
+       * @description When the next attempt is due; `null` once it succeeded or failed for good.
+       */
+      nextAttemptAt: string | null;
+      /**
+       * Format: date-time
+       * @description When the latest attempt was made; `null` before the first.
+       */
+      lastAttemptAt: string | null;
+      /**
+       * Format: int32
+       * @description The HTTP status the endpoint answered the latest attempt with; `null` without an answer.
+       */
+      responseStatus: number | null;
+      /** @description The start of the endpoint's answer (at most 1 KB). */
+      responseBody: string | null;
+      /**
+       * Format: int32
+       * @description How long the latest attempt took, in milliseconds.
+       */
+      durationMs: number | null;
+      /** @description Why the latest attempt failed without an answer (a timeout, a refused address…). */
+      lastError: string | null;
+      createdAt: components['schemas']['Timestamp'];
+    };
+    WebhookDeliveryPage: {
+      items: components['schemas']['WebhookDelivery'][];
+      /** @description Pass it as `cursor` for the next page; `null` on the last page. */
+      nextCursor: string | null;
+    };
+    /** @description The test event is queued for the endpoint; its delivery shows how it went. */
+    WebhookTestAccepted: {
+      eventId: components['schemas']['Id'];
+      deliveryId: components['schemas']['Id'];
+    };
   };
   responses: {
     /**
@@ -1848,6 +2201,29 @@ export interface components {
         'application/problem+json': components['schemas']['Problem'];
       };
     };
+    /** @description No webhook endpoint has this id (or no delivery of this endpoint has this id). */
+    WebhookNotFound: {
+      headers: {
+        'X-Request-Id': components['headers']['RequestId'];
+        'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+        'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+        'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+        [name: string]: unknown;
+      };
+      content: {
+        /**
+         * @example {
+         *       "type": "/problems/not-found",
+         *       "title": "Not found",
+         *       "status": 404,
+         *       "detail": "Webhook endpoint not found.",
+         *       "instance": "/api/webhooks/3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f",
+         *       "code": "NOT_FOUND"
+         *     }
+         */
+        'application/problem+json': components['schemas']['Problem'];
+      };
+    };
   };
   parameters: {
     /**
@@ -1855,7 +2231,7 @@ export interface components {
      *     receiver can skip an event it has already handled.
      * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
      */
-    WebhookId: string;
+    WebhookMessageId: string;
     /**
      * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
      *     a message more than five minutes off your clock: it may be replayed.
@@ -1936,6 +2312,16 @@ export interface components {
      * @example "3-5d41402abc4b2a76"
      */
     IfNoneMatch: string;
+    /**
+     * @description The webhook endpoint's id.
+     * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+     */
+    WebhookId: string;
+    /**
+     * @description The delivery's id (one event sent to one endpoint).
+     * @example 7c2e4a6b-8d0f-4e1a-9b3c-5d7e9f1a2b3c
+     */
+    DeliveryId: string;
   };
   requestBodies: never;
   headers: {
@@ -3815,6 +4201,519 @@ export interface operations {
       503: components['responses']['ServiceUnavailable'];
     };
   };
+  listWebhooks: {
+    parameters: {
+      query?: {
+        /**
+         * @description How many items to return, 1 to 100.
+         * @example 20
+         */
+        limit?: components['parameters']['Limit'];
+        /**
+         * @description The `nextCursor` of the previous page. Opaque.
+         * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
+         */
+        cursor?: components['parameters']['Cursor'];
+      };
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of endpoints. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "items": [
+           *         {
+           *           "id": "3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f",
+           *           "url": "https://hooks.example.com/blog",
+           *           "description": "The search index",
+           *           "events": [
+           *             "post.published",
+           *             "post.updated",
+           *             "post.unpublished",
+           *             "post.deleted"
+           *           ],
+           *           "enabled": true,
+           *           "disabledReason": null,
+           *           "createdAt": "2026-03-02T10:00:00.000Z",
+           *           "updatedAt": "2026-03-02T10:00:00.000Z"
+           *         },
+           *         {
+           *           "id": "8b1d2e3f-4a5b-4c6d-9e7f-0a1b2c3d4e5f",
+           *           "url": "https://crm.example.com/hooks/accounts",
+           *           "description": "",
+           *           "events": [
+           *             "user.created",
+           *             "user.deleted"
+           *           ],
+           *           "enabled": false,
+           *           "disabledReason": "failing",
+           *           "createdAt": "2026-02-20T08:15:00.000Z",
+           *           "updatedAt": "2026-02-27T23:40:00.000Z"
+           *         }
+           *       ],
+           *       "nextCursor": "MjAyNi0wMi0yMFQwODoxNTowMC4wMDBafDhiMWQyZTNmLTRhNWItNGM2ZC05ZTdmLTBhMWIyYzNkNGU1Zg"
+           *     }
+           */
+          'application/json': components['schemas']['WebhookEndpointPage'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  createWebhook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path?: never;
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "url": "https://hooks.example.com/blog",
+         *       "events": [
+         *         "post.published",
+         *         "post.updated",
+         *         "post.unpublished",
+         *         "post.deleted"
+         *       ],
+         *       "description": "The search index"
+         *     }
+         */
+        'application/json': components['schemas']['CreateWebhookRequest'];
+      };
+    };
+    responses: {
+      /** @description The endpoint was created; this is the only time its secret is shown. */
+      201: {
+        headers: {
+          /**
+           * @description The URL of the new endpoint.
+           * @example /api/webhooks/3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+           */
+          Location: string;
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "id": "3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f",
+           *       "url": "https://hooks.example.com/blog",
+           *       "description": "The search index",
+           *       "events": [
+           *         "post.published",
+           *         "post.updated",
+           *         "post.unpublished",
+           *         "post.deleted"
+           *       ],
+           *       "enabled": true,
+           *       "disabledReason": null,
+           *       "createdAt": "2026-03-02T10:00:00.000Z",
+           *       "updatedAt": "2026-03-02T10:00:00.000Z",
+           *       "secret": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw6Adno0l5Ds4=",
+           *       "previousSecretExpiresAt": null
+           *     }
+           */
+          'application/json': components['schemas']['WebhookEndpointCreated'];
+        };
+      };
+      /** @description The request is malformed or does not match this document, or the URL is not one the server sends to. */
+      400: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/problem+json': components['schemas']['Problem'];
+        };
+      };
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      413: components['responses']['PayloadTooLarge'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  getWebhook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WebhookEndpoint'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  deleteWebhook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint was deleted. */
+      204: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content?: never;
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  updateWebhook: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody: {
+      content: {
+        /**
+         * @example {
+         *       "enabled": false
+         *     }
+         */
+        'application/merge-patch+json': components['schemas']['UpdateWebhookRequest'];
+        /**
+         * @example {
+         *       "events": [
+         *         "post.published"
+         *       ]
+         *     }
+         */
+        'application/json': components['schemas']['UpdateWebhookRequest'];
+      };
+    };
+    responses: {
+      /** @description The endpoint as it now is. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WebhookEndpoint'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  rotateWebhookSecret: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The endpoint with its new secret, shown this once. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "id": "3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f",
+           *       "url": "https://hooks.example.com/blog",
+           *       "description": "The search index",
+           *       "events": [
+           *         "post.published",
+           *         "post.updated",
+           *         "post.unpublished",
+           *         "post.deleted"
+           *       ],
+           *       "enabled": true,
+           *       "disabledReason": null,
+           *       "createdAt": "2026-03-02T10:00:00.000Z",
+           *       "updatedAt": "2026-03-09T16:30:00.000Z",
+           *       "secret": "whsec_7tH1VnZ0p2mQyXb4LcR8sKdW3eJfA6gU9oIzPqNrS5Y=",
+           *       "previousSecretExpiresAt": "2026-03-10T16:30:00.000Z"
+           *     }
+           */
+          'application/json': components['schemas']['WebhookEndpointCreated'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  listWebhookDeliveries: {
+    parameters: {
+      query?: {
+        /**
+         * @description How many items to return, 1 to 100.
+         * @example 20
+         */
+        limit?: components['parameters']['Limit'];
+        /**
+         * @description The `nextCursor` of the previous page. Opaque.
+         * @example MjAyNi0wMS0xNlQxNDowNToxMi4zNDVafDVkMGE2YzQzLTkzYzUtNGQ1ZS1hM2E0LTdjMWIwYzJmOWUyMQ
+         */
+        cursor?: components['parameters']['Cursor'];
+      };
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description A page of deliveries. */
+      200: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "items": [
+           *         {
+           *           "id": "7c2e4a6b-8d0f-4e1a-9b3c-5d7e9f1a2b3c",
+           *           "eventId": "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d",
+           *           "eventType": "post.published",
+           *           "status": "pending",
+           *           "attempts": 2,
+           *           "nextAttemptAt": "2026-03-02T10:05:05.000Z",
+           *           "lastAttemptAt": "2026-03-02T10:00:05.120Z",
+           *           "responseStatus": 503,
+           *           "responseBody": "Service Unavailable",
+           *           "durationMs": 87,
+           *           "lastError": null,
+           *           "createdAt": "2026-03-02T10:00:00.010Z"
+           *         }
+           *       ],
+           *       "nextCursor": null
+           *     }
+           */
+          'application/json': components['schemas']['WebhookDeliveryPage'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      414: components['responses']['UriTooLong'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  redeliverWebhookDelivery: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+        /**
+         * @description The delivery's id (one event sent to one endpoint).
+         * @example 7c2e4a6b-8d0f-4e1a-9b3c-5d7e9f1a2b3c
+         */
+        deliveryId: components['parameters']['DeliveryId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The attempt is queued. */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          'application/json': components['schemas']['WebhookDelivery'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
+  sendWebhookTest: {
+    parameters: {
+      query?: never;
+      header?: never;
+      path: {
+        /**
+         * @description The webhook endpoint's id.
+         * @example 3f0c9a1e-2b4d-4c6e-8f10-7a2b3c4d5e6f
+         */
+        webhookId: components['parameters']['WebhookId'];
+      };
+      cookie?: never;
+    };
+    requestBody?: never;
+    responses: {
+      /** @description The test event is queued. */
+      202: {
+        headers: {
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content: {
+          /**
+           * @example {
+           *       "eventId": "1a2b3c4d-5e6f-4a1b-8c2d-3e4f5a6b7c8d",
+           *       "deliveryId": "7c2e4a6b-8d0f-4e1a-9b3c-5d7e9f1a2b3c"
+           *     }
+           */
+          'application/json': components['schemas']['WebhookTestAccepted'];
+        };
+      };
+      400: components['responses']['BadRequest'];
+      401: components['responses']['Unauthorized'];
+      403: components['responses']['AdminOnly'];
+      404: components['responses']['WebhookNotFound'];
+      413: components['responses']['PayloadTooLarge'];
+      414: components['responses']['UriTooLong'];
+      415: components['responses']['UnsupportedMediaType'];
+      429: components['responses']['TooManyRequests'];
+      500: components['responses']['InternalError'];
+      503: components['responses']['ServiceUnavailable'];
+    };
+  };
   userCreatedWebhook: {
     parameters: {
       query?: never;
@@ -3824,7 +4723,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -3880,7 +4779,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -3928,7 +4827,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -3989,7 +4888,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -4050,7 +4949,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -4100,7 +4999,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.
@@ -4150,7 +5049,7 @@ export interface operations {
          *     receiver can skip an event it has already handled.
          * @example 7d0c9a8e-2b5f-4e31-9c6a-0f1e2d3c4b5a
          */
-        'webhook-id': components['parameters']['WebhookId'];
+        'webhook-id': components['parameters']['WebhookMessageId'];
         /**
          * @description When this attempt was sent, in seconds since the Unix epoch (Standard Webhooks). Refuse
          *     a message more than five minutes off your clock: it may be replayed.

@@ -30,6 +30,12 @@ import { createPostsService } from './modules/posts/service.js';
 import { createUsersHandlers } from './modules/users/handlers.js';
 import { createUsersRepository } from './modules/users/repository.js';
 import { createUsersService } from './modules/users/service.js';
+import { createWebhookAdminHandlers } from './modules/webhooks/handlers.js';
+import { createWebhookAdminRepository } from './modules/webhooks/repository.js';
+import {
+  createWebhookAdminService,
+  type WebhookDeliveriesPort,
+} from './modules/webhooks/service.js';
 import { registerPipeline } from './plugins/pipeline.js';
 import { serverOptions } from './plugins/server-options.js';
 import { addStartupWork, backgroundTasks } from './lifecycle.js';
@@ -57,7 +63,20 @@ export interface AppDeps {
    * to the database (the ADMIN_EMAIL account, the email loop) waits for it.
    */
   migrated?: Promise<unknown>;
+  /**
+   * What queues webhook deliveries for the admin operations (redeliverWebhookDelivery,
+   * sendWebhookTest). Without it those two answer 500: nothing would send what they queue.
+   */
+  webhookDeliveries?: WebhookDeliveriesPort;
 }
+
+/** The stand-in while no queue is wired: it refuses loudly rather than pretend to send. */
+const unwiredWebhookDeliveries: WebhookDeliveriesPort = {
+  redeliver: () =>
+    Promise.reject(new Error('webhook deliveries are not wired (AppDeps.webhookDeliveries)')),
+  sendTest: () =>
+    Promise.reject(new Error('webhook deliveries are not wired (AppDeps.webhookDeliveries)')),
+};
 
 /**
  * The composition root: config → database → repositories → services → handlers → the
@@ -70,7 +89,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const database = deps.database ?? (await openDatabase(app, config));
     const redis = config.redis ? await openRedis(app, config.redis.url) : null;
     const repositories = createRepositories(database.db, config, spec);
-    const services = createServices(app, config, repositories);
+    const webhookDeliveries = deps.webhookDeliveries ?? unwiredWebhookDeliveries;
+    const services = createServices(app, config, repositories, webhookDeliveries);
     app.decorate('emailDelivery', services.email.delivery);
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
     const published = publishedSpec(spec, config.publicApiUrl);
@@ -124,10 +144,16 @@ function createRepositories(db: Db, config: Config, spec: OpenApiDocument) {
     accounts: createAccountRepository(db),
     posts: createPostsRepository(db, { searchLanguage: config.searchLanguage, events }),
     outbox: createOutboxRepository(db),
+    webhooks: createWebhookAdminRepository(db),
   };
 }
 
-function createServices(app: FastifyInstance, config: Config, repositories: Repositories) {
+function createServices(
+  app: FastifyInstance,
+  config: Config,
+  repositories: Repositories,
+  webhookDeliveries: WebhookDeliveriesPort,
+) {
   const { users, sessions, failures, outbox } = repositories;
   const { bcryptCost: cost, bcryptThreads: threads, bcryptNice: nice } = config;
   const passwords = createPasswordHasher({ cost, threads, nice });
@@ -153,6 +179,13 @@ function createServices(app: FastifyInstance, config: Config, repositories: Repo
     users: createUsersService({ users, passwords, mail, sessions, posts: repositories.posts }),
     account: createAccountService({ accounts: repositories.accounts, passwords, mail }),
     posts: createPostsService({ posts: repositories.posts }),
+    webhooks: createWebhookAdminService({
+      endpoints: repositories.webhooks,
+      deliveries: webhookDeliveries,
+      production: config.env === 'production',
+      allowHttp: config.webhooks.allowHttp,
+      secretRotationGraceSeconds: config.webhooks.secretRotationGraceSeconds,
+    }),
   };
 }
 
@@ -178,6 +211,7 @@ function createHandlers(
     ...createAuthHandlers(services.auth, services.sessionsService),
     ...createAccountHandlers(services.account),
     ...createPostsHandlers(services.posts),
+    ...createWebhookAdminHandlers(services.webhooks),
   };
 }
 

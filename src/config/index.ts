@@ -15,6 +15,7 @@ import { metricsArea, type MetricsSettings } from './metrics.js';
 import { areas, properties, validateEnvironment, type EnvValues } from './schema.js';
 import { securityArea, type SecuritySettings } from './security.js';
 import { serverArea, type ServerSettings } from './server.js';
+import { webhooksArea, type WebhooksSettings } from './webhooks.js';
 
 export { ConfigError, parseDuration, type ConfigPurpose } from './area.js';
 export type { RateLimit, RateLimitedOperation } from './limits.js';
@@ -29,7 +30,8 @@ export interface Config
     SecuritySettings,
     LimitsSettings,
     MetricsSettings,
-    AdminSettings {
+    AdminSettings,
+    WebhooksSettings {
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -101,6 +103,7 @@ export function loadConfig(
     limitsArea.settings(env, context, report),
     metricsArea.settings(env, context, report),
     adminArea.settings(env, context, report),
+    webhooksArea.settings(env, context, report),
     { warnings: Object.freeze(warnings) },
   );
   if (problems.length > 0) throw ConfigError.of(problems);

