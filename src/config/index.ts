@@ -10,6 +10,7 @@ import { authArea, type AuthSettings } from './auth.js';
 import { databaseArea, type DatabaseSettings } from './database.js';
 import { emailArea, type EmailSettings } from './email.js';
 import { httpArea, type HttpSettings } from './http.js';
+import { jobsArea, type JobsSettings } from './jobs.js';
 import { limitsArea, type LimitsSettings } from './limits.js';
 import { metricsArea, type MetricsSettings } from './metrics.js';
 import { areas, properties, validateEnvironment, type EnvValues } from './schema.js';
@@ -29,6 +30,7 @@ export interface Config
     SecuritySettings,
     LimitsSettings,
     MetricsSettings,
+    JobsSettings,
     AdminSettings {
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
@@ -100,6 +102,7 @@ export function loadConfig(
     securityArea.settings(env, context, report),
     limitsArea.settings(env, context, report),
     metricsArea.settings(env, context, report),
+    jobsArea.settings(env, context, report),
     adminArea.settings(env, context, report),
     { warnings: Object.freeze(warnings) },
   );
