@@ -47,25 +47,38 @@ async function openRedis(settings: Extract<JobBackendSettings, { kind: 'redis' }
     retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
   });
   producer.on('error', () => undefined);
-  // A worker blocks on Redis for its next job: BullMQ requires retries without limit there.
-  const workers = new Redis(settings.url, {
-    maxRetriesPerRequest: null,
-    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
-  });
-  workers.on('error', () => undefined);
   const prefix = `${settings.keyPrefix}bull`;
   return {
     kind: 'redis' as const,
     factory: undefined,
     queueOptions: { connection: producer, prefix },
-    workerOptions: { connection: workers, prefix },
+    // Options, not a client: each worker opens (and closes) connections of its own, and a
+    // forced close cannot cut another worker's.
+    workerOptions: { connection: workerConnection(settings.url), prefix },
     ping: async () => {
       await producer.ping();
     },
     close: async () => {
       producer.disconnect();
-      workers.disconnect();
     },
+  };
+}
+
+/**
+ * ioredis options from a `redis://` or `rediss://` URL. A worker blocks on Redis for its
+ * next job: BullMQ requires retries without limit there.
+ */
+function workerConnection(url: string): Record<string, unknown> {
+  const parsed = new URL(url);
+  return {
+    host: parsed.hostname,
+    port: Number(parsed.port || 6379),
+    db: Number(parsed.pathname.slice(1) || 0),
+    ...(parsed.username ? { username: decodeURIComponent(parsed.username) } : {}),
+    ...(parsed.password ? { password: decodeURIComponent(parsed.password) } : {}),
+    ...(parsed.protocol === 'rediss:' ? { tls: {} } : {}),
+    maxRetriesPerRequest: null,
+    retryStrategy: (attempt: number) => Math.min(attempt * 200, 2000),
   };
 }
 

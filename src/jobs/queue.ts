@@ -136,23 +136,25 @@ export async function createJobQueue<J extends JobMap>(
       await queue.upsertJobScheduler(name, { every: everyMs }, { name, data: payload });
     },
     work(handlers, workerSettings) {
+      const inHand = jobsInHand();
       const worker = new Worker(
         QUEUE_NAME,
-        processorOf(handlers as Record<string, JobHandler<unknown>>, workerSettings.onRun),
+        processorOf(handlers as Record<string, JobHandler<unknown>>, workerSettings.onRun, inHand),
         workerOptions(backend, workerSettings),
         backend.factory as never,
       );
       worker.on('error', (error) => workerSettings.onError?.(error));
       return {
         async close(timeoutMs) {
-          const closing = worker.close();
-          try {
-            await withTimeout(closing, timeoutMs, 'jobs still running');
-            return 'finished';
-          } catch {
-            await worker.close(true);
-            return 'abandoned';
-          }
+          // No new job; then the jobs in hand get `timeoutMs`. A forced close stops renewing
+          // the locks of those still running, so they expire and another worker takes them.
+          await worker.pause(true);
+          const finished = await withTimeout(inHand.none(), timeoutMs, 'jobs running').then(
+            () => true,
+            () => false,
+          );
+          await worker.close(true);
+          return finished ? 'finished' : 'abandoned';
         },
       };
     },
@@ -182,15 +184,36 @@ function workerOptions(backend: Backend, settings: WorkerSettings): WorkerOption
   } as WorkerOptions;
 }
 
+/** Counts the jobs a worker is running, and tells when it runs none. */
+function jobsInHand() {
+  let running = 0;
+  let idle: Array<() => void> = [];
+  return {
+    begin: () => {
+      running += 1;
+    },
+    end: () => {
+      running -= 1;
+      if (running > 0) return;
+      for (const resolve of idle) resolve();
+      idle = [];
+    },
+    none: () =>
+      running === 0 ? Promise.resolve() : new Promise<void>((resolve) => idle.push(resolve)),
+  };
+}
+
 /** Runs each job with the handler of its name, timing it. */
 function processorOf(
   handlers: Record<string, JobHandler<unknown>>,
   onRun: WorkerSettings['onRun'],
+  inHand: ReturnType<typeof jobsInHand>,
 ): Processor {
   return async (job: Job) => {
     const handler = handlers[job.name];
     // A job of a name this build has no handler for fails (and is retried by a newer one).
     if (!handler) throw new Error(`no handler for jobs named ${job.name}`);
+    inHand.begin();
     const started = performance.now();
     const seconds = () => (performance.now() - started) / 1000;
     try {
@@ -200,6 +223,8 @@ function processorOf(
     } catch (error) {
       onRun?.({ name: job.name, outcome: 'failed', seconds: seconds() }, error);
       throw error;
+    } finally {
+      inHand.end();
     }
   };
 }

@@ -33,11 +33,11 @@ describe.each(jobBackends)('the job queue on %s', (kind) => {
     await backend.cleanup();
   });
 
-  /** Resolves once the queue holds nothing waiting or running. */
+  /** Resolves once the queue holds nothing waiting or running (a schedule's next is delayed). */
   async function drained(): Promise<void> {
     for (;;) {
       const depth = await queue.depth();
-      if (depth.waiting + depth.active + depth.delayed === 0) return;
+      if (depth.waiting + depth.active === 0) return;
       await new Promise((resolve) => setTimeout(resolve, 50));
     }
   }
@@ -161,6 +161,61 @@ describe.each(jobBackends)('the job queue on %s', (kind) => {
       await ticked.promise;
     } finally {
       await second.close();
+    }
+  });
+
+  it('closes a worker once its job is done, within the wait', async () => {
+    const started = signal();
+    const finish = signal();
+    const worker = queue.work(
+      {
+        echo: async () => {
+          started.resolve();
+          await finish.promise;
+        },
+        other: async () => undefined,
+      },
+      { concurrency: 1 },
+    );
+    await queue.enqueue('echo', { n: 1 }, { id: 'close-finished' });
+    await started.promise;
+    const closing = worker.close(10_000);
+    finish.resolve();
+    expect(await closing).toBe('finished');
+    await drained();
+  });
+
+  it('abandons a job still running after the wait; another worker runs it again', async () => {
+    // On Redis, a queue of its own: the stalled-job check runs at most once per stalledInterval of
+    // the worker that ran it last, and the other tests' workers have the default (30 s).
+    const own = testJobBackend(kind, db);
+    const fresh = await createJobQueue<TestJobs>(own.settings);
+    try {
+      const started = signal();
+      const settings = { concurrency: 1, lockDurationMs: 1000, stalledIntervalMs: 500 };
+      const stuck = fresh.work(
+        {
+          echo: async () => {
+            started.resolve();
+            await new Promise(() => undefined);
+          },
+          other: async () => undefined,
+        },
+        settings,
+      );
+      await fresh.enqueue('echo', { n: 5 }, { id: 'close-abandoned' });
+      await started.promise;
+      expect(await stuck.close(300)).toBe('abandoned');
+      const ranAgain = signal<string>();
+      const next = fresh.work(
+        { echo: async (_payload, job) => ranAgain.resolve(job.id), other: async () => undefined },
+        settings,
+      );
+      expect(await ranAgain.promise).toBe('close-abandoned');
+      await next.close(5000);
+    } finally {
+      await fresh.close();
+      await own.cleanup();
     }
   });
 
