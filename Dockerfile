@@ -59,5 +59,6 @@ HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=3 \
   CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3333)+'/ready').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
 STOPSIGNAL SIGTERM
 # Migrations: `node dist/db/migrate.js` (docker-compose.yml's migrate service, the
-# Kubernetes Job), before the servers of a new release start.
+# Kubernetes Job), before the servers of a new release start. The job worker is the same
+# image with `node dist/worker.js` (its probes on WORKER_PORT, not on PORT).
 CMD ["node", "dist/server.js"]

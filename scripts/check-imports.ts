@@ -6,6 +6,8 @@
  * - src/http imports nothing from src/modules (app.ts composes them), nor from src/plugins;
  * - src/plugins (the infrastructure) imports nothing from src/modules: what it needs of them
  *   (handlers, background tasks) it is given by app.ts;
+ * - src/jobs (the job queue, infrastructure) imports nothing from src/modules, src/http or
+ *   src/plugins: the composition gives it the job handlers;
  * - in a module only handlers.ts imports src/http;
  * - src/lib, src/db, the domain errors and the API type names import none of these;
  * - every table is written only by its owning module (scripts/check-ownership.ts).
@@ -47,6 +49,14 @@ function rulesFor(root: string): IForbiddenRuleType[] {
       to: { path: `${at}modules/` },
     },
     {
+      name: 'jobs-import-no-module',
+      comment:
+        'src/jobs is infrastructure; the composition (app.ts, worker.ts) gives it the job handlers.',
+      severity: 'error',
+      from: { path: `${at}jobs/` },
+      to: { path: `${at}(modules|http|plugins)/` },
+    },
+    {
       name: 'http-imports-no-plugin',
       comment:
         'The plugins build on the contract at run time (its errors, its operations), not the reverse.',
@@ -66,7 +76,7 @@ function rulesFor(root: string): IForbiddenRuleType[] {
       comment: 'src/lib, src/db, the domain errors and the API type names sit below the rest.',
       severity: 'error',
       from: { path: `${at}(lib/|db/|errors\\.ts$|api-types\\.ts$)` },
-      to: { path: `${at}(http|modules|plugins)/` },
+      to: { path: `${at}(http|modules|plugins|jobs)/` },
     },
   ];
 }

@@ -1,6 +1,6 @@
 // @ts-check
 /**
- * npm start: runs the server from src/ with no build step, and without a TypeScript loader
+ * npm start: runs the server (npm run worker: the job workers) from src/ with no build step, and without a TypeScript loader
  * in the running process (tsx cost 0.5 s and 80 MB on every start). After `npm ci`, npm
  * runs it with `--prepare`, which transpiles and stops there, so the first start is as
  * quick as the next.
@@ -136,5 +136,7 @@ try {
 }
 // Node 22 and later keep compiled code between starts; Node 20 has no such cache.
 /** @type {{ enableCompileCache?: () => unknown }} */ (nodeModule).enableCompileCache?.();
-// `--prepare` (npm's postinstall): transpiled, nothing to run.
-if (process.argv[2] !== '--prepare') await import(pathToFileURL(join(outDir, 'server.js')).href);
+// `--prepare` (npm's postinstall): transpiled, nothing to run; `--worker` (npm run worker):
+// the job workers instead of the server.
+const entry = process.argv[2] === '--worker' ? 'worker.js' : 'server.js';
+if (process.argv[2] !== '--prepare') await import(pathToFileURL(join(outDir, entry)).href);

@@ -1,16 +1,14 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
-import type { Database, Db } from './db/client.js';
+import type { Database } from './db/client.js';
 import { StartupError } from './db/connection-errors.js';
 import { checkSearchLanguage } from './db/search.js';
-import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
 import type { PasswordHasher } from './lib/passwords.js';
-import type { LoginLimits } from './modules/auth/login-limits.js';
 import type { EmailDelivery } from './modules/email/delivery.js';
 import type { EmailTransport } from './modules/email/transports.js';
 import { ensureAdminAccount } from './modules/users/admin-account.js';
 import type { UsersRepository } from './modules/users/repository.js';
-import { periodic, type BackgroundTask } from './plugins/background.js';
+import type { BackgroundTask } from './plugins/background.js';
 
 /**
  * What the app does besides answering requests: the work it does once before it is ready,
@@ -59,33 +57,16 @@ export function addStartupWork(
   });
 }
 
-/** The background work, started and stopped with the app (src/plugins/background.ts). */
+/**
+ * The background work, started and stopped with the app (src/plugins/background.ts): the
+ * email delivery loop, and the jobs (src/job-work.ts) when this process runs them.
+ */
 export function backgroundTasks(
-  config: Config,
-  db: Db,
-  services: {
-    loginLimits: LoginLimits;
-    email: { delivery: EmailDelivery; transport: EmailTransport };
-  },
+  services: { email: { delivery: EmailDelivery; transport: EmailTransport } },
+  jobs: BackgroundTask | null,
 ): BackgroundTask[] {
-  const { loginLimits, email } = services;
+  const { email } = services;
   return [
-    {
-      name: 'login failures cleanup',
-      start: (log) =>
-        loginLimits.startCleanup({
-          everyMs: Math.min(Math.max(config.loginLimit.windowSeconds, 60), 3600) * 1000,
-          onError: (error) => log.warn({ err: error }, 'clearing expired login failures failed'),
-        }),
-    },
-    // Ended sessions (their refresh tokens with them) and used or expired email tokens are
-    // deleted a day after their end, a batch every ten minutes.
-    periodic(
-      'housekeeping',
-      10 * 60_000,
-      () => deleteEndedRows(db, { idleTimeoutSeconds: config.sessions.idleTimeoutSeconds }),
-      'deleting ended sessions and tokens failed',
-    ),
     {
       name: 'email delivery',
       start: () => {
@@ -97,5 +78,6 @@ export function backgroundTasks(
         };
       },
     },
+    ...(jobs ? [jobs] : []),
   ];
 }

@@ -10,6 +10,7 @@ import { authArea, type AuthSettings } from './auth.js';
 import { databaseArea, type DatabaseSettings } from './database.js';
 import { emailArea, type EmailSettings } from './email.js';
 import { httpArea, type HttpSettings } from './http.js';
+import { jobsArea, type JobsSettings } from './jobs.js';
 import { limitsArea, type LimitsSettings } from './limits.js';
 import { metricsArea, type MetricsSettings } from './metrics.js';
 import { areas, properties, validateEnvironment, type EnvValues } from './schema.js';
@@ -30,6 +31,7 @@ export interface Config
     SecuritySettings,
     LimitsSettings,
     MetricsSettings,
+    JobsSettings,
     AdminSettings,
     WebhooksSettings {
   /** Things worth telling the operator at start-up, such as a generated secret. */
@@ -102,6 +104,7 @@ export function loadConfig(
     securityArea.settings(env, context, report),
     limitsArea.settings(env, context, report),
     metricsArea.settings(env, context, report),
+    jobsArea.settings(env, context, report),
     adminArea.settings(env, context, report),
     webhooksArea.settings(env, context, report),
     { warnings: Object.freeze(warnings) },

@@ -13,6 +13,7 @@ import { authArea } from './auth.js';
 import { databaseArea } from './database.js';
 import { emailArea } from './email.js';
 import { httpArea } from './http.js';
+import { jobsArea } from './jobs.js';
 import { limitsArea } from './limits.js';
 import { metricsArea } from './metrics.js';
 import { securityArea } from './security.js';
@@ -32,6 +33,7 @@ export const areas = [
   securityArea,
   limitsArea,
   metricsArea,
+  jobsArea,
   adminArea,
   webhooksArea,
 ] as const;

@@ -13,6 +13,10 @@ export interface WebhooksSettings {
     readonly allowHttp: boolean;
     /** How long a rotated-out secret keeps signing deliveries beside the new one. */
     readonly secretRotationGraceSeconds: number;
+    /** Attempts in flight to one endpoint from one process at most. */
+    readonly endpointConcurrency: number;
+    /** An endpoint failing without a success for this long is disabled (and admins told). */
+    readonly disableAfterSeconds: number;
   };
 }
 
@@ -38,12 +42,29 @@ export const webhooksArea = defineArea({
       description:
         "how long an endpoint's previous secret keeps signing its deliveries after `rotateWebhookSecret` (each delivery then carries both signatures)",
     },
+    WEBHOOK_ENDPOINT_CONCURRENCY: {
+      type: 'integer',
+      minimum: 1,
+      maximum: 100,
+      default: 4,
+      description:
+        'how many deliveries one process sends to one endpoint at a time; the others wait their turn without holding up other endpoints',
+    },
+    WEBHOOK_DISABLE_AFTER: {
+      type: 'string',
+      pattern: durationPattern,
+      default: '5d',
+      description:
+        'how long an endpoint may fail without a single success before it is disabled and the admins are emailed',
+    },
   },
   settings: (values): WebhooksSettings => ({
     webhooks: Object.freeze({
       allowPrivateNetworks: values.WEBHOOK_ALLOW_PRIVATE_NETWORKS,
       allowHttp: values.WEBHOOK_ALLOW_HTTP,
       secretRotationGraceSeconds: parseDuration(values.WEBHOOK_SECRET_ROTATION_GRACE),
+      endpointConcurrency: values.WEBHOOK_ENDPOINT_CONCURRENCY,
+      disableAfterSeconds: parseDuration(values.WEBHOOK_DISABLE_AFTER),
     }),
   }),
 });

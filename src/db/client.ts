@@ -34,6 +34,11 @@ export interface Database {
   readonly kind: 'postgres' | 'embedded';
   /** Where the data is, in words, for logs and scripts. */
   readonly location: string;
+  /**
+   * How to open more connections to it (the job queue's PostgreSQL backend keeps its own
+   * pool): DATABASE_URL, or the embedded server's socket.
+   */
+  readonly connection: DatabaseConnection;
   /** Applies the migrations in drizzle/ that have not run yet, and says which it applied. */
   migrate(): Promise<MigrationReport>;
   /** Resolves when the database answers a query. */
@@ -49,6 +54,11 @@ export interface Database {
   poolStats(): PoolStats;
   close(): Promise<void>;
 }
+
+export type DatabaseConnection = Pick<
+  PoolConfig,
+  'connectionString' | 'host' | 'port' | 'user' | 'database'
+>;
 
 /** node-postgres' Pool at one moment: connections open, of which idle; queries waiting. */
 export interface PoolStats {
@@ -139,6 +149,7 @@ export async function startDatabase(
     db: postgres.db,
     kind: 'embedded',
     location,
+    connection: postgres.connection,
     migrate: async () => {
       await access.ready;
       return postgres.migrate();
@@ -171,7 +182,7 @@ export async function startDatabase(
 const MIGRATION_LOCK = 7_294_517_002_183n.toString();
 
 async function createPostgres(
-  connection: PoolConfig,
+  connection: DatabaseConnection,
   settings: Config['db'],
   options: DatabaseOptions,
   location: string,
@@ -211,6 +222,7 @@ async function createPostgres(
     db,
     kind: 'postgres',
     location,
+    connection,
     migrate: async () => {
       if (!migrations.lockMigrations) {
         return migrateAndReport(

@@ -1,10 +1,9 @@
 import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
-import { every } from '../lib/periodic.js';
 
 /**
- * Work the app does besides answering requests (the email delivery loop, the housekeeping
- * timers; later queues and subscribers). One owner starts it with the app and stops it
+ * Work the app does besides answering requests (the email delivery loop, the job workers
+ * and the events relay; later subscribers). One owner starts it with the app and stops it
  * with the app, so that none of it runs before the app is ready, outlives it, or works on
  * a database that has closed.
  */
@@ -16,22 +15,6 @@ export interface BackgroundTask {
    * (a batch of emails being sent is finished and marked).
    */
   start(log: FastifyBaseLogger): () => void | Promise<void>;
-}
-
-/**
- * `run` every `everyMs` (the first time one period after the start); a failure is logged
- * as a warning saying `failure`, and the next period tries again.
- */
-export function periodic(
-  name: string,
-  everyMs: number,
-  run: () => Promise<unknown>,
-  failure: string,
-): BackgroundTask {
-  return {
-    name,
-    start: (log) => every(everyMs, run, (error) => log.warn({ err: error }, failure)),
-  };
 }
 
 export interface BackgroundOptions {

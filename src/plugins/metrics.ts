@@ -18,6 +18,8 @@ import {
   registerPoolGauges,
   registerRequestMetrics,
 } from './metrics-collectors.js';
+import { registerJobMetrics, type JobDepth, type WebhookOutcome } from './metrics-jobs.js';
+import type { JobRun } from '../jobs/queue.js';
 
 /**
  * The server's metrics in the Prometheus text format (prom-client, on a registry of the
@@ -42,6 +44,8 @@ export interface MetricsSources {
   pool?: (() => PoolStats | undefined) | undefined;
   /** Emails due and not sent yet: one quick query (an index covers it). */
   outboxDue?: (() => Promise<number>) | undefined;
+  /** The job queue's counts by state, where this process uses the queue. */
+  jobDepth?: JobDepth | undefined;
 }
 
 export interface MetricsOptions {
@@ -64,6 +68,12 @@ export interface Metrics {
    * expired before they could be sent ('expired').
    */
   emailsDead(reason: 'attempts' | 'expired', count: number): void;
+  /** A job run by this process's workers (src/jobs). */
+  jobRun(run: JobRun): void;
+  /** A webhook attempt made by this process, with its outcome and duration. */
+  webhookAttempt(outcome: WebhookOutcome, seconds: number): void;
+  /** A webhook received (2xx), so long after its event was committed. */
+  webhookDelivered(secondsSinceEvent: number): void;
   /** The exposition text (Prometheus text format 0.0.4). */
   scrape(): Promise<string>;
   /** Starts the METRICS_PORT listener, if configured: server.ts calls it after the API's. */
@@ -89,6 +99,9 @@ const noMetrics: Metrics = {
   rateLimitRejected: () => undefined,
   rateLimitStoreError: () => undefined,
   emailsDead: () => undefined,
+  jobRun: () => undefined,
+  webhookAttempt: () => undefined,
+  webhookDelivered: () => undefined,
   scrape: () => Promise.reject(notFound()),
   listen: () => Promise.resolve(undefined),
   authenticate: () => Promise.reject(notFound()),
@@ -111,6 +124,7 @@ export const metrics = fp<MetricsOptions>(
     const counters = registerCounters(registry, options.rateLimitedOperations);
     registerPoolGauges(registry, () => options.sources.pool?.());
     registerOutboxBacklog(registry, () => options.sources.outboxDue);
+    const jobs = registerJobMetrics(registry, () => options.sources.jobDepth);
 
     const scrape = () => registry.metrics();
     const expected = settings.token === undefined ? undefined : digest(settings.token);
@@ -118,6 +132,7 @@ export const metrics = fp<MetricsOptions>(
     app.decorate('metrics', {
       enabled: true,
       ...counters,
+      ...jobs,
       scrape,
       listen: listener.listen,
       async authenticate(request) {

@@ -93,9 +93,9 @@ describe('docker-compose.yml against the Compose specification', () => {
 });
 
 describe('docker-compose.yml against the server', () => {
-  it('starts postgres, redis, the one-shot migrate and search-language, the api, the load balancer and the mock', () => {
+  it('starts postgres, redis, the one-shot migrate and search-language, the api, the worker, the load balancer and the mock', () => {
     expect(Object.keys(services).sort()).toEqual(
-      ['api', 'lb', 'migrate', 'mock', 'postgres', 'redis', 'search-language'].sort(),
+      ['api', 'lb', 'migrate', 'mock', 'postgres', 'redis', 'search-language', 'worker'].sort(),
     );
     expect(service('mock').profiles).toEqual(['mock']);
   });
@@ -159,7 +159,7 @@ describe('docker-compose.yml against the server', () => {
   });
 
   it('sets only variables the server reads, and no secret but from the shell', () => {
-    for (const name of ['migrate', 'search-language', 'api']) {
+    for (const name of ['migrate', 'search-language', 'api', 'worker']) {
       const environment = service(name).environment ?? {};
       for (const variable of Object.keys(environment)) {
         expect(isKnownVariable(variable), `${name}: ${variable}`).toBe(true);
@@ -173,13 +173,29 @@ describe('docker-compose.yml against the server', () => {
   it('gives every service a configuration the server accepts, the api listening beyond its container', () => {
     // What the shell would give ${JWT_SECRET:?…}.
     const fromShell = { JWT_SECRET: 'a-secret-from-the-shell-a-secret-from-the-shell' };
-    for (const name of ['migrate', 'search-language', 'api']) {
+    for (const name of ['migrate', 'search-language', 'api', 'worker']) {
       const environment = { ...service(name).environment, ...fromShell };
       expect(() => loadConfig(environment), name).not.toThrow();
     }
     // The server alone would listen on 127.0.0.1: nginx could not reach it.
     expect(service('api').environment?.HOST).toBe('0.0.0.0');
     expect(loadConfig({ ...service('api').environment, ...fromShell }).host).toBe('0.0.0.0');
+  });
+
+  it('runs the jobs in the worker only, on the queue in Redis, after the migrations', () => {
+    const worker = service('worker');
+    const api = service('api');
+    expect(worker.command).toEqual(['node', 'dist/worker.js']);
+    expect(worker.image).toBe(api.image);
+    expect(api.environment?.JOBS_IN_PROCESS).toBe('false');
+    const fromShell = { JWT_SECRET: 'a-secret-from-the-shell-a-secret-from-the-shell' };
+    const config = loadConfig({ ...worker.environment, ...fromShell });
+    expect(config.redis?.url).toBe(api.environment?.REDIS_URL);
+    expect(worker.expose).toEqual([String(config.jobs.workerPort)]);
+    expect(worker.healthcheck?.test.join(' ')).toContain(`:${config.jobs.workerPort}/ready`);
+    expect(worker.depends_on?.migrate?.condition).toBe('service_completed_successfully');
+    const shutdown = seconds(worker.environment?.SHUTDOWN_TIMEOUT ?? '10s');
+    expect(seconds(worker.stop_grace_period ?? '10s')).toBeGreaterThan(2 * shutdown);
   });
 
   it('keeps the merge keys Compose reads (a plain YAML parser would see `<<`)', () => {

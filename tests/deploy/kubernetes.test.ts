@@ -149,7 +149,21 @@ interface Workload {
   };
 }
 
-const deployment = one('Deployment') as unknown as Workload;
+/** The Deployment of one component: the API's or the worker's. */
+function deploymentOf(component: string): Workload {
+  const found = documents.filter(
+    (document) =>
+      document.kind === 'Deployment' &&
+      (document as unknown as Workload).spec.template.metadata?.labels?.[
+        'app.kubernetes.io/component'
+      ] === component,
+  );
+  expect(found, component).toHaveLength(1);
+  return found[0] as unknown as Workload;
+}
+
+const deployment = deploymentOf('api');
+const workerDeployment = deploymentOf('worker');
 const job = one('Job') as unknown as Workload;
 const configMap = one('ConfigMap') as unknown as {
   metadata: { name: string };
@@ -395,6 +409,35 @@ describe('deploy/kubernetes against the server', () => {
     expect(annotations['prometheus.io/scrape']).toBe('true');
     expect(Number(annotations['prometheus.io/port'])).toBe(metrics?.containerPort);
     expect(Number(setting('METRICS_PORT'))).toBe(metrics?.containerPort);
+  });
+
+  it('runs the jobs in the worker pods only, probed on WORKER_PORT, with the time to finish them', () => {
+    const worker = workerDeployment.spec.template.spec.containers[0] as Container;
+    expect(worker.command).toEqual(['node', 'dist/worker.js']);
+    expect(worker.image).toBe(api.image);
+    expect(setting('JOBS_IN_PROCESS')).toBe('false');
+    const environment = environmentOf(worker);
+    for (const name of environment.keys()) expect(isKnownVariable(name), name).toBe(true);
+    // The Secret's required keys once created; the optional ones (Redis, SMTP) left out.
+    const secrets: Record<string, string> = {
+      DATABASE_URL: 'postgres://app:app@db:5432/app',
+      JWT_SECRET: 'a-secret-from-the-secret-a-secret-from-the-secret',
+    };
+    const plain = Object.fromEntries(
+      [...environment].map(([name, value]) => [
+        name,
+        typeof value === 'string' ? value : secrets[value.key],
+      ]),
+    );
+    const config = loadConfig(plain);
+    const http = worker.ports?.find((port) => port.name === 'http');
+    expect(http?.containerPort).toBe(config.jobs.workerPort);
+    expect(worker.livenessProbe?.httpGet).toEqual({ path: '/health', port: 'http' });
+    expect(worker.readinessProbe?.httpGet).toEqual({ path: '/ready', port: 'http' });
+    const annotations = workerDeployment.spec.template.metadata?.annotations ?? {};
+    expect(Number(annotations['prometheus.io/port'])).toBe(config.jobs.workerPort);
+    const grace = workerDeployment.spec.template.spec.terminationGracePeriodSeconds ?? 30;
+    expect(grace).toBeGreaterThan((2 * config.shutdownTimeoutMs) / 1000);
   });
 
   it('commits no real secret', () => {

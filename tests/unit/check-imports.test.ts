@@ -87,4 +87,28 @@ describe('the import check', () => {
       ]),
     );
   }, 30_000);
+
+  it('finds modules, HTTP and plugins inside src/jobs, and the jobs inside src/lib', async () => {
+    const root = await tree('jobs', {
+      'jobs/queue.ts': "import '../modules/events/types.js';",
+      'jobs/backend.ts': "import '../http/errors.js';",
+      'jobs/metrics.ts': "import '../plugins/metrics.js';",
+      'jobs/names.ts': "import '../lib/timeout.js';",
+      'modules/events/types.ts': '',
+      'http/errors.ts': '',
+      'plugins/metrics.ts': '',
+      'lib/timeout.ts': '',
+      'lib/periodic.ts': "import '../jobs/queue.js';",
+    });
+    const problems = await importProblems(root);
+    expect(problems).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^jobs-import-no-module: .*jobs\/queue\.ts → .*modules\/events/),
+        expect.stringMatching(/^jobs-import-no-module: .*jobs\/backend\.ts → .*http\/errors/),
+        expect.stringMatching(/^jobs-import-no-module: .*jobs\/metrics\.ts → .*plugins\/metrics/),
+        expect.stringMatching(/^lower-layers-import-no-upper: .*lib\/periodic\.ts/),
+      ]),
+    );
+    expect(problems.join('\n')).not.toMatch(/jobs\/names\.ts/);
+  }, 30_000);
 });

@@ -27,7 +27,9 @@ export const events = pgTable(
   },
   (table) => [
     // The relay's work list: small, because relayed rows leave it at once.
-    index('events_unrelayed_idx').on(table.position).where(sql`${table.relayedAt} is null`),
+    index('events_unrelayed_idx')
+      .on(table.position)
+      .where(sql`${table.relayedAt} is null`),
     index('events_occurred_at_idx').on(table.occurredAt),
   ],
 );

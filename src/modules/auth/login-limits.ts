@@ -1,4 +1,3 @@
-import { every } from '../../lib/periodic.js';
 import { TooManyAttemptsError } from '../../errors.js';
 import type { LoginFailuresRepository } from './login-failures-repository.js';
 
@@ -36,11 +35,11 @@ export interface LoginLimits {
   /** The password was right: the address's count starts again. */
   succeeded(email: string): Promise<void>;
   /**
-   * Deletes the counters of windows that are over, every `everyMs` (the first after one
-   * period), until the returned function is called. Expired counters are harmless (the
-   * next attempt starts a new window), but an address tried once stays a row otherwise.
+   * Deletes the counters of windows that are over (a scheduled job calls it); says how
+   * many. Expired counters are harmless (the next attempt starts a new window), but an
+   * address tried once stays a row otherwise.
    */
-  startCleanup(options: { everyMs: number; onError: (error: unknown) => void }): () => void;
+  deleteExpired(): Promise<number>;
 }
 
 export function createLoginLimits(deps: {
@@ -58,8 +57,6 @@ export function createLoginLimits(deps: {
       await failures.clear(email);
     },
 
-    startCleanup({ everyMs, onError }) {
-      return every(everyMs, () => failures.deleteExpired(), onError);
-    },
+    deleteExpired: () => failures.deleteExpired(),
   };
 }

@@ -383,3 +383,12 @@ export async function markEmailVerified(tx: Db, id: string, address: string): Pr
     .returning({ id: users.id });
   return user !== undefined;
 }
+
+/** The addresses of the active admins, to tell them of what needs them (a disabled webhook). */
+export async function activeAdminAddresses(db: Db): Promise<string[]> {
+  const rows = await db
+    .select({ email: users.email })
+    .from(users)
+    .where(and(eq(users.role, 'admin'), eq(users.isActive, true)));
+  return rows.map((row) => row.email);
+}

@@ -41,8 +41,8 @@ export interface DeliveriesRepository {
   fanOut(eventId: string, eventType: string): Promise<string[]>;
   /** The endpoint a delivery goes to; null when there is no such delivery. */
   endpointOf(deliveryId: string): Promise<string | null>;
-  /** A delivery of the event to this one endpoint (a test event), made once. */
-  deliverTo(endpointId: string, eventId: string, eventType: string): Promise<string | null>;
+  /** The event's deliveries not attempted yet: the first attempts to queue. */
+  unstarted(eventId: string): Promise<string[]>;
   /**
    * Begins the next attempt of a pending delivery whose attempt is due: moves `attempts`
    * from what it was to one more, in one statement, so that of two workers holding the
@@ -84,6 +84,22 @@ async function fanOut(db: Db, eventId: string, eventType: string): Promise<strin
     on conflict (endpoint_id, event_id) do nothing
     returning id`);
   return (result as { rows: { id: string }[] }).rows.map((row) => row.id);
+}
+
+/**
+ * A delivery of an event to one endpoint (a test event), in the caller's transaction: the
+ * event's job queues its first attempt.
+ */
+export async function insertDelivery(
+  tx: Db,
+  delivery: { endpointId: string; eventId: string; eventType: string },
+): Promise<string> {
+  const [row] = await tx
+    .insert(webhookDeliveries)
+    .values({ ...delivery, nextAttemptAt: sql`now()` })
+    .returning({ id: webhookDeliveries.id });
+  if (!row) throw new Error('the delivery was not inserted');
+  return row.id;
 }
 
 /** See DeliveriesRepository.claim. */
@@ -172,13 +188,18 @@ export function createDeliveriesRepository(db: Db): DeliveriesRepository {
       return row?.endpointId ?? null;
     },
 
-    async deliverTo(endpointId, eventId, eventType) {
-      const [row] = await db
-        .insert(webhookDeliveries)
-        .values({ endpointId, eventId, eventType, nextAttemptAt: sql`now()` })
-        .onConflictDoNothing()
-        .returning({ id: webhookDeliveries.id });
-      return row?.id ?? null;
+    async unstarted(eventId) {
+      const rows = await db
+        .select({ id: webhookDeliveries.id })
+        .from(webhookDeliveries)
+        .where(
+          and(
+            eq(webhookDeliveries.eventId, eventId),
+            eq(webhookDeliveries.status, 'pending'),
+            eq(webhookDeliveries.attempts, 0),
+          ),
+        );
+      return rows.map((row) => row.id);
     },
 
     claim: (deliveryId) => claimAttempt(db, deliveryId),

@@ -1,5 +1,5 @@
 import type { WebhookAttempt, WebhookAttemptResult } from '../../lib/webhooks/index.js';
-import type { DomainEvent } from '../events/types.js';
+import { testEventType, type DomainEvent } from '../events/types.js';
 import type { ClaimedAttempt, DeliveriesRepository } from './deliveries-repository.js';
 
 /**
@@ -26,16 +26,20 @@ export interface WebhookDeliveryOptions {
   /** Checks a body against the contract (development and tests); throws when it breaks it. */
   checkBody?: ((type: string, envelope: unknown) => void) | undefined;
   /** Told of every attempt's outcome (metrics). */
-  onAttempt?: ((result: 'succeeded' | 'retry' | 'failed', durationMs: number) => void) | undefined;
+  onAttempt?:
+    | ((result: 'succeeded' | 'retry' | 'failed', durationMs: number, sinceEventMs: number) => void)
+    | undefined;
   /** Told when an endpoint is disabled for failing (admins are told through it). */
   onDisabled?: ((endpointId: string, url: string) => Promise<void> | void) | undefined;
 }
 
 export interface WebhookDelivery {
-  /** Makes the event's deliveries and queues their first attempts (a job per event). */
+  /**
+   * Makes the event's deliveries and queues their first attempts (a job per event). Run
+   * again (a job retried), it makes none twice and queues the same attempts (same job
+   * ids), so nothing is sent twice.
+   */
   dispatch(event: DomainEvent): Promise<number>;
-  /** Delivers an event to one endpoint only (a test event). */
-  dispatchTo(endpointId: string, event: DomainEvent): Promise<string | null>;
   /** Sends a delivery again, whatever became of it (an admin's redelivery). */
   redeliver(deliveryId: string): Promise<boolean>;
   /** One attempt of a delivery (a job per attempt). */
@@ -76,7 +80,7 @@ async function record(
   };
   if (outcome.ok) {
     await deliveries.succeeded(attempt, facts);
-    options.onAttempt?.('succeeded', outcome.durationMs);
+    options.onAttempt?.('succeeded', outcome.durationMs, Date.now() - attempt.occurredAt.getTime());
     return 'succeeded';
   }
   const delay = options.retryDelayMs(attempt.attempt);
@@ -87,12 +91,12 @@ async function record(
     await options.onDisabled?.(attempt.endpointId, attempt.url);
   }
   if (delay === null) {
-    options.onAttempt?.('failed', outcome.durationMs);
+    options.onAttempt?.('failed', outcome.durationMs, Date.now() - attempt.occurredAt.getTime());
     return 'failed';
   }
   // Lost if the queue is down now: the sweep queues it again once it is overdue.
   await schedule(attempt.deliveryId, attemptJobId(attempt.deliveryId, attempt.attempt + 1), delay);
-  options.onAttempt?.('retry', outcome.durationMs);
+  options.onAttempt?.('retry', outcome.durationMs, Date.now() - attempt.occurredAt.getTime());
   return 'retry';
 }
 
@@ -102,15 +106,11 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookD
 
   return {
     async dispatch(event) {
-      const made = await deliveries.fanOut(event.id, event.type);
-      for (const id of made) await schedule(id, attemptJobId(id, 1), 0);
-      return made.length;
-    },
-
-    async dispatchTo(endpointId, event) {
-      const id = await deliveries.deliverTo(endpointId, event.id, event.type);
-      if (id) await schedule(id, attemptJobId(id, 1), 0);
-      return id;
+      // A test event has its one delivery already (made with it by sendTest).
+      if (event.type !== testEventType) await deliveries.fanOut(event.id, event.type);
+      const unstarted = await deliveries.unstarted(event.id);
+      for (const id of unstarted) await schedule(id, attemptJobId(id, 1), 0);
+      return unstarted.length;
     },
 
     async attempt(deliveryId) {

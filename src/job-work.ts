@@ -1,0 +1,229 @@
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
+import type { Config } from './config/index.js';
+import type { Database, Db } from './db/client.js';
+import type { JobBackendSettings } from './jobs/backend.js';
+import { createJobQueue, type JobHandlers, type JobQueue, type JobRun } from './jobs/queue.js';
+import type { LoginLimits } from './modules/auth/login-limits.js';
+import { createEventsRelay, type EventsRelay } from './modules/events/outbox.js';
+import type { DomainEvent } from './modules/events/types.js';
+import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
+import type { ScheduleAttempt, WebhookDelivery } from './modules/webhooks/delivery.js';
+import type { BackgroundTask } from './plugins/background.js';
+
+/**
+ * The app's jobs: what each is called and carries, who runs it, and when the periodic
+ * ones run. Composed here for the API (JOBS_IN_PROCESS) and the worker process alike.
+ */
+export interface AppJobs {
+  /** A committed event, put in the queue by the relay (job id: `event-<event id>`). */
+  event: DomainEvent;
+  'webhook-delivery': { deliveryId: string };
+  /** Scheduled: expired login-failure counters. */
+  'login-failures-cleanup': Record<string, never>;
+  /** Scheduled: ended sessions and used or expired email tokens. */
+  housekeeping: Record<string, never>;
+  /** Scheduled: webhook attempts whose jobs were lost (queue outage) are queued again. */
+  'webhook-sweep': Record<string, never>;
+}
+
+export type AppJobQueue = JobQueue<AppJobs>;
+
+/** The jobs that carry events to their receivers: the webhooks' handlers. */
+export type EventJobHandlers = Pick<
+  JobHandlers<AppJobs>,
+  'event' | 'webhook-delivery' | 'webhook-sweep'
+>;
+
+/**
+ * The job queue of a process, opened at its first use (an API that leaves the jobs to the
+ * worker only enqueues, and only when an admin redelivers), or the one its jobs run on.
+ */
+export interface QueueHandle {
+  get(): Promise<AppJobQueue>;
+  /** The queue this process's jobs run on (JOBS_IN_PROCESS, the worker). */
+  use(queue: AppJobQueue): void;
+}
+
+export function queueHandle(app: FastifyInstance, config: Config, database: Database): QueueHandle {
+  let queue: Promise<AppJobQueue> | undefined;
+  let own = false;
+  app.addHook('onClose', async () => {
+    if (own && queue) await (await queue).close();
+  });
+  return {
+    get() {
+      if (!queue) {
+        own = true;
+        queue = openJobQueue(config, database);
+        // A failed open is tried again at the next use.
+        queue.catch(() => (queue = undefined));
+      }
+      return queue;
+    },
+    use(given) {
+      queue = Promise.resolve(given);
+    },
+  };
+}
+
+/** Puts webhook attempts on the queue: a job per attempt, its id the attempt's. */
+export function scheduleAttempts(handle: QueueHandle): ScheduleAttempt {
+  return async (deliveryId, jobId, delayMs) => {
+    const queue = await handle.get();
+    await queue.enqueue('webhook-delivery', { deliveryId }, { id: jobId, delayMs });
+  };
+}
+
+/** The webhooks' jobs: an event's fan-out, one attempt, the sweep of lost attempts. */
+export function eventJobHandlers(delivery: WebhookDelivery): EventJobHandlers {
+  return {
+    event: (event) => delivery.dispatch(event),
+    'webhook-delivery': ({ deliveryId }) => delivery.attempt(deliveryId),
+    'webhook-sweep': () => delivery.sweep(),
+  };
+}
+
+/** Redis when there is one (REDIS_URL), else the app's own database. */
+export function jobBackendOf(config: Config, database: Database): JobBackendSettings {
+  return config.redis
+    ? { kind: 'redis', url: config.redis.url, keyPrefix: config.redis.keyPrefix }
+    : { kind: 'postgres', connection: database.connection };
+}
+
+export function openJobQueue(config: Config, database: Database): Promise<AppJobQueue> {
+  return createJobQueue<AppJobs>(jobBackendOf(config, database));
+}
+
+/**
+ * The periodic housekeeping, as job schedulers: every instance declares them, one worker
+ * of all runs each tick. Ended rows are deleted a day after their end, a batch every ten
+ * minutes; login-failure counters once their window is over.
+ */
+function schedules(config: Config) {
+  const cleanupEveryMs = Math.min(Math.max(config.loginLimit.windowSeconds, 60), 3600) * 1000;
+  return [
+    { name: 'login-failures-cleanup', everyMs: cleanupEveryMs },
+    { name: 'housekeeping', everyMs: 10 * 60_000 },
+    { name: 'webhook-sweep', everyMs: 60_000 },
+  ] as const;
+}
+
+/** Every job's handler: the housekeeping's here, the events' given by the composition. */
+export function appJobHandlers(parts: {
+  config: Config;
+  db: Db;
+  loginLimits: LoginLimits;
+  events: EventJobHandlers;
+}): JobHandlers<AppJobs> {
+  const { config, db } = parts;
+  return {
+    ...parts.events,
+    'login-failures-cleanup': () => parts.loginLimits.deleteExpired(),
+    housekeeping: () =>
+      deleteEndedRows(db, { idleTimeoutSeconds: config.sessions.idleTimeoutSeconds }),
+  };
+}
+
+export interface JobsTask extends BackgroundTask {
+  /** Relays soon (an event was just committed); nothing before the task starts. */
+  nudge(): void;
+}
+
+/**
+ * The relay, the workers and the schedulers, started and stopped together. On stop the
+ * relay finishes its batch, and the workers get SHUTDOWN_TIMEOUT to finish the jobs in
+ * hand; a job still running then is left to stalled-job recovery (its lock expires and
+ * another worker runs it again).
+ */
+export function jobsTask(parts: {
+  config: Config;
+  db: Db;
+  queue: AppJobQueue;
+  handlers: JobHandlers<AppJobs>;
+  onRun: (run: JobRun) => void;
+}): JobsTask {
+  const { config, queue } = parts;
+  let relay: EventsRelay | undefined;
+  return {
+    name: 'jobs',
+    nudge: () => relay?.nudge(),
+    start(log) {
+      relay = createEventsRelay({
+        db: parts.db,
+        publish: (events) =>
+          queue.enqueueAll(
+            events.map((event) => ({ name: 'event', payload: event, id: `event-${event.id}` })),
+          ),
+        log: log.child({ component: 'events relay' }),
+        pollIntervalMs: config.jobs.relayIntervalMs,
+      });
+      relay.start();
+      const worker = queue.work(parts.handlers, {
+        concurrency: config.jobs.concurrency,
+        onRun: (run, error) => {
+          parts.onRun(run);
+          if (error) log.warn({ job: run.name, err: error }, 'job failed; it will be retried');
+        },
+        onError: (error) => log.warn({ message: error.message }, 'job worker: connection error'),
+      });
+      const stopScheduling = declareSchedules(queue, config, log);
+      const started = relay;
+      return async () => {
+        stopScheduling();
+        await started.stop();
+        const how = await worker.close(config.shutdownTimeoutMs);
+        if (how === 'abandoned') {
+          log.warn('jobs still running at shutdown: another worker runs them again');
+        }
+      };
+    },
+  };
+}
+
+/** Declares the schedulers, again a minute later while the queue does not answer. */
+function declareSchedules(queue: AppJobQueue, config: Config, log: FastifyBaseLogger) {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const declare = async () => {
+    try {
+      for (const { name, everyMs } of schedules(config)) await queue.schedule(name, everyMs, {});
+    } catch (error) {
+      if (stopped) return;
+      log.warn({ err: error }, 'scheduling the housekeeping jobs failed; trying again in a minute');
+      timer = setTimeout(() => void declare(), 60_000);
+      timer.unref();
+    }
+  };
+  void declare();
+  return () => {
+    stopped = true;
+    clearTimeout(timer);
+  };
+}
+
+/** The jobs run by this process (JOBS_IN_PROCESS): the queue, closed with the app, and its task. */
+export async function openInProcessJobs(
+  app: FastifyInstance,
+  config: Config,
+  database: Database,
+  services: { loginLimits: LoginLimits; webhookDelivery: WebhookDelivery },
+  handle: QueueHandle,
+): Promise<{ queue: AppJobQueue; task: JobsTask }> {
+  const queue = await openJobQueue(config, database);
+  app.addHook('onClose', () => queue.close());
+  handle.use(queue);
+  const handlers = appJobHandlers({
+    config,
+    db: database.db,
+    loginLimits: services.loginLimits,
+    events: eventJobHandlers(services.webhookDelivery),
+  });
+  const task = jobsTask({
+    config,
+    db: database.db,
+    queue,
+    handlers,
+    onRun: (run) => app.metrics.jobRun(run),
+  });
+  return { queue, task };
+}
