@@ -81,6 +81,8 @@ async function fanOut(db: Db, eventId: string, eventType: string): Promise<strin
     select ${webhookEndpoints.id}, ${eventId}, ${eventType}, now()
     from ${webhookEndpoints}
     where ${webhookEndpoints.enabled} and ${eventType} = any(${webhookEndpoints.eventTypes})
+      -- Endpoints registered after the event was committed do not get it.
+      and ${webhookEndpoints.createdAt} <= (select occurred_at from events where id = ${eventId})
     on conflict (endpoint_id, event_id) do nothing
     returning id`);
   return (result as { rows: { id: string }[] }).rows.map((row) => row.id);
