@@ -18,7 +18,7 @@ import type { WebhookDeliveriesPort } from './modules/webhooks/service.js';
 import { registerPipeline } from './plugins/pipeline.js';
 import { serverOptions } from './plugins/server-options.js';
 import { createRepositories, createServices, type Services } from './composition.js';
-import { openInProcessJobs, queueHandle, scheduleAttempts } from './job-work.js';
+import { openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
 import { addStartupWork, backgroundTasks } from './lifecycle.js';
 import { loadSpec, publishedSpec } from './spec.js';
 
@@ -70,7 +70,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     app.decorate('emailDelivery', services.email.delivery);
     // JOBS_IN_PROCESS: this process runs the jobs too (else npm run worker does).
     const jobs = config.jobs.inProcess
-      ? await openInProcessJobs(app, config, database, services, queue)
+      ? await openJobWork(app, config, database, services, queue)
       : null;
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
     const published = publishedSpec(spec, config.publicApiUrl);

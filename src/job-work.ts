@@ -201,8 +201,11 @@ function declareSchedules(queue: AppJobQueue, config: Config, log: FastifyBaseLo
   };
 }
 
-/** The jobs run by this process (JOBS_IN_PROCESS): the queue, closed with the app, and its task. */
-export async function openInProcessJobs(
+/**
+ * The jobs run by this process (the worker, or the API with JOBS_IN_PROCESS): the queue,
+ * closed with the app, and the task that runs the relay, the workers and the schedulers.
+ */
+export async function openJobWork(
   app: FastifyInstance,
   config: Config,
   database: Database,

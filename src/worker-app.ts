@@ -3,14 +3,7 @@ import type { Config } from './config/index.js';
 import { openDatabase } from './connections.js';
 import { createRepositories, createServices } from './composition.js';
 import type { Database } from './db/client.js';
-import {
-  appJobHandlers,
-  eventJobHandlers,
-  jobsTask,
-  openJobQueue,
-  queueHandle,
-  scheduleAttempts,
-} from './job-work.js';
+import { openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
 import { loadSpec } from './spec.js';
 import { withTimeout } from './lib/timeout.js';
 import { background } from './plugins/background.js';
@@ -39,26 +32,11 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(handle),
     });
-    const queue = await openJobQueue(config, database);
-    app.addHook('onClose', () => queue.close());
-    handle.use(queue);
+    const { queue, task } = await openJobWork(app, config, database, services, handle);
     await app.register(metrics, {
       settings: config.metrics,
       rateLimitedOperations: [],
       sources: { pool: () => database.poolStats(), jobDepth: () => queue.depth() },
-    });
-    const handlers = appJobHandlers({
-      config,
-      db: database.db,
-      loginLimits: services.loginLimits,
-      events: eventJobHandlers(services.webhookDelivery),
-    });
-    const task = jobsTask({
-      config,
-      db: database.db,
-      queue,
-      handlers,
-      onRun: (run) => app.metrics.jobRun(run),
     });
     await app.register(background, { tasks: [task] });
     probeRoutes(app, {
