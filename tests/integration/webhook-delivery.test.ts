@@ -265,7 +265,7 @@ describe('webhook delivery', () => {
     release();
     expect(await inFlight).toBe('succeeded');
     // The busy attempt was queued again, not lost, and not counted as an attempt.
-    expect(scheduled.at(-1)).toMatchObject({ deliveryId: second, delayMs: 1000 });
+    expect(scheduled.at(-1)).toMatchObject({ deliveryId: second, delayMs: 250 });
     expect(await deliveryRow(second!)).toMatchObject({ status: 'pending', attempts: 0 });
   });
 

@@ -49,7 +49,7 @@ export interface WebhookDelivery {
 }
 
 /** How long a busy endpoint's attempt waits before it asks again. */
-const BUSY_DELAY_MS = 1000;
+const BUSY_DELAY_MS = 250;
 /** An attempt is overdue when its job has not run this long after it was due. */
 const OVERDUE_MS = 5 * 60_000;
 
