@@ -94,10 +94,18 @@ async function openPostgres(settings: Extract<JobBackendSettings, { kind: 'postg
     // instances starting at once migrate once).
     migrate: true,
     max: 4,
+    // Connections idle for a second are closed: a queue at rest holds only the worker's
+    // LISTEN connection (BullMQ's own), not a pool's worth of server processes.
+    idleTimeoutMillis: 1000,
     connectionTimeoutMillis: 5000,
     keepAlive: true,
   };
-  const probe = new pg.Pool({ ...settings.connection, max: 1, connectionTimeoutMillis: 2000 });
+  const probe = new pg.Pool({
+    ...settings.connection,
+    max: 1,
+    idleTimeoutMillis: 1000,
+    connectionTimeoutMillis: 2000,
+  });
   probe.on('error', () => undefined);
   return {
     kind: 'postgres' as const,
