@@ -42,7 +42,7 @@ export function createWebhookWork(
     retryDelayMs: (made) => retryDelayMs(made),
     disableAfterMs: webhooks.disableAfterSeconds * 1000,
     perEndpointConcurrency: webhooks.endpointConcurrency,
-    checkBody: parts.check as ((type: string, envelope: unknown) => void) | undefined,
+    checkBody: parts.check,
     onAttempt: (outcome, durationMs, sinceEventMs) => {
       app.metrics.webhookAttempt(outcome, durationMs / 1000);
       if (outcome === 'succeeded') app.metrics.webhookDelivered(sinceEventMs / 1000);

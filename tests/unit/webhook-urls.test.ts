@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { newWebhookSecret, urlProblem } from '../../src/modules/webhooks/service.js';
+import { createWebhookSecret } from '../../src/lib/webhooks/signing.js';
+import { urlProblem } from '../../src/modules/webhooks/service.js';
 
 const development = { production: false, allowHttp: false };
 const production = { production: true, allowHttp: false };
@@ -27,9 +28,9 @@ describe('urlProblem: the URLs an endpoint may have', () => {
   });
 });
 
-describe('newWebhookSecret', () => {
+describe('createWebhookSecret', () => {
   it('is whsec_ and the base64 of 32 random bytes, new each time', () => {
-    const secrets = new Set(Array.from({ length: 20 }, () => newWebhookSecret()));
+    const secrets = new Set(Array.from({ length: 20 }, () => createWebhookSecret()));
     expect(secrets.size).toBe(20);
     for (const secret of secrets) {
       expect(secret).toMatch(/^whsec_[A-Za-z0-9+/]{43}=$/);

@@ -36,7 +36,9 @@ export interface EventsRepository {
 }
 
 /** The envelope receivers get for an event of the outbox. */
-export function envelopeOf(event: DomainEvent): WebhookEnvelope {
+export function envelopeOf(
+  event: Pick<DomainEvent, 'type' | 'occurredAt' | 'payload'>,
+): WebhookEnvelope {
   return { type: event.type, timestamp: event.occurredAt, data: event.payload };
 }
 

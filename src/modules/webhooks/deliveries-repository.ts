@@ -2,6 +2,7 @@ import { and, eq, lte, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { events } from '../../db/schema/events.js';
 import { webhookDeliveries, webhookEndpoints } from '../../db/schema/webhooks.js';
+import type { DomainEvent } from '../events/types.js';
 
 /** An attempt a worker has claimed: what it needs to send it. */
 export interface ClaimedAttempt {
@@ -13,7 +14,7 @@ export interface ClaimedAttempt {
   /** The secrets to sign with: the current one, and the previous one during a rotation. */
   secrets: string[];
   eventId: string;
-  eventType: string;
+  eventType: DomainEvent['type'];
   occurredAt: Date;
   payload: unknown;
 }
@@ -106,9 +107,11 @@ export async function insertDelivery(
 
 /** See DeliveriesRepository.claim. */
 async function claimAttempt(db: Db, deliveryId: string): Promise<ClaimedAttempt | null> {
-  // The lease: while an attempt is in hand its next attempt is pushed past the send's
-  // longest time, so the sweep does not take it for a lost job.
-  const claimed = await db
+  // One statement: the claim (attempts n → n+1, only while due and its endpoint enabled,
+  // so of two workers holding one job one sends) returns what the send needs. The lease:
+  // while an attempt is in hand its next attempt is pushed past the send's longest time,
+  // so the sweep does not take it for a lost job.
+  const [row] = await db
     .update(webhookDeliveries)
     .set({
       attempts: sql`${webhookDeliveries.attempts} + 1`,
@@ -116,22 +119,22 @@ async function claimAttempt(db: Db, deliveryId: string): Promise<ClaimedAttempt 
       nextAttemptAt: sql`now() + interval '2 minutes'`,
       updatedAt: sql`now()`,
     })
+    // A join's condition may not name the updated table: the links are in the WHERE.
+    .from(webhookEndpoints)
+    .innerJoin(events, sql`true`)
     .where(
       and(
         eq(webhookDeliveries.id, deliveryId),
         pendingDue(sql`now()`),
-        sql`exists (select 1 from ${webhookEndpoints} where ${webhookEndpoints.id} = ${webhookDeliveries.endpointId} and ${webhookEndpoints.enabled})`,
+        eq(webhookEndpoints.id, webhookDeliveries.endpointId),
+        eq(webhookEndpoints.enabled, true),
+        eq(events.id, webhookDeliveries.eventId),
       ),
     )
     .returning({
       attempt: webhookDeliveries.attempts,
       endpointId: webhookDeliveries.endpointId,
       eventId: webhookDeliveries.eventId,
-    });
-  const row = claimed[0];
-  if (!row) return null;
-  const [facts] = await db
-    .select({
       url: webhookEndpoints.url,
       secret: webhookEndpoints.secret,
       previousSecret: sql<
@@ -140,21 +143,19 @@ async function claimAttempt(db: Db, deliveryId: string): Promise<ClaimedAttempt 
       eventType: events.type,
       occurredAt: events.occurredAt,
       payload: events.payload,
-    })
-    .from(webhookEndpoints)
-    .innerJoin(events, eq(events.id, row.eventId))
-    .where(eq(webhookEndpoints.id, row.endpointId));
-  if (!facts) return null;
+    });
+  if (!row) return null;
   return {
     deliveryId,
     attempt: row.attempt,
     endpointId: row.endpointId,
-    url: facts.url,
-    secrets: facts.previousSecret ? [facts.secret, facts.previousSecret] : [facts.secret],
+    url: row.url,
+    secrets: row.previousSecret ? [row.secret, row.previousSecret] : [row.secret],
     eventId: row.eventId,
-    eventType: facts.eventType,
-    occurredAt: facts.occurredAt,
-    payload: facts.payload,
+    // The events table holds only the types it was given (src/modules/events).
+    eventType: row.eventType as DomainEvent['type'],
+    occurredAt: row.occurredAt,
+    payload: row.payload,
   };
 }
 

@@ -1,4 +1,5 @@
 import type { WebhookAttempt, WebhookAttemptResult } from '../../lib/webhooks/index.js';
+import { envelopeOf, type PayloadCheck } from '../events/repository.js';
 import { testEventType, type DomainEvent } from '../events/types.js';
 import type { ClaimedAttempt, DeliveriesRepository } from './deliveries-repository.js';
 
@@ -24,7 +25,7 @@ export interface WebhookDeliveryOptions {
   /** Attempts in flight to one endpoint from this process at most. */
   perEndpointConcurrency: number;
   /** Checks a body against the contract (development and tests); throws when it breaks it. */
-  checkBody?: ((type: string, envelope: unknown) => void) | undefined;
+  checkBody?: PayloadCheck | undefined;
   /** Told of every attempt's outcome (metrics). */
   onAttempt?:
     | ((result: 'succeeded' | 'retry' | 'failed', durationMs: number, sinceEventMs: number) => void)
@@ -56,14 +57,6 @@ const OVERDUE_MS = 5 * 60_000;
 /** A job id per attempt: BullMQ ids may not contain ':' nor be all digits. */
 export const attemptJobId = (deliveryId: string, attempt: number, suffix = ''): string =>
   `delivery-${deliveryId}-${attempt}${suffix}`;
-
-function envelopeOf(attempt: ClaimedAttempt) {
-  return {
-    type: attempt.eventType,
-    timestamp: attempt.occurredAt.toISOString(),
-    data: attempt.payload,
-  };
-}
 
 /** Keeps an attempt's outcome, schedules the next one or gives up, disables a failing endpoint. */
 async function record(
@@ -131,7 +124,11 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookD
       try {
         const attempt = await deliveries.claim(deliveryId);
         if (!attempt) return 'skipped';
-        const envelope = envelopeOf(attempt);
+        const envelope = envelopeOf({
+          type: attempt.eventType,
+          occurredAt: attempt.occurredAt.toISOString(),
+          payload: attempt.payload,
+        });
         options.checkBody?.(attempt.eventType, envelope);
         // The `webhook-id` is the event's: the same on every retry and redelivery, so that a
         // receiver that got it once can tell.

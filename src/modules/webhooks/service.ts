@@ -1,4 +1,3 @@
-import { randomBytes } from 'node:crypto';
 import type { Schemas } from '../../api-types.js';
 import {
   ForbiddenError,
@@ -9,6 +8,7 @@ import {
   type Outcome,
 } from '../../errors.js';
 import { encodeCursor, positionOf, type Position } from '../../lib/cursor.js';
+import { createWebhookSecret } from '../../lib/webhooks/index.js';
 import type { Principal } from '../../lib/principal.js';
 import type { WebhookAdminRepository } from './repository.js';
 import type { WebhookDelivery, WebhookEndpoint, WebhookEndpointCreated } from './rows.js';
@@ -83,11 +83,6 @@ export interface WebhookAdminServiceDeps {
 }
 
 export const DEFAULT_PAGE_SIZE = 20;
-
-/** Standard Webhooks' form of a secret: `whsec_` and the base64 of random bytes (32 here). */
-export function newWebhookSecret(): string {
-  return `whsec_${randomBytes(32).toString('base64')}`;
-}
 
 /**
  * Why a URL is not one to send events to, or null when it is: absolute http(s), no
@@ -165,7 +160,7 @@ export function createWebhookAdminService(deps: WebhookAdminServiceDeps): Webhoo
       if (!isAdmin(principal)) return fail(adminsOnly());
       const invalid = checkUrl(url) ?? eventsProblem(events);
       if (invalid) return fail(invalid);
-      const secret = newWebhookSecret();
+      const secret = createWebhookSecret();
       const createdBy = principal.userId;
       return ok(
         await endpoints.create({ url, description, eventTypes: events, secret, createdBy }),
@@ -198,7 +193,7 @@ export function createWebhookAdminService(deps: WebhookAdminServiceDeps): Webhoo
     async rotateSecret(principal, id) {
       if (!isAdmin(principal)) return fail(adminsOnly());
       const grace = deps.secretRotationGraceSeconds;
-      const rotated = await endpoints.rotateSecret(id, newWebhookSecret(), grace);
+      const rotated = await endpoints.rotateSecret(id, createWebhookSecret(), grace);
       return rotated ? ok(rotated) : fail(endpointNotFound());
     },
 
