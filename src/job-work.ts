@@ -1,10 +1,11 @@
 import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
-import type { Database, Db } from './db/client.js';
+import type { Database, DatabaseConnection, Db } from './db/client.js';
+import { listen } from './db/notifications.js';
 import type { JobBackendSettings } from './jobs/backend.js';
 import { createJobQueue, type JobHandlers, type JobQueue, type JobRun } from './jobs/queue.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
-import { createEventsRelay, type EventsRelay } from './modules/events/outbox.js';
+import { createEventsRelay } from './modules/events/outbox.js';
 import type { DomainEvent } from './modules/events/types.js';
 import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
 import type { ScheduleAttempt, WebhookDelivery } from './modules/webhooks/delivery.js';
@@ -124,13 +125,13 @@ export function appJobHandlers(parts: {
   };
 }
 
-export interface JobsTask extends BackgroundTask {
-  /** Relays soon (an event was just committed); nothing before the task starts. */
-  nudge(): void;
-}
+/** The channel events are notified on at commit (drizzle/0008_events_notify.sql). */
+export const EVENTS_CHANNEL = 'events_recorded';
 
 /**
- * The relay, the workers and the schedulers, started and stopped together. On stop the
+ * The relay, the workers and the schedulers, started and stopped together. A commit that
+ * recorded events wakes the relay at once (LISTEN on EVENTS_CHANNEL, whichever process
+ * committed); EVENTS_RELAY_INTERVAL's poll is the safety net. On stop the
  * relay finishes its batch, and the workers get SHUTDOWN_TIMEOUT to finish the jobs in
  * hand; a job still running then is left to stalled-job recovery (its lock expires and
  * another worker runs it again).
@@ -138,17 +139,16 @@ export interface JobsTask extends BackgroundTask {
 export function jobsTask(parts: {
   config: Config;
   db: Db;
+  connection: DatabaseConnection;
   queue: AppJobQueue;
   handlers: JobHandlers<AppJobs>;
   onRun: (run: JobRun) => void;
-}): JobsTask {
+}): BackgroundTask {
   const { config, queue } = parts;
-  let relay: EventsRelay | undefined;
   return {
     name: 'jobs',
-    nudge: () => relay?.nudge(),
     start(log) {
-      relay = createEventsRelay({
+      const relay = createEventsRelay({
         db: parts.db,
         publish: (events) =>
           queue.enqueueAll(
@@ -158,6 +158,17 @@ export function jobsTask(parts: {
         pollIntervalMs: config.jobs.relayIntervalMs,
       });
       relay.start();
+      const listener = listen({
+        connection: parts.connection,
+        channel: EVENTS_CHANNEL,
+        onNotify: () => relay.nudge(),
+        onLost: (error) =>
+          log.warn(
+            { message: error.message },
+            'events relay: lost its LISTEN connection; polling until it is back',
+          ),
+        onBack: () => log.info('events relay: listening again'),
+      });
       const worker = queue.work(parts.handlers, {
         concurrency: config.jobs.concurrency,
         onRun: (run, error) => {
@@ -167,10 +178,10 @@ export function jobsTask(parts: {
         onError: (error) => log.warn({ message: error.message }, 'job worker: connection error'),
       });
       const stopScheduling = declareSchedules(queue, config, log);
-      const started = relay;
       return async () => {
         stopScheduling();
-        await started.stop();
+        await listener.close();
+        await relay.stop();
         const how = await worker.close(config.shutdownTimeoutMs);
         if (how === 'abandoned') {
           log.warn('jobs still running at shutdown: another worker runs them again');
@@ -211,7 +222,7 @@ export async function openJobWork(
   database: Database,
   services: { loginLimits: LoginLimits; webhookDelivery: WebhookDelivery },
   handle: QueueHandle,
-): Promise<{ queue: AppJobQueue; task: JobsTask }> {
+): Promise<{ queue: AppJobQueue; task: BackgroundTask }> {
   const queue = await openJobQueue(config, database);
   app.addHook('onClose', () => queue.close());
   handle.use(queue);
@@ -224,6 +235,7 @@ export async function openJobWork(
   const task = jobsTask({
     config,
     db: database.db,
+    connection: database.connection,
     queue,
     handlers,
     onRun: (run) => app.metrics.jobRun(run),

@@ -36,9 +36,9 @@ export const jobsArea = defineArea({
     EVENTS_RELAY_INTERVAL: {
       type: 'string',
       pattern: durationPattern,
-      default: '1s',
+      default: '5s',
       description:
-        'how often the relay looks for committed events to queue (a change nudges it at once in the same process)',
+        'how often the relay looks for committed events to queue, as a safety net: a commit that records events wakes it at once (LISTEN/NOTIFY), from any process',
     },
     WORKER_PORT: {
       type: 'integer',

@@ -22,7 +22,8 @@ async function until<T>(read: () => Promise<T | undefined>): Promise<T> {
 describe('the jobs inside the API (JOBS_IN_PROCESS)', () => {
   const t = useTestApp({
     JOBS_IN_PROCESS: 'true',
-    EVENTS_RELAY_INTERVAL: '1s',
+    // No poll within the test: only a commit's notification wakes the relay.
+    EVENTS_RELAY_INTERVAL: '1h',
     METRICS_TOKEN: TOKEN,
     EMAIL_POLL_INTERVAL: '0',
   });
@@ -36,16 +37,21 @@ describe('the jobs inside the API (JOBS_IN_PROCESS)', () => {
       })
     ).body;
 
-  it('relays a committed event and runs its job, and the metrics show it', async () => {
-    await t.db.database.db.insert(events).values({
+  const record = (title: string) =>
+    t.db.database.db.insert(events).values({
       type: 'post.published',
       subjectId: crypto.randomUUID(),
-      payload: { title: 'relayed' },
+      payload: { title },
     });
-    await until(async () => {
+  const allRelayed = () =>
+    until(async () => {
       const left = await t.db.database.db.select().from(events).where(isNull(events.relayedAt));
       return left.length === 0 ? true : undefined;
     });
+
+  it('relays a committed event and runs its job, and the metrics show it', async () => {
+    await record('relayed');
+    await allRelayed();
     const text = await until(async () => {
       const body = await scrape();
       return /job_duration_seconds_count\{name="event",outcome="completed"\} 1/.test(body)
@@ -55,5 +61,14 @@ describe('the jobs inside the API (JOBS_IN_PROCESS)', () => {
     expect(text).toMatch(/^job_queue_jobs\{state="waiting"\} \d+$/m);
     // The housekeeping is scheduled: its next runs wait as delayed jobs.
     expect(Number(/^job_queue_jobs\{state="delayed"\} (\d+)$/m.exec(text)?.[1])).toBeGreaterThan(0);
+  });
+
+  it('is woken by the commit of events from another connection, with no poll due', async () => {
+    // The relay's first pass (at start) is over once an event is relayed; the next one is an
+    // hour away, so only the commit's notification can relay this one.
+    await record('first');
+    await allRelayed();
+    await record('woken');
+    await allRelayed();
   });
 });
