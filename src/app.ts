@@ -21,6 +21,7 @@ import { createRepositories, createServices, type Services } from './composition
 import { openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
 import { addStartupWork, backgroundTasks } from './lifecycle.js';
 import { loadSpec, publishedSpec } from './spec.js';
+import type { WebhookTiming } from './webhook-work.js';
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -49,6 +50,8 @@ export interface AppDeps {
    * deliveries (on the job queue) by default.
    */
   webhookDeliveries?: WebhookDeliveriesPort;
+  /** Shorter webhook deadlines, retries and leases than production's, for tests. */
+  webhookTiming?: WebhookTiming;
 }
 
 /**
@@ -66,6 +69,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(queue),
       webhookDeliveries: deps.webhookDeliveries,
+      webhookTiming: deps.webhookTiming,
     });
     app.decorate('emailDelivery', services.email.delivery);
     // JOBS_IN_PROCESS: this process runs the jobs too (else npm run worker does).

@@ -29,7 +29,7 @@ import {
   createWebhookAdminService,
   type WebhookDeliveriesPort,
 } from './modules/webhooks/service.js';
-import { createWebhookWork } from './webhook-work.js';
+import { createWebhookWork, type WebhookTiming } from './webhook-work.js';
 
 /**
  * The repositories and services, built the same way for the API (app.ts) and the worker
@@ -59,10 +59,14 @@ export function createRepositories(db: Db, config: Config, spec: OpenApiDocument
   };
 }
 
-/** What the services need from outside: how to queue an attempt; a stand-in port in tests. */
+/**
+ * What the services need from outside: how to queue an attempt; in tests, a stand-in port
+ * and shorter webhook timing.
+ */
 export interface ServiceParts {
   schedule: ScheduleAttempt;
   webhookDeliveries?: WebhookDeliveriesPort | undefined;
+  webhookTiming?: WebhookTiming | undefined;
 }
 
 export function createServices(
@@ -113,6 +117,7 @@ function createWebhooks(
     deliveries,
     schedule: parts.schedule,
     check,
+    timing: parts.webhookTiming,
   });
   const port =
     parts.webhookDeliveries ??

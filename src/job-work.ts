@@ -3,7 +3,13 @@ import type { Config } from './config/index.js';
 import type { Database, DatabaseConnection, Db } from './db/client.js';
 import { listen } from './db/notifications.js';
 import type { JobBackendSettings } from './jobs/backend.js';
-import { createJobQueue, type JobHandlers, type JobQueue, type JobRun } from './jobs/queue.js';
+import {
+  createJobQueue,
+  type JobHandlers,
+  type JobQueue,
+  type JobRun,
+  type WorkerSettings,
+} from './jobs/queue.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
 import { createEventsRelay } from './modules/events/outbox.js';
 import type { DomainEvent } from './modules/events/types.js';
@@ -28,6 +34,12 @@ export interface AppJobs {
 }
 
 export type AppJobQueue = JobQueue<AppJobs>;
+
+/**
+ * How long a job's lock lasts and how often the workers look for expired ones: BullMQ's
+ * defaults (30 s each) unless a test shortens them to see a dead worker's job taken over.
+ */
+export type JobLocks = Pick<WorkerSettings, 'lockDurationMs' | 'stalledIntervalMs'>;
 
 /** The jobs that carry events to their receivers: the webhooks' handlers. */
 export type EventJobHandlers = Pick<
@@ -143,6 +155,7 @@ export function jobsTask(parts: {
   queue: AppJobQueue;
   handlers: JobHandlers<AppJobs>;
   onRun: (run: JobRun) => void;
+  locks?: JobLocks | undefined;
 }): BackgroundTask {
   const { config, queue } = parts;
   return {
@@ -170,6 +183,7 @@ export function jobsTask(parts: {
         onBack: () => log.info('events relay: listening again'),
       });
       const worker = queue.work(parts.handlers, {
+        ...parts.locks,
         concurrency: config.jobs.concurrency,
         onRun: (run, error) => {
           parts.onRun(run);
@@ -222,6 +236,7 @@ export async function openJobWork(
   database: Database,
   services: { loginLimits: LoginLimits; webhookDelivery: WebhookDelivery },
   handle: QueueHandle,
+  options: { locks?: JobLocks | undefined } = {},
 ): Promise<{ queue: AppJobQueue; task: BackgroundTask }> {
   const queue = await openJobQueue(config, database);
   app.addHook('onClose', () => queue.close());
@@ -239,6 +254,7 @@ export async function openJobWork(
     queue,
     handlers,
     onRun: (run) => app.metrics.jobRun(run),
+    locks: options.locks,
   });
   return { queue, task };
 }

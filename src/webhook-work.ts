@@ -1,7 +1,12 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Db } from './db/client.js';
-import { createWebhookDispatcher, retryDelayMs, sendWebhook } from './lib/webhooks/index.js';
+import {
+  createWebhookDispatcher,
+  retryDelayMs,
+  sendWebhook,
+  webhookRetrySchedule,
+} from './lib/webhooks/index.js';
 import { queueNotice } from './modules/email/notices.js';
 import { webhookDisabledEmail } from './modules/email/templates.js';
 import type { PayloadCheck } from './modules/events/repository.js';
@@ -12,6 +17,20 @@ import {
   type ScheduleAttempt,
   type WebhookDelivery,
 } from './modules/webhooks/delivery.js';
+
+/**
+ * How attempts are timed: production's (a 10 s deadline, webhookRetrySchedule, a 2-minute
+ * lease) unless a test asks for shorter ones through buildApp's or buildWorker's deps. No
+ * setting changes them.
+ */
+export interface WebhookTiming {
+  /** The deadline of one attempt, connection to last byte. */
+  attemptTimeoutMs?: number;
+  /** The waits before each attempt (the first is the first attempt's: 0). */
+  retrySchedule?: readonly number[];
+  /** How long a claimed attempt is kept from other workers (see WebhookDeliveryOptions). */
+  leaseMs?: number;
+}
 
 /**
  * The webhook deliveries of this process: one address-checking HTTP dispatcher (closed
@@ -27,6 +46,7 @@ export function createWebhookWork(
     deliveries: DeliveriesRepository;
     schedule: ScheduleAttempt;
     check?: PayloadCheck | undefined;
+    timing?: WebhookTiming | undefined;
   },
 ): WebhookDelivery {
   const { webhooks } = config;
@@ -35,11 +55,17 @@ export function createWebhookWork(
     allowPrivateNetworks: webhooks.allowPrivateNetworks,
   });
   app.addHook('onClose', () => dispatcher.close());
+  const { attemptTimeoutMs, retrySchedule = webhookRetrySchedule, leaseMs } = parts.timing ?? {};
   return createWebhookDelivery({
     deliveries: parts.deliveries,
-    send: (attempt) => sendWebhook(attempt, { dispatcher }),
+    send: (attempt) =>
+      sendWebhook(attempt, {
+        dispatcher,
+        ...(attemptTimeoutMs === undefined ? {} : { timeoutMs: attemptTimeoutMs }),
+      }),
     schedule: parts.schedule,
-    retryDelayMs: (made) => retryDelayMs(made),
+    retryDelayMs: (made) => retryDelayMs(made, Math.random, retrySchedule),
+    ...(leaseMs === undefined ? {} : { leaseMs }),
     disableAfterMs: webhooks.disableAfterSeconds * 1000,
     perEndpointConcurrency: webhooks.endpointConcurrency,
     checkBody: parts.check,

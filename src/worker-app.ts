@@ -3,11 +3,12 @@ import type { Config } from './config/index.js';
 import { openDatabase } from './connections.js';
 import { createRepositories, createServices } from './composition.js';
 import type { Database } from './db/client.js';
-import { openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
+import { openJobWork, queueHandle, scheduleAttempts, type JobLocks } from './job-work.js';
 import { loadSpec } from './spec.js';
 import { withTimeout } from './lib/timeout.js';
 import { background } from './plugins/background.js';
 import { metrics } from './plugins/metrics.js';
+import type { WebhookTiming } from './webhook-work.js';
 
 /** How long /ready waits for the database and the queue (asked at the same time). */
 const READY_TIMEOUT_MS = 1000;
@@ -16,6 +17,10 @@ export interface WorkerDeps {
   /** An open database; the caller keeps ownership. Without it, one is opened (and closed). */
   database?: Database;
   logger?: FastifyServerOptions['logger'];
+  /** Shorter webhook deadlines, retries and leases than production's, for tests. */
+  webhookTiming?: WebhookTiming;
+  /** Shorter job locks than BullMQ's 30 s, for tests of a worker that dies mid-job. */
+  jobLocks?: JobLocks;
 }
 
 /**
@@ -31,8 +36,11 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
     const repositories = createRepositories(database.db, config, loadSpec());
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(handle),
+      webhookTiming: deps.webhookTiming,
     });
-    const { queue, task } = await openJobWork(app, config, database, services, handle);
+    const { queue, task } = await openJobWork(app, config, database, services, handle, {
+      locks: deps.jobLocks,
+    });
     await app.register(metrics, {
       settings: config.metrics,
       rateLimitedOperations: [],

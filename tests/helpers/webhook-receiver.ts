@@ -1,6 +1,7 @@
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { Webhook } from 'standardwebhooks';
 
 /** A request as a webhook receiver saw it. */
 export interface ReceivedRequest {
@@ -96,4 +97,80 @@ async function listen(server: ReturnType<typeof createServer>, dualStack: boolea
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   return '127.0.0.1';
+}
+
+/** A request whose signature the Standard Webhooks library verified. */
+export interface VerifiedWebhook {
+  /** `webhook-id`: the event's id. */
+  id: string;
+  type: string;
+  data: Record<string, unknown>;
+}
+
+/** Answers a verified webhook (the default answers 204 at once). */
+export type AnswerWebhook = (webhook: VerifiedWebhook, response: ServerResponse) => void;
+
+export interface VerifyingReceiver {
+  url: string;
+  /** The endpoint's secret: set it once the endpoint is made (its secret is shown then). */
+  secret: string;
+  /** Every verified request, answered or not, in arrival order. */
+  verified: VerifiedWebhook[];
+  /** Requests refused (401) because no signature verified. */
+  refused: () => number;
+  close(): Promise<void>;
+}
+
+/**
+ * A receiver as the docs tell one to write: it verifies each request with the
+ * `standardwebhooks` library and the endpoint's secret (401 when none verifies), records
+ * it, then lets `answer` reply (to hold it, fail it, or answer 204).
+ */
+export async function startVerifyingReceiver(
+  answer: AnswerWebhook = (_webhook, response) => response.writeHead(204).end(),
+): Promise<VerifyingReceiver> {
+  let refused = 0;
+  const receiver: VerifyingReceiver = {
+    url: '',
+    secret: '',
+    verified: [],
+    refused: () => refused,
+    close: async () => undefined,
+  };
+  const server = await startWebhookReceiver((request, response) => {
+    let envelope: { type: string; data: Record<string, unknown> };
+    try {
+      envelope = new Webhook(receiver.secret).verify(
+        request.body,
+        request.headers as Record<string, string>,
+      ) as typeof envelope;
+    } catch {
+      refused += 1;
+      response.writeHead(401).end('bad signature');
+      return;
+    }
+    const webhook = {
+      id: String(request.headers['webhook-id']),
+      type: envelope.type,
+      data: envelope.data,
+    };
+    receiver.verified.push(webhook);
+    answer(webhook, response);
+  });
+  receiver.url = server.url;
+  receiver.close = () => server.close();
+  return receiver;
+}
+
+/** Resolves once `check` holds, checking every 50 ms; throws after `timeoutMs`. */
+export async function until(
+  check: () => boolean | Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
 }

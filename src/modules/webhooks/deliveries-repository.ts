@@ -47,10 +47,17 @@ export interface DeliveriesRepository {
   /**
    * Begins the next attempt of a pending delivery whose attempt is due: moves `attempts`
    * from what it was to one more, in one statement, so that of two workers holding the
-   * same job only one sends. Null when there is nothing to send (done, not due, taken, or
-   * its endpoint disabled or gone).
+   * same job only one sends. The attempt's lease: its next attempt is due `leaseMs` from
+   * now (until the outcome is recorded), so no other worker makes one meanwhile. Null when
+   * there is nothing to send (done, not due, taken, or its endpoint disabled or gone).
    */
-  claim(deliveryId: string): Promise<ClaimedAttempt | null>;
+  claim(deliveryId: string, leaseMs: number): Promise<ClaimedAttempt | null>;
+  /**
+   * A pending delivery whose next attempt is not due yet (one in a worker's hands, under
+   * its lease, or a retry waiting for its time): its attempts so far and how long until the
+   * next is due. Null otherwise.
+   */
+  notDue(deliveryId: string): Promise<{ attempts: number; dueInMs: number } | null>;
   succeeded(attempt: ClaimedAttempt, record: AttemptRecord): Promise<void>;
   /** A failed attempt with another to come at `retryAt`, or none (null): failed for good. */
   failed(attempt: ClaimedAttempt, record: AttemptRecord, retryAt: Date | null): Promise<void>;
@@ -106,17 +113,21 @@ export async function insertDelivery(
 }
 
 /** See DeliveriesRepository.claim. */
-async function claimAttempt(db: Db, deliveryId: string): Promise<ClaimedAttempt | null> {
+async function claimAttempt(
+  db: Db,
+  deliveryId: string,
+  leaseMs: number,
+): Promise<ClaimedAttempt | null> {
   // One statement: the claim (attempts n → n+1, only while due and its endpoint enabled,
   // so of two workers holding one job one sends) returns what the send needs. The lease:
   // while an attempt is in hand its next attempt is pushed past the send's longest time,
-  // so the sweep does not take it for a lost job.
+  // so that neither another run of its job nor the sweep makes another meanwhile.
   const [row] = await db
     .update(webhookDeliveries)
     .set({
       attempts: sql`${webhookDeliveries.attempts} + 1`,
       lastAttemptAt: sql`now()`,
-      nextAttemptAt: sql`now() + interval '2 minutes'`,
+      nextAttemptAt: sql`now() + ${leaseMs} * interval '1 millisecond'`,
       updatedAt: sql`now()`,
     })
     // A join's condition may not name the updated table: the links are in the WHERE.
@@ -205,7 +216,24 @@ export function createDeliveriesRepository(db: Db): DeliveriesRepository {
       return rows.map((row) => row.id);
     },
 
-    claim: (deliveryId) => claimAttempt(db, deliveryId),
+    claim: (deliveryId, leaseMs) => claimAttempt(db, deliveryId, leaseMs),
+
+    async notDue(deliveryId) {
+      const [row] = await db
+        .select({
+          attempts: webhookDeliveries.attempts,
+          dueInMs: sql<number>`ceil(extract(epoch from ${webhookDeliveries.nextAttemptAt} - now()) * 1000)::int`,
+        })
+        .from(webhookDeliveries)
+        .where(
+          and(
+            eq(webhookDeliveries.id, deliveryId),
+            eq(webhookDeliveries.status, 'pending'),
+            sql`${webhookDeliveries.nextAttemptAt} > now()`,
+          ),
+        );
+      return row ?? null;
+    },
 
     async succeeded(attempt, record) {
       await db.transaction(async (tx) => {

@@ -24,6 +24,12 @@ export interface WebhookDeliveryOptions {
   disableAfterMs: number;
   /** Attempts in flight to one endpoint from this process at most. */
   perEndpointConcurrency: number;
+  /**
+   * How long a claimed attempt is kept from other workers: longer than an attempt can take
+   * (its deadline, then recording it). A worker that dies mid-attempt leaves it to the
+   * others once this is over. Default 2 minutes.
+   */
+  leaseMs?: number | undefined;
   /** Checks a body against the contract (development and tests); throws when it breaks it. */
   checkBody?: PayloadCheck | undefined;
   /** Told of every attempt's outcome (metrics). */
@@ -51,6 +57,8 @@ export interface WebhookDelivery {
 
 /** How long a busy endpoint's attempt waits before it asks again. */
 const BUSY_DELAY_MS = 250;
+/** See WebhookDeliveryOptions.leaseMs. */
+const DEFAULT_LEASE_MS = 2 * 60_000;
 /** An attempt is overdue when its job has not run this long after it was due. */
 const OVERDUE_MS = 5 * 60_000;
 
@@ -93,6 +101,27 @@ async function record(
   return 'retry';
 }
 
+/**
+ * A job that finds its delivery pending but not due: most often it was run again because
+ * its worker died mid-attempt (stalled-job recovery), and the dead worker's lease still
+ * holds the attempt. The attempt is queued again for when it is due, under that attempt's
+ * own job id (so once, however many jobs find it so): the dead worker's attempt is then made
+ * by another as soon as its lease is over, rather than minutes later by the sweep. Had its
+ * worker not died, the outcome is recorded by then: the job finds the delivery done, or its
+ * retry already queued (and queuing it again under its own id adds nothing).
+ */
+async function queueWhenDue(
+  options: WebhookDeliveryOptions,
+  deliveryId: string,
+): Promise<AttemptResult> {
+  const waiting = await options.deliveries.notDue(deliveryId);
+  if (waiting) {
+    const jobId = attemptJobId(deliveryId, waiting.attempts + 1, '-due');
+    await options.schedule(deliveryId, jobId, waiting.dueInMs);
+  }
+  return 'skipped';
+}
+
 export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookDelivery {
   const { deliveries, send, schedule } = options;
   const inFlight = new Map<string, number>();
@@ -122,8 +151,8 @@ export function createWebhookDelivery(options: WebhookDeliveryOptions): WebhookD
       }
       inFlight.set(endpointId, busy + 1);
       try {
-        const attempt = await deliveries.claim(deliveryId);
-        if (!attempt) return 'skipped';
+        const attempt = await deliveries.claim(deliveryId, options.leaseMs ?? DEFAULT_LEASE_MS);
+        if (!attempt) return await queueWhenDue(options, deliveryId);
         const envelope = envelopeOf({
           type: attempt.eventType,
           occurredAt: attempt.occurredAt.toISOString(),
