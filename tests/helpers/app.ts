@@ -38,8 +38,8 @@ export interface TestAppOptions {
    * PostgreSQL too). For tests that count or EXPLAIN the statements of a request.
    */
   onQuery?: (query: string, params: unknown[]) => void;
-  /** Parts the composition takes from outside (the webhook deliveries' queue). */
-  deps?: Pick<AppDeps, 'webhookDeliveries'>;
+  /** Parts the composition takes from outside (the webhook deliveries' queue, their timing). */
+  deps?: Pick<AppDeps, 'webhookDeliveries' | 'webhookTiming'>;
 }
 
 /**

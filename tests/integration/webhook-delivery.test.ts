@@ -218,6 +218,38 @@ describe('webhook delivery', () => {
     expect(receiver.requests).toHaveLength(1);
   });
 
+  it("queues an attempt held by a dead worker's lease for the lease's end, once", async () => {
+    await endpoint(receiver.url, ['post.published']);
+    const worker = delivery({ leaseMs: 60_000 });
+    await worker.dispatch(await event('post.published'));
+    const id = scheduled[0]!.deliveryId;
+    // A worker claims the first attempt, then dies before it sends it.
+    const claimed = await createDeliveriesRepository(testDb.database.db).claim(id, 60_000);
+    expect(claimed).toMatchObject({ deliveryId: id, attempt: 1 });
+    scheduled = [];
+
+    // Its job, run again by another worker (stalled-job recovery), finds the attempt leased:
+    // it queues the next attempt for the lease's end, under one job id however often it runs.
+    expect(await worker.attempt(id)).toBe('skipped');
+    expect(await worker.attempt(id)).toBe('skipped');
+    expect(scheduled.map((job) => job.jobId)).toEqual([
+      `delivery-${id}-2-due`,
+      `delivery-${id}-2-due`,
+    ]);
+    expect(scheduled[0]!.delayMs).toBeGreaterThan(50_000);
+    expect(scheduled[0]!.delayMs).toBeLessThanOrEqual(60_000);
+    expect(receiver.requests).toHaveLength(0);
+
+    // When it is due, that job sends the second attempt; a delivery done queues nothing.
+    await makeDue(id);
+    expect(await worker.attempt(id)).toBe('succeeded');
+    expect(await deliveryRow(id)).toMatchObject({ status: 'succeeded', attempts: 2 });
+    scheduled = [];
+    expect(await worker.attempt(id)).toBe('skipped');
+    expect(scheduled).toEqual([]);
+    expect(receiver.requests).toHaveLength(1);
+  });
+
   it('disables an endpoint that has failed for too long, and says so once', async () => {
     const failing = await endpoint(receiver.url, ['post.published']);
     await testDb.sql(

@@ -170,6 +170,27 @@ async function claimAttempt(
   };
 }
 
+/** See DeliveriesRepository.notDue. */
+async function notDue(
+  db: Db,
+  deliveryId: string,
+): Promise<{ attempts: number; dueInMs: number } | null> {
+  const [row] = await db
+    .select({
+      attempts: webhookDeliveries.attempts,
+      dueInMs: sql<number>`ceil(extract(epoch from ${webhookDeliveries.nextAttemptAt} - now()) * 1000)::int`,
+    })
+    .from(webhookDeliveries)
+    .where(
+      and(
+        eq(webhookDeliveries.id, deliveryId),
+        eq(webhookDeliveries.status, 'pending'),
+        sql`${webhookDeliveries.nextAttemptAt} > now()`,
+      ),
+    );
+  return row ?? null;
+}
+
 /** See DeliveriesRepository.disableIfFailingSince. */
 async function disableIfFailingSince(
   db: Db,
@@ -218,22 +239,7 @@ export function createDeliveriesRepository(db: Db): DeliveriesRepository {
 
     claim: (deliveryId, leaseMs) => claimAttempt(db, deliveryId, leaseMs),
 
-    async notDue(deliveryId) {
-      const [row] = await db
-        .select({
-          attempts: webhookDeliveries.attempts,
-          dueInMs: sql<number>`ceil(extract(epoch from ${webhookDeliveries.nextAttemptAt} - now()) * 1000)::int`,
-        })
-        .from(webhookDeliveries)
-        .where(
-          and(
-            eq(webhookDeliveries.id, deliveryId),
-            eq(webhookDeliveries.status, 'pending'),
-            sql`${webhookDeliveries.nextAttemptAt} > now()`,
-          ),
-        );
-      return row ?? null;
-    },
+    notDue: (deliveryId) => notDue(db, deliveryId),
 
     async succeeded(attempt, record) {
       await db.transaction(async (tx) => {
