@@ -26,13 +26,13 @@ export interface components {
       /** @constant */
       type: 'subscribe';
       id?: components['schemas']['MessageId'];
-      channel: components['schemas']['ChannelName'];
+      channel: `posts` | `posts/${string}` | `me`;
     };
     UnsubscribeMessage: {
       /** @constant */
       type: 'unsubscribe';
       id?: components['schemas']['MessageId'];
-      channel: components['schemas']['ChannelName'];
+      channel: `posts` | `posts/${string}` | `me`;
     };
     PingMessage: {
       /** @constant */
@@ -51,14 +51,14 @@ export interface components {
       /** @constant */
       type: 'subscribed';
       id?: components['schemas']['MessageId'];
-      channel: components['schemas']['ChannelName'];
+      channel: `posts` | `posts/${string}` | `me`;
     };
     /** @description Without `id` when the server ended the subscription itself. */
     UnsubscribedMessage: {
       /** @constant */
       type: 'unsubscribed';
       id?: components['schemas']['MessageId'];
-      channel: components['schemas']['ChannelName'];
+      channel: `posts` | `posts/${string}` | `me`;
     };
     PongMessage: {
       /** @constant */
@@ -80,8 +80,7 @@ export interface components {
     PostsEventMessage: {
       /** @constant */
       type: 'event';
-      /** @constant */
-      channel: 'posts';
+      channel: `posts`;
       event:
         | components['schemas']['PostPublishedSummaryEvent']
         | components['schemas']['PostUpdatedSummaryEvent']
@@ -92,7 +91,7 @@ export interface components {
     PostEventMessage: {
       /** @constant */
       type: 'event';
-      channel: components['schemas']['PostChannelName'];
+      channel: `posts/${string}`;
       event:
         | components['schemas']['PostPublishedEvent']
         | components['schemas']['PostUpdatedEvent']
@@ -103,8 +102,7 @@ export interface components {
     MeEventMessage: {
       /** @constant */
       type: 'event';
-      /** @constant */
-      channel: 'me';
+      channel: `me`;
       event:
         | components['schemas']['SessionEndedEvent']
         | components['schemas']['EmailVerifiedEvent']

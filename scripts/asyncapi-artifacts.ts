@@ -9,7 +9,8 @@
  */
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
-import openapiTS, { astToString } from 'openapi-typescript';
+import openapiTS, { astToString, stringToAST } from 'openapi-typescript';
+import type { TypeAliasDeclaration } from 'typescript';
 import * as prettier from 'prettier';
 import { parse } from 'yaml';
 import { messageSides, type LiveDocument } from '../src/http/live-messages.js';
@@ -141,6 +142,42 @@ ${limits}
 `;
 }
 
+const channelAddress = 'x-channel-address';
+
+/**
+ * For the types only: the `channel` of each message a `send` operation sends on a channel
+ * with an address is typed by that address (`posts/{id}` → \`posts/${string}\`), not by
+ * its schema (a pattern, which TypeScript cannot express): so that a message of one
+ * channel cannot pass for another's. The schema itself checks the value at run time.
+ */
+function typeChannelsByAddress(document: AsyncApiDocument, schemas: Record<string, Json>): void {
+  const addresses: string[] = [];
+  for (const channel of Object.values(document.channels as Record<string, { address?: unknown }>))
+    if (typeof channel.address === 'string') addresses.push(channel.address);
+  // Every other message's `channel` (subscribe, subscribed, …) names any of them.
+  for (const schema of Object.values(schemas)) {
+    const properties = schema.properties as Record<string, unknown> | undefined;
+    if (properties?.channel) properties.channel = { type: 'string', [channelAddress]: addresses };
+  }
+  for (const operation of Object.values(document.operations)) {
+    if (operation.action !== 'send') continue;
+    const channelRef = (operation as { channel?: { $ref?: string } }).channel?.$ref ?? '';
+    const address = (document.channels as Record<string, { address?: unknown }> | undefined)?.[
+      channelRef.replace('#/channels/', '')
+    ]?.address;
+    if (typeof address !== 'string') continue;
+    for (const ref of operation.messages) {
+      const messageName = (ref.$ref.split('/').at(-1) ?? '').replaceAll('~1', '/');
+      const payload = document.components.messages[messageName]?.payload.$ref ?? '';
+      const schema = schemas[payload.replace('#/components/schemas/', '')];
+      const properties = schema?.properties as Record<string, unknown> | undefined;
+      if (!properties?.channel)
+        throw new Error(`Message ${messageName} is sent on ${address} but has no \`channel\`.`);
+      properties.channel = { type: 'string', [channelAddress]: [address] };
+    }
+  }
+}
+
 /**
  * Renders the files of generated/ that come from `sourcePath`, given the bundled OpenAPI
  * document (`openApi`, bundled from `openApiPath`).
@@ -154,19 +191,29 @@ export async function buildAsyncApiArtifacts(
   const document = bundleAsyncApi(source, sourcePath, openApi, openApiPath);
   const bundledJson = `${JSON.stringify(document, null, 2)}\n`;
 
+  const schemas = structuredClone(document.components.schemas) as Record<string, Json>;
+  typeChannelsByAddress(document, schemas);
   const schemasOnly = {
     openapi: '3.1.0',
     info: { title: 'asyncapi.yaml', version: '0' },
     paths: {},
-    components: { schemas: structuredClone(document.components.schemas) },
+    components: { schemas },
   };
   const ast = await openapiTS(schemasOnly as never, {
     alphabetize: false,
     defaultNonNullable: false,
+    transform: (schema) => {
+      const addresses = (schema as { [channelAddress]?: string[] })[channelAddress];
+      if (!addresses) return undefined;
+      const templates = addresses.map(
+        (address) => `\`${address.replace(/\{[^}]+\}/g, '${string}')}\``,
+      );
+      return (stringToAST(`type T = ${templates.join(' | ')};`)[0] as TypeAliasDeclaration).type;
+    },
   });
   const typesDts = await prettier.format(banner + astToString(ast) + messageTypes(document), {
     parser: 'typescript',
-    ...(await prettier.resolveConfig(sourcePath)),
+    ...(await prettier.resolveConfig(asyncApiSourcePath)),
   });
   return { bundledJson, typesDts, document };
 }

@@ -3,14 +3,20 @@
  * contract, as @asyncapi/parser reads it (its $refs into openapi.yaml resolved from the
  * file's path), and generated/asyncapi.json, the same document standing alone. An error or
  * a warning fails the check; information and hints are listed, and the ones known here
- * are explained instead:
+ * are explained instead. The parser does not check messages' examples against their
+ * payloads: this does, with the server's own reader and check (src/http/live-messages.ts),
+ * and every message must have one.
+ *
  * - asyncapi-latest-version: the document is AsyncAPI 3.0.0 on purpose; 3.1 adds nothing
  *   it uses, and 3.0 is what the docs renderer and Redocly read.
  */
 import { relative } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { DiagnosticSeverity, fromFile, Parser } from '@asyncapi/parser';
+import { createLiveContract, messageSides, type LiveDocument } from '../src/http/live-messages.js';
+import type { ServerMessage } from '../generated/asyncapi.js';
 import { asyncApiSourcePath, bundledAsyncApiPath, projectRoot } from '../src/paths.js';
+import { loadAsyncApi } from '../src/spec.js';
 
 const explained = new Set(['asyncapi-latest-version']);
 
@@ -41,8 +47,43 @@ export async function lintAsyncApi(path: string): Promise<AsyncApiFinding[]> {
     .filter((finding) => !explained.has(finding.code));
 }
 
+type Examples = { examples?: Array<{ name?: string; payload?: unknown }> };
+
+/**
+ * The messages of `document` without an example, and each example that is not a valid
+ * message of its side: the client's read as the server reads a frame, the server's
+ * checked as in development.
+ */
+export function exampleProblems(document: LiveDocument): string[] {
+  const contract = createLiveContract(document);
+  const { client } = messageSides(document);
+  const problems: string[] = [];
+  for (const [name, message] of Object.entries(document.components.messages)) {
+    const examples = (message as Examples).examples ?? [];
+    if (examples.length === 0) problems.push(`message ${name} has no example`);
+    for (const [index, { name: label = String(index), payload }] of examples.entries()) {
+      const where = `message ${name}, example ${label}`;
+      if (client.has(name)) {
+        const reading = contract.readClientMessage(JSON.stringify(payload));
+        if (!reading.ok) problems.push(`${where}: ${JSON.stringify(reading.error.problem)}`);
+      } else {
+        try {
+          contract.checkServerMessage(payload as ServerMessage);
+        } catch (error) {
+          problems.push(`${where}: ${(error as Error).message}`);
+        }
+      }
+    }
+  }
+  return problems;
+}
+
 async function main(): Promise<number> {
   let failed = false;
+  for (const problem of exampleProblems(loadAsyncApi())) {
+    console.error(`generated/asyncapi.json: ${problem}`);
+    failed = true;
+  }
   for (const path of [asyncApiSourcePath, bundledAsyncApiPath]) {
     const findings = await lintAsyncApi(path);
     const name = relative(projectRoot, path);
