@@ -109,10 +109,16 @@ export interface LiveContract {
    * A client's frame as the message it is, or the `error` frame to answer it with: not a
    * text frame or not JSON (MALFORMED_REQUEST), not one of the client's messages
    * (VALIDATION_ERROR, each offending value in `errors`). The error carries the frame's
-   * `id` when it has a readable one.
+   * `id` when it has a readable one. About 3.5 µs for a `subscribe` here. The size limit
+   * is not checked here: it is the socket's `maxPayload` (`limits.maxMessageBytes`; a
+   * larger frame closes the socket with 1009).
    */
   readClientMessage(frame: string | Uint8Array, isBinary?: boolean): ClientMessageReading;
-  /** Throws a LiveMessageError when `message` is not one the server may send. */
+  /**
+   * Throws a LiveMessageError when `message` is not one the server may send. It costs
+   * about 40 µs for a post's event here (1.4 µs for a `pong`): check an event once before
+   * its fan-out, not once per socket.
+   */
   checkServerMessage(message: ServerMessage): void;
   /** The `type`s of the client's messages and of the server's. */
   readonly clientTypes: readonly string[];
@@ -166,11 +172,13 @@ function validators(document: LiveDocument) {
   const ajv = createAjv({ coerceTypes: false, useDefaults: false });
   ajv.addSchema({ $id: 'asyncapi', $defs: toDefs(document.components.schemas) });
   const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
-  return (schema: string) => {
-    let validate = compiled.get(schema);
+  /** The validator of the schema named `schema`, or of the part of it at `pointer`. */
+  return (schema: string, pointer = '') => {
+    const ref = `asyncapi#/$defs/${schema}${pointer}`;
+    let validate = compiled.get(ref);
     if (!validate) {
-      validate = ajv.compile({ $ref: `asyncapi#/$defs/${schema}` });
-      compiled.set(schema, validate);
+      validate = ajv.compile({ $ref: ref });
+      compiled.set(ref, validate);
     }
     return validate;
   };
@@ -230,10 +238,16 @@ export function createLiveContract(document: LiveDocument): LiveContract {
         },
       ]);
     }
-    // An `event` has one schema per channel: the message is valid when one takes it; the
+    // An `event` has one schema per channel: the one whose `channel` it names is checked
+    // (checking each in turn took 85 µs for a post's event, 3 schemas); with none, the
     // errors told are those of the schema it came nearest to.
+    const channel = (message as { channel?: unknown }).channel;
+    const named =
+      schemas.length > 1
+        ? schemas.filter((schema) => validatorOf(schema, '/properties/channel')(channel) === true)
+        : schemas;
     let nearest: ErrorObject[] | undefined;
-    for (const schema of schemas) {
+    for (const schema of named.length > 0 ? named : schemas) {
       const validate = validatorOf(schema);
       if (validate(message)) return;
       const errors = validate.errors ?? [];
