@@ -7,9 +7,18 @@
  * here: the root's own `$ref` to the component's file counts as a use.
  */
 import { readdir, readFile } from 'node:fs/promises';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { bundledSpecPath, generatedTypesPath, projectRoot, specSourcePath } from '../src/paths.js';
+import {
+  asyncApiSourcePath,
+  bundledAsyncApiPath,
+  bundledSpecPath,
+  generatedAsyncApiTypesPath,
+  generatedTypesPath,
+  projectRoot,
+  specSourcePath,
+} from '../src/paths.js';
+import { buildAsyncApiArtifacts } from './asyncapi-artifacts.js';
 import { buildSpecArtifacts } from './spec-artifacts.js';
 
 /** The folders under the root's own that hold the parts of the spec. */
@@ -28,6 +37,11 @@ export interface GeneratedCheckOptions {
   specPath?: string;
   bundledPath?: string;
   typesPath?: string;
+  /**
+   * The AsyncAPI document (by default asyncapi.yaml beside the spec's root) and the files
+   * generated from it; null: none.
+   */
+  asyncApi?: { sourcePath: string; bundledPath: string; typesPath: string } | null;
 }
 
 async function filesUnder(folder: string): Promise<string[]> {
@@ -82,11 +96,24 @@ export function unusedComponents(document: object): string[] {
 export async function checkGenerated(options: GeneratedCheckOptions = {}): Promise<GeneratedCheck> {
   const specPath = resolve(options.specPath ?? specSourcePath);
   const expected = await buildSpecArtifacts(specPath);
-  const stale: string[] = [];
-  for (const [path, content] of [
+  const asyncApi =
+    options.asyncApi === undefined
+      ? {
+          sourcePath: join(dirname(specPath), basename(asyncApiSourcePath)),
+          bundledPath: bundledAsyncApiPath,
+          typesPath: generatedAsyncApiTypesPath,
+        }
+      : options.asyncApi;
+  const files: Array<readonly [string, string]> = [
     [options.bundledPath ?? bundledSpecPath, expected.bundledJson],
     [options.typesPath ?? generatedTypesPath, expected.typesDts],
-  ] as const) {
+  ];
+  if (asyncApi) {
+    const live = await buildAsyncApiArtifacts(expected.document, asyncApi.sourcePath, specPath);
+    files.push([asyncApi.bundledPath, live.bundledJson], [asyncApi.typesPath, live.typesDts]);
+  }
+  const stale: string[] = [];
+  for (const [path, content] of files) {
     const actual = await readFile(path, 'utf8').catch(() => null);
     if (actual !== content) stale.push(path);
   }

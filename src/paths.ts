@@ -9,3 +9,6 @@ export const specSourcePath = fileURLToPath(new URL('openapi/openapi.yaml', root
 export const bundledSpecPath = fileURLToPath(new URL('generated/openapi.json', root));
 export const generatedTypesPath = fileURLToPath(new URL('generated/api.d.ts', root));
 export const migrationsFolder = fileURLToPath(new URL('drizzle', root));
+export const asyncApiSourcePath = fileURLToPath(new URL('openapi/asyncapi.yaml', root));
+export const bundledAsyncApiPath = fileURLToPath(new URL('generated/asyncapi.json', root));
+export const generatedAsyncApiTypesPath = fileURLToPath(new URL('generated/asyncapi.d.ts', root));

@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { stringify } from 'yaml';
 import type { OpenApiDocument } from './http/contract.js';
-import { bundledSpecPath } from './paths.js';
+import type { LiveDocument } from './http/live-messages.js';
+import { bundledAsyncApiPath, bundledSpecPath } from './paths.js';
 
 /** The bundled spec the server runs on: generated/openapi.json, as `npm run generate` wrote it. */
 export function loadSpec(path = bundledSpecPath): OpenApiDocument {
@@ -28,4 +29,12 @@ export function publishedSpec(spec: OpenApiDocument, publicApiUrl?: string): Pub
     document,
     yaml: () => (yaml ??= stringify(document, { lineWidth: 0, aliasDuplicateObjects: false })),
   });
+}
+
+/**
+ * The WebSocket's contract the server runs on: generated/asyncapi.json (openapi/asyncapi.yaml
+ * with the OpenAPI schemas it uses copied in), as `npm run generate` wrote it.
+ */
+export function loadAsyncApi(path = bundledAsyncApiPath): LiveDocument {
+  return JSON.parse(readFileSync(path, 'utf8')) as LiveDocument;
 }

@@ -45,7 +45,8 @@ const locations: Record<string, ProblemItem['location']> = {
   headers: 'header',
 };
 
-function validationItems(errors: AjvError[], context: string | undefined): ProblemItem[] {
+/** Ajv's errors as a problem's `errors`, in the part of the request (`context`) they are about. */
+export function validationItems(errors: AjvError[], context: string | undefined): ProblemItem[] {
   const location = locations[context ?? 'body'] ?? 'body';
   return errors.map((error) => {
     let pointer = error.instancePath;

@@ -2,7 +2,12 @@ import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { bundledSpecPath, specSourcePath } from '../../src/paths.js';
+import {
+  bundledAsyncApiPath,
+  bundledSpecPath,
+  generatedAsyncApiTypesPath,
+  specSourcePath,
+} from '../../src/paths.js';
 import { checkGenerated } from '../../scripts/check-generated.js';
 
 /**
@@ -53,9 +58,10 @@ describe('generated/', () => {
       join(spec.folder, 'components/schemas/Orphan.yaml'),
       'type: string\nmaxLength: 10\n',
     );
-    // A length limit is in the bundled spec only; the types have no place for it.
+    // A length limit is in the bundled spec only; the types have no place for it. The
+    // WebSocket's document carries a copy of the account's schema, which has Email.
     expect(await spec.check()).toEqual({
-      stale: [bundledSpecPath],
+      stale: [bundledSpecPath, bundledAsyncApiPath],
       unreferenced: ['components/schemas/Orphan.yaml'],
       unusedComponents: [],
     });
@@ -76,6 +82,16 @@ describe('generated/', () => {
     expect({ unreferenced, unusedComponents }).toEqual({
       unreferenced: [],
       unusedComponents: ['schemas/Unused'],
+    });
+  }, 60_000);
+
+  it('is out of date when asyncapi.yaml is edited: its bundle, and its types when a message changes', async () => {
+    const spec = await copyOfSpec();
+    await edit(join(spec.folder, 'asyncapi.yaml'), 'const: ping\n', 'const: ping-ping\n');
+    expect(await spec.check()).toEqual({
+      stale: [bundledAsyncApiPath, generatedAsyncApiTypesPath],
+      unreferenced: [],
+      unusedComponents: [],
     });
   }, 60_000);
 });
