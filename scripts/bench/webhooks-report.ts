@@ -40,6 +40,8 @@ export interface PhaseResult {
   duplicates: number;
   missing: number;
   stages: Record<Stage, { p50: number; p99: number }>;
+  /** From the relay's transaction to the receipt: the latency but for the relay's wait. */
+  afterRelay: { p50: number; p99: number };
   /** The mean of each stage over the deliveries at or above the p99. */
   tail: Record<Stage, number>;
 }
@@ -80,6 +82,7 @@ export function summarizePhase(input: {
     stageFigures[name] = { p50: percentile(sorted, 50), p99: percentile(sorted, 99) };
     tail[name] = mean(slowest.map(of));
   }
+  const afterRelay = ascending(deliveries.map((d) => d.received - d.relayed));
   return {
     name: input.name,
     rate: input.rate,
@@ -95,6 +98,7 @@ export function summarizePhase(input: {
     duplicates: input.duplicates,
     missing: input.missing,
     stages: stageFigures,
+    afterRelay: { p50: percentile(afterRelay, 50), p99: percentile(afterRelay, 99) },
     tail,
   };
 }
@@ -151,15 +155,15 @@ export function steadyTable(results: BackendResult[]): string {
 /** Each stage's p50 / p99, and what the slowest 1 % of deliveries spent in each. */
 export function stageTable(results: BackendResult[]): string {
   const lines = [
-    '| backend | phase | relay wait | event job | attempt job | send | slowest 1 %: relay / event / attempt / send |',
-    '|---|---|---:|---:|---:|---:|---:|',
+    '| backend | phase | relay wait | event job | attempt job | send | relayed → receipt | slowest 1 %: relay / event / attempt / send |',
+    '|---|---|---:|---:|---:|---:|---:|---:|',
   ];
   const pair = (s: { p50: number; p99: number }) => `${duration(s.p50)} / ${duration(s.p99)}`;
   for (const result of results) {
     for (const p of result.results) {
       const t = p.tail;
       lines.push(
-        `| ${backendName(result.backend)} | ${p.name} | ${pair(p.stages.relay)} | ${pair(p.stages.event)} | ${pair(p.stages.attempt)} | ${pair(p.stages.send)} | ${duration(t.relay)} / ${duration(t.event)} / ${duration(t.attempt)} / ${duration(t.send)} |`,
+        `| ${backendName(result.backend)} | ${p.name} | ${pair(p.stages.relay)} | ${pair(p.stages.event)} | ${pair(p.stages.attempt)} | ${pair(p.stages.send)} | ${pair(p.afterRelay)} | ${duration(t.relay)} / ${duration(t.event)} / ${duration(t.attempt)} / ${duration(t.send)} |`,
       );
     }
   }

@@ -22,13 +22,13 @@
  *   npm run bench:webhooks
  *   npm run bench:webhooks -- --quick                     # 1,000 events, 10 s steady, 5 s trickle
  *   npm run bench:webhooks -- --events 2000 --seconds 30 --rate 40 --backend redis
- *   npm run bench:webhooks -- --relay-interval 100ms      # EVENTS_RELAY_INTERVAL (default 1s)
+ *   npm run bench:webhooks -- --endpoint-concurrency 12   # WEBHOOK_ENDPOINT_CONCURRENCY (default 4)
  *
  * Options: --events (burst), --batch (its transactions), --seconds (steady), --rate (steady
  * events a second; else --load × the burst's, default 0.5), --trickle-seconds (0: none),
  * --endpoints, --concurrency (JOB_CONCURRENCY, 12), --endpoint-concurrency
- * (WEBHOOK_ENDPOINT_CONCURRENCY, 4), --relay-interval (EVENTS_RELAY_INTERVAL, 1s), --backend
- * (postgres, redis, both).
+ * (WEBHOOK_ENDPOINT_CONCURRENCY, 4), --relay-interval (EVENTS_RELAY_INTERVAL, 1s; whole
+ * seconds at least, as the setting takes), --backend (postgres, redis, both).
  *
  * BENCH_DATABASE_URL names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/…);
  * each backend's run uses a new database, dropped afterwards. BENCH_REDIS_URL: the Redis
@@ -382,11 +382,11 @@ const markdown = [
   '',
   burstTable(results),
   '',
-  `### Latency at a fixed rate (steady: ${settings.rate === undefined ? `${settings.load}× the burst's throughput` : `${settings.rate} events/s`}, ${settings.steadySeconds} s; the reference: the trickle, ${settings.trickleRate} events/s for ${settings.trickleSeconds} s)`,
+  `### Latency at a fixed rate (steady: ${settings.rate === undefined ? `${settings.load}× the burst's throughput` : `${settings.rate} events/s`}, ${settings.steadySeconds} s; ${settings.trickleSeconds > 0 ? `the reference: the trickle, ${settings.trickleRate} events/s for ${settings.trickleSeconds} s` : 'no trickle'})`,
   '',
   steadyTable(results),
   '',
-  '### Where the time goes (ms, p50 / p99 of each stage; the last column: the mean of each stage over the slowest 1 % of deliveries)',
+  "### Where the time goes (p50 / p99 of each stage; relayed → receipt: the latency but for the relay's wait; the last column: the mean of each stage over the slowest 1 % of deliveries)",
   '',
   stageTable(results),
 ].join('\n');
