@@ -18,6 +18,8 @@
  * delivery's time is also split into its stages, from the database's timestamps: the
  * relay's wait (commit → relayed_at), the event's job (→ the delivery row's created_at),
  * the attempt's job (→ its claim, last_attempt_at) and the send (→ the receiver's receipt).
+ * The events are inserted by a connection of the bench's own, as by an API apart from the
+ * worker: the relay hears of them by the insert's notification (LISTEN/NOTIFY).
  *
  *   npm run bench:webhooks
  *   npm run bench:webhooks -- --quick                     # 1,000 events, 10 s steady, 5 s trickle
@@ -27,8 +29,9 @@
  * Options: --events (burst), --batch (its transactions), --seconds (steady), --rate (steady
  * events a second; else --load × the burst's, default 0.5), --trickle-seconds (0: none),
  * --endpoints, --concurrency (JOB_CONCURRENCY, 12), --endpoint-concurrency
- * (WEBHOOK_ENDPOINT_CONCURRENCY, 4), --relay-interval (EVENTS_RELAY_INTERVAL, 1s; whole
- * seconds at least, as the setting takes), --backend (postgres, redis, both).
+ * (WEBHOOK_ENDPOINT_CONCURRENCY; its default, 4, without it), --relay-interval
+ * (EVENTS_RELAY_INTERVAL, the relay's safety-net poll; its default, 5s, without it), --backend
+ * (postgres, redis, both).
  *
  * BENCH_DATABASE_URL names the PostgreSQL server (default postgres://postgres@127.0.0.1:5432/…);
  * each backend's run uses a new database, dropped afterwards. BENCH_REDIS_URL: the Redis
@@ -71,8 +74,8 @@ const { values: options } = parseArgs({
     'trickle-seconds': { type: 'string' },
     endpoints: { type: 'string', default: '3' },
     concurrency: { type: 'string', default: '12' },
-    'relay-interval': { type: 'string', default: '1s' },
-    'endpoint-concurrency': { type: 'string', default: '4' },
+    'relay-interval': { type: 'string' },
+    'endpoint-concurrency': { type: 'string' },
     backend: { type: 'string', default: 'both' },
   },
 });
@@ -281,8 +284,10 @@ async function runBackend(backend: 'postgres' | 'redis'): Promise<BackendResult>
     PUBLIC_URL: 'https://bench.example.test',
     LOG_LEVEL: 'warn',
     JOB_CONCURRENCY: settings.concurrency,
-    EVENTS_RELAY_INTERVAL: settings.relayInterval,
-    WEBHOOK_ENDPOINT_CONCURRENCY: settings.endpointConcurrency,
+    ...(settings.relayInterval ? { EVENTS_RELAY_INTERVAL: settings.relayInterval } : {}),
+    ...(settings.endpointConcurrency
+      ? { WEBHOOK_ENDPOINT_CONCURRENCY: settings.endpointConcurrency }
+      : {}),
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     ...(backend === 'redis' ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } : {}),
   });
@@ -376,7 +381,7 @@ for (const backend of backends) {
   results.push(await runBackend(backend));
 }
 const markdown = [
-  `${settings.events} events × ${settings.endpoints} endpoints, JOB_CONCURRENCY ${settings.concurrency}, WEBHOOK_ENDPOINT_CONCURRENCY ${settings.endpointConcurrency}, EVENTS_RELAY_INTERVAL ${settings.relayInterval}, burst commits of ${settings.batch}`,
+  `${settings.events} events × ${settings.endpoints} endpoints, JOB_CONCURRENCY ${settings.concurrency}, WEBHOOK_ENDPOINT_CONCURRENCY ${settings.endpointConcurrency ?? 'default (4)'}, EVENTS_RELAY_INTERVAL ${settings.relayInterval ?? 'default (5s)'}, burst commits of ${settings.batch}`,
   '',
   '### Burst (throughput)',
   '',
