@@ -50,7 +50,7 @@ import { sql } from 'drizzle-orm';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/index.js';
-import { createDatabase } from '../../src/db/client.js';
+import { createDatabase, type Database } from '../../src/db/client.js';
 import { createWebhookSecret } from '../../src/lib/webhooks/index.js';
 import { buildWorker } from '../../src/worker-app.js';
 import {
@@ -272,11 +272,10 @@ async function runPhase(
 
 async function runBackend(backend: 'postgres' | 'redis'): Promise<BackendResult> {
   const name = `bench_webhooks_${randomBytes(4).toString('hex')}`;
-  await withClient(serverUrl, (client) => client.query(`create database "${name}"`));
   const url = new URL(serverUrl);
   url.pathname = `/${name}`;
-  const receivers = await Promise.all(Array.from({ length: settings.endpoints }, startReceiver));
   const prefix = `bench:${name}:`;
+  // The configuration first: a setting it refuses leaves nothing made behind.
   const config = loadConfig({
     NODE_ENV: 'production',
     DATABASE_URL: url.href,
@@ -291,8 +290,11 @@ async function runBackend(backend: 'postgres' | 'redis'): Promise<BackendResult>
     WEBHOOK_ALLOW_PRIVATE_NETWORKS: 'true',
     ...(backend === 'redis' ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } : {}),
   });
-  const database = await createDatabase(config);
+  await withClient(serverUrl, (client) => client.query(`create database "${name}"`));
+  const receivers = await Promise.all(Array.from({ length: settings.endpoints }, startReceiver));
+  let database: Database | undefined;
   try {
+    database = await createDatabase(config);
     await database.migrate();
     for (const receiver of receivers) {
       await database.db.execute(sql`
@@ -336,7 +338,7 @@ async function runBackend(backend: 'postgres' | 'redis'): Promise<BackendResult>
     for (const phase of phases) results.push(await summarize(phase, url.href, receivers));
     return { backend, results };
   } finally {
-    await database.close();
+    await database?.close();
     for (const receiver of receivers) receiver.server.close();
     await withClient(serverUrl, (client) =>
       client.query(`drop database if exists "${name}" with (force)`),
