@@ -11,6 +11,7 @@ import {
   type WorkerSettings,
 } from './jobs/queue.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
+import type { EmailDelivery } from './modules/email/delivery.js';
 import { createEventsRelay } from './modules/events/outbox.js';
 import type { DomainEvent } from './modules/events/types.js';
 import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
@@ -31,6 +32,12 @@ export interface AppJobs {
   housekeeping: Record<string, never>;
   /** Scheduled: webhook attempts whose jobs were lost (queue outage) are queued again. */
   'webhook-sweep': Record<string, never>;
+  /**
+   * Sends the email outbox's due emails: asked for after a commit that queued mail
+   * (emailNudge), and scheduled every EMAIL_POLL_INTERVAL for the rest (retries, a lost
+   * nudge).
+   */
+  'email-delivery': Record<string, never>;
 }
 
 export type AppJobQueue = JobQueue<AppJobs>;
@@ -96,6 +103,47 @@ export function eventJobHandlers(delivery: WebhookDelivery): EventJobHandlers {
   };
 }
 
+/** The key that coalesces the nudged `email-delivery` jobs (see EnqueueOptions). */
+export const EMAIL_NUDGE_KEY = 'email-delivery';
+
+/**
+ * What a commit that queued mail calls (AccountMail.nudge): an `email-delivery` job at
+ * once, so that the mail leaves within moments. Without an id of its own and coalesced: a
+ * burst of sign-ups makes one job waiting, plus at most one more while one runs, never a
+ * job per request; and one asked for during a run is not lost, as it would be with a
+ * fixed job id (taken by the running job). When the queue does not take it, the request
+ * does not fail: the scheduled run sends the mail (within EMAIL_POLL_INTERVAL); a warning
+ * once per outage. EMAIL_POLL_INTERVAL=0: nothing (only `deliverDue` sends; tests).
+ */
+export function emailNudge(
+  handle: QueueHandle,
+  config: Config,
+  log: FastifyBaseLogger,
+): () => void {
+  if (config.email.pollIntervalMs === 0) return () => undefined;
+  let failing = false;
+  return () => {
+    handle
+      .get()
+      .then((queue) => queue.enqueue('email-delivery', {}, { coalesce: EMAIL_NUDGE_KEY }))
+      .then(
+        () => {
+          if (!failing) return;
+          failing = false;
+          log.info('email delivery jobs are queued again');
+        },
+        (error: unknown) => {
+          if (failing) return;
+          failing = true;
+          log.warn(
+            { message: error instanceof Error ? error.message : String(error) },
+            'could not queue an email delivery job; the scheduled delivery sends the mail',
+          );
+        },
+      );
+  };
+}
+
 /** Redis when there is one (REDIS_URL), else the app's own database. */
 export function jobBackendOf(config: Config, database: Database): JobBackendSettings {
   return config.redis
@@ -108,16 +156,20 @@ export function openJobQueue(config: Config, database: Database): Promise<AppJob
 }
 
 /**
- * The periodic housekeeping, as job schedulers: every instance declares them, one worker
- * of all runs each tick. Ended rows are deleted a day after their end, a batch every ten
- * minutes; login-failure counters once their window is over.
+ * The periodic jobs, as job schedulers: every instance declares them, one worker of all
+ * runs each tick. Ended rows are deleted a day after their end, a batch every ten
+ * minutes; login-failure counters once their window is over; the email outbox is looked
+ * at every EMAIL_POLL_INTERVAL (0: never, and a scheduler declared before is removed),
+ * its runs not kept (one every 2 s by default).
  */
 function schedules(config: Config) {
   const cleanupEveryMs = Math.min(Math.max(config.loginLimit.windowSeconds, 60), 3600) * 1000;
+  const emailEveryMs = config.email.pollIntervalMs;
   return [
     { name: 'login-failures-cleanup', everyMs: cleanupEveryMs },
     { name: 'housekeeping', everyMs: 10 * 60_000 },
     { name: 'webhook-sweep', everyMs: 60_000 },
+    { name: 'email-delivery', everyMs: emailEveryMs, discardCompleted: true },
   ] as const;
 }
 
@@ -127,6 +179,7 @@ export function appJobHandlers(parts: {
   db: Db;
   loginLimits: LoginLimits;
   events: EventJobHandlers;
+  email: EmailDelivery;
 }): JobHandlers<AppJobs> {
   const { config, db } = parts;
   return {
@@ -134,6 +187,7 @@ export function appJobHandlers(parts: {
     'login-failures-cleanup': () => parts.loginLimits.deleteExpired(),
     housekeeping: () =>
       deleteEndedRows(db, { idleTimeoutSeconds: config.sessions.idleTimeoutSeconds }),
+    'email-delivery': () => parts.email.runJob(),
   };
 }
 
@@ -211,10 +265,13 @@ function declareSchedules(queue: AppJobQueue, config: Config, log: FastifyBaseLo
   let stopped = false;
   const declare = async () => {
     try {
-      for (const { name, everyMs } of schedules(config)) await queue.schedule(name, everyMs, {});
+      for (const { name, everyMs, ...options } of schedules(config)) {
+        if (everyMs === 0) await queue.unschedule(name);
+        else await queue.schedule(name, everyMs, {}, options);
+      }
     } catch (error) {
       if (stopped) return;
-      log.warn({ err: error }, 'scheduling the housekeeping jobs failed; trying again in a minute');
+      log.warn({ err: error }, 'scheduling the periodic jobs failed; trying again in a minute');
       timer = setTimeout(() => void declare(), 60_000);
       timer.unref();
     }
@@ -234,7 +291,11 @@ export async function openJobWork(
   app: FastifyInstance,
   config: Config,
   database: Database,
-  services: { loginLimits: LoginLimits; webhookDelivery: WebhookDelivery },
+  services: {
+    loginLimits: LoginLimits;
+    webhookDelivery: WebhookDelivery;
+    email: { delivery: EmailDelivery };
+  },
   handle: QueueHandle,
   options: { locks?: JobLocks | undefined } = {},
 ): Promise<{ queue: AppJobQueue; task: BackgroundTask }> {
@@ -246,6 +307,7 @@ export async function openJobWork(
     db: database.db,
     loginLimits: services.loginLimits,
     events: eventJobHandlers(services.webhookDelivery),
+    email: services.email.delivery,
   });
   const task = jobsTask({
     config,
