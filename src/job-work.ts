@@ -10,6 +10,7 @@ import {
   type JobRun,
   type WorkerSettings,
 } from './jobs/queue.js';
+import { withTimeout } from './lib/timeout.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
 import type { EmailDelivery } from './modules/email/delivery.js';
 import { createEventsRelay } from './modules/events/outbox.js';
@@ -106,14 +107,18 @@ export function eventJobHandlers(delivery: WebhookDelivery): EventJobHandlers {
 /** The key that coalesces the nudged `email-delivery` jobs (see EnqueueOptions). */
 export const EMAIL_NUDGE_KEY = 'email-delivery';
 
+/** How long a nudge waits for the queue to take its job (a queue that does not answer). */
+const NUDGE_TIMEOUT_MS = 5000;
+
 /**
  * What a commit that queued mail calls (AccountMail.nudge): an `email-delivery` job at
  * once, so that the mail leaves within moments. Without an id of its own and coalesced: a
  * burst of sign-ups makes one job waiting, plus at most one more while one runs, never a
  * job per request; and one asked for during a run is not lost, as it would be with a
- * fixed job id (taken by the running job). When the queue does not take it, the request
- * does not fail: the scheduled run sends the mail (within EMAIL_POLL_INTERVAL); a warning
- * once per outage. EMAIL_POLL_INTERVAL=0: nothing (only `deliverDue` sends; tests).
+ * fixed job id (taken by the running job). One enqueue at a time per process: those asked
+ * for meanwhile make one more after it. When the queue does not take it, the request does
+ * not fail: the scheduled run sends the mail (within EMAIL_POLL_INTERVAL); a warning once
+ * per outage. EMAIL_POLL_INTERVAL=0: nothing (only `deliverDue` sends; tests).
  */
 export function emailNudge(
   handle: QueueHandle,
@@ -122,25 +127,38 @@ export function emailNudge(
 ): () => void {
   if (config.email.pollIntervalMs === 0) return () => undefined;
   let failing = false;
-  return () => {
-    handle
+  let inFlight = false;
+  let again = false;
+  const taken = () => {
+    if (!failing) return;
+    failing = false;
+    log.info('email delivery jobs are queued again');
+  };
+  const refused = (error: unknown) => {
+    if (failing) return;
+    failing = true;
+    log.warn(
+      { message: error instanceof Error ? error.message : String(error) },
+      'could not queue an email delivery job; the scheduled delivery sends the mail',
+    );
+  };
+  const enqueue = () => {
+    inFlight = true;
+    const queued = handle
       .get()
-      .then((queue) => queue.enqueue('email-delivery', {}, { coalesce: EMAIL_NUDGE_KEY }))
-      .then(
-        () => {
-          if (!failing) return;
-          failing = false;
-          log.info('email delivery jobs are queued again');
-        },
-        (error: unknown) => {
-          if (failing) return;
-          failing = true;
-          log.warn(
-            { message: error instanceof Error ? error.message : String(error) },
-            'could not queue an email delivery job; the scheduled delivery sends the mail',
-          );
-        },
-      );
+      .then((queue) => queue.enqueue('email-delivery', {}, { coalesce: EMAIL_NUDGE_KEY }));
+    void withTimeout(queued, NUDGE_TIMEOUT_MS, 'the job queue did not answer')
+      .then(taken, refused)
+      .finally(() => {
+        inFlight = false;
+        if (!again) return;
+        again = false;
+        enqueue();
+      });
+  };
+  return () => {
+    if (inFlight) again = true;
+    else enqueue();
   };
 }
 

@@ -126,6 +126,17 @@ export function checkJobId(id: string): string {
   return id;
 }
 
+/** A job's own options: its id (or coalescing key) and delay. */
+function jobOptions(options: EnqueueOptions): JobsOptions {
+  if ('coalesce' in options) {
+    return {
+      deduplication: { id: checkJobId(options.coalesce), keepLastIfActive: true },
+      removeOnComplete: true,
+    };
+  }
+  return { jobId: checkJobId(options.id), ...(options.delayMs ? { delay: options.delayMs } : {}) };
+}
+
 export async function createJobQueue<J extends JobMap>(
   settings: JobBackendSettings,
 ): Promise<JobQueue<J>> {
@@ -137,16 +148,6 @@ export async function createJobQueue<J extends JobMap>(
     backend.factory as never,
   );
   queue.on('error', () => undefined);
-  const jobOptions = (options: EnqueueOptions): JobsOptions =>
-    'coalesce' in options
-      ? {
-          deduplication: { id: checkJobId(options.coalesce), keepLastIfActive: true },
-          removeOnComplete: true,
-        }
-      : {
-          jobId: checkJobId(options.id),
-          ...(options.delayMs ? { delay: options.delayMs } : {}),
-        };
 
   return {
     backend: backend.kind,
