@@ -56,9 +56,11 @@ describe.each(jobBackends)('emails sent by the job worker, the queue on %s', (ki
     smtp = await startSmtpSink();
   });
   afterEach(async () => {
-    for (const { app, violations } of apps) {
-      expect(violations(), 'responses outside the contract, or leaking secrets').toEqual([]);
-      await app.close();
+    for (const started of apps) {
+      expect(started.violations(), 'responses outside the contract, or leaking secrets').toEqual(
+        [],
+      );
+      await started.app.close();
     }
     apps = [];
     await Promise.all([backend.cleanup(), smtp.close()]);
