@@ -18,7 +18,7 @@ import type { WebhookDeliveriesPort } from './modules/webhooks/service.js';
 import { registerPipeline } from './plugins/pipeline.js';
 import { serverOptions } from './plugins/server-options.js';
 import { createRepositories, createServices, type Services } from './composition.js';
-import { openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
+import { emailNudge, openJobWork, queueHandle, scheduleAttempts } from './job-work.js';
 import { addStartupWork, backgroundTasks } from './lifecycle.js';
 import { loadSpec, publishedSpec } from './spec.js';
 import type { WebhookTiming } from './webhook-work.js';
@@ -26,8 +26,8 @@ import type { WebhookTiming } from './webhook-work.js';
 declare module 'fastify' {
   interface FastifyInstance {
     /**
-     * The email delivery loop: it polls on its own (EMAIL_POLL_INTERVAL) from `ready` to
-     * `close`; `deliverDue()` sends what is due now (tests, with the poll off).
+     * The email delivery, whose runs the `email-delivery` job makes wherever the jobs run
+     * (job-work.ts); `deliverDue()` sends what is due now, in this process (tests).
      */
     emailDelivery: EmailDelivery;
   }
@@ -42,7 +42,7 @@ export interface AppDeps {
   /**
    * Resolves once the given database's schema is current, when the caller migrates it while
    * the app is built (server.ts does for the embedded database). Start-up work that writes
-   * to the database (the ADMIN_EMAIL account, the email loop) waits for it.
+   * to the database (the ADMIN_EMAIL account, the jobs) waits for it.
    */
   migrated?: Promise<unknown>;
   /**
@@ -68,6 +68,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const queue = queueHandle(app, config, database);
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(queue),
+      nudgeEmail: emailNudge(queue, config, app.log.child({ component: 'email' })),
       webhookDeliveries: deps.webhookDeliveries,
       webhookTiming: deps.webhookTiming,
     });

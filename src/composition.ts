@@ -60,11 +60,13 @@ export function createRepositories(db: Db, config: Config, spec: OpenApiDocument
 }
 
 /**
- * What the services need from outside: how to queue an attempt; in tests, a stand-in port
- * and shorter webhook timing.
+ * What the services need from outside: how to queue a webhook attempt, and an email
+ * delivery run (job-work.ts); in tests, a stand-in port and shorter webhook timing.
  */
 export interface ServiceParts {
   schedule: ScheduleAttempt;
+  /** Called after a commit that queued mail (emailNudge). */
+  nudgeEmail: () => void;
   webhookDeliveries?: WebhookDeliveriesPort | undefined;
   webhookTiming?: WebhookTiming | undefined;
 }
@@ -82,7 +84,7 @@ export function createServices(
   const tokens = createTokenService(app, config.jwt.expiresInSeconds);
   const loginLimits = createLoginLimits({ failures, maxFailures: config.loginLimit.maxFailures });
   const email = createEmail(app, config, outbox);
-  const mail = createAccountMail({ ...config.email, nudge: () => email.delivery.nudge() });
+  const mail = createAccountMail({ ...config.email, nudge: parts.nudgeEmail });
   const sessionsService = createSessionsService({
     sessions,
     users,
@@ -133,8 +135,9 @@ function createWebhooks(
 }
 
 /**
- * Emails are queued in the outbox by the transaction that causes them and sent by this
- * loop; with several instances, each runs one and no email goes out twice.
+ * Emails are queued in the outbox by the transaction that causes them and sent by the
+ * `email-delivery` job's runs of this delivery (job-work.ts), in whichever process runs
+ * the jobs; runs in several processes at once send no email twice.
  */
 function createEmail(app: FastifyInstance, config: Config, outbox: Repositories['outbox']) {
   const log = app.log.child({ component: 'email' });
@@ -149,6 +152,12 @@ function createEmail(app: FastifyInstance, config: Config, outbox: Repositories[
   }
   const onDead = (reason: 'attempts' | 'expired', count: number) =>
     app.metrics.emailsDead(reason, count);
-  const delivery = createEmailDelivery({ ...config.email, outbox, transport, log, onDead });
+  const delivery = createEmailDelivery({
+    outbox,
+    transport,
+    log,
+    onDead,
+    maxAttempts: config.email.maxAttempts,
+  });
   return { delivery, transport };
 }

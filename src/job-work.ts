@@ -10,7 +10,9 @@ import {
   type JobRun,
   type WorkerSettings,
 } from './jobs/queue.js';
+import { withTimeout } from './lib/timeout.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
+import type { EmailDelivery } from './modules/email/delivery.js';
 import { createEventsRelay } from './modules/events/outbox.js';
 import type { DomainEvent } from './modules/events/types.js';
 import { deleteEndedRows } from './modules/housekeeping/ended-rows.js';
@@ -31,6 +33,12 @@ export interface AppJobs {
   housekeeping: Record<string, never>;
   /** Scheduled: webhook attempts whose jobs were lost (queue outage) are queued again. */
   'webhook-sweep': Record<string, never>;
+  /**
+   * Sends the email outbox's due emails: asked for after a commit that queued mail
+   * (emailNudge), and scheduled every EMAIL_POLL_INTERVAL for the rest (retries, a lost
+   * nudge).
+   */
+  'email-delivery': Record<string, never>;
 }
 
 export type AppJobQueue = JobQueue<AppJobs>;
@@ -96,6 +104,64 @@ export function eventJobHandlers(delivery: WebhookDelivery): EventJobHandlers {
   };
 }
 
+/** The key that coalesces the nudged `email-delivery` jobs (see EnqueueOptions). */
+export const EMAIL_NUDGE_KEY = 'email-delivery';
+
+/** How long a nudge waits for the queue to take its job (a queue that does not answer). */
+const NUDGE_TIMEOUT_MS = 5000;
+
+/**
+ * What a commit that queued mail calls (AccountMail.nudge): an `email-delivery` job at
+ * once, so that the mail leaves within moments. Without an id of its own and coalesced: a
+ * burst of sign-ups makes one job waiting, plus at most one more while one runs, never a
+ * job per request; and one asked for during a run is not lost, as it would be with a
+ * fixed job id (taken by the running job). One enqueue at a time per process: those asked
+ * for meanwhile make one more after it. When the queue does not take it, the request does
+ * not fail: the scheduled run sends the mail (within EMAIL_POLL_INTERVAL); a warning once
+ * per outage. EMAIL_POLL_INTERVAL=0: nothing (only `deliverDue` sends; tests).
+ */
+export function emailNudge(
+  handle: QueueHandle,
+  config: Config,
+  log: FastifyBaseLogger,
+): () => void {
+  if (config.email.pollIntervalMs === 0) return () => undefined;
+  let failing = false;
+  let inFlight = false;
+  let again = false;
+  const taken = () => {
+    if (!failing) return;
+    failing = false;
+    log.info('email delivery jobs are queued again');
+  };
+  const refused = (error: unknown) => {
+    if (failing) return;
+    failing = true;
+    log.warn(
+      { message: error instanceof Error ? error.message : String(error) },
+      'could not queue an email delivery job; the scheduled delivery sends the mail',
+    );
+  };
+  const enqueue = () => {
+    inFlight = true;
+    const queued = handle
+      .get()
+      .then((queue) => queue.enqueue('email-delivery', {}, { coalesce: EMAIL_NUDGE_KEY }));
+    void withTimeout(queued, NUDGE_TIMEOUT_MS, 'the job queue did not answer')
+      .then(taken, refused)
+      .finally(() => {
+        inFlight = false;
+        if (!again) return;
+        again = false;
+        enqueue();
+      });
+  };
+  return () => {
+    if (inFlight) again = true;
+    else enqueue();
+  };
+}
+
 /** Redis when there is one (REDIS_URL), else the app's own database. */
 export function jobBackendOf(config: Config, database: Database): JobBackendSettings {
   return config.redis
@@ -108,16 +174,20 @@ export function openJobQueue(config: Config, database: Database): Promise<AppJob
 }
 
 /**
- * The periodic housekeeping, as job schedulers: every instance declares them, one worker
- * of all runs each tick. Ended rows are deleted a day after their end, a batch every ten
- * minutes; login-failure counters once their window is over.
+ * The periodic jobs, as job schedulers: every instance declares them, one worker of all
+ * runs each tick. Ended rows are deleted a day after their end, a batch every ten
+ * minutes; login-failure counters once their window is over; the email outbox is looked
+ * at every EMAIL_POLL_INTERVAL (0: never, and a scheduler declared before is removed),
+ * its runs not kept (one every 2 s by default).
  */
 function schedules(config: Config) {
   const cleanupEveryMs = Math.min(Math.max(config.loginLimit.windowSeconds, 60), 3600) * 1000;
+  const emailEveryMs = config.email.pollIntervalMs;
   return [
     { name: 'login-failures-cleanup', everyMs: cleanupEveryMs },
     { name: 'housekeeping', everyMs: 10 * 60_000 },
     { name: 'webhook-sweep', everyMs: 60_000 },
+    { name: 'email-delivery', everyMs: emailEveryMs, discardCompleted: true },
   ] as const;
 }
 
@@ -127,6 +197,7 @@ export function appJobHandlers(parts: {
   db: Db;
   loginLimits: LoginLimits;
   events: EventJobHandlers;
+  email: EmailDelivery;
 }): JobHandlers<AppJobs> {
   const { config, db } = parts;
   return {
@@ -134,6 +205,7 @@ export function appJobHandlers(parts: {
     'login-failures-cleanup': () => parts.loginLimits.deleteExpired(),
     housekeeping: () =>
       deleteEndedRows(db, { idleTimeoutSeconds: config.sessions.idleTimeoutSeconds }),
+    'email-delivery': () => parts.email.runJob(),
   };
 }
 
@@ -211,10 +283,13 @@ function declareSchedules(queue: AppJobQueue, config: Config, log: FastifyBaseLo
   let stopped = false;
   const declare = async () => {
     try {
-      for (const { name, everyMs } of schedules(config)) await queue.schedule(name, everyMs, {});
+      for (const { name, everyMs, ...options } of schedules(config)) {
+        if (everyMs === 0) await queue.unschedule(name);
+        else await queue.schedule(name, everyMs, {}, options);
+      }
     } catch (error) {
       if (stopped) return;
-      log.warn({ err: error }, 'scheduling the housekeeping jobs failed; trying again in a minute');
+      log.warn({ err: error }, 'scheduling the periodic jobs failed; trying again in a minute');
       timer = setTimeout(() => void declare(), 60_000);
       timer.unref();
     }
@@ -234,7 +309,11 @@ export async function openJobWork(
   app: FastifyInstance,
   config: Config,
   database: Database,
-  services: { loginLimits: LoginLimits; webhookDelivery: WebhookDelivery },
+  services: {
+    loginLimits: LoginLimits;
+    webhookDelivery: WebhookDelivery;
+    email: { delivery: EmailDelivery };
+  },
   handle: QueueHandle,
   options: { locks?: JobLocks | undefined } = {},
 ): Promise<{ queue: AppJobQueue; task: BackgroundTask }> {
@@ -246,6 +325,7 @@ export async function openJobWork(
     db: database.db,
     loginLimits: services.loginLimits,
     events: eventJobHandlers(services.webhookDelivery),
+    email: services.email.delivery,
   });
   const task = jobsTask({
     config,

@@ -59,7 +59,8 @@ export function addStartupWork(
 
 /**
  * The background work, started and stopped with the app (src/plugins/background.ts): the
- * email delivery loop, and the jobs (src/job-work.ts) when this process runs them.
+ * jobs (src/job-work.ts) when this process runs them, and the email delivery their
+ * `email-delivery` job runs (or `deliverDue`, in tests).
  */
 export function backgroundTasks(
   services: { email: { delivery: EmailDelivery; transport: EmailTransport } },
@@ -67,17 +68,16 @@ export function backgroundTasks(
 ): BackgroundTask[] {
   const { email } = services;
   return [
+    ...(jobs ? [jobs] : []),
+    // Stopped first (last started): a delivery run under way ends after the batch in hand,
+    // sent and marked, instead of going on with the backlog while the workers close; the
+    // outbox keeps the rest for the next run, here or in another process.
     {
       name: 'email delivery',
-      start: () => {
-        email.delivery.start();
-        // The batch in hand is sent and marked before the database closes (onClose).
-        return async () => {
-          await email.delivery.stop();
-          await email.transport.close();
-        };
+      start: () => async () => {
+        await email.delivery.stop();
+        await email.transport.close();
       },
     },
-    ...(jobs ? [jobs] : []),
   ];
 }

@@ -141,9 +141,10 @@ function cutOffAfter(server: FastifyInstance, shutdownTimeoutMs: number): void {
 /**
  * SIGTERM or SIGINT: the app stops taking work (/ready 503, no new connections,
  * `Connection: close` on every reply: src/plugins/graceful-close.ts), the requests in
- * flight finish, the email loop sends its batch in hand, then the database closes and the
- * process exits 0. The requests still running after SHUTDOWN_TIMEOUT have their
- * connections cut; a second signal ends the process at once.
+ * flight finish, the jobs (JOBS_IN_PROCESS) stop, an email delivery run after its batch in
+ * hand, then the database closes and the process exits 0. The requests still running
+ * after SHUTDOWN_TIMEOUT have their connections cut; a second signal ends the process at
+ * once.
  */
 function closeOnSignals(server: FastifyInstance, database: Database, config: Config): void {
   let closingSince: number | null = null;

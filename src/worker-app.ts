@@ -3,7 +3,14 @@ import type { Config } from './config/index.js';
 import { openDatabase } from './connections.js';
 import { createRepositories, createServices } from './composition.js';
 import type { Database } from './db/client.js';
-import { openJobWork, queueHandle, scheduleAttempts, type JobLocks } from './job-work.js';
+import {
+  emailNudge,
+  openJobWork,
+  queueHandle,
+  scheduleAttempts,
+  type JobLocks,
+} from './job-work.js';
+import { backgroundTasks } from './lifecycle.js';
 import { loadSpec } from './spec.js';
 import { withTimeout } from './lib/timeout.js';
 import { background } from './plugins/background.js';
@@ -24,9 +31,10 @@ export interface WorkerDeps {
 }
 
 /**
- * The worker process (`npm run worker`): the job workers, the events relay and the
- * schedulers, on the same repositories and services as the API (src/composition.ts),
- * with `GET /health`, `/ready` and `/metrics` on WORKER_PORT. It never listens itself.
+ * The worker process (`npm run worker`): the job workers (webhook deliveries, emails, the
+ * housekeeping), the events relay and the schedulers, on the same repositories and
+ * services as the API (src/composition.ts), with `GET /health`, `/ready` and `/metrics`
+ * on WORKER_PORT. It never listens itself.
  */
 export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promise<FastifyInstance> {
   const app = Fastify({ logger: deps.logger ?? false, return503OnClosing: false });
@@ -36,6 +44,7 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
     const repositories = createRepositories(database.db, config, loadSpec());
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(handle),
+      nudgeEmail: emailNudge(handle, config, app.log.child({ component: 'email' })),
       webhookTiming: deps.webhookTiming,
     });
     const { queue, task } = await openJobWork(app, config, database, services, handle, {
@@ -44,9 +53,13 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
     await app.register(metrics, {
       settings: config.metrics,
       rateLimitedOperations: [],
-      sources: { pool: () => database.poolStats(), jobDepth: () => queue.depth() },
+      sources: {
+        pool: () => database.poolStats(),
+        outboxDue: () => repositories.outbox.countDue(),
+        jobDepth: () => queue.depth(),
+      },
     });
-    await app.register(background, { tasks: [task] });
+    await app.register(background, { tasks: backgroundTasks(services, task) });
     probeRoutes(app, {
       database: () => database.ping(),
       queue: () => queue.ping(READY_TIMEOUT_MS),

@@ -15,7 +15,10 @@ export interface EmailSettings {
     readonly logLinks: boolean;
     readonly passwordResetTtlSeconds: number;
     readonly verificationTtlSeconds: number;
-    /** How often the delivery loop looks for due emails; 0: only when told to (tests). */
+    /**
+     * How often the scheduled `email-delivery` job looks for due emails; 0: no schedule and
+     * no run asked for after a commit, only `deliverDue` (tests).
+     */
     readonly pollIntervalMs: number;
     /** Failed attempts after which an email is given up on (dead). */
     readonly maxAttempts: number;
@@ -61,7 +64,7 @@ export const emailArea = defineArea({
       pattern: '^(0|[1-9][0-9]*[smhd]?)$',
       default: '2s',
       description:
-        'how often the delivery loop looks for due emails (it also runs right after a request queues one); `0`: never',
+        'how often the `email-delivery` job looks for due emails (a job scheduler: one run per interval across all instances, on a worker); a request that queues an email also queues a run at once; `0`: neither (tests)',
     },
     EMAIL_LOG_LINKS: {
       type: 'boolean',

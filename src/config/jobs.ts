@@ -24,7 +24,7 @@ export const jobsArea = defineArea({
       type: 'boolean',
       'x-default': 'on in development; off in production and in tests',
       description:
-        'run the job workers, the events relay and the scheduled housekeeping inside the API server (`true`/`false`); off where `npm run worker` (`node dist/worker.js`) runs them in a process of their own. The queue is on Redis with `REDIS_URL`, else in the database',
+        'run the job workers (webhook deliveries, emails), the events relay and the scheduled housekeeping inside the API server (`true`/`false`); off where `npm run worker` (`node dist/worker.js`) runs them in a process of their own: then nothing in the API sends email. The queue is on Redis with `REDIS_URL`, else in the database',
     },
     JOB_CONCURRENCY: {
       type: 'integer',

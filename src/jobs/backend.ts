@@ -87,8 +87,19 @@ async function openPostgres(settings: Extract<JobBackendSettings, { kind: 'postg
     import('bullmq'),
     import('pg'),
   ]);
+  class QuietClient extends pg.Client {
+    constructor(config?: ConstructorParameters<typeof pg.Client>[0]) {
+      super(config);
+      this.on('error', () => undefined);
+    }
+  }
   const connection = {
     ...settings.connection,
+    // BullMQ holds a pooled client between statements (its migrations at first use): a
+    // connection the server ends then (a restart) emits 'error' on that client, with no
+    // listener but this one, which would end the process. The statement that comes next
+    // fails instead, and the queue's open with it (tried again at the next use).
+    Client: QuietClient,
     schema: settings.schema ?? POSTGRES_SCHEMA,
     // BullMQ creates its schema and tables itself, under an advisory lock (several
     // instances starting at once migrate once).

@@ -23,14 +23,28 @@ export type JobHandler<P> = (payload: P, job: JobContext) => Promise<unknown>;
 /** One handler for every job name: a missing one is a compile error. */
 export type JobHandlers<J extends JobMap> = { readonly [K in JobName<J>]: JobHandler<J[K]> };
 
-export interface EnqueueOptions {
-  /**
-   * The job's id: a second job with the same id is not added while the first is kept (a day
-   * after it finished), which is what makes a relay's retries harmless. No `:`, not all
-   * digits (BullMQ's rules).
-   */
-  id: string;
-  delayMs?: number;
+export type EnqueueOptions =
+  | {
+      /**
+       * The job's id: a second job with the same id is not added while the first is kept (a
+       * day after it finished), which is what makes a relay's retries harmless. No `:`, not
+       * all digits (BullMQ's rules).
+       */
+      id: string;
+      delayMs?: number;
+    }
+  | {
+      /**
+       * No id of its own; jobs with the same key coalesce: while one waits, another is not
+       * added; while one runs, one more (the last) is kept to run after it (BullMQ's
+       * deduplication, keepLastIfActive). Such a job is deleted once it has run.
+       */
+      coalesce: string;
+    };
+
+export interface ScheduleOptions {
+  /** Each run is deleted once done, not kept a day (a job scheduled every few seconds). */
+  discardCompleted?: boolean;
 }
 
 export interface JobRun {
@@ -69,7 +83,14 @@ export interface JobQueue<J extends JobMap> {
    * Runs `name` every `everyMs` on one worker of all instances: every instance may call
    * this with the same arguments (BullMQ keeps one scheduler per name).
    */
-  schedule<K extends JobName<J>>(name: K, everyMs: number, payload: J[K]): Promise<void>;
+  schedule<K extends JobName<J>>(
+    name: K,
+    everyMs: number,
+    payload: J[K],
+    options?: ScheduleOptions,
+  ): Promise<void>;
+  /** Removes the scheduler of `name`, if there is one (its runs stop). */
+  unschedule(name: JobName<J>): Promise<void>;
   /** Starts a worker in this process that runs the jobs with `handlers`. */
   work(handlers: JobHandlers<J>, settings: WorkerSettings): JobWorker;
   /** Jobs waiting (ready or delayed), running, and failed for good, now. */
@@ -105,6 +126,17 @@ export function checkJobId(id: string): string {
   return id;
 }
 
+/** A job's own options: its id (or coalescing key) and delay. */
+function jobOptions(options: EnqueueOptions): JobsOptions {
+  if ('coalesce' in options) {
+    return {
+      deduplication: { id: checkJobId(options.coalesce), keepLastIfActive: true },
+      removeOnComplete: true,
+    };
+  }
+  return { jobId: checkJobId(options.id), ...(options.delayMs ? { delay: options.delayMs } : {}) };
+}
+
 export async function createJobQueue<J extends JobMap>(
   settings: JobBackendSettings,
 ): Promise<JobQueue<J>> {
@@ -116,24 +148,35 @@ export async function createJobQueue<J extends JobMap>(
     backend.factory as never,
   );
   queue.on('error', () => undefined);
-  const jobOptions = (id: string, delayMs?: number): JobsOptions => ({
-    jobId: checkJobId(id),
-    ...(delayMs ? { delay: delayMs } : {}),
-  });
 
   return {
     backend: backend.kind,
     async enqueue(name, payload, options) {
-      await queue.add(name, payload, jobOptions(options.id, options.delayMs));
+      await queue.add(name, payload, jobOptions(options));
     },
     async enqueueAll(jobs) {
       if (jobs.length === 0) return;
       await queue.addBulk(
-        jobs.map((job) => ({ name: job.name, data: job.payload, opts: jobOptions(job.id) })),
+        jobs.map((job) => ({
+          name: job.name,
+          data: job.payload,
+          opts: jobOptions({ id: job.id }),
+        })),
       );
     },
-    async schedule(name, everyMs, payload) {
-      await queue.upsertJobScheduler(name, { every: everyMs }, { name, data: payload });
+    async schedule(name, everyMs, payload, options = {}) {
+      await queue.upsertJobScheduler(
+        name,
+        { every: everyMs },
+        {
+          name,
+          data: payload,
+          ...(options.discardCompleted ? { opts: { removeOnComplete: true } } : {}),
+        },
+      );
+    },
+    async unschedule(name) {
+      await queue.removeJobScheduler(name);
     },
     work(handlers, workerSettings) {
       const inHand = jobsInHand();

@@ -2,8 +2,8 @@ import type { FastifyBaseLogger } from 'fastify';
 import fp from 'fastify-plugin';
 
 /**
- * Work the app does besides answering requests (the email delivery loop, the job workers
- * and the events relay; later subscribers). One owner starts it with the app and stops it
+ * Work the app does besides answering requests (the job workers, the email delivery they
+ * run, and the events relay; later subscribers). One owner starts it with the app and stops it
  * with the app, so that none of it runs before the app is ready, outlives it, or works on
  * a database that has closed.
  */

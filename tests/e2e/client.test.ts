@@ -189,6 +189,8 @@ beforeAll(async () => {
   server = await startedServer({
     ...(db?.url ? { DATABASE_URL: db.url } : { DATA_DIR: dataDir }),
     SMTP_URL: sink.url,
+    // The emails are sent by the jobs: here, in the server's process.
+    JOBS_IN_PROCESS: 'true',
     PUBLIC_URL,
     ADMIN_EMAIL: ADMIN.email,
     ADMIN_PASSWORD: ADMIN.password,

@@ -1,14 +1,18 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { isNull } from 'drizzle-orm';
+import { eq, isNull } from 'drizzle-orm';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emailOutbox } from '../../src/db/schema/auth.js';
 import { events } from '../../src/db/schema/events.js';
 import { projectRoot } from '../../src/paths.js';
 import { TEST_JWT_SECRET } from '../helpers/app.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/values.js';
 
-/** `npm run worker` as a process: probes on WORKER_PORT, the relay at work, SIGTERM. */
+/**
+ * `npm run worker` as a process: probes on WORKER_PORT, the relay at work, the emails sent,
+ * SIGTERM.
+ */
 
 async function until<T>(read: () => Promise<T | undefined>): Promise<T> {
   for (;;) {
@@ -61,6 +65,21 @@ describe('the worker process', () => {
     await until(async () => {
       const left = await db.database.db.select().from(events).where(isNull(events.relayedAt));
       return left.length === 0 ? true : undefined;
+    });
+  }, 40_000);
+
+  it('sends the emails of the outbox, on the email-delivery schedule', async () => {
+    // Queued as a request whose nudge was lost would leave it: no job asked for.
+    const [queued] = await db.database.db
+      .insert(emailOutbox)
+      .values({ recipient: 'worker@example.com', subject: 'Hello', textBody: 'Hi', kind: 'test' })
+      .returning({ id: emailOutbox.id });
+    await until(async () => {
+      const [row] = await db.database.db
+        .select({ sentAt: emailOutbox.sentAt })
+        .from(emailOutbox)
+        .where(eq(emailOutbox.id, queued!.id));
+      return row?.sentAt ? true : undefined;
     });
   }, 40_000);
 

@@ -33,7 +33,9 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
       const env = {
         DATABASE_URL: url,
         SMTP_URL: sink.url,
-        // Both delivery loops poll, often: each sees the other's emails due.
+        // Both run the jobs (on the shared Redis, under this test's prefix): the email
+        // deliveries asked for by either's requests, and the schedule, often.
+        JOBS_IN_PROCESS: 'true',
         EMAIL_POLL_INTERVAL: '1s',
         REFRESH_REUSE_GRACE: `${REUSE_GRACE_SECONDS}s`,
         // The rate limits are counted in the shared Redis (a key prefix of this test's).
@@ -113,7 +115,7 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
     });
 
     // The last test here: it ends by stopping both servers.
-    it('emails queued on both are each sent once, with both delivery loops running', async () => {
+    it('emails queued on both are each sent once, with both running email deliveries', async () => {
       const before = sink.received.length;
       const addresses = Array.from({ length: 24 }, (_, i) => `once_${i}@example.com`);
       const statuses = await Promise.all(
@@ -146,10 +148,10 @@ describe.skipIf(skipWithoutPostgres('tests/faults/instances.test.ts'))(
         clearTimeout(timer);
       }
       // Nothing more can come. Both servers stop (SIGTERM): a server exits 0 only once its
-      // delivery loop has sent and marked the batch in hand (app.ts, preClose), and the sink
-      // records an email before it acknowledges it, so every send either loop made is in
+      // delivery run has sent and marked the batch in hand (lifecycle.ts, preClose), and the
+      // sink records an email before it acknowledges it, so every send either made is in
       // sink.received now. And none of these emails is left unsent in the outbox, where a
-      // loop (or a lease that ran out) could send it again later. Waiting a few polls
+      // run (or a lease that ran out) could send it again later. Waiting a few runs
       // instead would pass whenever a second send is merely slow.
       expect(a.child.exitCode, a.output().slice(-4000)).toBeNull();
       expect(b.child.exitCode, b.output().slice(-4000)).toBeNull();

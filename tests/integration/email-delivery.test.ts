@@ -10,8 +10,10 @@ import { outboxFor, startSmtpSink, tokenIn, type SmtpSink } from '../helpers/mai
 import { freePort, unique } from '../helpers/values.js';
 
 /**
- * The delivery loop against a real SMTP server in this process: what arrives, what a
- * failing server leaves in the outbox, and several loops sharing one outbox.
+ * The email delivery against a real SMTP server in this process: what arrives, what a
+ * failing server leaves in the outbox, and several instances sharing one outbox. Runs are
+ * made here with `deliverDue` (EMAIL_POLL_INTERVAL=0: no job is asked for), except where
+ * an app runs the jobs itself (JOBS_IN_PROCESS); email-jobs.test.ts has the jobs' side.
  */
 
 const PUBLIC_URL = 'https://app.example.test';
@@ -205,7 +207,7 @@ describe('an SMTP server that is not there', () => {
 
 describe('two instances on one outbox', () => {
   it('deliver every email exactly once, sharing the work', async () => {
-    // A slow server keeps both loops busy at once.
+    // A slow server keeps both runs busy at once.
     const smtp = await sink({ delayMs: 5 });
     const [a, b] = await Promise.all([
       startApp({ SMTP_URL: smtp.url }),
@@ -295,11 +297,16 @@ describe('emails that cannot be sent', () => {
     expect(await rowsFor(app, email)).toEqual([{ ...dead, due_in: expect.any(Number) }]);
   });
 
-  it("keeps the token's expiry with the email, and a running loop empties it once the link expired unsent", async () => {
+  it("keeps the token's expiry with the email, and a scheduled run empties it once the link expired unsent", async () => {
     const smtp = await sink();
     smtp.refuse = true;
-    // A running loop (polling every second), as in production.
-    const app = await startApp({ SMTP_URL: smtp.url, EMAIL_POLL_INTERVAL: '1s', METRICS_TOKEN });
+    // The email-delivery job every second, run by the app's own worker, as in production.
+    const app = await startApp({
+      SMTP_URL: smtp.url,
+      EMAIL_POLL_INTERVAL: '1s',
+      JOBS_IN_PROCESS: 'true',
+      METRICS_TOKEN,
+    });
     const email = await signUp(app);
     // The sign-up's nudge tries it at once; the server refuses it; it waits 30 s.
     await until('a first failed attempt', async () => (await rowsFor(app, email))[0]!.attempts > 0);
@@ -317,7 +324,7 @@ describe('emails that cannot be sent', () => {
     await db.sql(sql`
       update email_outbox set expires_at = now() - interval '1 second'
       where lower(recipient) = lower(${email})`);
-    await until('the loop to give up on it', async () => (await deadCount(app, 'expired')) === 1);
+    await until('a run to give up on it', async () => (await deadCount(app, 'expired')) === 1);
 
     const [expired] = await rowsFor(app, email);
     expect(expired).toMatchObject({
@@ -332,9 +339,10 @@ describe('emails that cannot be sent', () => {
     await makeDue(email);
     await app.emailDelivery.deliverDue();
     expect(smtp.received.filter((m) => m.recipients.includes(email))).toEqual([]);
-    // Its loop would otherwise go on taking the next tests' emails from the shared outbox
+    // Its jobs would otherwise go on taking the next tests' emails from the shared outbox
     // (seen: a later test's email sent by this app, so never logged by that test's own).
-    await app.emailDelivery.stop();
+    apps.splice(apps.indexOf(app), 1);
+    await app.close();
   });
 
   it('sends an email whose link is still good, and keeps no link once it is sent', async () => {
@@ -355,16 +363,7 @@ describe('emails that cannot be sent', () => {
   });
 });
 
-describe('the loop of a running app', () => {
-  it('sends a queued email on its own, soon after the request that queued it', async () => {
-    const smtp = await sink();
-    const app = await startApp({ SMTP_URL: smtp.url, EMAIL_POLL_INTERVAL: '1h' });
-    const email = await signUp(app);
-    // The poll is an hour away: the sign-up's nudge is what sends it.
-    await smtp.waitFor(1);
-    expect(smtp.received.flatMap((m) => m.recipients)).toContain(email);
-  });
-
+describe('a running app', () => {
   it('finishes the batch in hand before the app closes', async () => {
     const smtp = await sink({ delayMs: 20 });
     const app = await startApp({ SMTP_URL: smtp.url });

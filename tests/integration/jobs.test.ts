@@ -88,6 +88,42 @@ describe.each(jobBackends)('the job queue on %s', (kind) => {
     expect(runs.sort()).toEqual(['once-a', 'once-b']);
   });
 
+  it('coalesces the jobs of one key: one waits, and one more (the last) while one runs', async () => {
+    const runs: number[] = [];
+    const running = signal();
+    const release = signal();
+    const done = signal();
+    // No worker yet: the second waits behind the first, so it is not added.
+    await queue.enqueue('echo', { n: 1 }, { coalesce: 'same' });
+    await queue.enqueue('echo', { n: 2 }, { coalesce: 'same' });
+    workers.push(
+      queue.work(
+        {
+          echo: async ({ n }) => {
+            runs.push(n);
+            if (n === 1) {
+              running.resolve();
+              await release.promise;
+            }
+            if (n === 5) done.resolve();
+          },
+          other: async () => undefined,
+        },
+        // Room for two at once: only the coalescing keeps them apart.
+        { concurrency: 2 },
+      ),
+    );
+    await running.promise;
+    await queue.enqueue('echo', { n: 3 }, { coalesce: 'same' });
+    await queue.enqueue('echo', { n: 4 }, { coalesce: 'same' });
+    release.resolve();
+    await drained();
+    // Once they ran, the key is free again.
+    await queue.enqueue('echo', { n: 5 }, { coalesce: 'same' });
+    await done.promise;
+    expect(runs).toEqual([1, 4, 5]);
+  });
+
   it('two workers never run one job twice', async () => {
     const runs = new Map<number, number>();
     const all = signal();

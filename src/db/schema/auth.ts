@@ -116,7 +116,7 @@ export const emailThrottle = pgTable(
 
 /**
  * Emails to send, written in the transaction of the change that causes them and sent by
- * the delivery loop (FOR UPDATE SKIP LOCKED: two instances never send one twice).
+ * the `email-delivery` job's runs (FOR UPDATE SKIP LOCKED: two runs never send one twice).
  */
 export const emailOutbox = pgTable(
   'email_outbox',

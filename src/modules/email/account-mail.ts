@@ -15,7 +15,7 @@ export const RESEND_INTERVAL_SECONDS = 60;
 /**
  * The emails about an account, each with a single-use link. Every function writes in the
  * transaction it is given (`tx`), so an email exists if and only if its cause committed;
- * the delivery loop sends it afterwards. Links are built from PUBLIC_URL only, never from
+ * the `email-delivery` job sends it afterwards. Links are built from PUBLIC_URL only, never from
  * a request.
  */
 export interface AccountMail {
@@ -30,7 +30,10 @@ export interface AccountMail {
    * an unknown address costs the database what asking for a known one does.
    */
   sendPasswordReset(tx: Db, recipient: Recipient | null, address: string): Promise<boolean>;
-  /** Tells the delivery loop, after the transaction committed, that mail is waiting. */
+  /**
+   * Asks for a delivery run now, after the transaction committed: mail is waiting. Never
+   * throws; if the run cannot be asked for, the scheduled runs send the mail later.
+   */
   nudge(): void;
 }
 

@@ -11,21 +11,24 @@ export interface DeliveryReport {
 }
 
 /**
- * Sends the outbox's due emails. Every instance of the server runs one; they share the
- * outbox without ever sending one email twice (see claimDue).
+ * Sends the outbox's due emails: the handler of the `email-delivery` job (src/job-work.ts),
+ * which runs on whichever worker takes it. Any number of runs, in one process or in
+ * several, share the outbox without ever sending one email twice (see claimDue).
  */
 export interface EmailDelivery {
   /**
    * Sends everything due now, batch after batch, and says what it did. Never throws: a
    * failed email is retried later, a database that does not answer is waited for. Runs
-   * one at a time: a call during a run waits for it.
+   * one at a time: a call during a run waits for it. After `stop()`, does nothing.
    */
   deliverDue(): Promise<DeliveryReport>;
-  /** Starts polling (every `pollIntervalMs`; 0: never, only deliverDue and nothing else). */
-  start(): void;
-  /** Runs a delivery soon, instead of at the next poll (mail has just been queued). */
-  nudge(): void;
-  /** Stops polling, after the batch in hand is sent and marked. */
+  /**
+   * The job's run: deliverDue, unless a job's run is under way in this process already;
+   * then that run takes one more look once its own is done, and this returns null at once
+   * (a job never holds a worker's slot waiting for another).
+   */
+  runJob(): Promise<DeliveryReport | null>;
+  /** Ends the run under way after the batch in hand is sent and marked; no run after it. */
   stop(): Promise<void>;
 }
 
@@ -33,7 +36,6 @@ export interface DeliveryOptions {
   outbox: OutboxRepository;
   transport: EmailTransport;
   log: Pick<FastifyBaseLogger, 'info' | 'warn' | 'error'>;
-  pollIntervalMs: number;
   /** Failed attempts after which an email is dead (EMAIL_MAX_ATTEMPTS). */
   maxAttempts?: number;
   /** Told of every email given up on (metrics). */
@@ -59,7 +61,7 @@ function describe(error: unknown): string {
   return typeof code === 'string' || typeof code === 'number' ? `${code} ${message}` : message;
 }
 
-/** What one run of the loop needs: the factory's dependencies and the loop's state. */
+/** What one run needs: the factory's dependencies and the delivery's state. */
 interface Run {
   outbox: OutboxRepository;
   transport: EmailTransport;
@@ -77,12 +79,12 @@ interface Run {
 function outageLog(log: DeliveryOptions['log']): Pick<Run, 'outage' | 'reachable'> {
   let databaseDown = false;
   const outage = (error: unknown) => {
-    // Once per outage: the loop keeps polling, and every poll would say the same.
+    // Once per outage: runs go on (the job's schedule), and every one would say the same.
     if (databaseDown) return;
     databaseDown = true;
     log.warn(
       { error: summary(error) },
-      'email delivery paused: the database does not answer; retrying at every poll',
+      'email delivery paused: the database does not answer; retrying at every run',
     );
   };
   const reachable = () => {
@@ -189,7 +191,7 @@ async function run(ctx: Run): Promise<DeliveryReport> {
 }
 
 export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
-  const { outbox, transport, log, pollIntervalMs } = options;
+  const { outbox, transport, log } = options;
   const batchSize = options.batchSize ?? BATCH_SIZE;
   let stopping = false;
   const ctx: Run = {
@@ -198,7 +200,7 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
     log,
     batchSize,
     maxAttempts: options.maxAttempts ?? MAX_ATTEMPTS,
-    // Long enough for a whole batch of slow sends, so that no other loop takes a claimed
+    // Long enough for a whole batch of slow sends, so that no other run takes a claimed
     // email while this one is still sending it.
     leaseSeconds: Math.ceil((batchSize * SEND_TIMEOUT_MS) / 1000) + 60,
     onDead: options.onDead ?? (() => undefined),
@@ -208,47 +210,39 @@ export function createEmailDelivery(options: DeliveryOptions): EmailDelivery {
 
   let queue: Promise<unknown> = Promise.resolve();
   const deliverDue = (): Promise<DeliveryReport> => {
-    const next = queue.then(() => run(ctx));
+    const next = queue.then(() => (stopping ? { sent: 0, failed: 0, dead: 0 } : run(ctx)));
     queue = next.catch(() => undefined);
     return next;
   };
 
-  let started = false;
-  let timer: NodeJS.Timeout | undefined;
-  let polling = false;
-  let nudged = false;
-  const schedule = (delayMs: number) => {
-    clearTimeout(timer);
-    if (stopping) return;
-    timer = setTimeout(poll, delayMs);
-    // The loop never keeps the process alive on its own.
-    timer.unref();
-  };
-  const poll = () => {
-    timer = undefined;
-    polling = true;
-    nudged = false;
-    void deliverDue().finally(() => {
-      polling = false;
-      schedule(nudged ? 0 : pollIntervalMs);
-    });
-  };
-
+  let jobRunning = false;
+  let lookAgain = false;
   return {
     deliverDue,
-    start() {
-      if (started || stopping || pollIntervalMs === 0) return;
-      started = true;
-      schedule(0);
-    },
-    nudge() {
-      if (!started || stopping) return;
-      if (polling) nudged = true;
-      else schedule(0);
+    async runJob() {
+      if (jobRunning) {
+        lookAgain = true;
+        return null;
+      }
+      jobRunning = true;
+      try {
+        const report = await deliverDue();
+        // Mail committed while the run was under way, whose job came here meanwhile.
+        while (lookAgain && !stopping) {
+          lookAgain = false;
+          const more = await deliverDue();
+          report.sent += more.sent;
+          report.failed += more.failed;
+          report.dead += more.dead;
+        }
+        return report;
+      } finally {
+        jobRunning = false;
+        lookAgain = false;
+      }
     },
     async stop() {
       stopping = true;
-      clearTimeout(timer);
       await queue;
     },
   };

@@ -4,7 +4,7 @@ import type { EmailMessage } from './outbox.js';
 
 /**
  * Queues one plain notice (no link that is a credential, so no expiry) to each address,
- * for the delivery loop to send. Says how many it queued.
+ * for the `email-delivery` job to send. Says how many it queued.
  */
 export async function queueNotice(
   db: Db,

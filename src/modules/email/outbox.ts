@@ -25,11 +25,11 @@ export const RETRY_MAX_SECONDS = 3600;
 /** Why an email was given up on: it failed too often, or its link expired unsent. */
 export type DeadReason = 'attempts' | 'expired';
 
-/** The delivery loop's side of the outbox (emails are written by tokens.ts, in their cause's transaction). */
+/** The delivery's side of the outbox (emails are written by tokens.ts, in their cause's transaction). */
 export interface OutboxRepository {
   /**
    * Takes up to `limit` due emails for `leaseSeconds`: their next attempt moves that far
-   * ahead, so no other loop takes them meanwhile (SKIP LOCKED: two loops claiming at
+   * ahead, so no other run takes them meanwhile (SKIP LOCKED: two runs claiming at
    * once get different rows, neither waits). An email whose sender died is due again
    * once its lease is over.
    */

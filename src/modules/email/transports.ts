@@ -45,7 +45,7 @@ export function createLogTransport(
   };
 }
 
-// Bounds on one delivery, so that a silent or slow server cannot hold the loop (and its
+// Bounds on one delivery, so that a silent or slow server cannot hold a run (and its
 // claimed emails) for longer than their lease.
 const CONNECTION_TIMEOUT_MS = 10_000;
 const GREETING_TIMEOUT_MS = 10_000;
