@@ -149,12 +149,17 @@ for (const backend of ['postgres', 'redis'] as const) {
       expect(published.statusCode, published.body).toBe(200);
       // The retry comes after about 5 s (the schedule's second step).
       await until(() => receiver.received.some((event) => event.data.id === id), 30_000);
-      const deliveries = await call('GET', `/api/webhooks/${webhookId}/deliveries`, admin);
-      expect(deliveries.statusCode).toBe(200);
-      const items = deliveries.json<{
-        items: { eventType: string; attempts: number; status: string; responseStatus: number }[];
-      }>().items;
-      expect(items[0], deliveries.body).toMatchObject({
+      // The worker records the answer once it has it: after the receiver has counted it.
+      type Listed = { eventType: string; attempts: number; status: string; responseStatus: number };
+      let listed: { statusCode: number; body: string; items: Listed[] } | undefined;
+      await until(async () => {
+        const deliveries = await call('GET', `/api/webhooks/${webhookId}/deliveries`, admin);
+        const items = deliveries.json<{ items: Listed[] }>().items;
+        listed = { statusCode: deliveries.statusCode, body: deliveries.body, items };
+        return items[0]?.status !== 'pending';
+      });
+      expect(listed?.statusCode).toBe(200);
+      expect(listed?.items[0], listed?.body).toMatchObject({
         eventType: 'post.published',
         attempts: 2,
         status: 'succeeded',
