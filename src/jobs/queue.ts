@@ -1,4 +1,4 @@
-import type { Job, JobsOptions, Processor, QueueOptions, WorkerOptions } from 'bullmq';
+import type { Job, JobsOptions, Processor, QueueOptions, Worker, WorkerOptions } from 'bullmq';
 import { withTimeout } from '../lib/timeout.js';
 import { openBackend, type Backend, type JobBackendSettings } from './backend.js';
 
@@ -187,19 +187,7 @@ export async function createJobQueue<J extends JobMap>(
         backend.factory as never,
       );
       worker.on('error', (error) => workerSettings.onError?.(error));
-      return {
-        async close(timeoutMs) {
-          // No new job; then the jobs in hand get `timeoutMs`. A forced close stops renewing
-          // the locks of those still running, so they expire and another worker takes them.
-          await worker.pause(true);
-          const finished = await withTimeout(inHand.none(), timeoutMs, 'jobs running').then(
-            () => true,
-            () => false,
-          );
-          await worker.close(true);
-          return finished ? 'finished' : 'abandoned';
-        },
-      };
+      return { close: (timeoutMs) => closeWorker(worker, inHand, timeoutMs) };
     },
     async depth() {
       const counts = await queue.getJobCounts('wait', 'prioritized', 'delayed', 'active', 'failed');
@@ -225,6 +213,34 @@ function workerOptions(backend: Backend, settings: WorkerSettings): WorkerOption
     ...(settings.lockDurationMs ? { lockDuration: settings.lockDurationMs } : {}),
     ...(settings.stalledIntervalMs ? { stalledInterval: settings.stalledIntervalMs } : {}),
   } as WorkerOptions;
+}
+
+/**
+ * No new job; then the jobs in hand get `timeoutMs`. A forced close stops renewing the
+ * locks of those still running, so they expire and another worker takes them.
+ */
+async function closeWorker(
+  worker: Worker,
+  inHand: ReturnType<typeof jobsInHand>,
+  timeoutMs: number,
+): Promise<'finished' | 'abandoned'> {
+  await worker.pause(true);
+  const finished = await withTimeout(inHand.none(), timeoutMs, 'jobs running').then(
+    () => true,
+    () => false,
+  );
+  if (finished) {
+    // Not forced: the jobs just finished are recorded as completed before it closes. A
+    // forced close could leave one active, to be run again by another worker once its lock
+    // expired.
+    const closed = await withTimeout(worker.close(), timeoutMs, 'closing').then(
+      () => true,
+      () => false,
+    );
+    if (closed) return 'finished';
+  }
+  await worker.close(true);
+  return finished ? 'finished' : 'abandoned';
 }
 
 /** Counts the jobs a worker is running, and tells when it runs none. */

@@ -195,6 +195,10 @@ describe.each(jobBackends)('the job queue on %s', (kind) => {
         ),
       );
       await ticked.promise;
+      // Left ticking, the schedule would put jobs in the queue after this test's worker is
+      // gone, and the next test's wait for an empty queue would never end.
+      await queue.unschedule('other');
+      await drained();
     } finally {
       await second.close();
     }
@@ -218,6 +222,8 @@ describe.each(jobBackends)('the job queue on %s', (kind) => {
     const closing = worker.close(10_000);
     finish.resolve();
     expect(await closing).toBe('finished');
+    // Recorded as done: not left active, for another worker to run again.
+    expect((await queue.depth()).active).toBe(0);
     await drained();
   });
 
