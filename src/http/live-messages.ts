@@ -10,6 +10,7 @@ import type { ProblemCode, ProblemItem } from '../api-types.js';
 import { validationItems } from './error-handler.js';
 import { problemTypeOf } from './problem-types.js';
 import { createAjv } from './validation.js';
+import { componentRefsToDefs, componentSchemas } from './schema-defs.js';
 
 /**
  * The WebSocket's contract at run time (openapi/asyncapi.yaml, as generated/asyncapi.json
@@ -40,8 +41,6 @@ export interface MessageSides {
   server: Map<string, string>;
 }
 
-const schemaPointer = '#/components/schemas/';
-
 /** The object a local $ref (`#/a/b`) of `document` points at. */
 function at(document: unknown, ref: string): unknown {
   return ref
@@ -63,9 +62,9 @@ export function messageSides(document: LiveDocument): MessageSides {
     const messageRef = (at(document, ref.$ref) as Partial<Ref> | undefined)?.$ref ?? ref.$ref;
     const name = messageRef.split('/').at(-1) ?? '';
     const payload = (at(document, messageRef) as { payload?: Partial<Ref> } | undefined)?.payload;
-    if (!payload?.$ref?.startsWith(schemaPointer))
+    if (!payload?.$ref?.startsWith(componentSchemas))
       throw new Error(`Message ${name}: its payload must be a $ref to components/schemas.`);
-    side.set(name, payload.$ref.slice(schemaPointer.length));
+    side.set(name, payload.$ref.slice(componentSchemas.length));
   };
   for (const operation of Object.values(document.operations)) {
     for (const ref of operation.messages)
@@ -127,20 +126,6 @@ export interface LiveContract {
   readonly limits: Limits;
 }
 
-/** The document's schemas with their `$ref`s pointed at `$defs`, where JSON Schema looks. */
-function toDefs(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toDefs);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [
-      key,
-      key === '$ref' && typeof item === 'string' && item.startsWith(schemaPointer)
-        ? `#/$defs/${item.slice(schemaPointer.length)}`
-        : toDefs(item),
-    ]),
-  );
-}
-
 const typeOf = (document: LiveDocument, schema: string): string => {
   const type = (
     document.components.schemas[schema] as { properties?: { type?: { const?: unknown } } }
@@ -170,7 +155,7 @@ const readableId = (value: Json): string | undefined =>
 /** The validator of each message schema, compiled at its first message. */
 function validators(document: LiveDocument) {
   const ajv = createAjv({ coerceTypes: false, useDefaults: false });
-  ajv.addSchema({ $id: 'asyncapi', $defs: toDefs(document.components.schemas) });
+  ajv.addSchema({ $id: 'asyncapi', $defs: componentRefsToDefs(document.components.schemas) });
   const compiled = new Map<string, ReturnType<typeof ajv.compile>>();
   /** The validator of the schema named `schema`, or of the part of it at `pointer`. */
   return (schema: string, pointer = '') => {

@@ -1,6 +1,7 @@
 import type { ErrorObject, ValidateFunction } from 'ajv/dist/2020.js';
 import type { OpenApiDocument } from './contract.js';
 import { createAjv } from './validation.js';
+import { componentRefsToDefs } from './schema-defs.js';
 
 /**
  * Checks a webhook's envelope (`{ type, timestamp, data }`) against the spec's `webhooks:`
@@ -28,26 +29,6 @@ type WebhookSpec = OpenApiDocument & {
   components?: { schemas?: Record<string, object> };
 };
 
-const componentRef = '#/components/schemas/';
-
-/**
- * The spec's schemas with their `$ref`s pointed at `$defs`, where JSON Schema looks for
- * them: the bundled spec keeps internal `$ref`s (`#/components/schemas/Post`), which mean
- * nothing inside a schema of their own.
- */
-function toDefs(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(toDefs);
-  if (value === null || typeof value !== 'object') return value;
-  return Object.fromEntries(
-    Object.entries(value).map(([key, item]) => [
-      key,
-      key === '$ref' && typeof item === 'string' && item.startsWith(componentRef)
-        ? `#/$defs/${item.slice(componentRef.length)}`
-        : toDefs(item),
-    ]),
-  );
-}
-
 /**
  * The check of outgoing webhook payloads, for development and tests (as response
  * validation is): each type's validator is compiled at its first payload, so a server
@@ -64,8 +45,8 @@ export function createWebhookPayloadCheck(spec: OpenApiDocument): WebhookPayload
     const schema = webhooks[type]?.post?.requestBody?.content?.['application/json']?.schema;
     if (!schema)
       throw new Error(`The spec's webhooks: declare no ${type} (or no JSON body for it).`);
-    defs ??= toDefs(components.schemas ?? {});
-    validate = ajv.compile({ ...(toDefs(schema) as object), $defs: defs });
+    defs ??= componentRefsToDefs(components.schemas ?? {});
+    validate = ajv.compile({ ...(componentRefsToDefs(schema) as object), $defs: defs });
     validators.set(type, validate);
     return validate;
   };

@@ -150,3 +150,14 @@ export async function signUpAndLogin(t: TestApp, overrides: SignUp = {}) {
     auth: { authorization: `Bearer ${accessToken}` },
   };
 }
+
+/** `t.inject` as a call: a method, a URL, the caller's headers and a JSON body, if any. */
+export function caller(t: Pick<TestApp, 'inject'>) {
+  return (
+    method: InjectOptions['method'],
+    url: string,
+    headers: Record<string, string>,
+    body?: unknown,
+  ) =>
+    t.inject({ method, url, headers, ...(body === undefined ? {} : { payload: body as object }) });
+}

@@ -1,7 +1,6 @@
 import { sql } from 'drizzle-orm';
-import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signUpAndLogin, useTestApp, type TestApp } from '../helpers/app.js';
+import { signUpAndLogin, useTestApp, type TestApp, caller } from '../helpers/app.js';
 import { jobBackends, signal } from '../helpers/jobs.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
 import {
@@ -44,13 +43,7 @@ for (const backend of jobBackends) {
     let receiver: VerifyingReceiver | undefined;
     let admin: Headers;
 
-    const call = (method: InjectOptions['method'], url: string, headers: Headers, body?: unknown) =>
-      t.inject({
-        method,
-        url,
-        headers,
-        ...(body === undefined ? {} : { payload: body as object }),
-      });
+    const call = caller(t);
 
     beforeAll(async () => {
       const account = await signUpAndLogin(t);

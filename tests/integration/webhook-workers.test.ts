@@ -3,10 +3,15 @@ import { once } from 'node:events';
 import type { ServerResponse } from 'node:http';
 import { fileURLToPath } from 'node:url';
 import { sql } from 'drizzle-orm';
-import type { InjectOptions } from 'fastify';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
-import { TEST_JWT_SECRET, signUpAndLogin, useTestApp, type TestApp } from '../helpers/app.js';
+import {
+  TEST_JWT_SECRET,
+  signUpAndLogin,
+  useTestApp,
+  type TestApp,
+  caller,
+} from '../helpers/app.js';
 import { jobBackends, signal } from '../helpers/jobs.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
 import {
@@ -95,13 +100,7 @@ for (const backend of jobBackends) {
     let admin: Headers;
     let author: Headers;
 
-    const call = (method: InjectOptions['method'], url: string, headers: Headers, body?: unknown) =>
-      t.inject({
-        method,
-        url,
-        headers,
-        ...(body === undefined ? {} : { payload: body as object }),
-      });
+    const call = caller(t);
 
     /** A worker process on the app's database and queue; resolves once it is ready. */
     async function readyWorker(): Promise<WorkerProcess> {

@@ -1,9 +1,8 @@
 import type { ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
-import type { InjectOptions } from 'fastify';
 import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { signUpAndLogin, useTestApp, type TestApp } from '../helpers/app.js';
+import { signUpAndLogin, useTestApp, type TestApp, caller } from '../helpers/app.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
 import { startWebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver.js';
 
@@ -81,13 +80,7 @@ for (const backend of ['postgres', 'redis'] as const) {
     let author: Headers;
     let webhookId: string;
 
-    const call = (method: InjectOptions['method'], url: string, headers: Headers, body?: unknown) =>
-      t.inject({
-        method,
-        url,
-        headers,
-        ...(body === undefined ? {} : { payload: body as object }),
-      });
+    const call = caller(t);
 
     beforeAll(async () => {
       receiver = await startReceiver();
