@@ -1,10 +1,12 @@
-import type { ServerResponse } from 'node:http';
 import { sql } from 'drizzle-orm';
-import { Webhook } from 'standardwebhooks';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { signUpAndLogin, useTestApp, type TestApp, caller } from '../helpers/app.js';
 import { SHARED_REDIS_URL, deleteKeys, uniquePrefix } from '../helpers/redis.js';
-import { startWebhookReceiver, type ReceivedRequest } from '../helpers/webhook-receiver.js';
+import {
+  startVerifyingReceiver,
+  type VerifiedWebhook,
+  type VerifyingReceiver,
+} from '../helpers/webhook-receiver.js';
 
 /**
  * Webhooks from end to end, on each queue backend: an admin registers a real receiver in
@@ -16,15 +18,12 @@ import { startWebhookReceiver, type ReceivedRequest } from '../helpers/webhook-r
 
 type Headers = Record<string, string>;
 
-interface Receiver {
-  url: string;
-  secret: string;
-  /** Verified requests, in arrival order. */
-  received: { id: string; type: string; data: Record<string, unknown> }[];
-  /** Answers the next requests with this status (204 when the list is empty). */
+/** A verifying receiver that answers the statuses in `failNext` first, then 204. */
+type Receiver = VerifyingReceiver & {
+  /** Verified requests answered 204, in arrival order. */
+  received: VerifiedWebhook[];
   failNext: number[];
-  close(): Promise<void>;
-}
+};
 
 /** Resolves once `check` holds, checking after each request the receiver gets. */
 async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
@@ -36,33 +35,15 @@ async function until(check: () => boolean | Promise<boolean>, timeoutMs = 20_000
 }
 
 async function startReceiver(): Promise<Receiver> {
-  const receiver: Receiver = {
-    url: '',
-    secret: '',
-    received: [],
-    failNext: [],
-    close: async () => undefined,
-  };
-  const respond = (request: ReceivedRequest, response: ServerResponse) => {
-    let envelope: { type: string; data: Record<string, unknown> };
-    try {
-      envelope = new Webhook(receiver.secret).verify(
-        request.body,
-        request.headers as Record<string, string>,
-      ) as typeof envelope;
-    } catch {
-      response.writeHead(401).end('bad signature');
-      return;
-    }
-    const status = receiver.failNext.shift();
+  const received: VerifiedWebhook[] = [];
+  const failNext: number[] = [];
+  const receiver = await startVerifyingReceiver((webhook, response) => {
+    const status = failNext.shift();
     if (status) return void response.writeHead(status).end('not now');
-    receiver.received.push({ id: String(request.headers['webhook-id']), ...envelope });
+    received.push(webhook);
     response.writeHead(204).end();
-  };
-  const server = await startWebhookReceiver(respond);
-  receiver.url = server.url;
-  receiver.close = () => server.close();
-  return receiver;
+  });
+  return Object.assign(receiver, { received, failNext });
 }
 
 for (const backend of ['postgres', 'redis'] as const) {
