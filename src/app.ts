@@ -74,9 +74,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     });
     app.decorate('emailDelivery', services.email.delivery);
     // JOBS_IN_PROCESS: this process runs the jobs too (else npm run worker does).
-    const jobs = config.jobs.inProcess
-      ? await openJobWork(app, config, database, services, queue)
-      : null;
+    const jobs = config.jobs.inProcess ? openJobWork(app, config, database, services, queue) : null;
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
     const published = publishedSpec(spec, config.publicApiUrl);
     const handlers = createHandlers(app, { database, redis, published, services });
@@ -92,12 +90,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         ),
         metricsToken: (request) => app.metrics.authenticate(request),
       },
-      background: backgroundTasks(services, jobs?.task ?? null),
+      background: backgroundTasks(services, jobs),
       migrated: deps.migrated,
       metricsSources: {
         pool: () => database.poolStats(),
         outboxDue: () => repositories.outbox.countDue(),
-        jobDepth: jobs ? () => jobs.queue.depth() : undefined,
+        jobDepth: jobs ? async () => (await queue.get()).depth() : undefined,
       },
       redis,
     });

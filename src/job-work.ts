@@ -57,32 +57,27 @@ export type EventJobHandlers = Pick<
 
 /**
  * The job queue of a process, opened at its first use (an API that leaves the jobs to the
- * worker only enqueues, and only when an admin redelivers), or the one its jobs run on.
+ * worker only enqueues: an email's nudge, an admin's redelivery; the jobs of this process
+ * once it is ready), and again at the next use after an open that failed. Closed with the app.
  */
 export interface QueueHandle {
   get(): Promise<AppJobQueue>;
-  /** The queue this process's jobs run on (JOBS_IN_PROCESS, the worker). */
-  use(queue: AppJobQueue): void;
 }
 
 export function queueHandle(app: FastifyInstance, config: Config, database: Database): QueueHandle {
   let queue: Promise<AppJobQueue> | undefined;
-  let own = false;
   app.addHook('onClose', async () => {
-    if (own && queue) await (await queue).close();
+    const open = await queue?.catch(() => undefined);
+    await open?.close();
   });
   return {
     get() {
       if (!queue) {
-        own = true;
         queue = openJobQueue(config, database);
         // A failed open is tried again at the next use.
         queue.catch(() => (queue = undefined));
       }
       return queue;
-    },
-    use(given) {
-      queue = Promise.resolve(given);
     },
   };
 }
@@ -220,60 +215,96 @@ export const EVENTS_CHANNEL = 'events_recorded';
  * hand; a job still running then is left to stalled-job recovery (its lock expires and
  * another worker runs it again).
  */
-export function jobsTask(parts: {
+interface JobsParts {
   config: Config;
   db: Db;
   connection: DatabaseConnection;
-  queue: AppJobQueue;
+  /** Opens the queue (rejects while its backend does not answer: tried again). */
+  open: () => Promise<AppJobQueue>;
   handlers: JobHandlers<AppJobs>;
   onRun: (run: JobRun) => void;
   locks?: JobLocks | undefined;
-}): BackgroundTask {
-  const { config, queue } = parts;
+}
+
+/** How long the jobs wait before they try again to open a queue that did not open. */
+const REOPEN_DELAY_MS = 5000;
+
+export function jobsTask(parts: JobsParts): BackgroundTask {
   return {
     name: 'jobs',
     start(log) {
-      const relay = createEventsRelay({
-        db: parts.db,
-        publish: (events) =>
-          queue.enqueueAll(
-            events.map((event) => ({ name: 'event', payload: event, id: `event-${event.id}` })),
-          ),
-        log: log.child({ component: 'events relay' }),
-        pollIntervalMs: config.jobs.relayIntervalMs,
-      });
-      relay.start();
-      const listener = listen({
-        connection: parts.connection,
-        channel: EVENTS_CHANNEL,
-        onNotify: () => relay.nudge(),
-        onLost: (error) =>
-          log.warn(
-            { message: error.message },
-            'events relay: lost its LISTEN connection; polling until it is back',
-          ),
-        onBack: () => log.info('events relay: listening again'),
-      });
-      const worker = queue.work(parts.handlers, {
-        ...parts.locks,
-        concurrency: config.jobs.concurrency,
-        onRun: (run, error) => {
-          parts.onRun(run);
-          if (error) log.warn({ job: run.name, err: error }, 'job failed; it will be retried');
-        },
-        onError: (error) => log.warn({ message: error.message }, 'job worker: connection error'),
-      });
-      const stopScheduling = declareSchedules(queue, config, log);
-      return async () => {
-        stopScheduling();
-        await listener.close();
-        await relay.stop();
-        const how = await worker.close(config.shutdownTimeoutMs);
-        if (how === 'abandoned') {
-          log.warn('jobs still running at shutdown: another worker runs them again');
+      // The queue opens here, once the app is ready and its database migrated (an embedded
+      // database is not up while the app is built), and again a while later if it failed.
+      let stopped = false;
+      let timer: NodeJS.Timeout | undefined;
+      let stop: (() => Promise<void>) | undefined;
+      const begin = async () => {
+        try {
+          const queue = await parts.open();
+          if (!stopped) stop = runJobs(parts, queue, log);
+        } catch (error) {
+          if (stopped) return;
+          log.warn({ err: error }, 'the job queue did not open; trying again in 5 s');
+          timer = setTimeout(() => void begin(), REOPEN_DELAY_MS);
+          timer.unref();
         }
       };
+      void begin();
+      return async () => {
+        stopped = true;
+        clearTimeout(timer);
+        await stop?.();
+      };
     },
+  };
+}
+
+/** The relay, the worker and the schedules on an open queue; returns what stops them. */
+function runJobs(
+  parts: JobsParts,
+  queue: AppJobQueue,
+  log: FastifyBaseLogger,
+): () => Promise<void> {
+  const { config } = parts;
+  const relay = createEventsRelay({
+    db: parts.db,
+    publish: (events) =>
+      queue.enqueueAll(
+        events.map((event) => ({ name: 'event', payload: event, id: `event-${event.id}` })),
+      ),
+    log: log.child({ component: 'events relay' }),
+    pollIntervalMs: config.jobs.relayIntervalMs,
+  });
+  relay.start();
+  const listener = listen({
+    connection: parts.connection,
+    channel: EVENTS_CHANNEL,
+    onNotify: () => relay.nudge(),
+    onLost: (error) =>
+      log.warn(
+        { message: error.message },
+        'events relay: lost its LISTEN connection; polling until it is back',
+      ),
+    onBack: () => log.info('events relay: listening again'),
+  });
+  const worker = queue.work(parts.handlers, {
+    ...parts.locks,
+    concurrency: config.jobs.concurrency,
+    onRun: (run, error) => {
+      parts.onRun(run);
+      if (error) log.warn({ job: run.name, err: error }, 'job failed; it will be retried');
+    },
+    onError: (error) => log.warn({ message: error.message }, 'job worker: connection error'),
+  });
+  const stopScheduling = declareSchedules(queue, config, log);
+  return async () => {
+    stopScheduling();
+    await listener.close();
+    await relay.stop();
+    const how = await worker.close(config.shutdownTimeoutMs);
+    if (how === 'abandoned') {
+      log.warn('jobs still running at shutdown: another worker runs them again');
+    }
   };
 }
 
@@ -302,10 +333,10 @@ function declareSchedules(queue: AppJobQueue, config: Config, log: FastifyBaseLo
 }
 
 /**
- * The jobs run by this process (the worker, or the API with JOBS_IN_PROCESS): the queue,
- * closed with the app, and the task that runs the relay, the workers and the schedulers.
+ * The jobs run by this process (the worker, or the API with JOBS_IN_PROCESS): the task that
+ * opens the queue once the app is ready, then runs the relay, the workers and the schedulers.
  */
-export async function openJobWork(
+export function openJobWork(
   app: FastifyInstance,
   config: Config,
   database: Database,
@@ -316,10 +347,7 @@ export async function openJobWork(
   },
   handle: QueueHandle,
   options: { locks?: JobLocks | undefined } = {},
-): Promise<{ queue: AppJobQueue; task: BackgroundTask }> {
-  const queue = await openJobQueue(config, database);
-  app.addHook('onClose', () => queue.close());
-  handle.use(queue);
+): BackgroundTask {
   const handlers = appJobHandlers({
     config,
     db: database.db,
@@ -327,14 +355,13 @@ export async function openJobWork(
     events: eventJobHandlers(services.webhookDelivery),
     email: services.email.delivery,
   });
-  const task = jobsTask({
+  return jobsTask({
     config,
     db: database.db,
     connection: database.connection,
-    queue,
+    open: () => handle.get(),
     handlers,
     onRun: (run) => app.metrics.jobRun(run),
     locks: options.locks,
   });
-  return { queue, task };
 }

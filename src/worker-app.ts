@@ -47,22 +47,20 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
       nudgeEmail: emailNudge(handle, config, app.log.child({ component: 'email' })),
       webhookTiming: deps.webhookTiming,
     });
-    const { queue, task } = await openJobWork(app, config, database, services, handle, {
-      locks: deps.jobLocks,
-    });
+    const task = openJobWork(app, config, database, services, handle, { locks: deps.jobLocks });
     await app.register(metrics, {
       settings: config.metrics,
       rateLimitedOperations: [],
       sources: {
         pool: () => database.poolStats(),
         outboxDue: () => repositories.outbox.countDue(),
-        jobDepth: () => queue.depth(),
+        jobDepth: async () => (await handle.get()).depth(),
       },
     });
     await app.register(background, { tasks: backgroundTasks(services, task) });
     probeRoutes(app, {
       database: () => database.ping(),
-      queue: () => queue.ping(READY_TIMEOUT_MS),
+      queue: async () => (await handle.get()).ping(READY_TIMEOUT_MS),
       metricsToken: config.metrics.token !== undefined,
     });
   } catch (error) {

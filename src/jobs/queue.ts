@@ -148,6 +148,18 @@ export async function createJobQueue<J extends JobMap>(
     backend.factory as never,
   );
   queue.on('error', () => undefined);
+  if (backend.kind === 'postgres') {
+    // BullMQ's PostgreSQL backend connects (and migrates its schema) once, and keeps the
+    // outcome: a queue whose first connection failed fails every call after. Its open fails
+    // instead, so that the caller opens a new one later.
+    try {
+      await queue.waitUntilReady();
+    } catch (error) {
+      await queue.close().catch(() => undefined);
+      await backend.close();
+      throw error;
+    }
+  }
 
   return {
     backend: backend.kind,

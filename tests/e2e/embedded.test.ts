@@ -134,6 +134,42 @@ describe('the embedded database of a fresh folder', () => {
     for (const email of created) expect((await logIn(again.base, email)).status).toBe(200);
   }, 120_000);
 
+  it('runs the jobs on its new database in development: a sign-up is mailed at once', async () => {
+    const dir = await freshFolder();
+    // As a newcomer runs it: development, the jobs inside the server, no SMTP_URL. The job
+    // queue opens once the database is up (it is not while the app is built).
+    server = await startedServer({
+      DATA_DIR: dir,
+      NODE_ENV: 'development',
+      LOG_LEVEL: 'info',
+      EMAIL_POLL_INTERVAL: '1h',
+    });
+    const created = await fetch(`${server.base}/api/users`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        email: 'newcomer@example.com',
+        username: 'newcomer',
+        password: 'pass phrase 1234',
+      }),
+    });
+    expect(created.status).toBe(201);
+    // Sent by the job its commit queued (the schedule is an hour away): logged, as emails
+    // are without SMTP_URL.
+    const deadline = Date.now() + 20_000;
+    while (!server.output().includes('email not sent (SMTP_URL is not set)')) {
+      if (Date.now() > deadline) throw new Error(`no email was sent:\n${server.output()}`);
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const warnings = server
+      .output()
+      .split('\n')
+      .filter((line) => /\bWARN\b|"level":[4-6]0/.test(line))
+      .filter((line) => !/SMTP_URL is not set|JWT_SECRET is not set/.test(line));
+    expect(warnings).toEqual([]);
+    expect(await server.stop()).toBe(0);
+  }, 120_000);
+
   it('is made and migrated by db:migrate, which stops its database when done', async () => {
     const dir = await freshFolder();
     const migrate = runScript('db:migrate', { DATA_DIR: dir });
