@@ -9,6 +9,7 @@ import type { SharedRedis } from './lib/redis.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthenticator } from './modules/auth/service.js';
+import { openLive } from './live.js';
 import type { EmailDelivery } from './modules/email/delivery.js';
 import { createMetaHandlers } from './modules/meta/handlers.js';
 import { createPostsHandlers } from './modules/posts/handlers.js';
@@ -73,8 +74,12 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       webhookTiming: deps.webhookTiming,
     });
     app.decorate('emailDelivery', services.email.delivery);
+    // GET /api/live: the hub, its sockets, and the bus the relay announces events on.
+    const live = await openLive(app, config, { database, repositories, services });
     // JOBS_IN_PROCESS: this process runs the jobs too (else npm run worker does).
-    const jobs = config.jobs.inProcess ? openJobWork(app, config, database, services, queue) : null;
+    const jobs = config.jobs.inProcess
+      ? openJobWork(app, config, database, services, queue, { live: live.bus })
+      : null;
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
     const published = publishedSpec(spec, config.publicApiUrl);
     const handlers = createHandlers(app, { database, redis, published, services });
@@ -90,12 +95,14 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         ),
         metricsToken: (request) => app.metrics.authenticate(request),
       },
-      background: backgroundTasks(services, jobs),
+      background: [live.task, ...backgroundTasks(services, jobs)],
+      live: live.plugin,
       migrated: deps.migrated,
       metricsSources: {
         pool: () => database.poolStats(),
         outboxDue: () => repositories.outbox.countDue(),
         jobDepth: jobs ? async () => (await queue.get()).depth() : undefined,
+        live: () => live.hub.stats(),
       },
       redis,
     });

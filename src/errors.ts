@@ -122,8 +122,14 @@ export class TooManyAttemptsError extends DomainError {
   }
 }
 
+/** A limit on what one client may hold at once (a socket's subscriptions) is reached. */
+export class LimitReachedError extends DomainError {
+  readonly code = 'LIMIT_REACHED';
+}
+
 /** Every domain error; the HTTP layer's mapping must cover each `code`. */
 export type AnyDomainError =
+  | LimitReachedError
   | NotFoundError
   | ConflictError
   | ChangedMeanwhileError

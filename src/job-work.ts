@@ -11,6 +11,7 @@ import {
   type WorkerSettings,
 } from './jobs/queue.js';
 import { withTimeout } from './lib/timeout.js';
+import { livePublisher, type LiveBus } from './live-bus.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
 import type { EmailDelivery } from './modules/email/delivery.js';
 import { createEventsRelay } from './modules/events/outbox.js';
@@ -224,6 +225,8 @@ interface JobsParts {
   handlers: JobHandlers<AppJobs>;
   onRun: (run: JobRun) => void;
   locks?: JobLocks | undefined;
+  /** Told of each batch the relay committed (the live updates' bus). */
+  onRelayed?: ((events: DomainEvent[]) => void) | undefined;
 }
 
 /** How long the jobs wait before they try again to open a queue that did not open. */
@@ -274,6 +277,7 @@ function runJobs(
       ),
     log: log.child({ component: 'events relay' }),
     pollIntervalMs: config.jobs.relayIntervalMs,
+    ...(parts.onRelayed ? { onRelayed: parts.onRelayed } : {}),
   });
   relay.start();
   const listener = listen({
@@ -346,7 +350,11 @@ export function openJobWork(
     email: { delivery: EmailDelivery };
   },
   handle: QueueHandle,
-  options: { locks?: JobLocks | undefined } = {},
+  options: {
+    locks?: JobLocks | undefined;
+    /** Where the relayed events are announced to the API instances' sockets. */
+    live?: LiveBus | undefined;
+  } = {},
 ): BackgroundTask {
   const handlers = appJobHandlers({
     config,
@@ -363,5 +371,8 @@ export function openJobWork(
     handlers,
     onRun: (run) => app.metrics.jobRun(run),
     locks: options.locks,
+    onRelayed: options.live
+      ? livePublisher(options.live, app.log.child({ component: 'live' }))
+      : undefined,
   });
 }

@@ -11,6 +11,7 @@ import {
   type JobLocks,
 } from './job-work.js';
 import { backgroundTasks } from './lifecycle.js';
+import { openLiveBus } from './live-bus.js';
 import { loadSpec } from './spec.js';
 import { withTimeout } from './lib/timeout.js';
 import { background } from './plugins/background.js';
@@ -47,7 +48,13 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
       nudgeEmail: emailNudge(handle, config, app.log.child({ component: 'email' })),
       webhookTiming: deps.webhookTiming,
     });
-    const task = openJobWork(app, config, database, services, handle, { locks: deps.jobLocks });
+    // The relay announces what it committed to the API instances' sockets.
+    const bus = await openLiveBus(config, database, app.log.child({ component: 'live' }));
+    app.addHook('onClose', () => bus.close());
+    const task = openJobWork(app, config, database, services, handle, {
+      locks: deps.jobLocks,
+      live: bus,
+    });
     await app.register(metrics, {
       settings: config.metrics,
       rateLimitedOperations: [],

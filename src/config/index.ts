@@ -12,6 +12,7 @@ import { emailArea, type EmailSettings } from './email.js';
 import { httpArea, type HttpSettings } from './http.js';
 import { jobsArea, type JobsSettings } from './jobs.js';
 import { limitsArea, type LimitsSettings } from './limits.js';
+import { liveArea, type LiveSettings } from './live.js';
 import { metricsArea, type MetricsSettings } from './metrics.js';
 import { areas, properties, validateEnvironment, type EnvValues } from './schema.js';
 import { securityArea, type SecuritySettings } from './security.js';
@@ -33,7 +34,8 @@ export interface Config
     MetricsSettings,
     JobsSettings,
     AdminSettings,
-    WebhooksSettings {
+    WebhooksSettings,
+    LiveSettings {
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -107,6 +109,7 @@ export function loadConfig(
     jobsArea.settings(env, context, report),
     adminArea.settings(env, context, report),
     webhooksArea.settings(env, context, report),
+    liveArea.settings(env, context, report),
     { warnings: Object.freeze(warnings) },
   );
   if (problems.length > 0) throw ConfigError.of(problems);

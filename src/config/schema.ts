@@ -15,6 +15,7 @@ import { emailArea } from './email.js';
 import { httpArea } from './http.js';
 import { jobsArea } from './jobs.js';
 import { limitsArea } from './limits.js';
+import { liveArea } from './live.js';
 import { metricsArea } from './metrics.js';
 import { securityArea } from './security.js';
 import { serverArea } from './server.js';
@@ -36,6 +37,7 @@ export const areas = [
   jobsArea,
   adminArea,
   webhooksArea,
+  liveArea,
 ] as const;
 
 type ValuesOfArea<A> = A extends Area<infer P, unknown> ? ValuesOf<P> : never;

@@ -17,7 +17,11 @@ export interface ListenOptions {
   connection: DatabaseConnection;
   /** A plain identifier (letters, digits, `_`): it is written into the LISTEN statement. */
   channel: string;
-  onNotify: () => void;
+  /**
+   * A notification's payload; called without one once the connection is back after an
+   * outage (whatever was notified meanwhile is lost: look again).
+   */
+  onNotify: (payload?: string) => void;
   /** Told once per outage, and when it is over. */
   onLost?: (error: Error) => void;
   onBack?: () => void;
@@ -55,7 +59,7 @@ export function listen(options: ListenOptions): Listener {
     };
     opened.on('error', drop);
     opened.on('end', () => drop(new Error('the connection ended')));
-    opened.on('notification', () => options.onNotify());
+    opened.on('notification', (message) => options.onNotify(message.payload));
     try {
       await opened.connect();
       await opened.query(`LISTEN ${options.channel}`);

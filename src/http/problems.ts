@@ -20,6 +20,7 @@ export const domainProblems = {
   UNAUTHENTICATED: 'UNAUTHORIZED',
   UNAVAILABLE: 'SERVICE_UNAVAILABLE',
   TOO_MANY_ATTEMPTS: 'RATE_LIMITED',
+  LIMIT_REACHED: 'RATE_LIMITED',
 } as const satisfies Record<DomainErrorCode, ProblemCode>;
 
 export type StatusOfDomainError<E extends AnyDomainError> = StatusOfProblem<

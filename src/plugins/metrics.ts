@@ -20,6 +20,8 @@ import {
 } from './metrics-collectors.js';
 import { registerJobMetrics, type JobDepth, type WebhookOutcome } from './metrics-jobs.js';
 import type { JobRun } from '../jobs/queue.js';
+import type { LiveStats } from '../lib/live.js';
+import { registerLiveMetrics, type LiveMetricsRecorder } from './metrics-live.js';
 
 /**
  * The server's metrics in the Prometheus text format (prom-client, on a registry of the
@@ -46,6 +48,8 @@ export interface MetricsSources {
   outboxDue?: (() => Promise<number>) | undefined;
   /** The job queue's counts by state, where this process uses the queue. */
   jobDepth?: JobDepth | undefined;
+  /** The WebSocket hub's counts, where this process serves /api/live. */
+  live?: (() => LiveStats) | undefined;
 }
 
 export interface MetricsOptions {
@@ -56,7 +60,7 @@ export interface MetricsOptions {
   sources: MetricsSources;
 }
 
-export interface Metrics {
+export interface Metrics extends LiveMetricsRecorder {
   /** Whether anything is measured (METRICS_PORT or METRICS_TOKEN is set). */
   readonly enabled: boolean;
   /** A request refused by a rate limit, by the operationId it asked for. */
@@ -102,6 +106,9 @@ const noMetrics: Metrics = {
   jobRun: () => undefined,
   webhookAttempt: () => undefined,
   webhookDelivered: () => undefined,
+  liveSent: () => undefined,
+  liveFanOut: () => undefined,
+  liveDropped: () => undefined,
   scrape: () => Promise.reject(notFound()),
   listen: () => Promise.resolve(undefined),
   authenticate: () => Promise.reject(notFound()),
@@ -125,6 +132,7 @@ export const metrics = fp<MetricsOptions>(
     registerPoolGauges(registry, () => options.sources.pool?.());
     registerOutboxBacklog(registry, () => options.sources.outboxDue);
     const jobs = registerJobMetrics(registry, () => options.sources.jobDepth);
+    const live = registerLiveMetrics(registry, () => options.sources.live);
 
     const scrape = () => registry.metrics();
     const expected = settings.token === undefined ? undefined : digest(settings.token);
@@ -133,6 +141,7 @@ export const metrics = fp<MetricsOptions>(
       enabled: true,
       ...counters,
       ...jobs,
+      ...live,
       scrape,
       listen: listener.listen,
       async authenticate(request) {

@@ -13,6 +13,7 @@ import { apiOperationLookup } from './api-operations.js';
 import { background, type BackgroundTask } from './background.js';
 import { cors } from './cors.js';
 import { docs } from './docs.js';
+import { live } from './live.js';
 import { gracefulClose } from './graceful-close.js';
 import { pathParameterLimit } from './limits.js';
 import { loadShedding } from './load-shedding.js';
@@ -35,6 +36,8 @@ export interface PipelineParts {
   metricsSources: MetricsSources;
   /** REDIS_URL's connection: the rate limits count there, under REDIS_KEY_PREFIX. */
   redis: SharedRedis | null;
+  /** GET /api/live's sockets and their message size limit. */
+  live: Parameters<typeof live>[1];
 }
 
 /**
@@ -92,6 +95,11 @@ export async function registerPipeline(
     // After the rate limits: a shed request is counted like any other, and its 503 carries
     // the X-RateLimit-* headers as every answer of an operation does.
     () => app.register(loadShedding, { limits: config.overload, apiOperationOf }),
+    // @fastify/websocket at the root, before the routes (it closes upgrades to routes that
+    // are not WebSockets) and after the plugins that hook routes (GET /api/live gets a
+    // metrics series and the rate limits too); its preClose hook, after graceful close's,
+    // closes the sockets with 1001.
+    () => app.register(live, parts.live),
     // After graceful close: its preClose hook, which stops the work (the batch of emails in
     // hand included), runs once closing has begun; the database closes later, at onClose.
     () => app.register(background, { tasks: parts.background, migrated: parts.migrated }),

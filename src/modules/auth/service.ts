@@ -15,7 +15,7 @@ import type { User, UsersRepository } from '../users/repository.js';
 import type { SessionCheck, SessionsRepository } from './sessions-repository.js';
 import type { Client, SessionsService } from './sessions-service.js';
 import type { LoginLimits } from './login-limits.js';
-import type { TokenService } from './tokens.js';
+import type { TokenClaims, TokenService } from './tokens.js';
 
 export type LoginInput = Schemas['LoginRequest'];
 export type LoginResult = Schemas['LoginResponse'];
@@ -90,15 +90,27 @@ export function createAuthenticator(deps: {
   tokens: Pick<TokenService, 'authenticate'>;
   sessions: Pick<SessionsRepository, 'check'>;
 }): (request: FastifyRequest) => Promise<Principal> {
-  return async (request) => {
-    const claims = await deps.tokens.authenticate(request);
-    const found = await deps.sessions.check(claims.userId, claims.sessionId);
-    if (found.status !== 'live') throw new UnauthenticatedError(refusals[found.status]);
-    return {
-      userId: found.user.id,
-      role: found.user.role,
-      sessionId: claims.sessionId,
-      account: found.user,
-    };
+  return async (request) => principalOf(deps.sessions, await deps.tokens.authenticate(request));
+}
+
+/** The same for a token given otherwise: a WebSocket's `auth` message. */
+export function createTokenAuthenticator(deps: {
+  tokens: Pick<TokenService, 'verify'>;
+  sessions: Pick<SessionsRepository, 'check'>;
+}): (token: string) => Promise<Principal> {
+  return async (token) => principalOf(deps.sessions, deps.tokens.verify(token));
+}
+
+async function principalOf(
+  sessions: Pick<SessionsRepository, 'check'>,
+  claims: TokenClaims,
+): Promise<Principal> {
+  const found = await sessions.check(claims.userId, claims.sessionId);
+  if (found.status !== 'live') throw new UnauthenticatedError(refusals[found.status]);
+  return {
+    userId: found.user.id,
+    role: found.user.role,
+    sessionId: claims.sessionId,
+    account: found.user,
   };
 }

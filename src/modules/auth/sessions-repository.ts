@@ -62,6 +62,13 @@ export interface SessionsRepository {
   /** The account of an access token, if the session `sessionId` is its and is live. */
   check(userId: string, sessionId: string): Promise<SessionCheck>;
   /**
+   * `check` for many sessions at once, in one statement: the sessions of the open sockets
+   * (the live updates), looked at twice a second. By session id.
+   */
+  checkMany(
+    pairs: readonly { userId: string; sessionId: string }[],
+  ): Promise<Map<string, SessionCheck>>;
+  /**
    * Exchanges the refresh token whose hash is `presentedHash` for one whose hash is
    * `successorHash`, by the rotation rules (see the implementation).
    */
@@ -222,6 +229,32 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
       if (!row.isActive) return { status: 'account-disabled' };
       if (row.state === 'live') return { status: 'live', user: toUser(row) };
       return { status: `session-${row.state}` };
+    },
+
+    async checkMany(pairs) {
+      const checks = new Map<string, SessionCheck>();
+      if (pairs.length === 0) return checks;
+      const rows = await db
+        .select({
+          ...accountColumns,
+          state: stateOf(idleTimeoutSeconds),
+          sessionId: sessions.id,
+          owner: sessions.userId,
+        })
+        .from(sessions)
+        .innerJoin(users, eq(users.id, sessions.userId))
+        .where(inArray(sessions.id, [...new Set(pairs.map((pair) => pair.sessionId))]));
+      const byId = new Map(rows.map((row) => [row.sessionId, row]));
+      for (const { userId, sessionId } of pairs) {
+        const row = byId.get(sessionId);
+        // A session row goes with its account (or a day after its end, housekeeping).
+        if (!row || row.owner !== userId) checks.set(sessionId, { status: 'account-deleted' });
+        else if (!row.isActive) checks.set(sessionId, { status: 'account-disabled' });
+        else if (row.state === 'live') checks.set(sessionId, { status: 'live', user: toUser(row) });
+        else if (row.state === 'unknown') checks.set(sessionId, { status: 'session-unknown' });
+        else checks.set(sessionId, { status: `session-${row.state}` });
+      }
+      return checks;
     },
 
     rotate: (presentedHash, successorHash) =>

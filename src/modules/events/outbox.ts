@@ -32,6 +32,11 @@ export interface RelayOptions {
     info(facts: Record<string, unknown>, message: string): void;
   };
   pollIntervalMs: number;
+  /**
+   * Told of each batch once its transaction has committed (the live updates' bus); it
+   * must not throw, and is not waited for.
+   */
+  onRelayed?: (events: DomainEvent[]) => void;
   /** The longest wait between two tries while publishing fails. */
   maxBackoffMs?: number;
   batchSize?: number;
@@ -54,7 +59,7 @@ function toEvent(row: EventRow): DomainEvent {
 
 /** One batch: locked, published, marked. Returns how many it relayed. */
 async function relayBatch(options: RelayOptions, batchSize: number): Promise<number> {
-  return options.db.transaction(async (tx) => {
+  const relayed = await options.db.transaction(async (tx) => {
     const rows = await tx
       .select()
       .from(events)
@@ -62,9 +67,10 @@ async function relayBatch(options: RelayOptions, batchSize: number): Promise<num
       .orderBy(asc(events.position))
       .limit(batchSize)
       .for('update', { skipLocked: true });
-    if (rows.length === 0) return 0;
+    if (rows.length === 0) return [];
+    const batch = rows.map(toEvent);
     await withTimeout(
-      options.publish(rows.map(toEvent)),
+      options.publish(batch),
       options.publishTimeoutMs ?? 5000,
       'the job queue did not take the events in time',
     );
@@ -77,8 +83,10 @@ async function relayBatch(options: RelayOptions, batchSize: number): Promise<num
           rows.map((row) => row.id),
         ),
       );
-    return rows.length;
+    return batch;
   });
+  if (relayed.length > 0) options.onRelayed?.(relayed);
+  return relayed.length;
 }
 
 function summary(error: unknown): { message: string } {
@@ -158,4 +166,15 @@ export function createEventsRelay(options: RelayOptions): EventsRelay {
       await running?.catch(() => undefined);
     },
   };
+}
+
+/** The events of `ids` that are still kept, in the order they were recorded. */
+export async function readEvents(db: Db, ids: readonly string[]): Promise<DomainEvent[]> {
+  if (ids.length === 0) return [];
+  const rows = await db
+    .select()
+    .from(events)
+    .where(inArray(events.id, [...ids]))
+    .orderBy(asc(events.position));
+  return rows.map(toEvent);
 }

@@ -1,4 +1,4 @@
-import { and, eq, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
+import { and, eq, inArray, isNotNull, isNull, sql, type SQL } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { FOREIGN_KEY_VIOLATION, UNIQUE_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { posts } from '../../db/schema/posts.js';
@@ -107,6 +107,8 @@ export interface PostsRepository {
    */
   list(filter: PostFilter, limit: number, after: Position | null): Promise<PostSummary[]>;
   userExists(id: string): Promise<boolean>;
+  /** The view counts of those of `ids` that are published posts (the live updates' poll). */
+  publishedViewCounts(ids: readonly string[]): Promise<Map<string, number>>;
 }
 
 /**
@@ -230,6 +232,14 @@ export function createPostsRepository(
     async recordView(id) {
       const [row] = await reads.view({ id });
       return row ? row.viewCount : null;
+    },
+    async publishedViewCounts(ids) {
+      if (ids.length === 0) return new Map();
+      const rows = await db
+        .select({ id: posts.id, viewCount: posts.viewCount })
+        .from(posts)
+        .where(and(inArray(posts.id, [...ids]), isNotNull(posts.publishedAt)));
+      return new Map(rows.map((row) => [row.id, row.viewCount]));
     },
     async list(filter, limit, after) {
       if (!Number.isInteger(limit) || limit < 1) throw new Error(`Not a page size: ${limit}`);

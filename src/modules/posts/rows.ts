@@ -147,6 +147,27 @@ export function toSummary(row: ListRow): PostSummary {
   };
 }
 
+/** A whole post's summary, as a listing of it would show it (its excerpt from its content). */
+export function summaryOf(post: Post): PostSummary {
+  const { id, title, content, slug, authorId, author, viewCount, publishedAt, createdAt } = post;
+  const { updatedAt } = post;
+  const head = Array.from(content)
+    .slice(0, EXCERPT_LENGTH + 1)
+    .join('');
+  return {
+    id,
+    title,
+    excerpt: excerptOf(head),
+    slug,
+    authorId,
+    author,
+    viewCount,
+    publishedAt,
+    createdAt,
+    updatedAt,
+  };
+}
+
 /** The one mapping from a post just taken back to a draft to post.unpublished's data. */
 export function toUnpublishedPost(post: Post): UnpublishedPost {
   // The unpublication is the post's last change: its updatedAt is its time.

@@ -76,6 +76,8 @@ export interface PostsService {
     condition?: VersionCondition,
   ): Promise<Outcome<undefined, ChangeError>>;
   recordView(id: string): Promise<Outcome<{ viewCount: number }, NotFoundError>>;
+  /** The view counts of those of `ids` that are published (drafts have none to show). */
+  publishedViewCounts(ids: readonly string[]): Promise<Map<string, number>>;
   /** listPosts: `viewer` is null for an anonymous caller. */
   list(
     viewer: Principal | null,
@@ -312,6 +314,8 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
       const viewCount = await posts.recordView(id);
       return viewCount === null ? fail(notFound()) : ok({ viewCount });
     },
+
+    publishedViewCounts: (ids) => posts.publishedViewCounts(ids),
 
     async list(viewer, input) {
       const filter = filterOf(viewer, input);
