@@ -43,6 +43,7 @@ export async function openLive(
       sessions: repositories.sessions,
     }),
     checkSessions: (pairs) => repositories.sessions.checkMany(pairs),
+    revokedSince: (users, since) => repositories.sessions.revokedSince(users, since),
     readEvents: (ids) => readEvents(database.db, ids),
     checkMessage: config.responseValidation
       ? (message) => contract.checkServerMessage(message)

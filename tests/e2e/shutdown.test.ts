@@ -6,6 +6,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Agent, request } from 'node:http';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import { openLiveClient } from '../helpers/live.js';
 import { demoPassword, kill, logIn, startedServer, type Server } from './processes.js';
 
 /**
@@ -200,6 +201,23 @@ describe('the server process shutting down under load', () => {
     expect(await server.exited).toBe(0);
     await cut;
     expect(received).toBe('');
+  }, 60_000);
+
+  it('closes its WebSockets with 1001 at SIGTERM, even one that never answers, and exits 0', async () => {
+    server = await startedServer({ ...database(), SHUTDOWN_TIMEOUT: '60s' });
+    const url = `${server.base.replace('http', 'ws')}/api/live`;
+    const clients = await Promise.all([openLiveClient(url), openLiveClient(url)]);
+    for (const client of clients) await client.ask({ type: 'subscribe', channel: 'posts' });
+    // A third stops reading: its close frame is never answered, it is cut off.
+    const deaf = await openLiveClient(url);
+    (deaf.socket as unknown as { _socket: { pause(): void } })._socket.pause();
+    const signalledAt = performance.now();
+    server.child.kill('SIGTERM');
+    for (const client of clients) expect((await client.closed).code).toBe(1001);
+    expect(await server.exited).toBe(0);
+    // Within the close timeout (5 s), not SHUTDOWN_TIMEOUT's 60.
+    expect(performance.now() - signalledAt).toBeLessThan(15_000);
+    deaf.close();
   }, 60_000);
 
   it('exits at once, with 1, on a second signal while it waits for requests in flight', async () => {

@@ -1,6 +1,6 @@
 import { sql } from 'drizzle-orm';
 import { afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { caller, signUpAndLogin, useTestApp } from '../helpers/app.js';
+import { caller, sessionIdOf, signUpAndLogin, useTestApp } from '../helpers/app.js';
 import { openLiveClient, liveUrlOf, type LiveTestClient } from '../helpers/live.js';
 
 /**
@@ -201,10 +201,66 @@ describe('GET /api/live', () => {
     const ended = await client.next<Frame>((frame) => frame.type === 'event', 2000);
     expect(ended.event).toMatchObject({
       type: 'session.ended',
-      data: { sessionId: user.sessionId, current: true },
+      data: { sessionId: user.sessionId, reason: 'logout', current: true },
     });
     expect(await client.closed).toEqual({ code: 4001, reason: 'the session ended' });
     expect(Date.now() - at).toBeLessThan(1000);
+  });
+
+  it("tells `me` when another session of the account ends, and closes that session's socket with its reason", async () => {
+    const user = await signUpAndLogin(t);
+    const login = await call(
+      'POST',
+      '/api/auth/login',
+      {},
+      {
+        email: user.user.email,
+        password: user.password,
+      },
+    );
+    const other = login.json<{ accessToken: string }>().accessToken;
+    const otherSession = sessionIdOf(other);
+    const mine = await connect();
+    await mine.ask({ type: 'auth', token: user.token });
+    await mine.ask({ type: 'subscribe', channel: 'me' });
+    const theirs = await connect();
+    await theirs.ask({ type: 'auth', token: other });
+    await theirs.ask({ type: 'subscribe', channel: 'me' });
+
+    const revoked = await call('DELETE', `/api/auth/sessions/${otherSession}`, bearer(user.token));
+    expect(revoked.statusCode, revoked.body).toBe(204);
+    const told = await mine.next<Frame>((frame) => frame.type === 'event', 2000);
+    expect(told.event).toMatchObject({
+      type: 'session.ended',
+      data: { sessionId: otherSession, reason: 'revoked', current: false },
+    });
+    const own = await theirs.next<Frame>((frame) => frame.type === 'event', 2000);
+    expect(own.event?.data).toEqual({ sessionId: otherSession, reason: 'revoked', current: true });
+    expect((await theirs.closed).code).toBe(4001);
+    // Still open: only the revoked session's socket closed.
+    expect(await mine.ask({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+
+  it('tells `me` of a role change and of a verified email address', async () => {
+    const user = await signUpAndLogin(t);
+    const client = await connect();
+    await client.ask({ type: 'auth', token: user.token });
+    await client.ask({ type: 'subscribe', channel: 'me' });
+    await t.db.sql(
+      sql`update users set role = 'admin', updated_at = now() where id = ${user.user.id}`,
+    );
+    const promoted = await client.next<Frame>((frame) => frame.type === 'event', 2000);
+    expect(promoted.event).toMatchObject({ type: 'user.role-changed', data: { role: 'admin' } });
+    const me = await call('GET', '/api/auth/me', bearer(user.token));
+    expect(promoted.event?.data).toEqual(me.json());
+    await t.db.sql(
+      sql`update users set email_verified = true, updated_at = now() where id = ${user.user.id}`,
+    );
+    const verified = await client.next<Frame>((frame) => frame.type === 'event', 2000);
+    expect(verified.event).toMatchObject({
+      type: 'user.email-verified',
+      data: { emailVerified: true, role: 'admin' },
+    });
   });
 
   it('closes the socket of a session an admin revoked by disabling its account', async () => {

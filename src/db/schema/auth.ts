@@ -34,6 +34,12 @@ export const sessions = pgTable(
     /** The absolute end of the session, whatever its use. */
     expiresAt: at('expires_at').notNull(),
     revokedAt: at('revoked_at'),
+    /**
+     * Why it was ended (set with revoked_at): logout, logout-all, revoked (by its owner,
+     * or by the rules: a refresh token presented twice, too many sessions),
+     * password-changed, account-disabled. Told to the account's open sockets (`me`).
+     */
+    endReason: varchar('end_reason', { length: 20 }),
     userAgent: varchar('user_agent', { length: 512 }),
     ipAddress: varchar('ip_address', { length: 45 }),
   },

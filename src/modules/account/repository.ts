@@ -78,7 +78,7 @@ export function createAccountRepository(db: Db): AccountRepository {
         await consumeAllEmailTokens(tx, token.userId, 'password_reset');
         // Every access and refresh token names a session: ending them all signs every
         // device out, the one that may have been stolen included.
-        await revokeUserSessions(tx, token.userId);
+        await revokeUserSessions(tx, token.userId, null, 'password-changed');
         await clearLoginFailures(tx, user.email);
         return true;
       });

@@ -20,6 +20,10 @@ import { refreshTokens, sessions } from '../../db/schema/auth.js';
 /** Why a session cannot be used: ended by someone, or by one of its limits. */
 export type SessionEnd = 'revoked' | 'expired' | 'idle';
 
+/** Why a session was revoked (sessions.end_reason). */
+export type EndReason =
+  'logout' | 'logout-all' | 'revoked' | 'password-changed' | 'account-disabled';
+
 /** A session's state in a query: 'unknown' when the (left-joined) session is not there. */
 export type SessionState = SessionEnd | 'live' | 'unknown';
 
@@ -93,11 +97,12 @@ export function lockOpenSessions(db: Db, userId: string, exceptSessionId: string
 export async function revokeUserSessions(
   db: Db,
   userId: string,
-  exceptSessionId: string | null = null,
+  exceptSessionId: string | null,
+  reason: EndReason,
 ): Promise<number> {
   const ended = await db
     .update(sessions)
-    .set({ revokedAt: sql`now()` })
+    .set({ revokedAt: sql`now()`, endReason: reason })
     .where(inArray(sessions.id, lockOpenSessions(db, userId, exceptSessionId)))
     .returning({ id: sessions.id });
   return ended.length;
@@ -133,7 +138,7 @@ export async function deleteEndedSessions(
 export function endSession(tx: Db, sessionId: string) {
   return tx
     .update(sessions)
-    .set({ revokedAt: sql`now()` })
+    .set({ revokedAt: sql`now()`, endReason: 'revoked' })
     .where(and(eq(sessions.id, sessionId), isNull(sessions.revokedAt)));
 }
 

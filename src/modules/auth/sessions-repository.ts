@@ -1,4 +1,4 @@
-import { and, asc, desc, eq, inArray, isNull, ne, sql } from 'drizzle-orm';
+import { and, asc, desc, eq, gt, inArray, isNull, ne, sql } from 'drizzle-orm';
 import type { Db } from '../../db/client.js';
 import { FOREIGN_KEY_VIOLATION, databaseErrorOf } from '../../db/errors.js';
 import { refreshTokens, sessions } from '../../db/schema/auth.js';
@@ -15,18 +15,39 @@ import {
   seconds,
   stateOf,
   toSessionRecord,
+  type EndReason,
   type SessionEnd,
   type SessionRecord,
 } from './session-rows.js';
 
 export type { Rotation } from './rotation.js';
-export type { SessionEnd, SessionRecord } from './session-rows.js';
+export type { EndReason, SessionEnd, SessionRecord } from './session-rows.js';
 
 /** The per-request check of an access token's account and session. */
 export type SessionCheck =
   | { status: 'live'; user: User }
   | { status: 'account-deleted' | 'account-disabled' | 'session-unknown' }
   | { status: `session-${SessionEnd}` };
+
+/** A check of checkMany: a revoked session says why it was revoked. */
+export type LiveSessionCheck =
+  | { status: 'live'; user: User }
+  | {
+      status:
+        | 'account-deleted'
+        | 'account-disabled'
+        | 'session-unknown'
+        | 'session-expired'
+        | 'session-idle';
+    }
+  | { status: 'session-revoked'; reason: EndReason };
+
+export interface RevokedSession {
+  sessionId: string;
+  userId: string;
+  reason: EndReason;
+  revokedAt: Date;
+}
 
 export interface NewSession {
   userId: string;
@@ -67,7 +88,9 @@ export interface SessionsRepository {
    */
   checkMany(
     pairs: readonly { userId: string; sessionId: string }[],
-  ): Promise<Map<string, SessionCheck>>;
+  ): Promise<Map<string, LiveSessionCheck>>;
+  /** The sessions of these users revoked after `since` (by the database's clock). */
+  revokedSince(userIds: readonly string[], since: Date): Promise<RevokedSession[]>;
   /**
    * Exchanges the refresh token whose hash is `presentedHash` for one whose hash is
    * `successorHash`, by the rotation rules (see the implementation).
@@ -76,12 +99,12 @@ export interface SessionsRepository {
   /** The user's live sessions, newest first. */
   listLive(userId: string): Promise<SessionRecord[]>;
   /** Ends one live session of the user; false when the user has no such live session. */
-  revoke(userId: string, sessionId: string): Promise<boolean>;
+  revoke(userId: string, sessionId: string, reason: 'logout' | 'revoked'): Promise<boolean>;
   /**
    * Ends every session of the user, except `exceptSessionId` when given; in `tx` when
    * given (disabling an account ends its sessions in the same transaction).
    */
-  revokeAll(userId: string, exceptSessionId?: string | null, tx?: Db): Promise<number>;
+  revokeAll(userId: string, reason: 'logout-all' | 'account-disabled', tx?: Db): Promise<number>;
   /**
    * In one transaction: the new password hash, every other session of the user ended, and
    * the session's refresh tokens replaced by one whose hash is `refreshTokenHash`. Null
@@ -125,7 +148,7 @@ function endLeastRecentlyUsed(tx: Db, userId: string, newSessionId: string, idle
     .for('update');
   return tx
     .update(sessions)
-    .set({ revokedAt: sql`now()` })
+    .set({ revokedAt: sql`now()`, endReason: 'revoked' })
     .where(inArray(sessions.id, locked));
 }
 
@@ -175,7 +198,7 @@ function changePasswordIn(
     if (!session) return null;
     // The password and the sessions it protects change together, or not at all.
     await writePasswordHash(tx, userId, passwordHash);
-    await revokeUserSessions(tx, userId, sessionId);
+    await revokeUserSessions(tx, userId, sessionId, 'password-changed');
     await tx
       .update(refreshTokens)
       .set({ revokedAt: sql`now()` })
@@ -232,7 +255,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
     },
 
     async checkMany(pairs) {
-      const checks = new Map<string, SessionCheck>();
+      const checks = new Map<string, LiveSessionCheck>();
       if (pairs.length === 0) return checks;
       const rows = await db
         .select({
@@ -240,6 +263,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
           state: stateOf(idleTimeoutSeconds),
           sessionId: sessions.id,
           owner: sessions.userId,
+          endReason: sessions.endReason,
         })
         .from(sessions)
         .innerJoin(users, eq(users.id, sessions.userId))
@@ -252,9 +276,31 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
         else if (!row.isActive) checks.set(sessionId, { status: 'account-disabled' });
         else if (row.state === 'live') checks.set(sessionId, { status: 'live', user: toUser(row) });
         else if (row.state === 'unknown') checks.set(sessionId, { status: 'session-unknown' });
-        else checks.set(sessionId, { status: `session-${row.state}` });
+        else if (row.state === 'revoked') {
+          const reason = (row.endReason ?? 'revoked') as EndReason;
+          checks.set(sessionId, { status: 'session-revoked', reason });
+        } else checks.set(sessionId, { status: `session-${row.state}` });
       }
       return checks;
+    },
+
+    async revokedSince(userIds, since) {
+      if (userIds.length === 0) return [];
+      const rows = await db
+        .select({
+          sessionId: sessions.id,
+          userId: sessions.userId,
+          reason: sessions.endReason,
+          revokedAt: sessions.revokedAt,
+        })
+        .from(sessions)
+        .where(and(inArray(sessions.userId, [...userIds]), gt(sessions.revokedAt, since)));
+      return rows.map((row) => ({
+        sessionId: row.sessionId,
+        userId: row.userId,
+        reason: (row.reason ?? 'revoked') as EndReason,
+        revokedAt: row.revokedAt!,
+      }));
     },
 
     rotate: (presentedHash, successorHash) =>
@@ -271,10 +317,10 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
       return rows.map(toSessionRecord);
     },
 
-    async revoke(userId, sessionId) {
+    async revoke(userId, sessionId, reason) {
       const ended = await db
         .update(sessions)
-        .set({ revokedAt: sql`now()` })
+        .set({ revokedAt: sql`now()`, endReason: reason })
         .where(
           and(eq(sessions.id, sessionId), eq(sessions.userId, userId), isLive(idleTimeoutSeconds)),
         )
@@ -282,8 +328,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
       return ended.length > 0;
     },
 
-    revokeAll: (userId, exceptSessionId = null, tx = db) =>
-      revokeUserSessions(tx, userId, exceptSessionId),
+    revokeAll: (userId, reason, tx = db) => revokeUserSessions(tx, userId, null, reason),
 
     changePassword: (change) => changePasswordIn(db, change, idleTimeoutSeconds),
   };

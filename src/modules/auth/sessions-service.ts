@@ -153,11 +153,11 @@ export function createSessionsService(deps: SessionsServiceDeps): SessionsServic
 
     async logout(principal) {
       // Already ended (a concurrent logout): the caller's wish holds all the same.
-      await sessions.revoke(principal.userId, principal.sessionId);
+      await sessions.revoke(principal.userId, principal.sessionId, 'logout');
     },
 
     async logoutAll(principal) {
-      await sessions.revokeAll(principal.userId);
+      await sessions.revokeAll(principal.userId, 'logout-all');
     },
 
     async list(principal) {
@@ -172,7 +172,7 @@ export function createSessionsService(deps: SessionsServiceDeps): SessionsServic
 
     async revoke(principal, sessionId) {
       // Another user's session is answered like a missing one: its existence is not told.
-      return (await sessions.revoke(principal.userId, sessionId.toLowerCase()))
+      return (await sessions.revoke(principal.userId, sessionId.toLowerCase(), 'revoked'))
         ? ok(undefined)
         : fail(new NotFoundError('Session'));
     },

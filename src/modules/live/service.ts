@@ -14,7 +14,7 @@ import {
 } from '../../errors.js';
 import type { LiveStats } from '../../lib/live.js';
 import type { Principal } from '../../lib/principal.js';
-import type { SessionCheck } from '../auth/sessions-repository.js';
+import type { LiveSessionCheck, RevokedSession } from '../auth/sessions-repository.js';
 import type { DomainEvent } from '../events/types.js';
 import { summaryOf, type Post } from '../posts/rows.js';
 import type { PostsService } from '../posts/service.js';
@@ -56,7 +56,9 @@ export interface LiveDeps {
   authenticate(token: string): Promise<Principal>;
   checkSessions(
     pairs: readonly { userId: string; sessionId: string }[],
-  ): Promise<Map<string, SessionCheck>>;
+  ): Promise<Map<string, LiveSessionCheck>>;
+  /** The sessions of these users revoked after `since`. */
+  revokedSince(userIds: readonly string[], since: Date): Promise<RevokedSession[]>;
   readEvents(ids: readonly string[]): Promise<DomainEvent[]>;
   /** Outside production: throws when a message breaks the contract (once per frame made). */
   checkMessage?: ((message: ServerMessage) => void) | undefined;
@@ -106,6 +108,8 @@ interface Client {
   /** The account as last seen: a change of role or verification is a `me` event. */
   account: Principal['account'] | null;
   channels: Set<string>;
+  /** When it subscribed to `me`: the ends of other sessions told are those after it. */
+  meSince: number;
   /** Client messages are handled one after the other, in the order they came. */
   queue: Promise<unknown>;
   closed: boolean;
@@ -113,14 +117,28 @@ interface Client {
 
 const POST_CHANNEL = /^posts\/([0-9a-f-]{36})$/;
 
-const reasons: Record<Exclude<SessionCheck['status'], 'live'>, SessionEndReason> = {
-  'account-deleted': 'account-deleted',
-  'account-disabled': 'account-disabled',
-  'session-unknown': 'account-deleted',
-  'session-revoked': 'revoked',
-  'session-expired': 'expired',
-  'session-idle': 'expired',
-};
+/** Why a session that is no longer live ended, as `session.ended` says it. */
+function reasonOf(check: Exclude<LiveSessionCheck, { status: 'live' }>): SessionEndReason {
+  switch (check.status) {
+    case 'session-revoked':
+      return check.reason;
+    case 'account-disabled':
+      return 'account-disabled';
+    case 'session-expired':
+    case 'session-idle':
+      return 'expired';
+    default:
+      // The session's row went with its account.
+      return 'account-deleted';
+  }
+}
+
+/**
+ * How far back each look for other sessions' ends goes: a revocation's time is its
+ * transaction's start, which may commit a while later, and the clocks of the database and
+ * of this process may differ. Ends already told are remembered this long.
+ */
+const REVOKED_LOOKBACK_MS = 30_000;
 
 /** `post.published` and `post.updated` on `posts` carry the summary, as listPosts shows it. */
 function postsFrame(event: DomainEvent): PostsEventMessage | null {
@@ -198,6 +216,7 @@ class Hub implements LiveHub {
       principal: null,
       account: null,
       channels: new Set(),
+      meSince: 0,
       queue: Promise.resolve(),
       closed: false,
     };
@@ -334,6 +353,7 @@ class Hub implements LiveHub {
       if (publishedAt !== null && !this.viewCounts.has(id)) this.viewCounts.set(id, viewCount);
     }
     if (client.closed) return null;
+    if (channel === 'me') client.meSince = Date.now();
     client.channels.add(channel);
     let subscribers = this.channels.get(channel);
     if (!subscribers) this.channels.set(channel, (subscribers = new Set()));
@@ -394,6 +414,7 @@ class Hub implements LiveHub {
   private async checkSessions() {
     const authenticated = [...this.clients].filter((client) => client.principal);
     if (authenticated.length === 0) return;
+    await this.tellRevoked(authenticated.filter((client) => client.channels.has('me')));
     const checks = await this.deps.checkSessions(
       authenticated.map(({ principal }) => ({
         userId: principal!.userId,
@@ -404,9 +425,36 @@ class Hub implements LiveHub {
       const check = checks.get(client.principal!.sessionId);
       if (client.closed || !check) continue;
       const { role, emailVerified } = client.account!;
-      if (check.status !== 'live') this.sessionEnded(client, reasons[check.status]);
+      if (check.status !== 'live') this.sessionEnded(client, reasonOf(check));
       else if (check.user.role !== role || check.user.emailVerified !== emailVerified)
         this.accountChanged(client, check.user);
+    }
+  }
+
+  /** Ends told to `me` already (session id → when), kept for the look-back. */
+  private readonly told = new Map<string, number>();
+
+  /** `session.ended` on `me` for the account's other sessions revoked meanwhile. */
+  private async tellRevoked(listening: Client[]) {
+    const now = Date.now();
+    for (const [sessionId, at] of this.told)
+      if (at < now - 2 * REVOKED_LOOKBACK_MS) this.told.delete(sessionId);
+    if (listening.length === 0) return;
+    const users = [...new Set(listening.map((client) => client.principal!.userId))];
+    const revoked = await this.deps.revokedSince(users, new Date(now - REVOKED_LOOKBACK_MS));
+    for (const end of revoked) {
+      if (this.told.has(end.sessionId)) continue;
+      this.told.set(end.sessionId, now);
+      const timestamp = end.revokedAt.toISOString();
+      const data = { sessionId: end.sessionId, reason: end.reason, current: false };
+      const to = listening.filter(
+        ({ principal, meSince, closed }) =>
+          !closed &&
+          principal!.userId === end.userId &&
+          principal!.sessionId !== end.sessionId &&
+          end.revokedAt.getTime() >= meSince - 1000,
+      );
+      if (to.length > 0) this.deliver(to, meEvent({ type: 'session.ended', timestamp, data }));
     }
   }
 

@@ -125,7 +125,7 @@ interface UsersServiceDeps {
    * account's sessions end with it, in the same transaction, so that enabling it again does
    * not bring its old access and refresh tokens back to life.
    */
-  sessions: { revokeAll(userId: string, exceptSessionId: null, tx: Db): Promise<unknown> };
+  sessions: { revokeAll(userId: string, reason: 'account-disabled', tx: Db): Promise<unknown> };
   /**
    * The posts' owner (posts), which users cannot import (posts reads users): a deleted
    * account's posts are deleted by it, in the deletion's transaction, so that each
@@ -159,7 +159,7 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
   const { users, passwords, mail, sessions, posts } = deps;
   const hooks: ChangeHooks = {
     onNewAddress: (tx, user) => mail.sendVerification(tx, user),
-    onDisabled: (tx, user) => sessions.revokeAll(user.id, null, tx),
+    onDisabled: (tx, user) => sessions.revokeAll(user.id, 'account-disabled', tx),
   };
   return {
     async create({ email, username, password, firstName, lastName }) {
