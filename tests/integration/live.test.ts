@@ -129,6 +129,19 @@ describe('GET /api/live', () => {
     });
   });
 
+  it('sends the author subscribed to a draft its publication, then its views', async () => {
+    const author = await signUpAndLogin(t);
+    const { id } = await newPost(author.token, 'Draft first');
+    const client = await connect();
+    await client.ask({ type: 'auth', token: author.token });
+    await client.ask({ type: 'subscribe', channel: `posts/${id}` });
+    await publish(author.token, id);
+    await client.next(eventOf('post.published', id));
+    await call('POST', `/api/posts/${id}/views`, {});
+    const viewed = await client.next<Frame>(eventOf('post.viewed', id), 3000);
+    expect(viewed.event?.data).toEqual({ viewCount: 1 });
+  });
+
   it('never sends a draft to anybody but its author and admins', async () => {
     const author = await signUpAndLogin(t);
     const other = await signUpAndLogin(t);

@@ -379,9 +379,10 @@ class Hub implements LiveHub {
         for (const client of ended) this.leave(client, channel);
       }
     }
+    // The view count a published post's subscribers saw last (a draft has none to send).
     if (event.type === 'post.published' || event.type === 'post.updated') {
       const post = event.payload as Post;
-      if (this.viewCounts.has(post.id)) this.viewCounts.set(post.id, post.viewCount);
+      if (this.channels.has(channel)) this.viewCounts.set(post.id, post.viewCount);
     }
     this.deps.metrics?.fanOut((Date.now() - Date.parse(event.occurredAt)) / 1000);
   }
