@@ -1,4 +1,5 @@
 import type {
+  components,
   ClientMessage,
   MeEventMessage,
   PostEventMessage,
@@ -41,14 +42,8 @@ export interface LiveConnection {
   close(code: number, reason: string): void;
 }
 
-export type SessionEndReason =
-  | 'logout'
-  | 'logout-all'
-  | 'revoked'
-  | 'password-changed'
-  | 'account-disabled'
-  | 'account-deleted'
-  | 'expired';
+/** Why a session ended, as the contract's `session.ended` says it. */
+export type SessionEndReason = components['schemas']['SessionEndedEvent']['data']['reason'];
 
 export interface LiveDeps {
   posts: Pick<PostsService, 'get' | 'publishedViewCounts'>;

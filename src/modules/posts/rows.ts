@@ -131,29 +131,21 @@ export function excerptOf(head: string): string {
 
 /** The one mapping from a listing's rows to the API's PostSummary. */
 export function toSummary(row: ListRow): PostSummary {
-  const { id, title, slug, authorId, author, viewCount, publishedAt, createdAt, updatedAt } =
-    common(row);
-  return {
-    id,
-    title,
-    excerpt: excerptOf(row.head),
-    slug,
-    authorId,
-    author,
-    viewCount,
-    publishedAt,
-    createdAt,
-    updatedAt,
-  };
+  return summaryWith(common(row), row.head);
 }
 
 /** A whole post's summary, as a listing of it would show it (its excerpt from its content). */
 export function summaryOf(post: Post): PostSummary {
-  const { id, title, content, slug, authorId, author, viewCount, publishedAt, createdAt } = post;
-  const { updatedAt } = post;
-  const head = Array.from(content)
-    .slice(0, EXCERPT_LENGTH + 1)
-    .join('');
+  return summaryWith(
+    post,
+    Array.from(post.content)
+      .slice(0, EXCERPT_LENGTH + 1)
+      .join(''),
+  );
+}
+
+function summaryWith(post: Omit<Post, 'content'>, head: string): PostSummary {
+  const { id, title, slug, authorId, author, viewCount, publishedAt, createdAt, updatedAt } = post;
   return {
     id,
     title,
