@@ -66,7 +66,11 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const database = deps.database ?? (await openDatabase(app, config));
     const redis = config.redis ? await openRedis(app, config.redis.url) : null;
     const repositories = createRepositories(database.db, config, spec);
-    const queue = queueHandle(app, config, database);
+    // Jobs run beside the requests (JOBS_IN_PROCESS, development): on PostgreSQL, BullMQ's
+    // queue and worker get a connection each (its LISTEN is one more, outside the pool)
+    // instead of up to four. Measured on a new embedded database: the peak of the first
+    // seconds went from about 303 to 268 MB; the worker process keeps four.
+    const queue = queueHandle(app, config, database, config.jobs.inProcess ? { poolMax: 1 } : {});
     const services = createServices(app, config, repositories, {
       schedule: scheduleAttempts(queue),
       nudgeEmail: emailNudge(queue, config, app.log.child({ component: 'email' })),

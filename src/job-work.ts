@@ -65,7 +65,12 @@ export interface QueueHandle {
   get(): Promise<AppJobQueue>;
 }
 
-export function queueHandle(app: FastifyInstance, config: Config, database: Database): QueueHandle {
+export function queueHandle(
+  app: FastifyInstance,
+  config: Config,
+  database: Database,
+  options: QueueOptions = {},
+): QueueHandle {
   let queue: Promise<AppJobQueue> | undefined;
   app.addHook('onClose', async () => {
     const open = await queue?.catch(() => undefined);
@@ -74,7 +79,7 @@ export function queueHandle(app: FastifyInstance, config: Config, database: Data
   return {
     get() {
       if (!queue) {
-        queue = openJobQueue(config, database);
+        queue = openJobQueue(config, database, options);
         // A failed open is tried again at the next use.
         queue.catch(() => (queue = undefined));
       }
@@ -158,15 +163,28 @@ export function emailNudge(
   };
 }
 
-/** Redis when there is one (REDIS_URL), else the app's own database. */
-export function jobBackendOf(config: Config, database: Database): JobBackendSettings {
-  return config.redis
-    ? { kind: 'redis', url: config.redis.url, keyPrefix: config.redis.keyPrefix }
-    : { kind: 'postgres', connection: database.connection };
+export interface QueueOptions {
+  /** On PostgreSQL: the size of the queue's and the worker's pools (BullMQ's default: 4). */
+  poolMax?: number;
 }
 
-export function openJobQueue(config: Config, database: Database): Promise<AppJobQueue> {
-  return createJobQueue<AppJobs>(jobBackendOf(config, database));
+/** Redis when there is one (REDIS_URL), else the app's own database. */
+export function jobBackendOf(
+  config: Config,
+  database: Database,
+  options: QueueOptions = {},
+): JobBackendSettings {
+  return config.redis
+    ? { kind: 'redis', url: config.redis.url, keyPrefix: config.redis.keyPrefix }
+    : { kind: 'postgres', connection: database.connection, ...options };
+}
+
+export function openJobQueue(
+  config: Config,
+  database: Database,
+  options: QueueOptions = {},
+): Promise<AppJobQueue> {
+  return createJobQueue<AppJobs>(jobBackendOf(config, database, options));
 }
 
 /**

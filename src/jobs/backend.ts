@@ -17,6 +17,11 @@ export type JobBackendSettings =
       connection: Pick<PoolConfig, 'connectionString' | 'host' | 'port' | 'user' | 'database'>;
       /** BullMQ's tables live in a schema of their own, apart from drizzle's. */
       schema?: string;
+      /**
+       * Connections of each queue's and each worker's pool, besides a worker's LISTEN
+       * connection (BullMQ's own, outside the pool): 4 by default.
+       */
+      poolMax?: number;
     };
 
 export interface Backend {
@@ -104,7 +109,7 @@ async function openPostgres(settings: Extract<JobBackendSettings, { kind: 'postg
     // BullMQ creates its schema and tables itself, under an advisory lock (several
     // instances starting at once migrate once).
     migrate: true,
-    max: 4,
+    max: settings.poolMax ?? 4,
     // Connections idle for a second are closed: a queue at rest holds only the worker's
     // LISTEN connection (BullMQ's own), not a pool's worth of server processes.
     idleTimeoutMillis: 1000,

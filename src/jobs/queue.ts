@@ -80,8 +80,9 @@ export interface JobQueue<J extends JobMap> {
   /** Several jobs in one round trip (the relay's batch). */
   enqueueAll(jobs: ReadonlyArray<QueuedJob<J>>): Promise<void>;
   /**
-   * Runs `name` every `everyMs` on one worker of all instances: every instance may call
-   * this with the same arguments (BullMQ keeps one scheduler per name).
+   * Runs `name` every `everyMs` on one worker of all instances, the first time `everyMs`
+   * from now: every instance may call this with the same arguments (BullMQ keeps one
+   * scheduler per name, and its next run).
    */
   schedule<K extends JobName<J>>(
     name: K,
@@ -179,7 +180,11 @@ export async function createJobQueue<J extends JobMap>(
     async schedule(name, everyMs, payload, options = {}) {
       await queue.upsertJobScheduler(
         name,
-        { every: everyMs },
+        // The first run one interval from now, not at once (BullMQ's default for `every`):
+        // a process starting on a new database does not run every periodic job during its
+        // start-up, all together, each on connections of its own. A scheduler that exists
+        // keeps its next run (startDate counts only for a new one).
+        { every: everyMs, startDate: Date.now() + everyMs },
         {
           name,
           data: payload,

@@ -66,6 +66,9 @@ function serverArguments(dir: string, poolMax: number): string[] {
     // One process per I/O instead of PostgreSQL 18's three I/O workers, which a
     // development database does not keep busy.
     io_method: 'sync',
+    // No logical replication (subscriptions): its launcher is a process fewer, about 8 MB
+    // resident (measured on a new folder: 9 PostgreSQL processes at rest instead of 10).
+    max_logical_replication_workers: '0',
     max_wal_size: '256MB',
     min_wal_size: '32MB',
     TimeZone: 'UTC',
