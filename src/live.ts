@@ -72,6 +72,7 @@ export async function openLive(
     },
     log,
     onDrop: (reason) => app.metrics.liveDropped(reason),
+    onSent: (type) => app.metrics.liveSent(type, 1),
   });
   const task: BackgroundTask = {
     name: 'live updates',

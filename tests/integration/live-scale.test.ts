@@ -114,6 +114,26 @@ describe('the limits of GET /api/live', () => {
     await Promise.all(closing.map((client) => client.closed));
   });
 
+  it('counts connections, subscriptions, frames sent and the fan-out latency in /metrics', async () => {
+    const author = await signUpAndLogin(t);
+    const client = await connect();
+    await client.ask({ type: 'auth', token: author.token });
+    await client.ask({ type: 'subscribe', channel: 'posts' });
+    await client.ask({ type: 'subscribe', channel: 'me' });
+    const headers = { authorization: `Bearer ${author.token}` };
+    const created = await call('POST', '/api/posts', headers, { title: 'Counted', content: 'x' });
+    const { id } = created.json<{ id: string }>();
+    await call('POST', `/api/posts/${id}/publish`, headers);
+    await client.next((frame) => frame.type === 'event');
+    const text = await scrape();
+    expect(text).toMatch(/live_connections\{authenticated="true"\} 1/);
+    expect(text).toMatch(/live_subscriptions\{channel="posts"\} 1/);
+    expect(text).toMatch(/live_subscriptions\{channel="me"\} 1/);
+    expect(text).toMatch(/live_messages_sent_total\{type="event"\} [1-9]/);
+    expect(text).toMatch(/live_messages_sent_total\{type="subscribed"\} [1-9]/);
+    expect(text).toMatch(/live_fanout_latency_seconds_count [1-9]/);
+  });
+
   it('closes a connection over the limit of its address with 4008, and takes one again once one closed', async () => {
     const first = await connect();
     await connect();
@@ -230,7 +250,7 @@ describe('shutting down with sockets open', () => {
       await app.ready();
       const url = await liveUrlOf(app);
       const clients = await Promise.all([openLiveClient(url), openLiveClient(url)]);
-      await clients[0]!.ask({ type: 'subscribe', channel: 'posts' });
+      await clients[0].ask({ type: 'subscribe', channel: 'posts' });
       await app.close();
       for (const client of clients) expect((await client.closed).code).toBe(1001);
     } finally {

@@ -29,6 +29,8 @@ export interface LiveSocketsParts {
   settings: SocketSettings;
   log: FastifyBaseLogger;
   onDrop?: ((reason: DropReason) => void) | undefined;
+  /** An answer sent (the hub counts the events it sends). */
+  onSent?: ((type: string) => void) | undefined;
 }
 
 export function createLiveSockets(parts: LiveSocketsParts): LiveSockets {
@@ -107,14 +109,16 @@ class Sockets implements LiveSockets {
   ) {
     this.alive.add(socket);
     const reading = this.parts.contract.readClientMessage(data, isBinary);
+    const answer = (message: ServerMessage) => {
+      if (send(this.serialise(message))) this.parts.onSent?.(message.type);
+    };
     if (!reading.ok) {
-      send(this.serialise(reading.error));
+      answer(reading.error);
       return;
     }
     const { id } = reading.message;
     client.handle(reading.message).then(
-      (answer) =>
-        send(answer instanceof DomainError ? this.errorFrame(answer, id) : this.serialise(answer)),
+      (reply) => answer(reply instanceof DomainError ? this.errorOf(reply, id) : reply),
       (error: unknown) => {
         this.parts.log.error({ err: error }, 'live socket: a message could not be handled');
         this.closeSoon(socket, this.parts.contract.closeCodes.internalError, 'internal error');
@@ -127,8 +131,8 @@ class Sockets implements LiveSockets {
     return JSON.stringify(message);
   }
 
-  private errorFrame(error: AnyDomainError, id: string | undefined) {
-    return this.serialise(liveError(domainProblems[error.code], error.message, id));
+  private errorOf(error: AnyDomainError, id: string | undefined) {
+    return liveError(domainProblems[error.code], error.message, id);
   }
 
   /** Pings every socket; one not heard from since the last ping is cut off. */
