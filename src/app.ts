@@ -101,6 +101,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       },
       background: [live.task, ...backgroundTasks(services, jobs)],
       live: live.plugin,
+      liveDocument: live.document,
       migrated: deps.migrated,
       metricsSources: {
         pool: () => database.poolStats(),

@@ -2,7 +2,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Repositories, Services } from './composition.js';
 import type { Database } from './db/client.js';
-import { createLiveContract } from './http/live-messages.js';
+import { createLiveContract, type LiveDocument } from './http/live-messages.js';
 import { openLiveBus, type LiveBus } from './live-bus.js';
 import { createTokenAuthenticator } from './modules/auth/service.js';
 import { readEvents } from './modules/events/outbox.js';
@@ -29,10 +29,13 @@ export async function openLive(
   bus: LiveBus;
   task: BackgroundTask;
   plugin: Parameters<typeof live>[1];
+  /** The contract, as /docs/live renders it. */
+  document: LiveDocument;
 }> {
   const { database, repositories, services } = parts;
   const log = app.log.child({ component: 'live' });
-  const contract = createLiveContract(loadAsyncApi());
+  const document = loadAsyncApi();
+  const contract = createLiveContract(document);
   const bus = await openLiveBus(config, database, log);
   app.addHook('onClose', () => bus.close());
   const limits = contract.limits;
@@ -90,5 +93,11 @@ export async function openLive(
       return () => undefined;
     },
   };
-  return { hub, bus, task, plugin: { sockets, maxMessageBytes: limits.maxMessageBytes } };
+  return {
+    hub,
+    bus,
+    task,
+    plugin: { sockets, maxMessageBytes: limits.maxMessageBytes },
+    document,
+  };
 }

@@ -3,12 +3,22 @@ import fastifySwaggerUi from '@fastify/swagger-ui';
 import type { FastifyPluginAsync, FastifyReply, FastifyRequest } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { OpenApiDocument } from '../http/contract.js';
+import {
+  LIVE_DOCS_DOCUMENT_PATH,
+  LIVE_DOCS_PATH,
+  LIVE_DOCS_STYLE_PATH,
+  liveDocsPage,
+  liveDocsStyle,
+  type LiveDocsDocument,
+} from '../http/live-docs.js';
 
 /**
  * The interactive reference at /docs: Swagger UI, served from this server's own files (no
  * CDN, no web font), rendering the published spec. It loads the spec from /openapi.json,
  * the operation that serves it (Swagger UI asks its plugin's /docs/json, which redirects
  * there), so the reference and the published document cannot differ. `/` redirects to it.
+ * Beside it, /docs/live: the WebSocket's reference, a page this server makes from the
+ * AsyncAPI document (src/http/live-docs.ts), which it also serves as it is.
  *
  * These routes are not operations: the spec lists them in `x-excluded-routes`.
  */
@@ -44,6 +54,8 @@ export interface DocsOptions {
   /** The published document (src/spec.ts), the one /openapi.json serves. */
   document: OpenApiDocument;
   publicApiUrl: Config['publicApiUrl'];
+  /** The WebSocket's contract, generated/asyncapi.json: /docs/live renders it. */
+  liveDocument: LiveDocsDocument;
 }
 
 /**
@@ -88,6 +100,18 @@ export const docs: FastifyPluginAsync<DocsOptions> = async (app, options) => {
           void reply.redirect(target);
         },
       },
+    });
+    // In the same context: the same policy. Made once (the document does not change).
+    const livePage = liveDocsPage(options.liveDocument);
+    const liveDocument = JSON.stringify(options.liveDocument);
+    docs.get(LIVE_DOCS_PATH, (_request, reply) => {
+      void reply.type('text/html; charset=utf-8').send(livePage);
+    });
+    docs.get(LIVE_DOCS_STYLE_PATH, (_request, reply) => {
+      void reply.type('text/css; charset=utf-8').send(liveDocsStyle);
+    });
+    docs.get(LIVE_DOCS_DOCUMENT_PATH, (_request, reply) => {
+      void reply.type('application/json; charset=utf-8').send(liveDocument);
     });
   });
   app.get('/', (_request, reply) => reply.redirect('/docs'));

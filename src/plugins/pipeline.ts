@@ -7,6 +7,8 @@ import { contract, operationsOf, type OpenApiDocument } from '../http/contract.j
 import { problems } from '../http/error-handler.js';
 import type { Handlers } from '../http/handler-types.js';
 import { headRoutes } from '../http/head-routes.js';
+import type { LiveDocsDocument } from '../http/live-docs.js';
+import type { LiveDocument } from '../http/live-messages.js';
 import { requestBodies } from '../http/json-body.js';
 import { authentication, type SecurityHandlers } from '../http/security.js';
 import { apiOperationLookup } from './api-operations.js';
@@ -38,6 +40,8 @@ export interface PipelineParts {
   redis: SharedRedis | null;
   /** GET /api/live's sockets and their message size limit. */
   live: Parameters<typeof live>[1];
+  /** GET /api/live's contract (generated/asyncapi.json), which /docs/live renders. */
+  liveDocument: LiveDocument;
 }
 
 /**
@@ -115,7 +119,12 @@ export async function registerPipeline(
       }),
     // Pages for people (x-excluded-routes), after the plugins that hook routes, like the
     // operations: their routes get a metrics series and the HEAD twins' fix too.
-    () => app.register(docs, { document: parts.published, publicApiUrl: config.publicApiUrl }),
+    () =>
+      app.register(docs, {
+        document: parts.published,
+        publicApiUrl: config.publicApiUrl,
+        liveDocument: parts.liveDocument as unknown as LiveDocsDocument,
+      }),
     // Where the development log's links lead; in production PUBLIC_URL is the application's.
     ...(config.env === 'production' ? [] : [() => app.register(accountPages)]),
   ];

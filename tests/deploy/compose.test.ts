@@ -198,6 +198,23 @@ describe('docker-compose.yml against the server', () => {
     expect(seconds(worker.stop_grace_period ?? '10s')).toBeGreaterThan(2 * shutdown);
   });
 
+  it('passes the WebSocket through nginx, and its events from the worker to every replica', () => {
+    const fromShell = { JWT_SECRET: 'a-secret-from-the-shell-a-secret-from-the-shell' };
+    const api = loadConfig({ ...service('api').environment, ...fromShell });
+    const worker = loadConfig({ ...service('worker').environment, ...fromShell });
+    // The live bus: the relay (in the worker) publishes where the replicas subscribe.
+    expect(api.redis).not.toBeNull();
+    expect(worker.redis?.url).toBe(api.redis?.url);
+    expect(worker.redis?.keyPrefix).toBe(api.redis?.keyPrefix);
+    const nginx = readText('deploy/nginx/nginx.conf');
+    expect(nginx).toContain('proxy_set_header Upgrade $http_upgrade;');
+    expect(nginx).toContain('proxy_set_header Connection $connection_upgrade;');
+    const live = /location = \/api\/live \{([^}]*)\}/.exec(nginx)?.[1] ?? '';
+    const readTimeout = /proxy_read_timeout (\w+);/.exec(live)?.[1];
+    expect(readTimeout, 'the read timeout of /api/live').toBeDefined();
+    expect(seconds(readTimeout!) * 1000).toBeGreaterThan(api.live.heartbeatIntervalMs);
+  });
+
   it('keeps the merge keys Compose reads (a plain YAML parser would see `<<`)', () => {
     const raw = parse(readText('docker-compose.yml')) as { services: Record<string, Service> };
     expect(Object.keys(raw.services.api?.environment ?? {})).toContain('<<');

@@ -4,6 +4,7 @@ import { ConfigMap, Secret, Service } from 'kubernetes-models/v1';
 import { Deployment } from 'kubernetes-models/apps/v1';
 import { HorizontalPodAutoscaler } from 'kubernetes-models/autoscaling/v2';
 import { Job } from 'kubernetes-models/batch/v1';
+import { Ingress } from 'kubernetes-models/networking.k8s.io/v1';
 import { PodDisruptionBudget } from 'kubernetes-models/policy/v1';
 import ts from 'typescript';
 import { describe, expect, it } from 'vitest';
@@ -39,6 +40,10 @@ const kinds = {
     type: ['kubernetes-models/apps/v1/Deployment', 'IDeployment'],
   },
   'batch/v1/Job': { model: Job, type: ['kubernetes-models/batch/v1/Job', 'IJob'] },
+  'networking.k8s.io/v1/Ingress': {
+    model: Ingress,
+    type: ['kubernetes-models/networking.k8s.io/v1/Ingress', 'IIngress'],
+  },
   'policy/v1/PodDisruptionBudget': {
     model: PodDisruptionBudget,
     type: ['kubernetes-models/policy/v1/PodDisruptionBudget', 'IPodDisruptionBudget'],
@@ -252,14 +257,14 @@ describe('deploy/kubernetes against the Kubernetes schemas', () => {
     expect(unknownFields([copy as unknown as Manifest]).join()).toMatch(/readinesProbe/);
   });
 
-  it('lists every manifest but the Job and the Secret template in kustomization.yaml', () => {
+  it('lists every manifest but the Job and the templates (*.example.yaml) in kustomization.yaml', () => {
     const kustomization = parse(
       readFileSync(join(kubernetesDir, 'kustomization.yaml'), 'utf8'),
     ) as {
       resources: string[];
     };
     const files = [...new Set(manifests.map(({ file }) => file))].filter(
-      (file) => file !== 'migrate-job.yaml' && file !== 'secret.example.yaml',
+      (file) => file !== 'migrate-job.yaml' && !file.endsWith('.example.yaml'),
     );
     expect([...kustomization.resources].sort()).toEqual(files.sort());
   });
@@ -438,6 +443,52 @@ describe('deploy/kubernetes against the server', () => {
     expect(Number(annotations['prometheus.io/port'])).toBe(config.jobs.workerPort);
     const grace = workerDeployment.spec.template.spec.terminationGracePeriodSeconds ?? 30;
     expect(grace).toBeGreaterThan((2 * config.shutdownTimeoutMs) / 1000);
+  });
+
+  it('routes the Ingress to the Service, and keeps a WebSocket open past the heartbeat', () => {
+    const ingress = one('Ingress') as unknown as {
+      metadata: { annotations: Record<string, string> };
+      spec: {
+        rules: {
+          http: {
+            paths: {
+              path: string;
+              backend: { service: { name: string; port: { name?: string } } };
+            }[];
+          };
+        }[];
+      };
+    };
+    const service = one('Service') as unknown as {
+      metadata: { name: string };
+      spec: { ports: { name: string }[] };
+    };
+    const paths = ingress.spec.rules.flatMap((rule) => rule.http.paths);
+    expect(paths.map((path) => path.path)).toEqual(['/']);
+    for (const { backend } of paths) {
+      expect(backend.service.name).toBe(service.metadata.name);
+      expect(service.spec.ports.map((port) => port.name)).toContain(backend.service.port.name);
+    }
+    const config = loadConfig({
+      ...Object.fromEntries(
+        [...apiEnvironment].filter(([, value]) => typeof value === 'string') as [string, string][],
+      ),
+      DATABASE_URL: 'postgres://app:app@db:5432/app',
+      JWT_SECRET: 'a-secret-from-the-secret-a-secret-from-the-secret',
+    });
+    const annotations = ingress.metadata.annotations;
+    for (const name of ['proxy-read-timeout', 'proxy-send-timeout']) {
+      const value = Number(annotations[`nginx.ingress.kubernetes.io/${name}`]);
+      // The ping and its answer are the only traffic of a quiet socket.
+      expect(value, name).toBeGreaterThanOrEqual((2 * config.live.heartbeatIntervalMs) / 1000);
+      // And every other request's answer comes within it.
+      expect(value * 1000, name).toBeGreaterThan(config.http.requestTimeoutMs);
+    }
+    // The API, not the controller, refuses an oversized body (with its 413 problem).
+    const body = /^(\d+)m$/.exec(annotations['nginx.ingress.kubernetes.io/proxy-body-size'] ?? '');
+    expect(Number(body?.[1]) * 1024 * 1024).toBeGreaterThan(config.bodyLimitBytes);
+    // ingress-nginx buffers nothing unless told to.
+    expect(annotations['nginx.ingress.kubernetes.io/proxy-buffering'] ?? 'off').toBe('off');
   });
 
   it('commits no real secret', () => {

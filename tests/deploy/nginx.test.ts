@@ -6,10 +6,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import WebSocket from 'ws';
+import { loadConfig } from '../../src/config/index.js';
 import { kill, startedServer, type Server } from '../e2e/processes.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import { freePort } from '../helpers/values.js';
-import { composeFile, kubernetesManifests, readText } from './files.js';
+import { composeFile, kubernetesManifests, readText, seconds } from './files.js';
 
 /**
  * deploy/nginx/nginx.conf, the load balancer of docker-compose.yml, run for real: nginx in
@@ -184,6 +186,75 @@ function whoServed(servers: readonly Server[], requestId: string) {
   return undefined;
 }
 
+/** The body of the first block whose header matches, e.g. `location = /api/live` (braces counted). */
+function blockOf(text: string, header: RegExp): string {
+  const start = new RegExp(`${header.source}\\s*\\{`, 'm').exec(text);
+  if (!start) throw new Error(`no block ${String(header)}`);
+  let depth = 0;
+  for (let i = start.index + start[0].length - 1; i < text.length; i++) {
+    if (text[i] === '{') depth += 1;
+    if (text[i] === '}' && --depth === 0) return text.slice(start.index + start[0].length, i);
+  }
+  throw new Error(`unclosed block ${String(header)}`);
+}
+
+/** The directives of a block's own level (nested blocks and comments left out). */
+function directivesOf(body: string): string[] {
+  let flat = body.replace(/#.*$/gm, '');
+  for (;;) {
+    const inner = flat.replace(/[^{};]*\{[^{}]*\}/g, '');
+    if (inner === flat) break;
+    flat = inner;
+  }
+  return flat
+    .split(';')
+    .map((directive) => directive.trim().replace(/\s+/g, ' '))
+    .filter(Boolean);
+}
+
+describe('deploy/nginx/nginx.conf and the WebSocket (GET /api/live)', () => {
+  const text = readText('deploy/nginx/nginx.conf');
+  const server = blockOf(text, /^\s*server/);
+  const live = directivesOf(blockOf(server, /location = \/api\/live/));
+  const heartbeat = loadConfig({}).live.heartbeatIntervalMs / 1000;
+
+  it('passes the Upgrade: HTTP/1.1 to the servers, Upgrade and Connection from a map', () => {
+    expect(blockOf(text, /map \$http_upgrade \$connection_upgrade/)).toMatch(
+      /^\s*default upgrade;\s*'' '';\s*$/,
+    );
+    const shared = directivesOf(server);
+    expect(shared).toEqual(
+      expect.arrayContaining([
+        'proxy_http_version 1.1',
+        'proxy_set_header Upgrade $http_upgrade',
+        'proxy_set_header Connection $connection_upgrade',
+      ]),
+    );
+  });
+
+  it('sets the proxy headers once, for every location (one set in a location drops the others there)', () => {
+    const locations = [...server.replace(/#.*$/gm, '').matchAll(/location[^{]*\{[^}]*\}/g)];
+    expect(locations).toHaveLength(2);
+    for (const location of locations) {
+      expect(location[0], 'a location').not.toMatch(/proxy_set_header|proxy_http_version/);
+    }
+    expect(live).toContain('proxy_pass http://api');
+  });
+
+  it('keeps a quiet socket open longer than the heartbeat, and does not buffer its frames', () => {
+    expect(heartbeat).toBe(30);
+    const timeout = (name: string) => {
+      const directive = live.find((entry) => entry.startsWith(`${name} `));
+      expect(directive, name).toBeDefined();
+      return seconds(directive!.split(' ')[1]!);
+    };
+    // The ping and its answer are the only traffic of a quiet socket: twice the interval at least.
+    expect(timeout('proxy_read_timeout')).toBeGreaterThanOrEqual(2 * heartbeat);
+    expect(timeout('proxy_send_timeout')).toBeGreaterThanOrEqual(2 * heartbeat);
+    expect(live).toContain('proxy_buffering off');
+  });
+});
+
 describe.skipIf(!nginxBinary)('deploy/nginx/nginx.conf in front of two servers', () => {
   let database: TestDatabase | undefined;
   let cluster: Cluster | undefined;
@@ -248,6 +319,69 @@ describe.skipIf(!nginxBinary)('deploy/nginx/nginx.conf in front of two servers',
     expect(response.status).toBe(200);
     await sleep(200);
     expect(whoServed(servers, id)?.remoteAddress).toBe('127.0.0.2');
+  });
+});
+
+describe.skipIf(!nginxBinary)('the WebSocket through deploy/nginx/nginx.conf', () => {
+  let database: TestDatabase | undefined;
+  let cluster: Cluster | undefined;
+
+  beforeAll(async () => {
+    database = process.env.TEST_DATABASE_URL ? await createTestDatabase() : undefined;
+    cluster = await startCluster(database);
+  });
+  afterAll(async () => {
+    await cluster?.close();
+    await database?.drop();
+  });
+
+  /** The frames of a socket opened through nginx, and a way to wait for the next ones. */
+  async function openThrough(port: number) {
+    const socket = new WebSocket(`ws://127.0.0.1:${port}/api/live`);
+    const frames: Record<string, unknown>[] = [];
+    socket.on('message', (data) =>
+      frames.push(JSON.parse((data as Buffer).toString('utf8')) as Record<string, unknown>),
+    );
+    const upgrade = new Promise<Record<string, string | string[] | undefined>>(
+      (resolve, reject) => {
+        socket.once('upgrade', (response) => resolve(response.headers));
+        socket.once('error', reject);
+      },
+    );
+    await new Promise<void>((resolve, reject) => {
+      socket.once('open', () => resolve());
+      socket.once('error', reject);
+    });
+    const answer = async (id: string) => {
+      for (let waited = 0; waited < 5000; waited += 20) {
+        const frame = frames.find((entry) => entry.id === id);
+        if (frame) return frame;
+        await sleep(20);
+      }
+      throw new Error(`no answer to ${id}: ${JSON.stringify(frames)}`);
+    };
+    return { socket, headers: await upgrade, answer };
+  }
+
+  it('upgrades GET /api/live, and the socket answers both ways', async () => {
+    if (!cluster) throw new Error('the cluster did not start');
+    const { socket, headers, answer } = await openThrough(cluster.port);
+    try {
+      expect(String(headers.upgrade).toLowerCase()).toBe('websocket');
+      socket.send(JSON.stringify({ type: 'subscribe', id: 's', channel: 'posts' }));
+      expect(await answer('s')).toEqual({ type: 'subscribed', id: 's', channel: 'posts' });
+      socket.send(JSON.stringify({ type: 'ping', id: 'p' }));
+      expect(await answer('p')).toEqual({ type: 'pong', id: 'p' });
+    } finally {
+      socket.close();
+    }
+  });
+
+  it('leaves a plain GET /api/live (no Upgrade) to the API, which answers its problem', async () => {
+    if (!cluster) throw new Error('the cluster did not start');
+    const plain = await get(cluster.port, '/api/live');
+    expect(plain.status).toBe(400);
+    expect(JSON.parse(plain.body)).toMatchObject({ code: 'MALFORMED_REQUEST' });
   });
 });
 

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
 import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
@@ -14,6 +14,7 @@ import { kill, startedServer, type Server } from './processes.js';
  * installs), driven by playwright-core. The page must list every operation of the spec,
  * open one, call the API from it, link every problem type, and fetch nothing from any
  * host but the server. A screenshot of the opened operation is left in test-artifacts/.
+ * The same goes for the WebSocket's page beside it, /docs/live.
  */
 
 const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
@@ -33,6 +34,13 @@ const spec = JSON.parse(readFileSync(join(projectRoot, 'generated', 'openapi.jso
   paths: Record<string, Record<string, SpecOperation>>;
   webhooks: Record<string, { post: SpecOperation }>;
   components: { schemas: { ProblemCode: { enum: string[] } } };
+};
+const liveSpec = JSON.parse(
+  readFileSync(join(projectRoot, 'generated', 'asyncapi.json'), 'utf8'),
+) as {
+  info: { title: string; version: string };
+  channels: Record<string, { address?: string | null }>;
+  components: { messages: Record<string, unknown> };
 };
 const methods = new Set(['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace']);
 const operations = Object.entries(spec.paths).flatMap(([path, item]) =>
@@ -60,6 +68,7 @@ describe.skipIf(skip)('the docs page in Chromium', () => {
   let dataDir: string;
   let server: Server;
   let browser: Browser;
+  let context: BrowserContext;
   let page: Page;
   const requested: string[] = [];
   const errors: string[] = [];
@@ -73,7 +82,7 @@ describe.skipIf(skip)('the docs page in Chromium', () => {
       // Chromium's sandbox refuses to run as root (CI's user); /dev/shm is small in containers.
       args: [...(process.getuid?.() === 0 ? ['--no-sandbox'] : []), '--disable-dev-shm-usage'],
     });
-    const context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
+    context = await browser.newContext({ viewport: { width: 1280, height: 900 } });
     context.on('request', (request) => requested.push(request.url()));
     // Whatever tries to leave is recorded above and stopped here.
     await context.route(
@@ -206,6 +215,52 @@ describe.skipIf(skip)('the docs page in Chromium', () => {
       expect(res.status(), href!).toBe(200);
       expect(((await res.json()) as { code: string }).code).toBe(code);
     }
+  });
+
+  it('links to the WebSocket page, /docs/live, which shows every channel and message and links back', async () => {
+    const link = page.locator('.info a[href="/docs/live"]');
+    await expect(link.isVisible()).resolves.toBe(true);
+    const live = await context.newPage();
+    live.on('console', (message) => {
+      if (message.type() === 'error') errors.push(message.text());
+    });
+    live.on('pageerror', (error) => errors.push(error.message));
+    await live.goto(`${server.base}/docs/live`);
+    await expect(live.locator('h1').innerText()).resolves.toBe(
+      `${liveSpec.info.title} ${liveSpec.info.version}`,
+    );
+    const addresses = Object.values(liveSpec.channels)
+      .map((channel) => channel.address)
+      .filter((address): address is string => typeof address === 'string');
+    await expect(live.locator('.channel-name').allInnerTexts()).resolves.toEqual(addresses);
+    for (const address of addresses) {
+      await expect(
+        live.locator('.channel-name', { hasText: address }).first().isVisible(),
+        address,
+      ).resolves.toBe(true);
+    }
+    await expect(live.locator('section.message').count()).resolves.toBe(
+      Object.keys(liveSpec.components.messages).length,
+    );
+    // Its stylesheet applied (the policy lets it in), and a link back to /docs.
+    await expect(
+      live
+        .locator('section.channel')
+        .first()
+        .evaluate(
+          (element: unknown) =>
+            (
+              globalThis as unknown as { getComputedStyle(e: unknown): { borderLeftStyle: string } }
+            ).getComputedStyle(element).borderLeftStyle,
+        ),
+    ).resolves.toBe('solid');
+    await expect(live.locator('header a[href="/docs"]').isVisible()).resolves.toBe(true);
+    const paths = requested.map((url) => new URL(url).pathname);
+    expect(paths).toEqual(expect.arrayContaining(['/docs/live', '/docs/live/style.css']));
+    await mkdir(join(projectRoot, 'test-artifacts'), { recursive: true });
+    await live.locator('#channels').scrollIntoViewIfNeeded();
+    await live.screenshot({ path: join(projectRoot, 'test-artifacts', 'docs-live.png') });
+    await live.close();
   });
 
   it('fetches everything from the server itself, the document from /openapi.json, without errors', () => {

@@ -23,6 +23,17 @@ const bundled = JSON.parse(
 
 const kebab = (code: string) => code.toLowerCase().replace(/_/g, '-');
 
+type LiveSpec = {
+  info: { title: string };
+  channels: Record<string, { address?: string | null; title: string }>;
+  components: { messages: Record<string, { name: string }>; schemas: Record<string, unknown> };
+  'x-close-codes': Record<string, { code: number }>;
+  'x-limits': Record<string, number>;
+};
+const liveBundled = JSON.parse(
+  readFileSync(new URL('../../generated/asyncapi.json', import.meta.url), 'utf8'),
+) as LiveSpec;
+
 async function servedDocuments(t: TestApp) {
   const json = await t.inject({ method: 'GET', url: '/openapi.json' });
   const yaml = await t.inject({ method: 'GET', url: '/openapi.yaml' });
@@ -147,6 +158,76 @@ describe('with the default settings', () => {
     });
   });
 
+  describe('GET /docs/live', () => {
+    it('shows every channel, message, close code and limit of the AsyncAPI document', async () => {
+      const res = await t.inject({ method: 'GET', url: '/docs/live' });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^text\/html\b/);
+      const page = res.body;
+      expect(page).toContain(`<title>${liveBundled.info.title}: reference</title>`);
+      for (const channel of Object.values(liveBundled.channels)) {
+        if (channel.address)
+          expect(page).toContain(`<code class="channel-name">${channel.address}</code>`);
+        expect(page).toContain(channel.title);
+      }
+      for (const name of Object.keys(liveBundled.components.messages)) {
+        expect(page, name).toContain(`id="message-${name}"`);
+      }
+      for (const name of Object.keys(liveBundled.components.schemas)) {
+        expect(page, name).toContain(`id="schema-${name}"`);
+      }
+      for (const [name, { code }] of Object.entries(liveBundled['x-close-codes'])) {
+        expect(page, name).toContain(`<td><code>${code}</code></td><td><code>${name}</code></td>`);
+      }
+      for (const [name, value] of Object.entries(liveBundled['x-limits'])) {
+        expect(page, name).toContain(`<td><code>${name}</code></td><td>${value}</td>`);
+      }
+      // The examples, escaped, and every $ref a link to an anchor of the page.
+      expect(page).toContain('&quot;channel&quot;: &quot;posts&quot;');
+      const anchors = new Set([...page.matchAll(/id="([^"]+)"/g)].map((match) => match[1]));
+      const targets = [...page.matchAll(/href="#([^"]+)"/g)].map((match) => match[1]);
+      expect(targets.length).toBeGreaterThan(50);
+      expect(targets.filter((target) => !anchors.has(target))).toEqual([]);
+    });
+
+    it('runs no script and loads only its stylesheet from this server, under the policy of /docs', async () => {
+      const res = await t.inject({ method: 'GET', url: '/docs/live' });
+      expect(res.body).not.toMatch(/<script|\son[a-z]+=|style=/i);
+      const assets = [...res.body.matchAll(/(?:src|href)="([^"#][^"]*)"/g)].map(
+        (match) => match[1]!,
+      );
+      expect(assets).toEqual(
+        expect.arrayContaining(['/docs/live/style.css', '/docs', '/docs/live/asyncapi.json']),
+      );
+      for (const asset of assets) {
+        expect(asset, 'a link of the page').toMatch(/^\/docs(\/|$)/);
+        const served = await t.inject({ method: 'GET', url: asset });
+        expect(served.statusCode, asset).toBe(200);
+      }
+      const css = await t.inject({ method: 'GET', url: '/docs/live/style.css' });
+      expect(css.headers['content-type']).toMatch(/^text\/css\b/);
+      const docs = await t.inject({ method: 'GET', url: '/docs' });
+      expect(res.headers['content-security-policy']).toContain("default-src 'self'");
+      expect(res.headers['content-security-policy']).toBe(docs.headers['content-security-policy']);
+      for (const header of ['x-content-type-options', 'x-frame-options', 'referrer-policy']) {
+        expect(res.headers[header], header).toBe(docs.headers[header]);
+      }
+    });
+
+    it('serves the document it renders, generated/asyncapi.json, as it is', async () => {
+      const res = await t.inject({ method: 'GET', url: '/docs/live/asyncapi.json' });
+      expect(res.statusCode).toBe(200);
+      expect(res.headers['content-type']).toMatch(/^application\/json\b/);
+      expect(res.json()).toStrictEqual(liveBundled);
+    });
+
+    it('is linked from the reference at /docs, through the introduction of the spec', async () => {
+      const { json } = await servedDocuments(t);
+      const description = (json as unknown as { info: { description: string } }).info.description;
+      expect(description).toContain('[`/docs/live`](/docs/live)');
+    });
+  });
+
   describe('the problem types, linked from the docs', () => {
     it('links every code of ProblemCode to its page, in the description the docs render', async () => {
       const { json } = await servedDocuments(t);
@@ -169,6 +250,7 @@ describe('with the default settings', () => {
       expect(links).toEqual(
         expect.arrayContaining([
           '/docs',
+          '/docs/live',
           '/openapi.json',
           '/openapi.yaml',
           '/problems/unauthorized',
@@ -196,11 +278,13 @@ describe('with PUBLIC_API_URL', () => {
     }
   });
 
-  it('lets the docs page call that origin, and no other', async () => {
-    const res = await t.inject({ method: 'GET', url: '/docs' });
-    expect(res.headers['content-security-policy']).toMatch(
-      /connect-src 'self' https:\/\/api\.example\.com;/,
-    );
+  it('lets the docs pages call that origin, and no other', async () => {
+    for (const url of ['/docs', '/docs/live']) {
+      const res = await t.inject({ method: 'GET', url });
+      expect(res.headers['content-security-policy'], url).toMatch(
+        /connect-src 'self' https:\/\/api\.example\.com;/,
+      );
+    }
   });
 
   it('still serves the routes from the spec it was built from', async () => {
