@@ -230,7 +230,7 @@ describe('shutting down with sockets open', () => {
       await app.ready();
       const url = await liveUrlOf(app);
       const clients = await Promise.all([openLiveClient(url), openLiveClient(url)]);
-      await clients[0]!.ask({ type: 'subscribe', channel: 'posts' });
+      await clients[0].ask({ type: 'subscribe', channel: 'posts' });
       await app.close();
       for (const client of clients) expect((await client.closed).code).toBe(1001);
     } finally {
