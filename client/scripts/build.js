@@ -2,8 +2,10 @@
 /**
  * npm run build (and npm pack, through prepack): compiles src/ into dist/ with the
  * TypeScript of the project around this package, then copies the types that
- * `npm run generate` wrote from the spec (generated/api.d.ts) to dist/api.d.ts, where the
- * compiled index.d.ts imports them from. Nothing of the API is written by hand.
+ * `npm run generate` wrote from the spec (generated/api.d.ts) and from the WebSocket's
+ * AsyncAPI document (generated/asyncapi.d.ts) to dist/api.d.ts and dist/asyncapi.d.ts,
+ * where the compiled index.d.ts and live.d.ts import them from. Nothing of the API is
+ * written by hand.
  */
 import { spawnSync } from 'node:child_process';
 import { copyFile, rm } from 'node:fs/promises';
@@ -14,7 +16,7 @@ import { fileURLToPath } from 'node:url';
 
 const packageRoot = join(dirname(fileURLToPath(import.meta.url)), '..');
 const dist = join(packageRoot, 'dist');
-const generatedTypes = join(packageRoot, '..', 'generated', 'api.d.ts');
+const generated = join(packageRoot, '..', 'generated');
 
 await rm(dist, { recursive: true, force: true });
 const tsc = createRequire(import.meta.url).resolve('typescript/bin/tsc');
@@ -24,5 +26,7 @@ const compiled = spawnSync(
   { stdio: 'inherit' },
 );
 if (compiled.status !== 0) process.exit(compiled.status ?? 1);
-await copyFile(generatedTypes, join(dist, 'api.d.ts'));
+for (const types of ['api.d.ts', 'asyncapi.d.ts']) {
+  await copyFile(join(generated, types), join(dist, types));
+}
 process.stdout.write(`built ${dist}\n`);

@@ -56,3 +56,31 @@ export function bearerToken(token: TokenSource): Middleware {
     },
   };
 }
+
+export {
+  createLiveClient,
+  LiveError,
+  reconnectHints,
+  type LiveChannel,
+  type LiveClient,
+  type LiveClientOptions,
+  type LiveEvent,
+  type LiveHandler,
+  type LiveProblem,
+  type LiveSocket,
+  type LiveSocketConstructor,
+  type LiveStatus,
+  type LiveStatusInfo,
+  type LiveSubscription,
+  type ReconnectHint,
+} from './live.js';
+export type {
+  ClientMessage,
+  CloseCode,
+  CloseCodes,
+  Limits,
+  MeEventMessage,
+  PostEventMessage,
+  PostsEventMessage,
+  ServerMessage,
+} from './asyncapi.js';

@@ -4,6 +4,7 @@ import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { projectRoot } from '../../src/paths.js';
@@ -82,13 +83,18 @@ describe('the client package', () => {
     expect(packed.files.map((file) => file.path).sort()).toEqual([
       'README.md',
       'dist/api.d.ts',
+      'dist/asyncapi.d.ts',
       'dist/index.d.ts',
       'dist/index.js',
+      'dist/live.d.ts',
+      'dist/live.js',
       'package.json',
     ]);
-    expect(readFileSync(join(clientDir, 'dist/api.d.ts'), 'utf8')).toBe(
-      readFileSync(join(projectRoot, 'generated/api.d.ts'), 'utf8'),
-    );
+    for (const types of ['api.d.ts', 'asyncapi.d.ts']) {
+      expect(readFileSync(join(clientDir, 'dist', types), 'utf8')).toBe(
+        readFileSync(join(projectRoot, 'generated', types), 'utf8'),
+      );
+    }
   });
 
   it('type-checks a frontend that imports it, and refuses what the spec does not allow', async () => {
@@ -109,7 +115,13 @@ describe('the client package', () => {
     );
     await writeFile(
       join(consumer, 'app.ts'),
-      `import { createApiClient, type Problem, type Schemas } from '${manifest.name}';
+      `import {
+  createApiClient,
+  createLiveClient,
+  type MeEventMessage,
+  type Problem,
+  type Schemas,
+} from '${manifest.name}';
 
 let token: string | undefined;
 const api = createApiClient({ baseUrl: 'https://api.example.com', token: () => token });
@@ -129,7 +141,14 @@ export async function logIn(email: string, password: string): Promise<void> {
   token = data?.accessToken;
 }
 
+// The browser's WebSocket is the default, and fits.
+const live = createLiveClient({ url: 'wss://api.example.com/api/live', WebSocket, token: () => token });
+live.subscribe('me', (event: MeEventMessage['event']) => console.log(event.type));
+live.subscribe('posts', (event) => console.log(event.data.id));
+
 export function mistakes() {
+  // @ts-expect-error no such channel
+  live.subscribe('users', () => {});
   // @ts-expect-error no such path
   void api.GET('/api/nowhere');
   // @ts-expect-error createUser needs a username and a password
@@ -146,6 +165,29 @@ export function mistakes() {
     );
     expect(checked.stdout).toBe('');
   }, 60_000);
+
+  it("runs the live client from the installed tarball with ws's WebSocket", async () => {
+    const address = t.app.server.address();
+    const url = `ws://127.0.0.1:${typeof address === 'object' && address ? address.port : 0}/api/live`;
+    await writeFile(
+      join(consumer, 'live.js'),
+      `import { createLiveClient } from '${manifest.name}';
+import WebSocket from ${JSON.stringify(pathToFileURL(join(projectRoot, 'node_modules/ws/wrapper.mjs')).href)};
+const statuses = [];
+const live = createLiveClient({ url: process.argv[2], WebSocket, onStatus: (s) => statuses.push(s) });
+await live.subscribe('posts', () => {}).ready;
+await live.ping();
+const refused = await live.subscribe('me', () => {}).ready.catch((error) => error.problem.code);
+live.close();
+console.log(JSON.stringify({ statuses, refused }));
+`,
+    );
+    const { stdout } = await run(process.execPath, ['live.js', url], { cwd: consumer });
+    expect(JSON.parse(stdout)).toEqual({
+      statuses: ['connecting', 'connected', 'closed'],
+      refused: 'UNAUTHORIZED',
+    });
+  });
 
   it('is imported by Node from the installed tarball and calls the server with a token', async () => {
     const address = t.app.server.address();
