@@ -240,6 +240,64 @@ function checkStatement(db: Db, idleSeconds: number) {
   );
 }
 
+/** checkMany: one statement for the sessions of the open sockets. */
+async function checkSessions(
+  db: Db,
+  idleTimeoutSeconds: number,
+  pairs: readonly { userId: string; sessionId: string }[],
+): Promise<Map<string, LiveSessionCheck>> {
+  const checks = new Map<string, LiveSessionCheck>();
+  if (pairs.length === 0) return checks;
+  const rows = await db
+    .select({
+      ...accountColumns,
+      state: stateOf(idleTimeoutSeconds),
+      sessionId: sessions.id,
+      owner: sessions.userId,
+      endReason: sessions.endReason,
+    })
+    .from(sessions)
+    .innerJoin(users, eq(users.id, sessions.userId))
+    .where(inArray(sessions.id, [...new Set(pairs.map((pair) => pair.sessionId))]));
+  const byId = new Map(rows.map((row) => [row.sessionId, row]));
+  for (const { userId, sessionId } of pairs) {
+    const row = byId.get(sessionId);
+    // A session row goes with its account (or a day after its end, housekeeping).
+    if (!row || row.owner !== userId) checks.set(sessionId, { status: 'account-deleted' });
+    else if (!row.isActive) checks.set(sessionId, { status: 'account-disabled' });
+    else if (row.state === 'live') checks.set(sessionId, { status: 'live', user: toUser(row) });
+    else if (row.state === 'unknown') checks.set(sessionId, { status: 'session-unknown' });
+    else if (row.state === 'revoked') {
+      const reason = (row.endReason ?? 'revoked') as EndReason;
+      checks.set(sessionId, { status: 'session-revoked', reason });
+    } else checks.set(sessionId, { status: `session-${row.state}` });
+  }
+  return checks;
+}
+
+async function revokedSessions(
+  db: Db,
+  userIds: readonly string[],
+  since: Date,
+): Promise<RevokedSession[]> {
+  if (userIds.length === 0) return [];
+  const rows = await db
+    .select({
+      sessionId: sessions.id,
+      userId: sessions.userId,
+      reason: sessions.endReason,
+      revokedAt: sessions.revokedAt,
+    })
+    .from(sessions)
+    .where(and(inArray(sessions.userId, [...userIds]), gt(sessions.revokedAt, since)));
+  return rows.map((row) => ({
+    sessionId: row.sessionId,
+    userId: row.userId,
+    reason: (row.reason ?? 'revoked') as EndReason,
+    revokedAt: row.revokedAt!,
+  }));
+}
+
 export function createSessionsRepository(db: Db, limits: SessionLimits): SessionsRepository {
   const { idleTimeoutSeconds } = limits;
   const check = checkStatement(db, idleTimeoutSeconds);
@@ -254,54 +312,8 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
       return { status: `session-${row.state}` };
     },
 
-    async checkMany(pairs) {
-      const checks = new Map<string, LiveSessionCheck>();
-      if (pairs.length === 0) return checks;
-      const rows = await db
-        .select({
-          ...accountColumns,
-          state: stateOf(idleTimeoutSeconds),
-          sessionId: sessions.id,
-          owner: sessions.userId,
-          endReason: sessions.endReason,
-        })
-        .from(sessions)
-        .innerJoin(users, eq(users.id, sessions.userId))
-        .where(inArray(sessions.id, [...new Set(pairs.map((pair) => pair.sessionId))]));
-      const byId = new Map(rows.map((row) => [row.sessionId, row]));
-      for (const { userId, sessionId } of pairs) {
-        const row = byId.get(sessionId);
-        // A session row goes with its account (or a day after its end, housekeeping).
-        if (!row || row.owner !== userId) checks.set(sessionId, { status: 'account-deleted' });
-        else if (!row.isActive) checks.set(sessionId, { status: 'account-disabled' });
-        else if (row.state === 'live') checks.set(sessionId, { status: 'live', user: toUser(row) });
-        else if (row.state === 'unknown') checks.set(sessionId, { status: 'session-unknown' });
-        else if (row.state === 'revoked') {
-          const reason = (row.endReason ?? 'revoked') as EndReason;
-          checks.set(sessionId, { status: 'session-revoked', reason });
-        } else checks.set(sessionId, { status: `session-${row.state}` });
-      }
-      return checks;
-    },
-
-    async revokedSince(userIds, since) {
-      if (userIds.length === 0) return [];
-      const rows = await db
-        .select({
-          sessionId: sessions.id,
-          userId: sessions.userId,
-          reason: sessions.endReason,
-          revokedAt: sessions.revokedAt,
-        })
-        .from(sessions)
-        .where(and(inArray(sessions.userId, [...userIds]), gt(sessions.revokedAt, since)));
-      return rows.map((row) => ({
-        sessionId: row.sessionId,
-        userId: row.userId,
-        reason: (row.reason ?? 'revoked') as EndReason,
-        revokedAt: row.revokedAt!,
-      }));
-    },
+    checkMany: (pairs) => checkSessions(db, idleTimeoutSeconds, pairs),
+    revokedSince: (userIds, since) => revokedSessions(db, userIds, since),
 
     rotate: (presentedHash, successorHash) =>
       rotateRefreshToken(db, limits, presentedHash, successorHash),
