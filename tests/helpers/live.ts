@@ -47,7 +47,8 @@ export async function openLiveClient(
   });
   const next = <T>(
     match: (frame: Record<string, unknown>) => boolean = () => true,
-    timeoutMs = 5000,
+    // Events go through the relay and the bus: a loaded test machine takes seconds at times.
+    timeoutMs = 10_000,
   ): Promise<T> =>
     new Promise<T>((resolve, reject) => {
       const look = () => {

@@ -112,7 +112,7 @@ describe('GET /api/live', () => {
       (frame) =>
         (frame as Frame).event?.type === 'post.viewed' &&
         (frame as Frame).event?.data.viewCount === views,
-      3000,
+      10_000,
     );
     expect(viewed.channel).toBe(`posts/${id}`);
     // At most once a second: five views within a moment are one or two frames, not five.
@@ -138,7 +138,7 @@ describe('GET /api/live', () => {
     await publish(author.token, id);
     await client.next(eventOf('post.published', id));
     await call('POST', `/api/posts/${id}/views`, {});
-    const viewed = await client.next<Frame>(eventOf('post.viewed', id), 3000);
+    const viewed = await client.next<Frame>(eventOf('post.viewed', id), 10_000);
     expect(viewed.event?.data).toEqual({ viewCount: 1 });
   });
 
@@ -242,12 +242,12 @@ describe('GET /api/live', () => {
 
     const revoked = await call('DELETE', `/api/auth/sessions/${otherSession}`, bearer(user.token));
     expect(revoked.statusCode, revoked.body).toBe(204);
-    const told = await mine.next<Frame>((frame) => frame.type === 'event', 2000);
+    const told = await mine.next<Frame>((frame) => frame.type === 'event', 5000);
     expect(told.event).toMatchObject({
       type: 'session.ended',
       data: { sessionId: otherSession, reason: 'revoked', current: false },
     });
-    const own = await theirs.next<Frame>((frame) => frame.type === 'event', 2000);
+    const own = await theirs.next<Frame>((frame) => frame.type === 'event', 5000);
     expect(own.event?.data).toEqual({ sessionId: otherSession, reason: 'revoked', current: true });
     expect((await theirs.closed).code).toBe(4001);
     // Still open: only the revoked session's socket closed.
@@ -262,14 +262,14 @@ describe('GET /api/live', () => {
     await t.db.sql(
       sql`update users set role = 'admin', updated_at = now() where id = ${user.user.id}`,
     );
-    const promoted = await client.next<Frame>((frame) => frame.type === 'event', 2000);
+    const promoted = await client.next<Frame>((frame) => frame.type === 'event', 5000);
     expect(promoted.event).toMatchObject({ type: 'user.role-changed', data: { role: 'admin' } });
     const me = await call('GET', '/api/auth/me', bearer(user.token));
     expect(promoted.event?.data).toEqual(me.json());
     await t.db.sql(
       sql`update users set email_verified = true, updated_at = now() where id = ${user.user.id}`,
     );
-    const verified = await client.next<Frame>((frame) => frame.type === 'event', 2000);
+    const verified = await client.next<Frame>((frame) => frame.type === 'event', 5000);
     expect(verified.event).toMatchObject({
       type: 'user.email-verified',
       data: { emailVerified: true, role: 'admin' },
