@@ -243,8 +243,8 @@ interface JobsParts {
   handlers: JobHandlers<AppJobs>;
   onRun: (run: JobRun) => void;
   locks?: JobLocks | undefined;
-  /** Told of each batch the relay committed (the live updates' bus). */
-  onRelayed?: ((events: DomainEvent[]) => void) | undefined;
+  /** Told of each batch the relay takes (the live updates' bus). */
+  onTaken?: ((events: DomainEvent[]) => void) | undefined;
 }
 
 /** How long the jobs wait before they try again to open a queue that did not open. */
@@ -295,7 +295,7 @@ function runJobs(
       ),
     log: log.child({ component: 'events relay' }),
     pollIntervalMs: config.jobs.relayIntervalMs,
-    ...(parts.onRelayed ? { onRelayed: parts.onRelayed } : {}),
+    ...(parts.onTaken ? { onTaken: parts.onTaken } : {}),
   });
   relay.start();
   const listener = listen({
@@ -389,7 +389,7 @@ export function openJobWork(
     handlers,
     onRun: (run) => app.metrics.jobRun(run),
     locks: options.locks,
-    onRelayed: options.live
+    onTaken: options.live
       ? livePublisher(options.live, app.log.child({ component: 'live' }))
       : undefined,
   });

@@ -164,7 +164,7 @@ export function openLiveBus(config: Config, database: Database, log: BusLog): Pr
 }
 
 /**
- * What the relay calls with each batch it committed: the batch's ids on the bus, not
+ * What the relay calls with each batch it takes: the batch's ids on the bus, not
  * waited for; a failure is logged once per outage (the sockets miss those events).
  */
 export function livePublisher(

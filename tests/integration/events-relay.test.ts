@@ -99,6 +99,31 @@ describe.each(jobBackends)('the events relay on %s', (kind) => {
     });
     expect(await retry.relayAll()).toBe(3);
   });
+
+  it('tells the live updates of a batch as it takes it, queued or not, and again when it takes it again', async () => {
+    const ids = await recordEvents(db, 2);
+    const taken: string[][] = [];
+    const onTaken = (batch: DomainEvent[]) => taken.push(batch.map((event) => event.id));
+    const down = createEventsRelay({
+      db: db.database.db,
+      publish: () => Promise.reject(new Error('queue down')),
+      onTaken,
+      log: quiet,
+      pollIntervalMs: 1000,
+    });
+    await expect(down.relayAll()).rejects.toThrow('queue down');
+    // The sockets got them although the queue did not take them.
+    expect(taken).toEqual([ids]);
+    const up = createEventsRelay({
+      db: db.database.db,
+      publish: publisher(queue),
+      onTaken,
+      log: quiet,
+      pollIntervalMs: 1000,
+    });
+    expect(await up.relayAll()).toBe(2);
+    expect(taken).toEqual([ids, ids]);
+  });
 });
 
 describe('the events relay while Redis is down', () => {

@@ -142,6 +142,23 @@ describe('GET /api/live', () => {
     expect(viewed.event?.data).toEqual({ viewCount: 1 });
   });
 
+  it('sends an event announced twice on the bus once', async () => {
+    const author = await signUpAndLogin(t);
+    const client = await connect();
+    await client.ask({ type: 'subscribe', channel: 'posts' });
+    const { id } = await newPost(author.token, 'Announced twice');
+    await publish(author.token, id);
+    await client.next(eventOf('post.published', id));
+    const [row] = await t.db.sql(sql`select id from events where subject_id = ${id}`);
+    const announcement = JSON.stringify({ events: [row!.id] });
+    await t.db.sql(sql`select pg_notify('live_events', ${announcement})`);
+    await t.db.sql(sql`select pg_notify('live_events', ${announcement})`);
+    const marker = await newPost(author.token, 'After the repeats');
+    await publish(author.token, marker.id);
+    await client.next(eventOf('post.published', marker.id));
+    expect(client.pending().filter(eventOf('post.published', id))).toEqual([]);
+  });
+
   it('never sends a draft to anybody but its author and admins', async () => {
     const author = await signUpAndLogin(t);
     const other = await signUpAndLogin(t);

@@ -33,10 +33,13 @@ export interface RelayOptions {
   };
   pollIntervalMs: number;
   /**
-   * Told of each batch once its transaction has committed (the live updates' bus); it
-   * must not throw, and is not waited for.
+   * Told of each batch as it is taken, before it is queued (the live updates' bus): the
+   * events are committed already, and the sockets need not wait for the queue, nor go
+   * without while it is down. A batch whose queueing failed is told again when it is
+   * taken again (the live hub drops what it has sent). It must not throw, and is not
+   * waited for.
    */
-  onRelayed?: (events: DomainEvent[]) => void;
+  onTaken?: (events: DomainEvent[]) => void;
   /** The longest wait between two tries while publishing fails. */
   maxBackoffMs?: number;
   batchSize?: number;
@@ -69,6 +72,7 @@ async function relayBatch(options: RelayOptions, batchSize: number): Promise<num
       .for('update', { skipLocked: true });
     if (rows.length === 0) return [];
     const batch = rows.map(toEvent);
+    options.onTaken?.(batch);
     await withTimeout(
       options.publish(batch),
       options.publishTimeoutMs ?? 5000,
@@ -85,7 +89,6 @@ async function relayBatch(options: RelayOptions, batchSize: number): Promise<num
       );
     return batch;
   });
-  if (relayed.length > 0) options.onRelayed?.(relayed);
   return relayed.length;
 }
 

@@ -173,6 +173,9 @@ const meEvent = (event: MeEventMessage['event']): MeEventMessage => ({
   event,
 });
 
+/** How many announced event ids are remembered, so that one announced twice is sent once. */
+const SENT_KEPT = 10_000;
+
 const messageOf = (error: unknown) => (error instanceof Error ? error.message : String(error));
 
 export function createLiveHub(deps: LiveDeps): LiveHub {
@@ -186,6 +189,8 @@ class Hub implements LiveHub {
   /** View counts last sent per post (those with subscribers). */
   private readonly viewCounts = new Map<string, number>();
   private readonly timers: NodeJS.Timeout[];
+  /** The ids of the events announced last (insertion order: the oldest go first). */
+  private readonly sent = new Set<string>();
   private closing = false;
 
   constructor(private readonly deps: LiveDeps) {
@@ -228,7 +233,12 @@ class Hub implements LiveHub {
 
   async announce(ids: readonly string[]): Promise<void> {
     if (this.clients.size === 0 || this.channels.size === 0) return;
-    const events = await this.deps.readEvents(ids);
+    // A batch the relay could not queue is announced again when it takes it again.
+    const fresh = ids.filter((id) => !this.sent.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) this.sent.add(id);
+    while (this.sent.size > SENT_KEPT) this.sent.delete(this.sent.values().next().value!);
+    const events = await this.deps.readEvents(fresh);
     for (const event of events) this.send(event);
   }
 
