@@ -47,6 +47,8 @@ export interface FanOutResult {
   firstToLast: Spread;
   /** The server's CPU time per frame delivered over the phase, µs (null: not measured). */
   cpuUsPerFrame: number | null;
+  /** The subscribers' process's CPU time per frame received over the phase, µs (at rest included). */
+  clientCpuUsPerFrame: number | null;
 }
 
 function spread(values: number[]): Spread {
@@ -99,6 +101,7 @@ export function summarizeFanOut(
     toFirst: spread(toFirst),
     firstToLast: spread(firstToLast),
     cpuUsPerFrame,
+    clientCpuUsPerFrame: null,
   };
 }
 
@@ -110,6 +113,11 @@ export interface ReadRun {
   non2xx: number;
   errors: number;
   cpuUsPerRequest: number;
+  /**
+   * CPU over the run, % of one core: the server's, the subscribers' process's, the load
+   * generator's, and the whole machine's busy time (of 100 × its cores).
+   */
+  cpuShares: { server: number; subscribers: number; loadGenerator: number; machine: number };
 }
 
 export interface ReadResult {
@@ -188,7 +196,7 @@ export function fanOutTable(results: BusResult[]): string {
       'commit → relay p50 / p99',
       'relay → 1st socket p50 / p99',
       '1st → last socket p50 / p99 / max',
-      'server CPU µs/frame',
+      'CPU µs/frame: server / subscribers',
     ],
     results.flatMap((r) =>
       r.fanOut.map((f) => [
@@ -201,7 +209,7 @@ export function fanOutTable(results: BusResult[]): string {
         `${ms(f.relay.p50)} / ${ms(f.relay.p99)}`,
         `${ms(f.toFirst.p50)} / ${ms(f.toFirst.p99)}`,
         `${ms(f.firstToLast.p50)} / ${ms(f.firstToLast.p99)} / ${ms(f.firstToLast.max)}`,
-        f.cpuUsPerFrame === null ? '–' : f.cpuUsPerFrame.toFixed(1),
+        `${f.cpuUsPerFrame === null ? '–' : f.cpuUsPerFrame.toFixed(1)} / ${f.clientCpuUsPerFrame === null ? '–' : f.clientCpuUsPerFrame.toFixed(1)}`,
       ]),
     ),
   );
@@ -223,7 +231,7 @@ export function memoryTable(results: BusResult[]): string {
     results.flatMap(({ bus, memory }) =>
       memory.map((m) => [
         bus,
-        String(m.round),
+        m.round === 0 ? 'as started' : String(m.round),
         `${m.sockets} (${m.subscriptions})`,
         `${(m.openMs / 1000).toFixed(1)} s`,
         mb(m.rssBefore),
@@ -235,6 +243,12 @@ export function memoryTable(results: BusResult[]): string {
     ),
   );
 }
+
+/** The CPU shares of runs (their medians), as "server / subscribers / load generator / machine". */
+const shares = (runs: ReadRun[]) =>
+  (['server', 'subscribers', 'loadGenerator', 'machine'] as const)
+    .map((key) => median(runs.map((run) => run.cpuShares[key])).toFixed(0))
+    .join(' / ');
 
 const list = (runs: ReadRun[], figure: (run: ReadRun) => number, digits: number) =>
   runs.map((run) => figure(run).toFixed(digits)).join(' / ');
@@ -253,6 +267,7 @@ export function readsTable(results: BusResult[]): string {
       'sockets and events',
       'req/s ratio: events / sockets and events',
       'CPU µs/req: none / events / both',
+      'CPU % with both: server / subscribers / load generator / machine',
       'events/s',
       'non-2xx',
     ],
@@ -277,6 +292,7 @@ export function readsTable(results: BusResult[]): string {
           list(r.with, perSecond, 0),
           ratios(perSecond),
           `${cpu(r.without)} / ${cpu(r.eventsOnly)} / ${cpu(r.with)}`,
+          shares(r.with),
           r.eventsPerSecond.toFixed(1),
           failed === 0 ? '0' : `**${failed}**`,
         ];

@@ -222,7 +222,7 @@ async function runBus(
   const wsUrl = `${server.base.replace(/^http/, 'ws')}/api/live`;
   try {
     // Drafts for every publish of the run, made beforehand: only publishes happen during it.
-    const fanOutEvents = settings.warmupEvents * 2 + settings.events * 2;
+    const fanOutEvents = settings.warmupEvents * 3 + settings.events * 2;
     const readEvents = settings.reads
       ? Math.ceil(settings.rate * (settings.seconds + 1) * 2 * 2 * settings.rounds) + 20
       : 0;
@@ -334,18 +334,32 @@ async function runBus(
       },
     ];
     const read = async (job: LoadJob): Promise<ReadRun> => {
-      const before = cpuSeconds(server.pid);
+      const pids = [server.pid, clients.child.pid!, loader.child.pid!];
+      const before = pids.map(cpuSeconds);
+      const machineBefore = machineCpu();
+      const start = now();
       const reply = await loader.ask({ jobs: [job] });
+      const seconds = (now() - start) / 1000;
       const result = reply.results![0] as LoadResult;
-      const cpu = cpuSeconds(server.pid) - before;
+      const [cpu, subscribers, loadGenerator] = pids.map((pid, i) => cpuSeconds(pid) - before[i]!);
+      const machine = machineCpu();
+      const share = (cpuSecondsUsed: number) => (100 * cpuSecondsUsed) / seconds;
       return {
+        cpuShares: {
+          server: share(cpu!),
+          subscribers: share(subscribers!),
+          loadGenerator: share(loadGenerator!),
+          machine:
+            (100 * availableParallelism() * (machine.busy - machineBefore.busy)) /
+            (machine.total - machineBefore.total),
+        },
         requests: result.requests,
         perSecond: result.perSecond,
         p50Ms: result.p50Ms,
         p99Ms: result.p99Ms,
         non2xx: result.non2xx,
         errors: result.errors + result.timeouts,
-        cpuUsPerRequest: result.requests > 0 ? (cpu * 1e6) / result.requests : NaN,
+        cpuUsPerRequest: result.requests > 0 ? (cpu! * 1e6) / result.requests : NaN,
       };
     };
     /** The server's CPU at rest (nothing sent to it), µs a second, over 3 s (--quick: 1 s). */
@@ -366,6 +380,45 @@ async function runBus(
       }
       return median(samples);
     };
+
+    const postChannels = postIds.slice(0, 20).map((id) => `posts/${id}`);
+    const openSockets = async (when: string) => {
+      const rssBefore = await restingRss();
+      say(`${bus}: ${when}: opening ${settings.sockets} sockets`);
+      const opened = (
+        await clients.ask({
+          command: 'open',
+          url: wsUrl,
+          sockets: settings.sockets,
+          postChannels,
+          everyNth: settings.everyNth,
+          concurrency: 50,
+        })
+      ).opened!;
+      const rssOpen = await restingRss();
+      say(
+        `${bus}: ${opened.sockets} sockets, ${opened.subscriptions} subscriptions in ${(opened.ms / 1000).toFixed(1)} s; RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssOpen / 2 ** 20).toFixed(1)} MB`,
+      );
+      return { rssBefore, rssOpen, opened };
+    };
+    const memory: MemoryResult[] = [];
+    // The memory per connection first, on the server as it started (a few publishes aside):
+    // later, the heap the reads grew has room that takes the sockets without growing.
+    await publishSeries(settings.intervalMs, settings.warmupEvents);
+    {
+      const { rssBefore, rssOpen, opened } = await openSockets('as started');
+      await clients.ask({ command: 'close' });
+      memory.push({
+        round: 0,
+        sockets: opened.sockets,
+        subscriptions: opened.subscriptions,
+        openMs: opened.ms,
+        rssBefore,
+        rssOpen,
+        rssAfterEvents: Number.NaN,
+        rssClosed: await restingRss(),
+      });
+    }
 
     // Warm-up: the reads, and a few publishes (the relay's and the bus's first use).
     say(`${bus}: warm-up`);
@@ -418,30 +471,13 @@ async function runBus(
       settings.events;
 
     let idleWithSocketsUs = Number.NaN;
-    const postChannels = postIds.slice(0, 20).map((id) => `posts/${id}`);
-    const memory: MemoryResult[] = [];
     const results: FanOutResult[] = [];
     const during: Awaited<ReturnType<typeof gather>> = { published: [], receipts: {} };
     for (let round = 1; round <= settings.rounds; round += 1) {
       // The reads with events but no socket: what the events cost without their fan-out.
       if (settings.reads) await readsWithEvents(eventsOnly, 'no sockets');
       // 2. The sockets.
-      const rssBefore = await restingRss();
-      say(`${bus}: round ${round}: opening ${settings.sockets} sockets`);
-      const opened = (
-        await clients.ask({
-          command: 'open',
-          url: wsUrl,
-          sockets: settings.sockets,
-          postChannels,
-          everyNth: settings.everyNth,
-          concurrency: 50,
-        })
-      ).opened!;
-      const rssOpen = await restingRss();
-      say(
-        `${bus}: ${opened.sockets} sockets, ${opened.subscriptions} subscriptions in ${(opened.ms / 1000).toFixed(1)} s; RSS ${(rssBefore / 2 ** 20).toFixed(1)} → ${(rssOpen / 2 ** 20).toFixed(1)} MB`,
-      );
+      const { rssBefore, rssOpen, opened } = await openSockets(`round ${round}`);
       let rssAfterEvents = Number.NaN;
       if (round === 1) {
         // 3. Fan-out: one post at a time.
@@ -450,6 +486,7 @@ async function runBus(
         say(`${bus}: ${settings.events} events, ${settings.intervalMs} ms apart`);
         idleWithSocketsUs = await idleCpu();
         const fanCpu = cpuSeconds(server.pid);
+        const clientsCpu = cpuSeconds(clients.child.pid!);
         const fanStart = now();
         profileWindow.start = monotonicUs();
         const quiet = await publishSeries(settings.intervalMs, settings.events);
@@ -462,7 +499,10 @@ async function runBus(
           (cpuSeconds(server.pid) - fanCpu) * 1e6 -
           (idleWithSocketsUs * (now() - fanStart)) / 1000 -
           publishCpuUs * settings.events;
-        results.push(await fanOut('one at a time', quiet, fanCpuUs));
+        const clientsCpuUs = (cpuSeconds(clients.child.pid!) - clientsCpu) * 1e6;
+        const summary = await fanOut('one at a time', quiet, fanCpuUs);
+        summary.clientCpuUsPerFrame = summary.received > 0 ? clientsCpuUs / summary.received : null;
+        results.push(summary);
         rssAfterEvents = await restingRss();
       }
       // 4. The reads with the sockets open and events flowing.
@@ -539,6 +579,15 @@ async function deleteKeys(prefix: string): Promise<void> {
   } finally {
     redis.disconnect();
   }
+}
+
+/** The machine's CPU time so far (/proc/stat's first line, in ticks): busy and in all. */
+function machineCpu(): { busy: number; total: number } {
+  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
+  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] =
+    fields.map(Number);
+  const busy = user + nice + system + irq + softirq + steal;
+  return { busy, total: busy + idle + iowait };
 }
 
 /** The functions with the most self time in the newest profile, as a markdown table. */
