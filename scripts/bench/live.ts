@@ -25,7 +25,7 @@
  *    drifts), the median over the rounds.
  *
  *   npm run bench:live                       # 1,000 sockets, both buses (~6 min)
- *   npm run bench:live -- --quick            # 200 sockets, 10 events, 2 s reads, PostgreSQL only
+ *   npm run bench:live -- --quick            # 200 sockets, 10 events, 2 s reads, PostgreSQL only (~50 s)
  *   npm run bench:live -- --sockets 2000 --events 100 --bus redis --no-build
  *   npm run bench:live -- --cpu-prof         # the API under --cpu-prof, fan-out only (no reads)
  *
