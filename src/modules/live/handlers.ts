@@ -51,7 +51,7 @@ class Sockets implements LiveSockets {
   accept(socket: WebSocket, request: FastifyRequest): void {
     const codes = this.parts.contract.closeCodes;
     let dropped = false;
-    const send = (frame: string): boolean => {
+    const send = (frame: string | Buffer): boolean => {
       if (dropped || socket.readyState !== socket.OPEN) return false;
       // Past the limit with this frame, unless nothing waits (a frame larger than the
       // buffer still goes to a client that reads).
@@ -61,7 +61,7 @@ class Sockets implements LiveSockets {
         this.drop(socket, 'slow-consumer', codes.slowConsumer, 'slow consumer');
         return false;
       }
-      socket.send(frame);
+      socket.send(frame, { binary: false });
       return true;
     };
     const close = (code: number, reason: string) => this.closeSoon(socket, code, reason);

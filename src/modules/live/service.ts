@@ -38,7 +38,8 @@ import type { PostsService } from '../posts/service.js';
 
 export interface LiveConnection {
   /** Sends one frame (serialised JSON); false when the connection was dropped instead. */
-  send(frame: string): boolean;
+  /** A text frame, as a string or already encoded as UTF-8 (an event sent to many). */
+  send(frame: string | Buffer): boolean;
   close(code: number, reason: string): void;
 }
 
@@ -266,7 +267,8 @@ class Hub implements LiveHub {
 
   private deliver(subscribers: Iterable<Client>, message: ServerMessage) {
     this.deps.checkMessage?.(message);
-    const frame = JSON.stringify(message);
+    // Encoded once for all its subscribers, not once per socket.
+    const frame = Buffer.from(JSON.stringify(message));
     let count = 0;
     for (const client of subscribers) if (client.connection.send(frame)) count += 1;
     this.deps.metrics?.sent(message.type, count);
