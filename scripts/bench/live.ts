@@ -42,7 +42,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { accessTokens, makeSessions, readInputs, run } from './fixtures.js';
 import type { ClientsCommand, ClientsReply } from './live-clients.js';
@@ -60,7 +59,7 @@ import {
   type ReadRun,
 } from './live-report.js';
 import type { LoadJob, LoadMessage, LoadReply, LoadResult } from './load.js';
-import { cpuSeconds, rssBytes, startServer, stopServer } from './servers.js';
+import { cpuSeconds, rssBytes, startServer, stopServer, deleteRedisKeys } from './servers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const { values: options } = parseArgs({
@@ -563,21 +562,7 @@ async function runBus(
     loader.stop();
     clients.stop();
     await stopServer(server);
-    if (bus === 'redis') await deleteKeys(prefix);
-  }
-}
-
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
+    if (bus === 'redis') await deleteRedisKeys(redisUrl, prefix);
   }
 }
 

@@ -89,3 +89,19 @@ export async function stopServer(server: Server): Promise<void> {
   const timeout = sleep(15_000).then(() => 'timeout');
   if ((await Promise.race([exited, timeout])) === 'timeout') server.child.kill('SIGKILL');
 }
+
+/** Deletes a bench run's keys (those under `prefix`) on the Redis at `url`. */
+export async function deleteRedisKeys(url: string, prefix: string): Promise<void> {
+  const { Redis } = await import('ioredis');
+  const redis = new Redis(url);
+  try {
+    let cursor = '0';
+    do {
+      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length > 0) await redis.del(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  } finally {
+    redis.disconnect();
+  }
+}

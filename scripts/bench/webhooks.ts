@@ -47,7 +47,6 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { loadConfig } from '../../src/config/index.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
@@ -62,6 +61,7 @@ import {
   type Delivery,
   type PhaseResult,
 } from './webhooks-report.js';
+import { deleteRedisKeys } from './servers.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -343,7 +343,7 @@ async function runBackend(backend: 'postgres' | 'redis'): Promise<BackendResult>
     await withClient(serverUrl, (client) =>
       client.query(`drop database if exists "${name}" with (force)`),
     );
-    if (backend === 'redis') await deleteKeys(prefix);
+    if (backend === 'redis') await deleteRedisKeys(redisUrl, prefix);
   }
 }
 
@@ -359,20 +359,6 @@ async function summarize(phase: Phase, url: string, receivers: Receiver[]): Prom
     deliveries: await deliveriesOf(url, phase.committedAt, receivers),
     ...exactlyOnce(ids, receivers),
   });
-}
-
-async function deleteKeys(prefix: string): Promise<void> {
-  const redis = new Redis(redisUrl);
-  try {
-    let cursor = '0';
-    do {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length > 0) await redis.del(...keys);
-      cursor = next;
-    } while (cursor !== '0');
-  } finally {
-    redis.disconnect();
-  }
 }
 
 const backends =
