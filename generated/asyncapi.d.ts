@@ -481,6 +481,7 @@ export type CloseCode = CloseCodes[keyof CloseCodes];
 export interface Limits {
   maxMessageBytes: number;
   maxSubscriptionsPerConnection: number;
+  maxPendingMessages: number;
   maxConnectionsPerAddress: number;
   sendBufferBytes: number;
   heartbeatIntervalSeconds: number;

@@ -54,6 +54,7 @@ export async function openLive(
     limits: {
       maxConnectionsPerAddress: config.live.maxConnectionsPerAddress,
       maxSubscriptionsPerConnection: config.live.maxSubscriptionsPerConnection,
+      maxPendingMessages: limits.maxPendingMessages,
       sessionCheckIntervalMs: SESSION_CHECK_MS,
       viewCountIntervalMs: limits.viewCountIntervalSeconds * 1000,
     },

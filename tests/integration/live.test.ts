@@ -318,6 +318,20 @@ describe('GET /api/live', () => {
     expect(await client.ask({ type: 'ping' })).toMatchObject({ type: 'pong' });
   });
 
+  it('answers every message of a burst, refusing those past 32 waiting with RATE_LIMITED, and stays open', async () => {
+    const client = await connect();
+    const burst = 200;
+    for (let i = 0; i < burst; i += 1)
+      client.send({ type: 'subscribe', id: `b${i}`, channel: `posts/${crypto.randomUUID()}` });
+    const answers: Frame[] = [];
+    for (let i = 0; i < burst; i += 1)
+      answers.push(await client.next<Frame>((frame) => String(frame.id).startsWith('b')));
+    const codes = answers.map((answer) => answer.problem?.code);
+    expect(new Set(codes)).toEqual(new Set(['NOT_FOUND', 'RATE_LIMITED']));
+    expect(codes.filter((code) => code === 'NOT_FOUND').length).toBeGreaterThanOrEqual(32);
+    expect(await client.ask({ type: 'ping' })).toMatchObject({ type: 'pong' });
+  });
+
   it('closes a socket that sends a frame over the size limit with 1009', async () => {
     const client = await connect();
     client.send({ type: 'ping', id: 'x'.repeat(5000) });

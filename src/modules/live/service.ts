@@ -61,6 +61,8 @@ export interface LiveDeps {
   limits: {
     maxConnectionsPerAddress: number;
     maxSubscriptionsPerConnection: number;
+    /** Client messages of one socket waiting for their answers (the rest: RATE_LIMITED). */
+    maxPendingMessages: number;
     sessionCheckIntervalMs: number;
     viewCountIntervalMs: number;
   };
@@ -108,6 +110,8 @@ interface Client {
   meSince: number;
   /** Client messages are handled one after the other, in the order they came. */
   queue: Promise<unknown>;
+  /** Messages received and not answered yet. */
+  pending: number;
   closed: boolean;
 }
 
@@ -219,13 +223,22 @@ class Hub implements LiveHub {
       channels: new Set(),
       meSince: 0,
       queue: Promise.resolve(),
+      pending: 0,
       closed: false,
     };
     this.clients.add(client);
     return {
       handle: (message) => {
+        // A client that sends faster than its messages are answered is told so, and its
+        // messages are not kept without end.
+        const max = this.deps.limits.maxPendingMessages;
+        if (client.pending >= max) {
+          const refusal = `At most ${max} messages may wait for their answers: wait for them.`;
+          return Promise.resolve(new LimitReachedError(refusal));
+        }
+        client.pending += 1;
         const answer = client.queue.then(() => this.handle(client, message));
-        client.queue = answer.catch(() => undefined);
+        client.queue = answer.catch(() => undefined).finally(() => (client.pending -= 1));
         return answer;
       },
       disconnect: () => this.forget(client),
