@@ -1,4 +1,4 @@
-import type { FastifyInstance } from 'fastify';
+import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Repositories, Services } from './composition.js';
 import type { Database } from './db/client.js';
@@ -78,27 +78,28 @@ export async function openLive(
     onDrop: (reason) => app.metrics.liveDropped(reason),
     onSent: (type) => app.metrics.liveSent(type, 1),
   });
-  const task: BackgroundTask = {
-    name: 'live updates',
-    start() {
-      bus.subscribe(({ events }) => {
-        hub
-          .announce(events)
-          .catch((error: unknown) =>
-            log.warn(
-              { message: error instanceof Error ? error.message : String(error) },
-              'live updates: could not read announced events',
-            ),
-          );
-      });
-      return () => undefined;
-    },
-  };
+  const task = listening(bus, hub, log);
   return {
     hub,
     bus,
     task,
     plugin: { sockets, maxMessageBytes: limits.maxMessageBytes },
     document,
+  };
+}
+
+/** The task that listens to the bus once the app is ready, and hands what comes to the hub. */
+function listening(bus: LiveBus, hub: LiveHub, log: FastifyBaseLogger): BackgroundTask {
+  return {
+    name: 'live updates',
+    start() {
+      bus.subscribe(({ events }) => {
+        hub.announce(events).catch((error: unknown) => {
+          const message = error instanceof Error ? error.message : String(error);
+          log.warn({ message }, 'live updates: could not read announced events');
+        });
+      });
+      return () => undefined;
+    },
   };
 }
