@@ -42,7 +42,6 @@ import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
 import { accessTokens, makeSessions, readInputs, run } from './fixtures.js';
 import type { ClientsCommand, ClientsReply } from './live-clients.js';
 import {
@@ -59,7 +58,14 @@ import {
   type ReadRun,
 } from './live-report.js';
 import type { LoadJob, LoadMessage, LoadReply, LoadResult } from './load.js';
-import { cpuSeconds, rssBytes, startServer, stopServer, deleteRedisKeys } from './servers.js';
+import {
+  cpuSeconds,
+  rssBytes,
+  startServer,
+  stopServer,
+  deleteRedisKeys,
+  withClient,
+} from './servers.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 const { values: options } = parseArgs({
@@ -152,16 +158,6 @@ function helper<Message extends { id: number }, Reply extends { id: number; erro
 
 // ---------------------------------------------------------------------------------------
 // The database: made for the run, seeded, dropped at the end.
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
-}
 
 /** The events of these posts' publishing: occurred_at and relayed_at, ms since 1970. */
 async function eventTimes(url: string, posts: string[]) {

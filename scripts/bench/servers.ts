@@ -2,6 +2,7 @@
  * The servers under test, each a child process on a free port, and what /proc says of them:
  * CPU time (user + system, all threads) and resident memory.
  */
+import type pg from 'pg';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { openSync, readFileSync } from 'node:fs';
@@ -103,5 +104,20 @@ export async function deleteRedisKeys(url: string, prefix: string): Promise<void
     } while (cursor !== '0');
   } finally {
     redis.disconnect();
+  }
+}
+
+/** Runs `work` on a connection of its own to the PostgreSQL at `url`, closed afterwards. */
+export async function withClient<T>(
+  url: string,
+  work: (client: pg.Client) => Promise<T>,
+): Promise<T> {
+  const { default: pg } = await import('pg');
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await work(client);
+  } finally {
+    await client.end();
   }
 }

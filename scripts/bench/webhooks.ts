@@ -47,7 +47,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { sql } from 'drizzle-orm';
-import pg from 'pg';
+import type pg from 'pg';
 import { loadConfig } from '../../src/config/index.js';
 import { createDatabase, type Database } from '../../src/db/client.js';
 import { createWebhookSecret } from '../../src/lib/webhooks/index.js';
@@ -61,7 +61,7 @@ import {
   type Delivery,
   type PhaseResult,
 } from './webhooks-report.js';
-import { deleteRedisKeys } from './servers.js';
+import { deleteRedisKeys, withClient } from './servers.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -128,16 +128,6 @@ async function startReceiver(): Promise<Receiver> {
   await once(receiver.server, 'listening');
   receiver.url = `http://127.0.0.1:${(receiver.server.address() as AddressInfo).port}/hooks`;
   return receiver;
-}
-
-async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
-    return await work(client);
-  } finally {
-    await client.end();
-  }
 }
 
 const insertEvents = `insert into events (id, type, subject_id, payload)

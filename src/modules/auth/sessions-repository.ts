@@ -240,6 +240,21 @@ function checkStatement(db: Db, idleSeconds: number) {
   );
 }
 
+/**
+ * The one reading of a checked session's row: its account gone (no row), disabled, the
+ * session live (with the account), or how it ended (with why, when it was revoked).
+ */
+function checkOf(
+  row: (Parameters<typeof toUser>[0] & { state: string; endReason?: string | null }) | undefined,
+): LiveSessionCheck {
+  if (!row) return { status: 'account-deleted' };
+  if (!row.isActive) return { status: 'account-disabled' };
+  if (row.state === 'live') return { status: 'live', user: toUser(row) };
+  if (row.state === 'revoked')
+    return { status: 'session-revoked', reason: (row.endReason ?? 'revoked') as EndReason };
+  return { status: `session-${row.state as 'unknown' | 'expired' | 'idle'}` };
+}
+
 /** checkMany: one statement for the sessions of the open sockets. */
 async function checkSessions(
   db: Db,
@@ -263,14 +278,7 @@ async function checkSessions(
   for (const { userId, sessionId } of pairs) {
     const row = byId.get(sessionId);
     // A session row goes with its account (or a day after its end, housekeeping).
-    if (!row || row.owner !== userId) checks.set(sessionId, { status: 'account-deleted' });
-    else if (!row.isActive) checks.set(sessionId, { status: 'account-disabled' });
-    else if (row.state === 'live') checks.set(sessionId, { status: 'live', user: toUser(row) });
-    else if (row.state === 'unknown') checks.set(sessionId, { status: 'session-unknown' });
-    else if (row.state === 'revoked') {
-      const reason = (row.endReason ?? 'revoked') as EndReason;
-      checks.set(sessionId, { status: 'session-revoked', reason });
-    } else checks.set(sessionId, { status: `session-${row.state}` });
+    checks.set(sessionId, checkOf(row?.owner === userId ? row : undefined));
   }
   return checks;
 }
@@ -306,10 +314,7 @@ export function createSessionsRepository(db: Db, limits: SessionLimits): Session
 
     async check(userId, sessionId) {
       const [row] = await check({ userId, sessionId });
-      if (!row) return { status: 'account-deleted' };
-      if (!row.isActive) return { status: 'account-disabled' };
-      if (row.state === 'live') return { status: 'live', user: toUser(row) };
-      return { status: `session-${row.state}` };
+      return checkOf(row);
     },
 
     checkMany: (pairs) => checkSessions(db, idleTimeoutSeconds, pairs),
