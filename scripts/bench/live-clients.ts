@@ -22,7 +22,14 @@ export type ClientsCommand =
   | { id: number; command: 'collect'; posts: string[] }
   /** How many (socket, post) receipts of these posts are still missing. */
   | { id: number; command: 'pending'; posts: string[] }
-  | { id: number; command: 'close' };
+  | { id: number; command: 'close' }
+  /**
+   * One more socket, apart from the timed ones (no receipts, not in `pending`): subscribed to
+   * `channels`, then reading its frames, or (`stall`) never reading again: the slow consumer.
+   */
+  | { id: number; command: 'extra'; url: string; channels: string[]; stall: boolean }
+  /** The extra socket closed (a stalled one sees no close frame: it is cut off here). */
+  | { id: number; command: 'extra-close' };
 
 export interface Receipts {
   /** The frame's event timestamp (the event's occurred_at), ms since 1970. */
@@ -41,6 +48,8 @@ export interface ClientsReply {
   closedEarly?: Record<string, number>;
   /** Frames received that were not `post.published` (other events, answers). */
   otherFrames?: number;
+  /** The extra socket's frames and bytes received (a stalled one's up to its stall). */
+  extra?: { frames: number; bytes: number; closeCode: number | null };
 }
 
 /** Milliseconds since 1970, below the millisecond: comparable across the bench's processes. */
@@ -140,6 +149,51 @@ async function open(command: Extract<ClientsCommand, { command: 'open' }>) {
   return { sockets: command.sockets, subscriptions, ms: now() - started };
 }
 
+let extra: { socket: WebSocket; frames: number; bytes: number; closeCode: number | null } | null =
+  null;
+
+/** Opens the extra socket, subscribes it, and (`stall`) stops reading from it. */
+function openExtra(command: Extract<ClientsCommand, { command: 'extra' }>): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const socket = new WebSocket(command.url, { perMessageDeflate: false });
+    const state = { socket, frames: 0, bytes: 0, closeCode: null as number | null };
+    extra = state;
+    let waiting = command.channels.length;
+    socket.once('error', reject);
+    socket.once('open', () => {
+      for (const [n, channel] of command.channels.entries())
+        socket.send(JSON.stringify({ type: 'subscribe', channel, id: `x${n}` }));
+    });
+    socket.on('message', (data) => {
+      state.frames += 1;
+      state.bytes += (data as Buffer).length;
+      if (waiting === 0) return;
+      const text = (data as Buffer).toString('utf8');
+      if (text.includes('"subscribed"')) {
+        waiting -= 1;
+        if (waiting > 0) return;
+        // Nothing is read from the socket from here on: the kernel's buffers fill, then
+        // the server's send buffer for it.
+        if (command.stall) socket.pause();
+        resolve();
+      } else if (text.includes('"error"')) reject(new Error(`subscribe refused: ${text}`));
+    });
+    socket.once('close', (code) => (state.closeCode = code));
+  });
+}
+
+async function closeExtra() {
+  const state = extra;
+  extra = null;
+  if (!state || state.socket.readyState === WebSocket.CLOSED) return state;
+  await new Promise<void>((resolve) => {
+    state.socket.once('close', () => resolve());
+    if (state.socket.isPaused) state.socket.terminate();
+    else state.socket.close(1000);
+  });
+  return state;
+}
+
 async function closeAll() {
   closing = true;
   await Promise.all(
@@ -195,6 +249,17 @@ process.on('message', (message: ClientsCommand) => {
       case 'close':
         await closeAll();
         return reply({});
+      case 'extra':
+        await openExtra(message);
+        return reply({});
+      case 'extra-close': {
+        const state = await closeExtra();
+        return reply({
+          extra: state
+            ? { frames: state.frames, bytes: state.bytes, closeCode: state.closeCode }
+            : undefined,
+        });
+      }
     }
   };
   work().catch((error: unknown) => reply({ error: String(error) }));

@@ -1,5 +1,6 @@
 /** The figures of `npm run bench:live`: latencies from receipts, and the markdown tables. */
 import type { Receipts } from './live-clients.js';
+import type { SlowConsumerResult } from './live-slow.js';
 
 export const percentile = (sorted: ArrayLike<number>, p: number): number =>
   sorted.length === 0
@@ -159,6 +160,8 @@ export interface BusResult {
   /** The server's CPU at rest, µs a second, without sockets and with them open. */
   idleCpuUsPerSecond: { without: number; with: number };
   closedEarly: Record<string, number>;
+  /** The slow-consumer phase (null: not run). Its fan-out rows are in `fanOut` too. */
+  slowConsumer: SlowConsumerResult | null;
 }
 
 /**
@@ -211,6 +214,39 @@ export function fanOutTable(results: BusResult[]): string {
         `${ms(f.firstToLast.p50)} / ${ms(f.firstToLast.p99)} / ${ms(f.firstToLast.max)}`,
         `${f.cpuUsPerFrame === null ? '–' : f.cpuUsPerFrame.toFixed(1)} / ${f.clientCpuUsPerFrame === null ? '–' : f.clientCpuUsPerFrame.toFixed(1)}`,
       ]),
+    ),
+  );
+}
+
+export function slowConsumerTable(results: BusResult[]): string {
+  const mb = (bytes: number) => (bytes / 2 ** 20).toFixed(1);
+  const seconds = (value: number | null) => (value === null ? 'never' : (value / 1000).toFixed(1));
+  return table(
+    [
+      'bus',
+      'posts published',
+      'edits of the large post (frame KB)',
+      'stalled socket: dropped / cut off after s',
+      'frames, MB read by the extra subscriber: reading / stalled',
+      "the others' p99 from response ms: beside a reading / a stalled subscriber",
+      'ratio',
+      'server RSS peak MB: reading / stalled',
+    ],
+    results.flatMap(({ bus, slowConsumer: s }) =>
+      s === null
+        ? []
+        : [
+            [
+              bus,
+              String(s.events),
+              `${s.edits} (${(s.frameBytes / 1024).toFixed(0)})`,
+              `${seconds(s.droppedAfterMs)} / ${seconds(s.cutOffAfterMs)}`,
+              `${s.readingRead.frames}, ${mb(s.readingRead.bytes)} / ${s.stalledRead.frames}, ${mb(s.stalledRead.bytes)}`,
+              `${ms(s.reading.fromResponse.p99)} / ${ms(s.stalled.fromResponse.p99)}`,
+              `${(s.stalled.fromResponse.p99 / s.reading.fromResponse.p99).toFixed(2)}×`,
+              `${mb(s.rssPeak.reading)} / ${mb(s.rssPeak.stalled)}`,
+            ],
+          ],
     ),
   );
 }

@@ -49,6 +49,7 @@ import {
   median,
   memoryTable,
   readsTable,
+  slowConsumerTable,
   summarizeFanOut,
   type BusResult,
   type FanOutResult,
@@ -57,6 +58,7 @@ import {
   type ReadResult,
   type ReadRun,
 } from './live-report.js';
+import { largeContent, slowConsumer, slowConsumerDrafts } from './live-slow.js';
 import type { LoadJob, LoadMessage, LoadReply, LoadResult } from './load.js';
 import {
   cpuSeconds,
@@ -82,6 +84,7 @@ const { values: options } = parseArgs({
     rate: { type: 'string', default: '10' },
     bus: { type: 'string' },
     rounds: { type: 'string' },
+    'no-slow': { type: 'boolean', default: false },
   },
 });
 const quick = options.quick;
@@ -100,6 +103,7 @@ const settings = {
   warmupEvents: 3,
   rounds: Number(options.rounds ?? (quick ? 1 : 2)),
   reads: !cpuProf,
+  slowConsumer: !cpuProf && !options['no-slow'],
 };
 const busOption = options.bus ?? (quick ? 'postgres' : 'both');
 const buses = busOption === 'both' ? ['postgres', 'redis'] : [busOption];
@@ -188,6 +192,7 @@ async function runBus(
   authorization: string,
 ): Promise<BusResult> {
   const prefix = `bench:live-${randomBytes(4).toString('hex')}:`;
+  const metricsToken = randomBytes(24).toString('hex');
   const env = {
     PATH: process.env.PATH,
     NODE_ENV: 'production',
@@ -199,6 +204,8 @@ async function runBus(
     // Every socket and request comes from 127.0.0.1.
     LIVE_MAX_CONNECTIONS_PER_ADDRESS: String(settings.sockets + 100),
     RATE_LIMIT_MAX: '1000000000',
+    // GET /metrics: the slow-consumer phase reads the server's drop of the stalled socket.
+    METRICS_TOKEN: metricsToken,
     ...(bus === 'redis' ? { REDIS_URL: redisUrl, REDIS_KEY_PREFIX: prefix } : {}),
   };
   if (cpuProf) mkdirSync(profileDir, { recursive: true });
@@ -217,26 +224,28 @@ async function runBus(
   const wsUrl = `${server.base.replace(/^http/, 'ws')}/api/live`;
   try {
     // Drafts for every publish of the run, made beforehand: only publishes happen during it.
-    const fanOutEvents = settings.warmupEvents * 3 + settings.events * 2;
+    const fanOutEvents =
+      settings.warmupEvents * 3 +
+      settings.events * 2 +
+      (settings.slowConsumer ? slowConsumerDrafts(settings.intervalMs, settings.events) : 0);
     const readEvents = settings.reads
       ? Math.ceil(settings.rate * (settings.seconds + 1) * 2 * 2 * settings.rounds) + 20
       : 0;
     say(`${bus}: making ${fanOutEvents + readEvents} drafts`);
     const drafts: string[] = [];
-    const makeDraft = async (i: number) => {
+    const createDraft = async (title: string, content: string) => {
       const response = await fetch(`${server.base}/api/posts`, {
         method: 'POST',
         headers: { authorization, 'content-type': 'application/json' },
-        body: JSON.stringify({
-          title: `Live bench ${bus} ${i}`,
-          content:
-            `A post of the live bench, published while ${settings.sockets} sockets listen. `.repeat(
-              4,
-            ),
-        }),
+        body: JSON.stringify({ title, content }),
       });
       if (response.status !== 201) throw new Error(`createPost: ${response.status}`);
-      drafts.push(((await response.json()) as { id: string }).id);
+      return ((await response.json()) as { id: string }).id;
+    };
+    const makeDraft = async (i: number) => {
+      const content =
+        `A post of the live bench, published while ${settings.sockets} sockets listen. `.repeat(4);
+      drafts.push(await createDraft(`Live bench ${bus} ${i}`, content));
     };
     const draftCount = fanOutEvents + readEvents;
     for (let i = 0; i < draftCount; i += 8) {
@@ -244,8 +253,7 @@ async function runBus(
         Array.from({ length: Math.min(8, draftCount - i) }, (_, j) => makeDraft(i + j)),
       );
     }
-    const publish = async (): Promise<{ post: string; respondedAt: number }> => {
-      const post = drafts.pop();
+    const publish = async (post = drafts.pop()): Promise<{ post: string; respondedAt: number }> => {
       if (!post) throw new Error('out of drafts');
       const response = await fetch(`${server.base}/api/posts/${post}/publish`, {
         method: 'POST',
@@ -396,6 +404,10 @@ async function runBus(
       );
       return { rssBefore, rssOpen, opened };
     };
+    // The large post of the slow-consumer phase, published before any socket opens.
+    const bigPost = settings.slowConsumer
+      ? (await publish(await createDraft(`Live bench ${bus}: a large post`, largeContent(0)))).post
+      : null;
     const memory: MemoryResult[] = [];
     // The memory per connection first, on the server as it started (a few publishes aside):
     // later, the heap the reads grew has room that takes the sockets without growing.
@@ -466,6 +478,7 @@ async function runBus(
       settings.events;
 
     let idleWithSocketsUs = Number.NaN;
+    let slow: Awaited<ReturnType<typeof slowConsumer>> | null = null;
     const results: FanOutResult[] = [];
     const during: Awaited<ReturnType<typeof gather>> = { published: [], receipts: {} };
     for (let round = 1; round <= settings.rounds; round += 1) {
@@ -499,6 +512,28 @@ async function runBus(
         summary.clientCpuUsPerFrame = summary.received > 0 ? clientsCpuUs / summary.received : null;
         results.push(summary);
         rssAfterEvents = await restingRss();
+        if (bigPost !== null) {
+          slow = await slowConsumer({
+            base: server.base,
+            wsUrl,
+            authorization,
+            bigPost,
+            metricsToken,
+            clients,
+            publishSeries,
+            gather,
+            sockets: settings.sockets,
+            rss: () => rssBytes(server.pid),
+            intervalMs: settings.intervalMs,
+            events: settings.events,
+            say: (message) => say(`${bus}: ${message}`),
+          });
+          results.push(
+            slow.reading,
+            slow.stalled,
+            ...(slow.stalledBeforeDrop ? [slow.stalledBeforeDrop] : []),
+          );
+        }
       }
       // 4. The reads with the sockets open and events flowing.
       if (settings.reads) {
@@ -553,6 +588,7 @@ async function runBus(
       publishCpuUs,
       idleCpuUsPerSecond: { without: idleUs, with: idleWithSocketsUs },
       closedEarly,
+      slowConsumer: slow,
     };
   } finally {
     loader.stop();
@@ -706,6 +742,16 @@ async function main(): Promise<number> {
     '### Memory',
     '',
     memoryTable(results),
+    ...(settings.slowConsumer
+      ? [
+          '',
+          '### A slow consumer',
+          '',
+          slowConsumerTable(results),
+          '',
+          'One more subscriber, on `posts/{id}` of a ~95 KB post edited every 50 ms, stops reading (it pauses its socket); the timed sockets are published to as in the one-at-a-time phase. The same run with that subscriber reading is the reference: both have the same edits and publishes. The rows "beside a reading / a stalled subscriber" of the fan-out table are these runs.',
+        ]
+      : []),
     ...(settings.reads
       ? ['', '### Reads without and with the sockets', '', readsTable(results)]
       : []),
