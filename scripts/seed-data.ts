@@ -10,6 +10,7 @@ import type { Db } from '../src/db/client.js';
 import { posts } from '../src/db/schema/posts.js';
 import { users as usersTable } from '../src/db/schema/users.js';
 import type { PasswordHasher } from '../src/lib/passwords.js';
+import { noChanges } from '../src/lib/changes.js';
 import { baseSlug } from '../src/lib/slug.js';
 import { ensureAdminAccount } from '../src/modules/users/admin-account.js';
 import { createUsersRepository } from '../src/modules/users/repository.js';
@@ -50,6 +51,9 @@ export async function seedDemoAccounts(db: Db, passwords: PasswordHasher): Promi
     sessions: { revokeAll: async () => 0 },
     // Nor does it delete one, with its posts.
     posts: { deleteAllOf: async () => 0 },
+    // A seed runs before the API serves these accounts; a running API's cache, if any,
+    // drops listings after CACHE_TTL.
+    changes: noChanges,
   });
   const lines: string[] = [];
   for (const user of demoUsers) {

@@ -6,6 +6,7 @@ import { restrictRoutesToSpec, type OpenApiDocument } from './http/contract.js';
 import type { Handlers } from './http/handler-types.js';
 import { createSecurityHandlers } from './http/security.js';
 import type { SharedRedis } from './lib/redis.js';
+import { ResponseCache } from './lib/response-cache.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthenticator } from './modules/auth/service.js';
@@ -65,6 +66,8 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   try {
     const database = deps.database ?? (await openDatabase(app, config));
     const redis = config.redis ? await openRedis(app, config.redis.url) : null;
+    const cache =
+      redis && config.redis && config.cache.enabled ? openCache(app, config, redis) : null;
     const repositories = createRepositories(database.db, config, spec);
     // Jobs run beside the requests (JOBS_IN_PROCESS, development): on PostgreSQL, BullMQ's
     // queue and worker get a connection each (its LISTEN is one more, outside the pool)
@@ -76,6 +79,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
       nudgeEmail: emailNudge(queue, config, app.log.child({ component: 'email' })),
       webhookDeliveries: deps.webhookDeliveries,
       webhookTiming: deps.webhookTiming,
+      changes: cache ?? undefined,
     });
     app.decorate('emailDelivery', services.email.delivery);
     // GET /api/live: the hub, its sockets, and the bus the relay announces events on.
@@ -110,6 +114,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
         live: () => live.hub.stats(),
       },
       redis,
+      cache,
     });
     checkRoutes();
     const { users } = repositories;
@@ -121,6 +126,23 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     throw error;
   }
   return app;
+}
+
+/** The response cache in REDIS_URL's Redis; its metrics are the app's, decorated later. */
+function openCache(app: FastifyInstance, config: Config, redis: SharedRedis): ResponseCache {
+  const { cache } = config;
+  return new ResponseCache(
+    redis,
+    {
+      ttlMs: cache.ttlMs,
+      maxEntryBytes: cache.maxEntryBytes,
+      timeoutMs: cache.redisTimeoutMs,
+      fillWaitMs: 250,
+      keyPrefix: config.redis!.keyPrefix,
+    },
+    app.log.child({ component: 'cache' }),
+    () => app.metrics,
+  );
 }
 
 function createHandlers(

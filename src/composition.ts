@@ -1,3 +1,4 @@
+import { noChanges, type Changes } from './lib/changes.js';
 import type { FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import type { Db } from './db/client.js';
@@ -69,6 +70,8 @@ export interface ServiceParts {
   nudgeEmail: () => void;
   webhookDeliveries?: WebhookDeliveriesPort | undefined;
   webhookTiming?: WebhookTiming | undefined;
+  /** Told of the changes readers see (the response cache); nobody without one. */
+  changes?: Changes | undefined;
 }
 
 export function createServices(
@@ -78,6 +81,7 @@ export function createServices(
   parts: ServiceParts,
 ) {
   const { users, sessions, failures, outbox } = repositories;
+  const changes = parts.changes ?? noChanges;
   const { bcryptCost: cost, bcryptThreads: threads, bcryptNice: nice } = config;
   const passwords = createPasswordHasher({ cost, threads, nice });
   app.addHook('onClose', () => passwords.close());
@@ -99,9 +103,16 @@ export function createServices(
     email,
     sessionsService,
     auth: createAuthService({ users, passwords, sessions: sessionsService, loginLimits }),
-    users: createUsersService({ users, passwords, mail, sessions, posts: repositories.posts }),
+    users: createUsersService({
+      users,
+      passwords,
+      mail,
+      sessions,
+      posts: repositories.posts,
+      changes,
+    }),
     account: createAccountService({ accounts: repositories.accounts, passwords, mail }),
-    posts: createPostsService({ posts: repositories.posts }),
+    posts: createPostsService({ posts: repositories.posts, changes }),
     ...createWebhooks(app, config, repositories, parts),
   };
 }

@@ -7,6 +7,7 @@ import { existsSync } from 'node:fs';
 import { adminArea, type AdminSettings } from './admin.js';
 import { combine, ConfigError, type ConfigPurpose, type Context, type Report } from './area.js';
 import { authArea, type AuthSettings } from './auth.js';
+import { cacheArea, type CacheSettings } from './cache.js';
 import { databaseArea, type DatabaseSettings } from './database.js';
 import { emailArea, type EmailSettings } from './email.js';
 import { httpArea, type HttpSettings } from './http.js';
@@ -35,7 +36,8 @@ export interface Config
     JobsSettings,
     AdminSettings,
     WebhooksSettings,
-    LiveSettings {
+    LiveSettings,
+    CacheSettings {
   /** Things worth telling the operator at start-up, such as a generated secret. */
   readonly warnings: readonly string[];
 }
@@ -110,6 +112,7 @@ export function loadConfig(
     adminArea.settings(env, context, report),
     webhooksArea.settings(env, context, report),
     liveArea.settings(env, context, report),
+    cacheArea.settings(env, context, report),
     { warnings: Object.freeze(warnings) },
   );
   if (problems.length > 0) throw ConfigError.of(problems);

@@ -16,6 +16,7 @@ import { httpArea } from './http.js';
 import { jobsArea } from './jobs.js';
 import { limitsArea } from './limits.js';
 import { liveArea } from './live.js';
+import { cacheArea } from './cache.js';
 import { metricsArea } from './metrics.js';
 import { securityArea } from './security.js';
 import { serverArea } from './server.js';
@@ -38,6 +39,7 @@ export const areas = [
   adminArea,
   webhooksArea,
   liveArea,
+  cacheArea,
 ] as const;
 
 type ValuesOfArea<A> = A extends Area<infer P, unknown> ? ValuesOf<P> : never;

@@ -21,6 +21,8 @@ import {
 import { registerJobMetrics, type JobDepth, type WebhookOutcome } from './metrics-jobs.js';
 import type { JobRun } from '../jobs/queue.js';
 import type { LiveStats } from '../lib/live.js';
+import type { CacheMetricsRecorder } from '../lib/response-cache.js';
+import { registerCacheMetrics } from './metrics-cache.js';
 import { registerLiveMetrics, type LiveMetricsRecorder } from './metrics-live.js';
 
 /**
@@ -60,7 +62,7 @@ export interface MetricsOptions {
   sources: MetricsSources;
 }
 
-export interface Metrics extends LiveMetricsRecorder {
+export interface Metrics extends LiveMetricsRecorder, CacheMetricsRecorder {
   /** Whether anything is measured (METRICS_PORT or METRICS_TOKEN is set). */
   readonly enabled: boolean;
   /** A request refused by a rate limit, by the operationId it asked for. */
@@ -109,6 +111,10 @@ const noMetrics: Metrics = {
   liveSent: () => undefined,
   liveFanOut: () => undefined,
   liveDropped: () => undefined,
+  cacheLookup: () => undefined,
+  cacheFill: () => undefined,
+  cacheInvalidation: () => undefined,
+  cacheError: () => undefined,
   scrape: () => Promise.reject(notFound()),
   listen: () => Promise.resolve(undefined),
   authenticate: () => Promise.reject(notFound()),
@@ -133,6 +139,7 @@ export const metrics = fp<MetricsOptions>(
     registerOutboxBacklog(registry, () => options.sources.outboxDue);
     const jobs = registerJobMetrics(registry, () => options.sources.jobDepth);
     const live = registerLiveMetrics(registry, () => options.sources.live);
+    const cache = registerCacheMetrics(registry);
 
     const scrape = () => registry.metrics();
     const expected = settings.token === undefined ? undefined : digest(settings.token);
@@ -142,6 +149,7 @@ export const metrics = fp<MetricsOptions>(
       ...counters,
       ...jobs,
       ...live,
+      ...cache,
       scrape,
       listen: listener.listen,
       async authenticate(request) {

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { Config } from '../config/index.js';
 import type { SharedRedis } from '../lib/redis.js';
+import type { ResponseCache } from '../lib/response-cache.js';
 import { accountPages } from '../http/account-pages.js';
 import { allowedMethodsOf } from '../http/allowed-methods.js';
 import { contract, operationsOf, type OpenApiDocument } from '../http/contract.js';
@@ -23,6 +24,7 @@ import { UNMATCHED, metrics, type MetricsSources } from './metrics.js';
 import { operationLimits, rateLimits } from './rate-limits.js';
 import { requestIds } from './request-id.js';
 import { requestLog } from './request-log.js';
+import { responseCache } from './response-cache.js';
 import { securityHeaders } from './security-headers.js';
 
 /** What the app's plugins are given besides the configuration. */
@@ -38,6 +40,8 @@ export interface PipelineParts {
   metricsSources: MetricsSources;
   /** REDIS_URL's connection: the rate limits count there, under REDIS_KEY_PREFIX. */
   redis: SharedRedis | null;
+  /** The response cache (REDIS_URL and CACHE); null: nothing is cached. */
+  cache: ResponseCache | null;
   /** GET /api/live's sockets and their message size limit. */
   live: Parameters<typeof live>[1];
   /** GET /api/live's contract (generated/asyncapi.json), which /docs/live renders. */
@@ -107,6 +111,19 @@ export async function registerPipeline(
     // After graceful close: its preClose hook, which stops the work (the batch of emails in
     // hand included), runs once closing has begun; the database closes later, at onClose.
     () => app.register(background, { tasks: parts.background, migrated: parts.migrated }),
+    // Before the routes it hooks: its lookup is each cached operation's last preHandler,
+    // after validation, authentication, the limits and the shedding.
+    ...(parts.cache
+      ? [
+          () =>
+            app.register(responseCache, {
+              cache: parts.cache!,
+              apiOperationOf,
+              viewCountLagMs: config.cache.viewCountLagMs,
+              notFoundTtlMs: config.cache.notFoundTtlMs,
+            }),
+        ]
+      : []),
     // The operations' routes, after every plugin that hooks them. Inside, response
     // validation comes before the routes, or it would not see them.
     () =>

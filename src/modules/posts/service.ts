@@ -10,6 +10,7 @@ import {
   ok,
   type Outcome,
 } from '../../errors.js';
+import type { Changes } from '../../lib/changes.js';
 import { encodeCursor, positionOf } from '../../lib/cursor.js';
 import type { Principal } from '../../lib/principal.js';
 import { baseSlug, slugCandidates } from '../../lib/slug.js';
@@ -134,8 +135,21 @@ function visible(
  * another post has: a change that sets no slug passes one that never returns, and its
  * outcome then has no ConflictError.
  */
+/** What readers saw of a post before a change and see after it (null: no post). */
+function postChange(before: VersionedPost, after: VersionedPost | null) {
+  const slugs = [before.post.slug];
+  if (after && after.post.slug !== before.post.slug) slugs.push(after.post.slug);
+  const listed = before.post.publishedAt !== null || (after?.post.publishedAt ?? null) !== null;
+  return { kind: 'post', id: before.post.id, slugs, listed } as const;
+}
+
+interface PostsDeps {
+  posts: PostsRepository;
+  changes: Changes;
+}
+
 async function changePost<E extends ConflictError>(
-  posts: PostsRepository,
+  { posts, changes }: PostsDeps,
   request: { principal: Principal; id: string; condition: VersionCondition | undefined },
   forbidden: string,
   step: (post: VersionedPost) => Step,
@@ -154,6 +168,7 @@ async function changePost<E extends ConflictError>(
   const result: ChangeResult = await posts.change(id, version, next.changes);
   switch (result.status) {
     case 'changed':
+      await changes.changed(postChange(current, result.post));
       return ok(result.post);
     case 'missing':
       return fail(notFound());
@@ -171,13 +186,13 @@ async function changePost<E extends ConflictError>(
 
 /** publishPost and unpublishPost: a post already in the state asked for is left as it is. */
 function setPublished(
-  posts: PostsRepository,
+  deps: PostsDeps,
   request: { principal: Principal; id: string; condition: VersionCondition | undefined },
   published: boolean,
 ): Promise<Outcome<VersionedPost, ChangeError>> {
   const verb = published ? 'publish' : 'unpublish';
   return changePost(
-    posts,
+    deps,
     request,
     `You can only ${verb} your own posts.`,
     (current) =>
@@ -266,8 +281,8 @@ async function createPost(
   throw new Error(`No free slug for the title after ${SLUG_ATTEMPTS} attempts.`);
 }
 
-export function createPostsService(deps: { posts: PostsRepository }): PostsService {
-  const { posts } = deps;
+export function createPostsService(deps: PostsDeps): PostsService {
+  const { posts, changes } = deps;
   return {
     create: (principal, input) => createPost(posts, principal, input),
 
@@ -281,7 +296,7 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
 
     update(principal, id, { title, content, slug }, condition) {
       return changePost(
-        posts,
+        deps,
         { principal, id, condition },
         'You can only change your own posts.',
         () => ({ kind: 'change', changes: { title, content, slug } }),
@@ -289,10 +304,10 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
       );
     },
 
-    publish: (principal, id, condition) => setPublished(posts, { principal, id, condition }, true),
+    publish: (principal, id, condition) => setPublished(deps, { principal, id, condition }, true),
 
     unpublish: (principal, id, condition) =>
-      setPublished(posts, { principal, id, condition }, false),
+      setPublished(deps, { principal, id, condition }, false),
 
     async remove(principal, id, condition) {
       const current = await posts.findById(id);
@@ -304,7 +319,10 @@ export function createPostsService(deps: { posts: PostsRepository }): PostsServi
         return fail(new ChangedMeanwhileError('Post'));
       }
       const deleted = await posts.delete(id, condition ? current.version : undefined);
-      if (deleted === 'deleted') return ok(undefined);
+      if (deleted === 'deleted') {
+        await changes.changed(postChange(current, null));
+        return ok(undefined);
+      }
       // Deleted meanwhile by somebody else: it is gone either way.
       if (deleted === 'missing') return fail(notFound());
       return fail(new ChangedMeanwhileError('Post'));

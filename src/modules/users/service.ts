@@ -9,6 +9,7 @@ import {
   ok,
   type Outcome,
 } from '../../errors.js';
+import type { Changes } from '../../lib/changes.js';
 import { encodeCursor, positionOf, type Position } from '../../lib/cursor.js';
 import { passwordTooLong, type PasswordHasher } from '../../lib/passwords.js';
 import type { Principal } from '../../lib/principal.js';
@@ -116,6 +117,8 @@ async function pageOf<T extends PublicUser>(
 }
 
 interface UsersServiceDeps {
+  /** Told of every change to what readers see of an account (its profile, its posts' author). */
+  changes: Changes;
   users: UsersRepository;
   passwords: PasswordHasher;
   /** A new address gets a verification link, queued in the transaction that stores it. */
@@ -134,8 +137,18 @@ interface UsersServiceDeps {
   posts: { deleteAllOf(tx: Db, authorId: string): Promise<unknown> };
 }
 
+/** Whether a change alters what posts show of their author, or whether they are shown. */
+function altersAuthor(changes: UpdateUserInput): boolean {
+  return (
+    changes.username !== undefined ||
+    changes.firstName !== undefined ||
+    changes.lastName !== undefined ||
+    changes.isActive !== undefined
+  );
+}
+
 async function updateUser(
-  { users, mail }: UsersServiceDeps,
+  { users, mail, changes: told }: UsersServiceDeps,
   hooks: ChangeHooks,
   principal: Principal,
   id: string,
@@ -151,12 +164,15 @@ async function updateUser(
         return locked.update(id, changes, hooks);
       })
     : await users.update(id, changes, hooks);
-  if (updated?.ok && changes.email !== undefined) mail.nudge();
+  if (updated?.ok) {
+    await told.changed({ kind: 'user', id, author: altersAuthor(changes) });
+    if (changes.email !== undefined) mail.nudge();
+  }
   return updated ?? fail(new NotFoundError('User'));
 }
 
 export function createUsersService(deps: UsersServiceDeps): UsersService {
-  const { users, passwords, mail, sessions, posts } = deps;
+  const { users, passwords, mail, sessions, posts, changes } = deps;
   const hooks: ChangeHooks = {
     onNewAddress: (tx, user) => mail.sendVerification(tx, user),
     onDisabled: (tx, user) => sessions.revokeAll(user.id, 'account-disabled', tx),
@@ -172,7 +188,10 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
         { email, username, passwordHash, firstName, lastName },
         hooks.onNewAddress,
       );
-      if (created.ok) mail.nudge();
+      if (created.ok) {
+        await changes.changed({ kind: 'user', id: created.value.id, author: false });
+        mail.nudge();
+      }
       return created;
     },
 
@@ -205,13 +224,16 @@ export function createUsersService(deps: UsersServiceDeps): UsersService {
         return fail(new ForbiddenError('You can only delete your own account.'));
       }
       // Whether the account is an admin's is known only once the admins are locked.
-      return users.withActiveAdminsLocked(async (locked) => {
+      const removed = await users.withActiveAdminsLocked(async (locked) => {
         if (isLastActiveAdmin(locked.activeAdminIds, id)) {
           return fail(lastAdminConflict('deleting'));
         }
         const user = await locked.delete(id, (tx, userId) => posts.deleteAllOf(tx, userId));
         return user ? ok(user) : fail(new NotFoundError('User'));
       });
+      // Told once committed: a reader in between would cache what is being deleted.
+      if (removed.ok) await changes.changed({ kind: 'user', id, author: true });
+      return removed;
     },
   };
 }

@@ -1,0 +1,387 @@
+import { createHash, randomBytes } from 'node:crypto';
+import type { Change, Changes } from './changes.js';
+import type { SharedRedis } from './redis.js';
+import { withTimeout } from './timeout.js';
+
+/**
+ * The shared response cache (REDIS_URL): answers of public reads kept in Redis, as they were
+ * sent, and never served once a change altered them.
+ *
+ * Each answer depends on tags (`post:<id>`, `posts`, `authors`...). A tag has a generation,
+ * a random token in Redis; an answer is kept under a key that includes the generations of
+ * its tags as they were read *before* the database was: a change, once committed, gives each
+ * tag it alters a new generation before its own response is sent, so every later lookup
+ * reads the new generations and misses whatever was kept under the old ones, including an
+ * answer a slower reader is still filling with what it read before the change. Nothing is
+ * deleted: old entries are never read again and expire. The generations' lookup, the
+ * entry's and the fill's claim are one script, one round trip.
+ *
+ * Redis failing never fails a request: a lookup that does not answer within the timeout is
+ * a miss (the request reads PostgreSQL), and a change whose new generations could not be
+ * written keeps this instance off the cache until they are (retried every second, then
+ * every generation is renewed, since whatever this instance missed may be kept). Entries are
+ * kept under Redis's run id: a Redis restarted from a snapshot never serves what it kept
+ * before. What remains: while this instance cannot reach Redis and others can, the others
+ * may serve the answers of its changes until their TTL, at most CACHE_TTL.
+ */
+
+export type CachedOperation =
+  'getPost' | 'getPostBySlug' | 'listPosts' | 'listUserPosts' | 'getUser' | 'listUsers';
+
+/** An answer as it is kept: what a hit sends again, byte for byte. */
+export interface CachedAnswer {
+  status: number;
+  /** The headers that belong to the representation (Content-Type, ETag, Cache-Control). */
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What a lookup is for: the operation, its request in a canonical form, its tags. */
+export interface CacheRequest {
+  operation: CachedOperation;
+  /** The request's part that selects the answer (path and query values), canonical. */
+  key: string;
+  tags: readonly string[];
+}
+
+export type Lookup =
+  | { kind: 'hit'; answer: CachedAnswer }
+  /** A miss: the caller reads the database and gives the answer to `fill` (once). */
+  | { kind: 'miss'; fill: (answer: CachedAnswer | null, ttlMs: number) => void }
+  /** The cache cannot be used now: read the database, keep nothing. */
+  | { kind: 'bypass' };
+
+export interface ResponseCacheSettings {
+  /** How long an answer is kept at most (jitter takes up to a fifth off). */
+  ttlMs: number;
+  /** The most bytes of an answer kept; larger ones are not. */
+  maxEntryBytes: number;
+  /** The longest a lookup, a fill or an invalidation waits for Redis. */
+  timeoutMs: number;
+  /** How long a request waits for another one filling the same answer before reading itself. */
+  fillWaitMs: number;
+  /** REDIS_KEY_PREFIX. */
+  keyPrefix: string;
+}
+
+export interface ResponseCacheLog {
+  warn(facts: Record<string, unknown>, message: string): void;
+  info(facts: Record<string, unknown>, message: string): void;
+}
+
+export interface CacheMetricsRecorder {
+  cacheLookup(operation: CachedOperation, result: 'hit' | 'miss' | 'bypass'): void;
+  cacheFill(operation: CachedOperation): void;
+  /** Answers of `operation` a change made unreachable (one per tag renewed). */
+  cacheInvalidation(operation: CachedOperation): void;
+  cacheError(): void;
+}
+
+/** The tags of the answers, and the operations whose answers each kind of tag names. */
+export const cacheTags = {
+  all: 'all',
+  post: (id: string) => `post:${id}`,
+  slug: (slug: string) => `slug:${slug}`,
+  posts: 'posts',
+  authors: 'authors',
+  user: (id: string) => `user:${id}`,
+  users: 'users',
+} as const;
+
+const postOperations: CachedOperation[] = [
+  'getPost',
+  'getPostBySlug',
+  'listPosts',
+  'listUserPosts',
+];
+const operationsOfTag: Record<string, readonly CachedOperation[]> = {
+  post: ['getPost'],
+  slug: ['getPostBySlug'],
+  posts: ['listPosts', 'listUserPosts'],
+  authors: postOperations,
+  user: ['getUser', 'listUserPosts'],
+  users: ['listUsers'],
+  all: [...postOperations, 'getUser', 'listUsers'],
+};
+
+/** The tags a change alters. */
+export function tagsOfChange(change: Change): string[] {
+  switch (change.kind) {
+    case 'post':
+      return [
+        cacheTags.post(change.id),
+        ...change.slugs.map(cacheTags.slug),
+        ...(change.listed ? [cacheTags.posts] : []),
+      ];
+    case 'user':
+      return [
+        cacheTags.user(change.id),
+        cacheTags.users,
+        ...(change.author ? [cacheTags.authors] : []),
+      ];
+  }
+}
+
+/**
+ * KEYS: the tags' generation keys. ARGV: the entry key without generations, a token for
+ * the generations that do not exist yet, their TTL (ms), a token for the fill's claim, its
+ * TTL (ms). Returns the entry's key, the entry ('' when missing), and 1 when this caller
+ * claimed the fill.
+ */
+const lookupScript = `
+local gens = {}
+for i = 1, #KEYS do
+  local gen = redis.call('GET', KEYS[i])
+  if not gen then
+    gen = ARGV[2] .. i
+    redis.call('SET', KEYS[i], gen, 'PX', ARGV[3])
+  end
+  gens[i] = gen
+end
+local key = ARGV[1] .. '|' .. table.concat(gens, '|')
+local entry = redis.call('GET', key)
+if entry then return {key, entry, 0} end
+if redis.call('SET', key .. '|fill', ARGV[4], 'NX', 'PX', ARGV[5]) then return {key, '', 1} end
+return {key, '', 0}
+`;
+
+const token = () => randomBytes(8).toString('base64url');
+const digest = (text: string) => createHash('sha256').update(text).digest('base64url');
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/** An answer as one string: status, headers (JSON), body. */
+function encode(answer: CachedAnswer): string {
+  return `${answer.status}\n${JSON.stringify(answer.headers)}\n${answer.body}`;
+}
+function decode(entry: string): CachedAnswer {
+  const first = entry.indexOf('\n');
+  const second = entry.indexOf('\n', first + 1);
+  return {
+    status: Number(entry.slice(0, first)),
+    headers: JSON.parse(entry.slice(first + 1, second)) as Record<string, string>,
+    body: entry.slice(second + 1),
+  };
+}
+
+type LookupReply = [key: string, entry: string, claimed: 0 | 1];
+
+export class ResponseCache implements Changes {
+  /** Redis's run id: entries are kept under it (null: not known yet, the cache waits). */
+  private epoch: string | null = null;
+  /** Tags whose new generation could not be written: this instance stays off the cache. */
+  private readonly pending = new Set<string>();
+  private retry: NodeJS.Timeout | undefined;
+  private down = false;
+  /** After a failure the cache is left alone for a second: no request waits on it meanwhile. */
+  private restUntil = 0;
+  /** Answers being filled by this instance's requests, by entry key, for its other requests. */
+  private readonly filling = new Map<string, Promise<CachedAnswer | null>>();
+  private readonly prefix: string;
+  private readonly genTtlMs: number;
+
+  constructor(
+    private readonly redis: SharedRedis,
+    private readonly settings: ResponseCacheSettings,
+    private readonly log: ResponseCacheLog,
+    private readonly metrics: () => CacheMetricsRecorder,
+  ) {
+    this.prefix = `${settings.keyPrefix}cache:`;
+    // Longer than any entry lives: a generation that expires only makes misses.
+    this.genTtlMs = settings.ttlMs * 2 + 60_000;
+    redis.client.on('ready', () => void this.connected());
+    // A Redis that comes back may be another one (restarted from a snapshot): its run id is
+    // read again before anything is served.
+    redis.client.on('close', () => (this.epoch = null));
+    if (redis.isUp()) void this.connected();
+  }
+
+  /** The answer kept for `request`, or what to do without it. */
+  async lookup(request: CacheRequest): Promise<Lookup> {
+    const { operation } = request;
+    if (!this.usable()) {
+      this.metrics().cacheLookup(operation, 'bypass');
+      return { kind: 'bypass' };
+    }
+    let reply: LookupReply;
+    try {
+      reply = await this.run(this.lookupCommand(request));
+    } catch (error) {
+      this.failed(error);
+      this.metrics().cacheLookup(operation, 'bypass');
+      return { kind: 'bypass' };
+    }
+    this.recovered();
+    const [key, entry, claimed] = reply;
+    if (entry !== '') return this.hit(operation, decode(entry));
+    if (claimed === 1) {
+      this.metrics().cacheLookup(operation, 'miss');
+      return { kind: 'miss', fill: this.filler(operation, key) };
+    }
+    // Another request fills it: wait for its answer a little, then read without it.
+    const answer = await this.awaitFill(key);
+    if (answer) return this.hit(operation, answer);
+    this.metrics().cacheLookup(operation, 'bypass');
+    return { kind: 'bypass' };
+  }
+
+  /** Renews the generations of every tag the changes alter (Changes, for the services). */
+  async changed(...changes: Change[]): Promise<void> {
+    const tags = new Set(changes.flatMap(tagsOfChange));
+    await this.renew(tags);
+  }
+
+  close(): void {
+    clearInterval(this.retry);
+  }
+
+  private hit(operation: CachedOperation, answer: CachedAnswer): Lookup {
+    this.metrics().cacheLookup(operation, 'hit');
+    return { kind: 'hit', answer };
+  }
+
+  private usable(): boolean {
+    return (
+      this.epoch !== null &&
+      this.pending.size === 0 &&
+      this.redis.isUp() &&
+      Date.now() >= this.restUntil
+    );
+  }
+
+  private lookupCommand(request: CacheRequest): Promise<LookupReply> {
+    const tags = [cacheTags.all, ...request.tags];
+    const base = `${this.prefix}${this.epoch}:${request.operation}:${digest(request.key)}`;
+    return this.redis.client.eval(
+      lookupScript,
+      tags.length,
+      ...tags.map((tag) => `${this.prefix}gen:${tag}`),
+      base,
+      token(),
+      this.genTtlMs,
+      token(),
+      this.settings.fillWaitMs * 2,
+    ) as Promise<LookupReply>;
+  }
+
+  /** The fill of a claimed miss: kept in Redis, and given to this instance's waiters. */
+  private filler(operation: CachedOperation, key: string) {
+    let settle: (answer: CachedAnswer | null) => void = () => undefined;
+    this.filling.set(key, new Promise((resolve) => (settle = resolve)));
+    let done = false;
+    return (answer: CachedAnswer | null, ttlMs: number) => {
+      if (done) return;
+      done = true;
+      this.filling.delete(key);
+      const entry = answer && encode(answer);
+      const keep = entry !== null && Buffer.byteLength(entry) <= this.settings.maxEntryBytes;
+      settle(keep ? answer : null);
+      const pipeline = this.redis.client.pipeline();
+      if (keep) pipeline.set(key, entry, 'PX', jittered(Math.min(ttlMs, this.settings.ttlMs)));
+      pipeline.del(`${key}|fill`);
+      this.run(pipeline.exec()).then(
+        () => keep && this.metrics().cacheFill(operation),
+        (error: unknown) => this.failed(error),
+      );
+    };
+  }
+
+  private async awaitFill(key: string): Promise<CachedAnswer | null> {
+    const local = this.filling.get(key);
+    if (local) {
+      return withTimeout(local, this.settings.fillWaitMs, 'fill').catch(() => null);
+    }
+    const deadline = Date.now() + this.settings.fillWaitMs;
+    while (Date.now() < deadline) {
+      await sleep(10);
+      try {
+        const entry = await this.run(this.redis.client.get(key));
+        if (entry !== null) return decode(entry);
+      } catch (error) {
+        this.failed(error);
+        return null;
+      }
+    }
+    return null;
+  }
+
+  private async renew(tags: Iterable<string>): Promise<void> {
+    const list = [...tags];
+    if (list.length === 0) return;
+    try {
+      if (!this.redis.isUp()) throw new Error('redis is not connected');
+      const pipeline = this.redis.client.pipeline();
+      for (const tag of list)
+        pipeline.set(`${this.prefix}gen:${tag}`, token(), 'PX', this.genTtlMs);
+      const results = await this.run(pipeline.exec());
+      const error = results?.find(([failure]) => failure)?.[0];
+      if (error) throw error;
+      for (const tag of list) {
+        for (const operation of operationsOfTag[tag.split(':')[0]!] ?? [])
+          this.metrics().cacheInvalidation(operation);
+      }
+    } catch (error) {
+      this.failed(error);
+      for (const tag of list) this.pending.add(tag);
+      this.retrySoon();
+    }
+  }
+
+  /**
+   * Every 100 ms until the pending generations are written, then every generation renewed:
+   * soon after Redis answers again, before the other instances' own second of rest after
+   * their failures is over.
+   */
+  private retrySoon(): void {
+    if (this.retry) return;
+    this.retry = setInterval(() => {
+      if (!this.redis.isUp()) return;
+      const tags = [...this.pending, cacheTags.all];
+      this.pending.clear();
+      void this.renew(tags).then(() => {
+        if (this.pending.size > 0) return;
+        clearInterval(this.retry);
+        this.retry = undefined;
+      });
+    }, 100);
+    this.retry.unref();
+  }
+
+  private async connected(): Promise<void> {
+    try {
+      const info = await this.run(this.redis.client.info('server'));
+      const runId = /run_id:(\w+)/.exec(info)?.[1];
+      if (!runId) throw new Error('redis did not give its run_id');
+      this.epoch = runId;
+      this.recovered();
+    } catch (error) {
+      this.failed(error);
+    }
+  }
+
+  private run<T>(work: Promise<T>): Promise<T> {
+    return withTimeout(work, this.settings.timeoutMs, 'redis did not answer in time');
+  }
+
+  private recovered(): void {
+    if (!this.down) return;
+    this.down = false;
+    this.log.info({}, 'the response cache reaches redis again');
+  }
+
+  /** Counted every time, logged once per outage. */
+  private failed(error: unknown): void {
+    this.metrics().cacheError();
+    this.restUntil = Date.now() + 1000;
+    if (this.down) return;
+    this.down = true;
+    this.log.warn(
+      { err: error },
+      'the response cache cannot reach redis: reads go to the database until it can',
+    );
+  }
+}
+
+/** Up to a fifth less, so that answers kept at once do not all expire at once. */
+function jittered(ttlMs: number): number {
+  return Math.max(1, Math.round(ttlMs * (1 - Math.random() * 0.2)));
+}
