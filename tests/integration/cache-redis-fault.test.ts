@@ -1,0 +1,76 @@
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { cacheHits, cacheWorkload } from '../helpers/cache-workload.js';
+import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
+import {
+  redisTestApp,
+  throwawayRedis,
+  type RedisTestApp,
+  type ThrowawayRedis,
+} from '../helpers/redis.js';
+
+/**
+ * The response cache when its Redis dies: two instances under the random workload of the
+ * consistency test, their Redis (one of this file's own) killed with SIGKILL a fifth of the
+ * way through and started again (empty) at half. Every request is answered as when all is
+ * well and in bounded time, no answer is stale, each instance says once that the cache is
+ * unreachable and once that it is back, and the cache answers again afterwards.
+ */
+const OPERATIONS = 4000;
+let redis: ThrowawayRedis;
+let db: TestDatabase;
+let instances: RedisTestApp[];
+
+beforeAll(async () => {
+  redis = await throwawayRedis();
+  await redis.start();
+  db = await createTestDatabase();
+  const env = {
+    REDIS_URL: redis.url,
+    REDIS_KEY_PREFIX: 'fault:',
+    RATE_LIMIT_MAX: '1000000',
+    METRICS_TOKEN: 'cache-fault-metrics-'.padEnd(40, 'f'),
+  };
+  instances = await Promise.all([redisTestApp(db, env), redisTestApp(db, env)]);
+}, 60_000);
+
+afterEach(() => {
+  expect(instances.flatMap((i) => i.violations())).toEqual([]);
+});
+
+afterAll(async () => {
+  await Promise.all((instances ?? []).map((i) => i.app.close()));
+  await redis?.stop();
+  await db?.drop();
+});
+
+const lines = (instance: RedisTestApp, text: string) =>
+  instance.logs.filter((line) => String(line.msg).includes(text)).length;
+
+it('answers every request while Redis is killed and started again, none stale', async () => {
+  const apps = instances.map((i) => i.app);
+  const workload = cacheWorkload(apps);
+  await workload.setUp(6);
+  let hitsAtRestart = 0;
+  const steps = { killed: false, restarted: false };
+  await workload.run(OPERATIONS, async (done) => {
+    if (done >= OPERATIONS / 5 && !steps.killed) {
+      steps.killed = true;
+      await redis.kill();
+    } else if (done >= OPERATIONS / 2 && !steps.restarted) {
+      steps.restarted = true;
+      await redis.start();
+      hitsAtRestart = await cacheHits(apps);
+    }
+  });
+  expect(steps).toEqual({ killed: true, restarted: true });
+  const { reads, slowestMs } = workload.counts();
+  const stale = workload.stale();
+  expect(stale.slice(0, 10), `${stale.length} stale answers in ${reads} reads`).toEqual([]);
+  // Nothing waited on the dead Redis: no queue of commands, no reconnection in the way.
+  expect(slowestMs).toBeLessThan(1500);
+  expect(await cacheHits(apps)).toBeGreaterThan(hitsAtRestart);
+  for (const instance of instances) {
+    expect(lines(instance, 'the response cache cannot reach redis')).toBe(1);
+    expect(lines(instance, 'the response cache reaches redis again')).toBe(1);
+  }
+}, 300_000);
