@@ -8,18 +8,20 @@ import { withTimeout } from './timeout.js';
  * sent, and never served once a change altered them.
  *
  * Each answer depends on tags (`post:<id>`, `posts`, `authors`...). A tag has a generation,
- * a random token in Redis; an answer is kept under a key that includes the generations of
- * its tags as they were read *before* the database was: a change, once committed, gives each
- * tag it alters a new generation before its own response is sent, so every later lookup
- * reads the new generations and misses whatever was kept under the old ones, including an
- * answer a slower reader is still filling with what it read before the change. Nothing is
- * deleted: old entries are never read again and expire. The generations' lookup, the
+ * a random token in Redis (made by the first lookup that finds none); an answer is kept under
+ * a key that includes the generations of its tags as they were read *before* the database
+ * was: a change, once committed, deletes the generation of each tag it alters before its own
+ * response is sent, so every later lookup makes (or reads) new generations and misses
+ * whatever was kept under the old ones, including an answer a slower reader is still filling
+ * with what it read before the change. No entry is deleted: old ones are never read again
+ * and expire. The generations' lookup, the
  * entry's and the fill's claim are one script, one round trip.
  *
  * Redis failing never fails a request: a lookup that does not answer within the timeout is
- * a miss (the request reads PostgreSQL), and a change whose new generations could not be
- * written keeps this instance off the cache until they are (retried every second, then
- * every generation is renewed, since whatever this instance missed may be kept). Entries are
+ * a miss (the request reads PostgreSQL; the cache is left alone for a second), and a change
+ * whose generations could not be deleted keeps this instance off the cache until they are
+ * (retried every 100 ms, then every generation is renewed, since whatever this instance
+ * missed may be kept). Entries are
  * kept under Redis's run id: a Redis restarted from a snapshot never serves what it kept
  * before. What remains: while this instance cannot reach Redis and others can, the others
  * may serve the answers of its changes until their TTL, at most CACHE_TTL.
@@ -278,8 +280,9 @@ export class ResponseCache implements Changes {
       const pipeline = this.redis.client.pipeline();
       if (keep) pipeline.set(key, entry, 'PX', jittered(Math.min(ttlMs, this.settings.ttlMs)));
       pipeline.del(`${key}|fill`);
+      // A SET that Redis refused (full, under `noeviction`) keeps nothing: not an outage.
       this.run(pipeline.exec()).then(
-        () => keep && this.metrics().cacheFill(operation),
+        (results) => keep && !results?.[0]?.[0] && this.metrics().cacheFill(operation),
         (error: unknown) => this.failed(error),
       );
     };
@@ -309,12 +312,10 @@ export class ResponseCache implements Changes {
     if (list.length === 0) return;
     try {
       if (!this.redis.isUp()) throw new Error('redis is not connected');
-      const pipeline = this.redis.client.pipeline();
-      for (const tag of list)
-        pipeline.set(`${this.prefix}gen:${tag}`, token(), 'PX', this.genTtlMs);
-      const results = await this.run(pipeline.exec());
-      const error = results?.find(([failure]) => failure)?.[0];
-      if (error) throw error;
+      // Deleted, not replaced: the next lookup makes a new one. A DEL is never refused for
+      // memory (a SET is, under `noeviction` with Redis full), so a change can always drop
+      // what it altered, whatever else Redis refuses.
+      await this.run(this.redis.client.del(...list.map((tag) => `${this.prefix}gen:${tag}`)));
       for (const tag of list) {
         for (const operation of operationsOfTag[tag.split(':')[0]!] ?? [])
           this.metrics().cacheInvalidation(operation);
@@ -365,7 +366,7 @@ export class ResponseCache implements Changes {
   private recovered(): void {
     if (!this.down) return;
     this.down = false;
-    this.log.info({}, 'the response cache reaches redis again');
+    this.log.info({}, 'the response cache uses redis again');
   }
 
   /** Counted every time, logged once per outage. */
@@ -376,7 +377,7 @@ export class ResponseCache implements Changes {
     this.down = true;
     this.log.warn(
       { err: error },
-      'the response cache cannot reach redis: reads go to the database until it can',
+      'the response cache cannot use redis: reads go to the database until it can',
     );
   }
 }
