@@ -2665,7 +2665,14 @@ export interface operations {
          */
         cursor?: components['parameters']['Cursor'];
       };
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path?: never;
       cookie?: never;
     };
@@ -2674,6 +2681,21 @@ export interface operations {
       /** @description A page of public profiles. */
       200: {
         headers: {
+          /**
+           * @description A strong entity tag of this representation (a digest of its content). Send it back in
+           *     `If-None-Match` to revalidate a copy: the answer is 304, with no body, while it is
+           *     current.
+           * @example "9b74c9897bac770f"
+           */
+          ETag: string;
+          /**
+           * @description `public, no-cache` for an answer that is the same for every caller: any cache (a CDN, a
+           *     shared proxy) may keep it, and revalidates it with `If-None-Match` before each use, so a
+           *     copy is never used once a change altered it. `private, no-cache` for an answer that is
+           *     the caller's own (a listing of drafts): only the caller's own client may keep it.
+           * @example public, no-cache
+           */
+          'Cache-Control': 'public, no-cache' | 'private, no-cache';
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -2704,6 +2726,19 @@ export interface operations {
            */
           'application/json': components['schemas']['PublicUserPage'];
         };
+      };
+      /** @description The copy the client holds (its `ETag` in `If-None-Match`) is current; no body. */
+      304: {
+        headers: {
+          ETag: paths['/api/users']['get']['responses']['200']['headers']['ETag'];
+          'Cache-Control': paths['/api/users']['get']['responses']['200']['headers']['Cache-Control'];
+          'X-Request-Id': components['headers']['RequestId'];
+          'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
+          'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
+          'X-RateLimit-Reset': components['headers']['RateLimitReset'];
+          [name: string]: unknown;
+        };
+        content?: never;
       };
       400: components['responses']['BadRequest'];
       429: components['responses']['TooManyRequests'];
@@ -2763,7 +2798,14 @@ export interface operations {
   getUser: {
     parameters: {
       query?: never;
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path: {
         /**
          * @description The user's id.
@@ -2778,6 +2820,8 @@ export interface operations {
       /** @description The public profile. */
       200: {
         headers: {
+          ETag: paths['/api/users']['get']['responses']['200']['headers']['ETag'];
+          'Cache-Control': paths['/api/users']['get']['responses']['200']['headers']['Cache-Control'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -2797,6 +2841,7 @@ export interface operations {
           'application/json': components['schemas']['PublicUser'];
         };
       };
+      304: paths['/api/users']['get']['responses']['304'];
       400: components['responses']['BadRequest'];
       404: components['responses']['NotFound'];
       414: components['responses']['UriTooLong'];
@@ -2963,7 +3008,14 @@ export interface operations {
          */
         status?: components['parameters']['PostStatus'];
       };
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path: {
         /**
          * @description The user's id.
@@ -2978,6 +3030,8 @@ export interface operations {
       /** @description A page of the user's posts. */
       200: {
         headers: {
+          ETag: paths['/api/users']['get']['responses']['200']['headers']['ETag'];
+          'Cache-Control': paths['/api/users']['get']['responses']['200']['headers']['Cache-Control'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -2988,6 +3042,7 @@ export interface operations {
           'application/json': components['schemas']['PostPage'];
         };
       };
+      304: paths['/api/users']['get']['responses']['304'];
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       403: components['responses']['OthersDrafts'];
@@ -3787,7 +3842,14 @@ export interface operations {
          */
         status?: components['parameters']['PostStatus'];
       };
-      header?: never;
+      header?: {
+        /**
+         * @description The `ETag` of a copy the client holds. When it is still the current one, the answer
+         *     is 304 with no body: use the copy.
+         * @example "3-5d41402abc4b2a76"
+         */
+        'If-None-Match'?: components['parameters']['IfNoneMatch'];
+      };
       path?: never;
       cookie?: never;
     };
@@ -3796,6 +3858,8 @@ export interface operations {
       /** @description A page of posts. */
       200: {
         headers: {
+          ETag: paths['/api/users']['get']['responses']['200']['headers']['ETag'];
+          'Cache-Control': paths['/api/users']['get']['responses']['200']['headers']['Cache-Control'];
           'X-Request-Id': components['headers']['RequestId'];
           'X-RateLimit-Limit': components['headers']['RateLimitLimit'];
           'X-RateLimit-Remaining': components['headers']['RateLimitRemaining'];
@@ -3806,6 +3870,7 @@ export interface operations {
           'application/json': components['schemas']['PostPage'];
         };
       };
+      304: paths['/api/users']['get']['responses']['304'];
       400: components['responses']['BadRequest'];
       401: components['responses']['Unauthorized'];
       403: components['responses']['OthersDrafts'];

@@ -56,3 +56,48 @@ export function versionConditionOf(
   );
   return (version) => versions.has(version);
 }
+
+/**
+ * The entity tag of a representation without a version of its own (a page, a profile):
+ * `"<digest>"`, strong, for If-None-Match only.
+ */
+export function representationTag(representation: unknown): string {
+  const digest = createHash('sha256')
+    .update(JSON.stringify(representation))
+    .digest('hex')
+    .slice(0, 16);
+  return `"${digest}"`;
+}
+
+/** Who may keep an answer: any cache, or only the caller's own client. */
+export type ReadCacheControl = 'public, no-cache' | 'private, no-cache';
+
+/** What showRead needs of a read's handler input (getUser, listUsers, the post listings). */
+export interface ShowReadInput<B, E, R> {
+  headers: { 'If-None-Match'?: string | undefined };
+  // The operation's reply, typed for both statuses at once (see showPost).
+  reply(
+    status: 200 | 304,
+    body: B | undefined,
+    headers: { ETag: string; 'Cache-Control': ReadCacheControl },
+  ): R;
+  refuse(error: E): R;
+}
+
+/**
+ * A read's answer: 200 with its entity tag and Cache-Control, 304 when If-None-Match holds
+ * that tag, or the outcome's error.
+ */
+export function showRead<B, E, R>(
+  // B and E come from the outcome: the input's reply and refuse are checked against them.
+  input: ShowReadInput<NoInfer<B>, NoInfer<E>, R>,
+  found: { ok: true; value: B } | { ok: false; error: E },
+  cacheControl: ReadCacheControl,
+): R {
+  if (!found.ok) return input.refuse(found.error);
+  const headers = { ETag: representationTag(found.value), 'Cache-Control': cacheControl };
+  if (!noneMatchHolds(input.headers['If-None-Match'], headers.ETag)) {
+    return input.reply(304, undefined, headers);
+  }
+  return input.reply(200, found.value, headers);
+}

@@ -149,6 +149,12 @@ describe('the test suite’s own contract check', () => {
     'x-ratelimit-reset': '60',
   };
   const api = { ...base, headers: { ...requestId, ...budget } };
+  // What getUser's 200 must carry besides (its entity tag and who may keep it).
+  const profile = {
+    ...api,
+    route: '/api/users/:id',
+    headers: { ...api.headers, etag: '"0123456789abcdef"', 'cache-control': 'public, no-cache' },
+  };
   const publicUser = {
     id: '0b5c1f7e-7f3c-4a8e-9f57-2f8f1b1f5d10',
     username: 'ada',
@@ -159,12 +165,7 @@ describe('the test suite’s own contract check', () => {
 
   it('accepts a response the spec declares', () => {
     expect(
-      contractViolations({
-        ...api,
-        route: '/api/users/:id',
-        statusCode: 200,
-        payload: JSON.stringify(publicUser),
-      }),
+      contractViolations({ ...profile, statusCode: 200, payload: JSON.stringify(publicUser) }),
     ).toEqual([]);
   });
 
@@ -189,8 +190,7 @@ describe('the test suite’s own contract check', () => {
     ).toEqual([expect.stringMatching(/content type application\/json not declared/)]);
     expect(
       contractViolations({
-        ...api,
-        route: '/api/users/:id',
+        ...profile,
         statusCode: 200,
         payload: JSON.stringify({ ...publicUser, email: 'ada@example.com' }),
       }),
@@ -198,8 +198,7 @@ describe('the test suite’s own contract check', () => {
     const { username: _missing, ...withoutUsername } = publicUser;
     expect(
       contractViolations({
-        ...api,
-        route: '/api/users/:id',
+        ...profile,
         statusCode: 200,
         payload: JSON.stringify(withoutUsername),
       }),
@@ -214,6 +213,8 @@ describe('the test suite’s own contract check', () => {
         statusCode: 200,
         headers: {
           'X-Request-ID': 'trace-1',
+          ETAG: '"0123456789abcdef"',
+          'Cache-control': 'public, no-cache',
           'X-RateLimit-Limit': '3000',
           'X-RATELIMIT-REMAINING': '2999',
           'x-ratelimit-reset': '60',
@@ -229,7 +230,7 @@ describe('the test suite’s own contract check', () => {
   });
 
   it('catches an undeclared header, even one another operation declares', () => {
-    const getUser = { ...api, route: '/api/users/:id', statusCode: 200 };
+    const getUser = { ...profile, statusCode: 200 };
     const payload = JSON.stringify(publicUser);
     expect(
       contractViolations({

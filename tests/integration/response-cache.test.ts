@@ -270,3 +270,36 @@ describe('view counts', () => {
     );
   });
 });
+
+describe('HTTP caches in front', () => {
+  it('may keep the public reads, revalidating each use: ETag, public, no-cache, and 304', async () => {
+    const { writer } = await publishedPost();
+    for (const url of [
+      '/api/posts?limit=7',
+      `/api/users/${writer.user.id}/posts`,
+      `/api/users/${writer.user.id}`,
+      '/api/users?limit=3',
+    ]) {
+      const first = await get(a, url);
+      expect(first.statusCode, url).toBe(200);
+      expect(first.headers['cache-control'], url).toBe('public, no-cache');
+      const etag = first.headers.etag!;
+      expect(etag, url).toMatch(/^"[0-9a-f]{16}"$/);
+      // From the cache: b finds a's answer (the handler's own 304: the drafts below).
+      const kept = await get(b, url, { 'if-none-match': etag });
+      expect([kept.statusCode, kept.body, kept.headers.etag], url).toEqual([304, '', etag]);
+    }
+  });
+
+  it('keeps a listing of drafts private to its caller, and answers its 304 itself', async () => {
+    const writer = await author();
+    const drafts = await get(a, '/api/posts?status=draft', writer.auth);
+    expect(drafts.statusCode).toBe(200);
+    expect(drafts.headers['cache-control']).toBe('private, no-cache');
+    const again = await get(a, '/api/posts?status=draft', {
+      ...writer.auth,
+      'if-none-match': drafts.headers.etag!,
+    });
+    expect(again.statusCode).toBe(304);
+  });
+});

@@ -26,6 +26,8 @@ type PublicUser = components['schemas']['PublicUser'];
 type Problem = components['schemas']['Problem'];
 
 declare const handlers: Handlers;
+/** What getUser's and listUsers' 200 must carry (the spec requires both headers). */
+const readHeaders = { ETag: '"0123456789abcdef"', 'Cache-Control': 'public, no-cache' } as const;
 declare const publicUser: PublicUser;
 declare const problem: Problem;
 declare const profileOrMissing: Outcome<PublicUser, NotFoundError>;
@@ -82,7 +84,7 @@ export const handMadeResult: Handler<'getUser'> = async () => ({ status: 200, bo
 export const unknownParam: Handler<'getUser'> = async ({ params, reply }) => {
   // @ts-expect-error the path parameter is `id`
   const userId: string = params.userId;
-  return reply(200, { ...publicUser, id: userId });
+  return reply(200, { ...publicUser, id: userId }, readHeaders);
 };
 export const unknownBodyField: Handler<'createUser'> = async ({ body }) => {
   // @ts-expect-error createUser's body has no isActive
@@ -104,11 +106,11 @@ export const undeclaredUnavailable: Handler<'getHealth'> = async ({ refuse }) =>
 // An outcome's value must match the body of the status it is sent with.
 export const outcomeOfAnotherBody: Handler<'getUser'> = async ({ respond }) =>
   // @ts-expect-error a PublicUserPage is not a PublicUser
-  respond(200, pageOrBadCursor);
+  respond(200, pageOrBadCursor, readHeaders);
 
 // A header the response does not declare does not compile; a declared one does.
 export const undeclaredHeader: Handler<'getUser'> = async ({ reply }) =>
-  // @ts-expect-error getUser's 200 declares no headers but those the server sets itself
+  // @ts-expect-error getUser's 200 declares ETag and Cache-Control, not Location
   reply(200, publicUser, { Location: '/x' });
 export const misnamedHeader: Handler<'createUser'> = async ({ reply, body }) =>
   // @ts-expect-error createUser's 201 declares Location, not X-Location
@@ -151,8 +153,10 @@ export const typedParts = [
 
 // The well-typed versions compile.
 export const wellTyped: Handler<'getUser'> = async ({ params, reply }) =>
-  params.id === publicUser.id ? reply(200, publicUser) : reply(404, problem);
+  params.id === publicUser.id ? reply(200, publicUser, readHeaders) : reply(404, problem);
 export const wellTypedOutcome: Handler<'getUser'> = async ({ params, respond, refuse }) =>
-  params.id === '' ? refuse(new NotFoundError('User')) : respond(200, profileOrMissing);
+  params.id === ''
+    ? refuse(new NotFoundError('User'))
+    : respond(200, profileOrMissing, readHeaders);
 export const wellTypedList: Handler<'listUsers'> = async ({ respond }) =>
-  respond(200, pageOrBadCursor);
+  respond(200, pageOrBadCursor, readHeaders);

@@ -1,4 +1,4 @@
-import { entityTag, noneMatchHolds, versionConditionOf } from '../../http/entity-tags.js';
+import { entityTag, noneMatchHolds, showRead, versionConditionOf } from '../../http/entity-tags.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 import type { NotFoundError, Outcome } from '../../errors.js';
 import { requirePrincipal } from '../../http/security.js';
@@ -23,6 +23,9 @@ function cacheControlOf(post: VersionedPost): 'public, no-cache' | 'private, no-
 }
 
 const etagOf = ({ post, version }: VersionedPost) => entityTag(version, post);
+
+const listingCacheControl = (status: string | undefined) =>
+  status === 'draft' ? 'private, no-cache' : 'public, no-cache';
 
 type CacheHeaders = { ETag: string; 'Cache-Control': ReturnType<typeof cacheControlOf> };
 
@@ -94,11 +97,15 @@ export function createPostsHandlers(service: PostsService): HandlerGroup<PostsOp
     async recordPostView({ params, respond }) {
       return respond(200, await service.recordView(params.id));
     },
-    async listPosts({ query, principal, respond }) {
-      return respond(200, await service.list(principal, query));
+    // A listing of drafts is its caller's own; of published posts, the same for everybody.
+    async listPosts(input) {
+      const found = await service.list(input.principal, input.query);
+      return showRead(input, found, listingCacheControl(input.query.status));
     },
-    async listUserPosts({ params, query, principal, respond }) {
-      return respond(200, await service.listByAuthor(principal, params.id, query));
+    async listUserPosts(input) {
+      const { params, query, principal } = input;
+      const found = await service.listByAuthor(principal, params.id, query);
+      return showRead(input, found, listingCacheControl(query.status));
     },
   };
 }

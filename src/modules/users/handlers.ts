@@ -1,3 +1,4 @@
+import { showRead } from '../../http/entity-tags.js';
 import type { HandlerGroup } from '../../http/handler-types.js';
 import { requirePrincipal } from '../../http/security.js';
 import type { UsersService } from './service.js';
@@ -18,11 +19,12 @@ export function createUsersHandlers(service: UsersService): HandlerGroup<UsersOp
       if (!created.ok) return refuse(created.error);
       return reply(201, created.value, { Location: `/api/users/${created.value.id}` });
     },
-    async listUsers({ query, respond }) {
-      return respond(200, await service.list(query));
+    // Profiles are public: the same answer for everybody.
+    async listUsers(input) {
+      return showRead(input, await service.list(input.query), 'public, no-cache');
     },
-    async getUser({ params, respond }) {
-      return respond(200, await service.getProfile(params.id));
+    async getUser(input) {
+      return showRead(input, await service.getProfile(input.params.id), 'public, no-cache');
     },
     async updateUser({ params, body, principal, respond }) {
       return respond(200, await service.update(requirePrincipal(principal), params.id, body));
