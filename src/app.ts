@@ -1,12 +1,11 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/index.js';
-import { openDatabase, openRedis } from './connections.js';
+import { openDatabase, openRedis, openResponseCache } from './connections.js';
 import type { Database } from './db/client.js';
 import { restrictRoutesToSpec, type OpenApiDocument } from './http/contract.js';
 import type { Handlers } from './http/handler-types.js';
 import { createSecurityHandlers } from './http/security.js';
 import type { SharedRedis } from './lib/redis.js';
-import { ResponseCache } from './lib/response-cache.js';
 import { createAccountHandlers } from './modules/account/handlers.js';
 import { createAuthHandlers } from './modules/auth/handlers.js';
 import { createAuthenticator } from './modules/auth/service.js';
@@ -66,8 +65,7 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
   try {
     const database = deps.database ?? (await openDatabase(app, config));
     const redis = config.redis ? await openRedis(app, config.redis.url) : null;
-    const cache =
-      redis && config.redis && config.cache.enabled ? openCache(app, config, redis) : null;
+    const cache = redis && config.cache.enabled ? openResponseCache(app, config, redis) : null;
     const repositories = createRepositories(database.db, config, spec);
     // Jobs run beside the requests (JOBS_IN_PROCESS, development): on PostgreSQL, BullMQ's
     // queue and worker get a connection each (its LISTEN is one more, outside the pool)
@@ -86,7 +84,10 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     const live = await openLive(app, config, { database, repositories, services });
     // JOBS_IN_PROCESS: this process runs the jobs too (else npm run worker does).
     const jobs = config.jobs.inProcess
-      ? openJobWork(app, config, database, services, queue, { live: live.bus })
+      ? openJobWork(app, config, database, services, queue, {
+          live: live.bus,
+          cache: cache ?? undefined,
+        })
       : null;
     // What /openapi.json, /openapi.yaml and /docs publish: `servers` from PUBLIC_API_URL.
     const published = publishedSpec(spec, config.publicApiUrl);
@@ -126,23 +127,6 @@ export async function buildApp(config: Config, deps: AppDeps = {}): Promise<Fast
     throw error;
   }
   return app;
-}
-
-/** The response cache in REDIS_URL's Redis; its metrics are the app's, decorated later. */
-function openCache(app: FastifyInstance, config: Config, redis: SharedRedis): ResponseCache {
-  const { cache } = config;
-  return new ResponseCache(
-    redis,
-    {
-      ttlMs: cache.ttlMs,
-      maxEntryBytes: cache.maxEntryBytes,
-      timeoutMs: cache.redisTimeoutMs,
-      fillWaitMs: 250,
-      keyPrefix: config.redis!.keyPrefix,
-    },
-    app.log.child({ component: 'cache' }),
-    () => app.metrics,
-  );
 }
 
 function createHandlers(

@@ -2,6 +2,7 @@ import type { FastifyBaseLogger, FastifyInstance } from 'fastify';
 import type { Config } from './config/index.js';
 import { createDatabase, type Database, type DatabaseOptions } from './db/client.js';
 import { createSharedRedis, type SharedRedis } from './lib/redis.js';
+import { ResponseCache } from './lib/response-cache.js';
 
 /**
  * What the API server connects to, and how. The database is opened by server.ts (before
@@ -47,4 +48,29 @@ export async function openRedis(app: FastifyInstance, url: string): Promise<Shar
   app.addHook('onReady', () => redis.start(1000));
   app.addHook('onClose', () => redis.close());
   return redis;
+}
+
+/**
+ * The response cache in REDIS_URL's Redis (the API's, and the worker's for its relay's
+ * notices); its metrics are the app's, decorated later.
+ */
+export function openResponseCache(
+  app: FastifyInstance,
+  config: Config,
+  redis: SharedRedis,
+): ResponseCache {
+  const cache = new ResponseCache(
+    redis,
+    {
+      ttlMs: config.cache.ttlMs,
+      maxEntryBytes: config.cache.maxEntryBytes,
+      timeoutMs: config.cache.redisTimeoutMs,
+      fillWaitMs: 250,
+      keyPrefix: config.redis?.keyPrefix ?? '',
+    },
+    app.log.child({ component: 'cache' }),
+    () => app.metrics,
+  );
+  app.addHook('onClose', async () => cache.close());
+  return cache;
 }

@@ -10,6 +10,7 @@ import {
   type JobRun,
   type WorkerSettings,
 } from './jobs/queue.js';
+import type { Change, Changes } from './lib/changes.js';
 import { withTimeout } from './lib/timeout.js';
 import { livePublisher, type LiveBus } from './live-bus.js';
 import type { LoginLimits } from './modules/auth/login-limits.js';
@@ -372,6 +373,8 @@ export function openJobWork(
     locks?: JobLocks | undefined;
     /** Where the relayed events are announced to the API instances' sockets. */
     live?: LiveBus | undefined;
+    /** The response cache, told again of what each relayed event changed. */
+    cache?: Changes | undefined;
   } = {},
 ): BackgroundTask {
   const handlers = appJobHandlers({
@@ -389,8 +392,40 @@ export function openJobWork(
     handlers,
     onRun: (run) => app.metrics.jobRun(run),
     locks: options.locks,
-    onTaken: options.live
-      ? livePublisher(options.live, app.log.child({ component: 'live' }))
-      : undefined,
+    onTaken: relayListeners(
+      options.live && livePublisher(options.live, app.log.child({ component: 'live' })),
+      options.cache && ((events) => void options.cache!.changed(...changesOfEvents(events))),
+    ),
+  });
+}
+
+/** Every listener given, each told of each batch; none when none is given. */
+function relayListeners(
+  ...listeners: (((events: DomainEvent[]) => void) | undefined)[]
+): ((events: DomainEvent[]) => void) | undefined {
+  const given = listeners.filter((listener) => listener !== undefined);
+  if (given.length === 0) return undefined;
+  return (events) => {
+    for (const listener of given) listener(events);
+  };
+}
+
+/**
+ * What relayed events changed of what readers see: the response cache's second notice of
+ * them. The change itself told the cache before its response; this one, a few milliseconds
+ * later from wherever the relay runs, drops those answers on every instance even when the
+ * first could not reach Redis. (Renames and an edit's old slug make no event: only the first
+ * notice tells of them.)
+ */
+export function changesOfEvents(events: readonly DomainEvent[]): Change[] {
+  return events.flatMap((event): Change[] => {
+    const id = event.subjectId;
+    if (event.type.startsWith('post.')) {
+      const slug = (event.payload as { slug?: unknown } | null)?.slug;
+      return [{ kind: 'post', id, slugs: typeof slug === 'string' ? [slug] : [], listed: true }];
+    }
+    if (event.type === 'user.created') return [{ kind: 'user', id, author: false }];
+    if (event.type === 'user.deleted') return [{ kind: 'user', id, author: true }];
+    return [];
   });
 }

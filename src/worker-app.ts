@@ -1,6 +1,6 @@
 import Fastify, { type FastifyInstance, type FastifyServerOptions } from 'fastify';
 import type { Config } from './config/index.js';
-import { openDatabase } from './connections.js';
+import { openDatabase, openRedis, openResponseCache } from './connections.js';
 import { createRepositories, createServices } from './composition.js';
 import type { Database } from './db/client.js';
 import {
@@ -51,9 +51,13 @@ export async function buildWorker(config: Config, deps: WorkerDeps = {}): Promis
     // The relay announces what it committed to the API instances' sockets.
     const bus = await openLiveBus(config, database, app.log.child({ component: 'live' }));
     app.addHook('onClose', () => bus.close());
+    // The relay tells the response cache again of what each event changed.
+    const redis =
+      config.redis && config.cache.enabled ? await openRedis(app, config.redis.url) : null;
     const task = openJobWork(app, config, database, services, handle, {
       locks: deps.jobLocks,
       live: bus,
+      cache: redis ? openResponseCache(app, config, redis) : undefined,
     });
     await app.register(metrics, {
       settings: config.metrics,

@@ -162,7 +162,6 @@ export const responseCache = fp<ResponseCacheOptions>(
         async (request: FastifyRequest) => release(request),
       ];
     });
-    app.addHook('onClose', async () => cache.close());
   },
   { name: 'response-cache' },
 );
