@@ -23,8 +23,10 @@ import { withTimeout } from './timeout.js';
  * (retried every 100 ms, then every generation is renewed, since whatever this instance
  * missed may be kept). Entries are
  * kept under Redis's run id: a Redis restarted from a snapshot never serves what it kept
- * before. What remains: while this instance cannot reach Redis and others can, the others
- * may serve the answers of its changes until their TTL, at most CACHE_TTL.
+ * before. The relay tells the cache again of what each domain event changed (job-work.ts).
+ * What remains: while this instance cannot reach Redis and others can, the others may serve
+ * the answers of its changes that make no event (a rename, an edit's old slug) until their
+ * TTL, at most CACHE_TTL.
  */
 
 export type CachedOperation =
