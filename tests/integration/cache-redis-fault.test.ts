@@ -74,3 +74,36 @@ it('answers every request while Redis is killed and started again, none stale', 
     expect(lines(instance, 'the response cache uses redis again')).toBe(1);
   }
 }, 300_000);
+
+it('costs a request at most the timeouts while Redis stops answering, then uses it again', async () => {
+  const [first] = instances;
+  const app = first!.app;
+  const { Redis } = await import('ioredis');
+  const admin = new Redis(redis.url, { maxRetriesPerRequest: 0 });
+  try {
+    const posts = await app.inject({ method: 'GET', url: '/api/posts?limit=1' });
+    const url = `/api/posts/${posts.json<{ items: { id: string }[] }>().items[0]!.id}`;
+    await app.inject({ method: 'GET', url });
+    const warnings = lines(first!, 'the response cache cannot use redis');
+    // Every client of this Redis waits until the pause ends (ours included).
+    await admin.call('CLIENT', 'PAUSE', '3000', 'ALL');
+    const started = performance.now();
+    const answer = await app.inject({ method: 'GET', url });
+    const tookMs = performance.now() - started;
+    expect(answer.statusCode).toBe(200);
+    // The cache's 100 ms and the rate limits' 250 ms, not the pause's 3 s.
+    expect(tookMs).toBeLessThan(1500);
+    expect(lines(first!, 'the response cache cannot use redis')).toBe(warnings + 1);
+    await admin.call('CLIENT', 'UNPAUSE');
+    const hits = await cacheHits([app]);
+    const deadline = Date.now() + 10_000;
+    while ((await cacheHits([app])) === hits && Date.now() < deadline) {
+      await app.inject({ method: 'GET', url });
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(await cacheHits([app])).toBeGreaterThan(hits);
+  } finally {
+    await admin.call('CLIENT', 'UNPAUSE').catch(() => undefined);
+    admin.disconnect();
+  }
+}, 60_000);
