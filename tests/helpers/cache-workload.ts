@@ -296,13 +296,24 @@ export function cacheWorkload(apps: readonly FastifyInstance[]) {
   };
 }
 
+/** The sum of a metric's series whose labels include `labels`, on one instance. */
+export async function metricSum(
+  app: FastifyInstance,
+  name: string,
+  labels: Record<string, string>,
+): Promise<number> {
+  let sum = 0;
+  for (const line of (await app.metrics.scrape()).split('\n')) {
+    if (!line.startsWith(`${name}{`)) continue;
+    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
+    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
+  }
+  return sum;
+}
+
 /** The answers the instances' caches gave (cache_lookups_total{result="hit"}). */
 export async function cacheHits(apps: readonly FastifyInstance[]): Promise<number> {
   let hits = 0;
-  for (const app of apps) {
-    for (const line of (await app.metrics.scrape()).split('\n'))
-      if (line.startsWith('cache_lookups_total{') && line.includes('result="hit"'))
-        hits += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
+  for (const app of apps) hits += await metricSum(app, 'cache_lookups_total', { result: 'hit' });
   return hits;
 }

@@ -3,10 +3,11 @@ import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
 import type { FastifyInstance } from 'fastify';
 import { Redis } from 'ioredis';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import { buildApp } from '../../src/app.js';
 import { loadConfig } from '../../src/config/index.js';
 import { TEST_JWT_SECRET } from './app.js';
-import type { TestDatabase } from './database.js';
+import { createTestDatabase, type TestDatabase } from './database.js';
 import { logCapture, type LogLine } from './logs.js';
 import { observeResponses } from './observe.js';
 import { freePort } from './values.js';
@@ -124,4 +125,43 @@ export async function redisTestApp(
   const observed = observeResponses(app);
   await app.ready();
   return { app, logs: lines, violations: () => observed.take() };
+}
+
+/**
+ * Instances of one deployment for a test file: apps on one fresh database and one Redis
+ * (the shared one under a key prefix of the file's own, or `redisUrl()`'s), one per entry
+ * of `envs`, built in beforeAll; their answers checked against the contract after each
+ * test; closed, the database dropped and the keys deleted in afterAll.
+ */
+export function useInstances(
+  envs: readonly Record<string, string>[],
+  options: { redisUrl?: () => string } = {},
+): { readonly instances: RedisTestApp[]; readonly apps: FastifyInstance[] } {
+  const prefix = uniquePrefix();
+  const instances: RedisTestApp[] = [];
+  let db: TestDatabase | undefined;
+  beforeAll(async () => {
+    db = await createTestDatabase();
+    const redis = { REDIS_URL: options.redisUrl?.() ?? SHARED_REDIS_URL, REDIS_KEY_PREFIX: prefix };
+    instances.push(
+      ...(await Promise.all(envs.map((env) => redisTestApp(db!, { ...redis, ...env })))),
+    );
+  }, 60_000);
+  afterEach(() => {
+    expect(
+      instances.flatMap((instance) => instance.violations()),
+      'responses outside the contract',
+    ).toEqual([]);
+  });
+  afterAll(async () => {
+    await Promise.all(instances.map((instance) => instance.app.close()));
+    await db?.drop();
+    if (!options.redisUrl) await deleteKeys(SHARED_REDIS_URL, prefix);
+  });
+  return {
+    instances,
+    get apps() {
+      return instances.map((instance) => instance.app);
+    },
+  };
 }

@@ -1,13 +1,6 @@
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { cacheHits, cacheWorkload } from '../helpers/cache-workload.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import {
-  SHARED_REDIS_URL,
-  deleteKeys,
-  redisTestApp,
-  uniquePrefix,
-  type RedisTestApp,
-} from '../helpers/redis.js';
+import { useInstances } from '../helpers/redis.js';
 
 /**
  * The response cache is never stale: 10,000 random writes and reads from 8 clients, each on
@@ -16,33 +9,11 @@ import {
  */
 const CLIENTS = 8;
 const OPERATIONS = 10_000;
-const prefix = uniquePrefix();
-let db: TestDatabase;
-let instances: RedisTestApp[];
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  const env = {
-    REDIS_URL: SHARED_REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    RATE_LIMIT_MAX: '1000000',
-    METRICS_TOKEN: 'consistency-metrics-'.padEnd(40, 'm'),
-  };
-  instances = await Promise.all([redisTestApp(db, env), redisTestApp(db, env)]);
-}, 60_000);
-
-afterEach(() => {
-  expect(instances.flatMap((i) => i.violations())).toEqual([]);
-});
-
-afterAll(async () => {
-  await Promise.all((instances ?? []).map((i) => i.app.close()));
-  await db?.drop();
-  await deleteKeys(SHARED_REDIS_URL, prefix);
-});
+const env = { RATE_LIMIT_MAX: '1000000', METRICS_TOKEN: 'consistency-metrics-'.padEnd(40, 'm') };
+const deployment = useInstances([env, env]);
 
 it(`serves no stale answer in ${OPERATIONS} random reads and writes over two instances`, async () => {
-  const apps = instances.map((i) => i.app);
+  const { apps } = deployment;
   const workload = cacheWorkload(apps);
   await workload.setUp(CLIENTS);
   await workload.run(OPERATIONS);

@@ -1,13 +1,6 @@
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { beforeAll, expect, it } from 'vitest';
 import { signUpAndLogin, type TestApp } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import {
-  SHARED_REDIS_URL,
-  deleteKeys,
-  redisTestApp,
-  uniquePrefix,
-  type RedisTestApp,
-} from '../helpers/redis.js';
+import { useInstances, type RedisTestApp } from '../helpers/redis.js';
 
 /**
  * The domain events are the cache's second notice: the relay drops what each event
@@ -16,33 +9,20 @@ import {
  * answers are kept for an hour: only the relay (in the reader, JOBS_IN_PROCESS) can drop
  * them.
  */
-const prefix = uniquePrefix();
-let db: TestDatabase;
+const env = {
+  RATE_LIMIT_AUTH_MAX: '100000',
+  CACHE_TTL: '1h',
+  CACHE_VIEW_COUNT_LAG: '1h',
+  CACHE_NOT_FOUND_TTL: '1h',
+};
+const deployment = useInstances([
+  { ...env, JOBS_IN_PROCESS: 'true' },
+  { ...env, CACHE: 'false', JOBS_IN_PROCESS: 'false' },
+]);
 let reader: RedisTestApp;
 let silent: RedisTestApp;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  const env = {
-    REDIS_URL: SHARED_REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    RATE_LIMIT_AUTH_MAX: '100000',
-    CACHE_TTL: '1h',
-    CACHE_VIEW_COUNT_LAG: '1h',
-    CACHE_NOT_FOUND_TTL: '1h',
-  };
-  reader = await redisTestApp(db, { ...env, JOBS_IN_PROCESS: 'true' });
-  silent = await redisTestApp(db, { ...env, CACHE: 'false', JOBS_IN_PROCESS: 'false' });
-}, 60_000);
-
-afterEach(() => {
-  expect([...reader.violations(), ...silent.violations()]).toEqual([]);
-});
-
-afterAll(async () => {
-  await Promise.all([reader?.app.close(), silent?.app.close()]);
-  await db?.drop();
-  await deleteKeys(SHARED_REDIS_URL, prefix);
+beforeAll(() => {
+  [reader, silent] = deployment.instances as [RedisTestApp, RedisTestApp];
 });
 
 /** Reads `url` on the reader until `until` holds of the answer, for 10 s at most. */

@@ -1,9 +1,8 @@
-import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { afterAll, beforeAll, expect, it } from 'vitest';
 import { cacheHits, cacheWorkload } from '../helpers/cache-workload.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
 import {
-  redisTestApp,
   throwawayRedis,
+  useInstances,
   type RedisTestApp,
   type ThrowawayRedis,
 } from '../helpers/redis.js';
@@ -17,37 +16,24 @@ import {
  */
 const OPERATIONS = 4000;
 let redis: ThrowawayRedis;
-let db: TestDatabase;
-let instances: RedisTestApp[];
 
+// Before the instances': they start on a running Redis.
 beforeAll(async () => {
   redis = await throwawayRedis();
   await redis.start();
-  db = await createTestDatabase();
-  const env = {
-    REDIS_URL: redis.url,
-    REDIS_KEY_PREFIX: 'fault:',
-    RATE_LIMIT_MAX: '1000000',
-    METRICS_TOKEN: 'cache-fault-metrics-'.padEnd(40, 'f'),
-  };
-  instances = await Promise.all([redisTestApp(db, env), redisTestApp(db, env)]);
-}, 60_000);
-
-afterEach(() => {
-  expect(instances.flatMap((i) => i.violations())).toEqual([]);
 });
-
 afterAll(async () => {
-  await Promise.all((instances ?? []).map((i) => i.app.close()));
   await redis?.stop();
-  await db?.drop();
 });
+
+const env = { RATE_LIMIT_MAX: '1000000', METRICS_TOKEN: 'cache-fault-metrics-'.padEnd(40, 'f') };
+const deployment = useInstances([env, env], { redisUrl: () => redis.url });
 
 const lines = (instance: RedisTestApp, text: string) =>
   instance.logs.filter((line) => String(line.msg).includes(text)).length;
 
 it('answers every request while Redis is killed and started again, none stale', async () => {
-  const apps = instances.map((i) => i.app);
+  const { apps, instances } = deployment;
   const workload = cacheWorkload(apps);
   await workload.setUp(6);
   let hitsAtRestart = 0;
@@ -76,7 +62,7 @@ it('answers every request while Redis is killed and started again, none stale', 
 }, 300_000);
 
 it('costs a request at most the timeouts while Redis stops answering, then uses it again', async () => {
-  const [first] = instances;
+  const [first] = deployment.instances;
   const app = first!.app;
   const { Redis } = await import('ioredis');
   const admin = new Redis(redis.url, { maxRetriesPerRequest: 0 });

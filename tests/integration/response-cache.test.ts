@@ -1,14 +1,7 @@
-import type { FastifyInstance } from 'fastify';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { signUpAndLogin, type TestApp } from '../helpers/app.js';
-import { createTestDatabase, type TestDatabase } from '../helpers/database.js';
-import {
-  SHARED_REDIS_URL,
-  deleteKeys,
-  redisTestApp,
-  uniquePrefix,
-  type RedisTestApp,
-} from '../helpers/redis.js';
+import { metricSum as counter } from '../helpers/cache-workload.js';
+import { useInstances, type RedisTestApp } from '../helpers/redis.js';
 
 /**
  * The response cache (REDIS_URL): two instances of one deployment on one database and one
@@ -16,48 +9,14 @@ import {
  * never stale shows in a read on one instance right after a change through the other.
  */
 const METRICS_TOKEN = 'cache-metrics-token-'.padEnd(48, 'c');
-const prefix = uniquePrefix();
-let db: TestDatabase;
+const env = { METRICS_TOKEN, RATE_LIMIT_AUTH_MAX: '100000', CACHE_VIEW_COUNT_LAG: '1s' };
+const deployment = useInstances([env, env]);
 let a: RedisTestApp;
 let b: RedisTestApp;
-
-beforeAll(async () => {
-  db = await createTestDatabase();
-  const env = {
-    REDIS_URL: SHARED_REDIS_URL,
-    REDIS_KEY_PREFIX: prefix,
-    METRICS_TOKEN,
-    RATE_LIMIT_AUTH_MAX: '100000',
-    CACHE_VIEW_COUNT_LAG: '1s',
-  };
-  [a, b] = await Promise.all([redisTestApp(db, env), redisTestApp(db, env)]);
-}, 60_000);
-
-afterEach(() => {
-  expect([...a.violations(), ...b.violations()], 'responses outside the contract').toEqual([]);
+beforeAll(() => {
+  [a, b] = deployment.instances as [RedisTestApp, RedisTestApp];
 });
 
-afterAll(async () => {
-  await Promise.all([a?.app.close(), b?.app.close()]);
-  await db?.drop();
-  await deleteKeys(SHARED_REDIS_URL, prefix);
-});
-
-/** The sum of a counter's series whose labels include `labels`. */
-async function counter(
-  app: FastifyInstance,
-  name: string,
-  labels: Record<string, string>,
-): Promise<number> {
-  const text = await app.metrics.scrape();
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(`${name}{`)) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
-}
 const lookups = async (operation: string, result: string) =>
   (await counter(a.app, 'cache_lookups_total', { operation, result })) +
   (await counter(b.app, 'cache_lookups_total', { operation, result }));
