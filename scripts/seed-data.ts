@@ -364,13 +364,13 @@ const unaccented = 'eeeouocaiouao';
 
 // None begins with a vowel sound: the sentences put 'a' before them.
 // prettier-ignore
-const adjectives = [
+export const adjectives = [
   'quiet', 'practical', 'gentle', 'small', 'fast', 'slow', 'simple', 'curious', 'boring',
   'reliable', 'modern', 'hidden', 'forgotten', 'surprising', 'careful', 'lazy', 'stubborn',
   'messy', 'tiny', 'complete', 'patient', 'sturdy', 'friendly', 'strange', 'brave',
 ];
 // prettier-ignore
-const nouns = [
+export const nouns = [
   'database', 'query', 'index', 'server', 'team', 'deadline', 'garden', 'coffee', 'library',
   'river', 'kitchen', 'release', 'migration', 'bug', 'feature', 'cache', 'browser', 'compiler',
   'network', 'budget', 'meeting', 'weekend', 'recipe', 'journey', 'camera', 'bicycle',
@@ -422,7 +422,7 @@ const places = [
 const units = ['days', 'weeks', 'months', 'sprints', 'evenings', 'hours'];
 // One post in a hundred ends with one of these: a search for one finds a few dozen in 200,000.
 // prettier-ignore
-const rareWords = [
+export const rareWords = [
   'zeugma', 'quokka', 'susurrus', 'petrichor', 'sonder', 'apricity', 'brontide', 'crepuscular',
   'defenestration', 'ephemeron', 'fernweh', 'gossamer', 'halcyon', 'ineffable', 'jentacular',
   'kerfuffle', 'lagniappe', 'mellifluous', 'nefelibata', 'onomatopoeia', 'palimpsest',

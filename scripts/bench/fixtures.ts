@@ -8,6 +8,7 @@ import { createHash, randomBytes } from 'node:crypto';
 import bcrypt from 'bcryptjs';
 import { createSigner } from 'fast-jwt';
 import pg from 'pg';
+import { fileURLToPath } from 'node:url';
 
 /** What every request of the bench sends as its User-Agent: its sessions are found by it. */
 export const BENCH_AGENT = 'npm-run-bench';
@@ -219,4 +220,49 @@ export async function cleanUp(url: string): Promise<void> {
   } finally {
     await db.end();
   }
+}
+
+/**
+ * A database of a bench run's own on the PostgreSQL server at `serverUrl` (`<prefix>_<hex>`):
+ * created, migrated (dist/db/migrate.js), seeded by scripts/seed.ts with `size` (bcrypt cost
+ * 4), vacuumed and analyzed. Dropped again if that fails; else `drop` drops it.
+ */
+export async function makeRunDatabase(
+  serverUrl: string,
+  prefix: string,
+  size: { users: number; posts: number },
+  secret: string,
+  say: (message: string) => void,
+): Promise<{ name: string; url: string; drop: () => Promise<void> }> {
+  const name = `${prefix}_${randomBytes(4).toString('hex')}`;
+  const target = new URL(serverUrl);
+  target.pathname = `/${name}`;
+  const url = target.href;
+  const query = async (on: string, text: string) => {
+    const client = new pg.Client({ connectionString: on });
+    await client.connect();
+    try {
+      await client.query(text);
+    } finally {
+      await client.end();
+    }
+  };
+  const drop = () =>
+    query(serverUrl, `drop database if exists "${name}" with (force)`).catch(() => undefined);
+  await query(serverUrl, `create database "${name}"`);
+  try {
+    say(`database ${name}: migrating, seeding ${size.users} users and ${size.posts} posts`);
+    const migrate = fileURLToPath(new URL('../../dist/db/migrate.js', import.meta.url));
+    await run(process.execPath, [migrate], { DATABASE_URL: url, JWT_SECRET: secret });
+    await run(
+      'npx',
+      ['tsx', 'scripts/seed.ts', '--users', String(size.users), '--posts', String(size.posts)],
+      { DATABASE_URL: url, BCRYPT_COST: '4', NODE_ENV: 'development', JWT_SECRET: secret },
+    );
+    await query(url, 'vacuum analyze');
+  } catch (error) {
+    await drop();
+    throw error;
+  }
+  return { name, url, drop };
 }

@@ -9,10 +9,9 @@
  * {reason="slow-consumer"}`) and cuts it off when the close frame cannot be delivered either.
  * Both runs publish as many posts, with the same edits, so they differ only by the stall.
  */
+import type { WithoutId } from './helper.js';
 import type { ClientsCommand, ClientsReply, Receipts } from './live-clients.js';
 import { summarizeFanOut, type FanOutResult, type Published } from './live-report.js';
-
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
 
 export interface SlowConsumerResult {
   /** Posts published during each run (the same count in both). */

@@ -35,14 +35,14 @@
  * tables go to stdout and bench-results/live-<time>.{md,json} and live-latest(-quick).*.
  * The exit code is 1 when a socket missed an event, was closed, or a read was not 2xx.
  */
-import { fork, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { accessTokens, makeSessions, readInputs, run } from './fixtures.js';
+import { accessTokens, makeRunDatabase, makeSessions, readInputs, run } from './fixtures.js';
+import { helper, machineCpu, monotonicUs, profileSummary } from './helper.js';
 import type { ClientsCommand, ClientsReply } from './live-clients.js';
 import {
   fanOutTable,
@@ -113,52 +113,12 @@ const resultsDir = join(root, 'bench-results');
 const profileDir = join(resultsDir, 'live-profile');
 
 const now = () => performance.timeOrigin + performance.now();
-/** CLOCK_MONOTONIC in µs: the clock of a V8 CPU profile's timestamps, in any process. */
-const monotonicUs = () => Number(process.hrtime.bigint() / 1000n);
 /** The one-at-a-time fan-out of the last bus run (monotonic µs): the profile's window. */
 const profileWindow = { start: 0, end: Number.POSITIVE_INFINITY };
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 const started = Date.now();
 const say = (message: string) =>
   console.log(`[${((Date.now() - started) / 1000).toFixed(0)} s] ${message}`);
-
-// ---------------------------------------------------------------------------------------
-// The helper processes: the load generator (load.ts) and the subscribers (live-clients.ts).
-
-/** A message without its id, for each member of a union. */
-type WithoutId<T> = T extends unknown ? Omit<T, 'id'> : never;
-
-function helper<Message extends { id: number }, Reply extends { id: number; error?: string }>(
-  file: string,
-) {
-  const child: ChildProcess = fork(join(root, 'scripts/bench', file), [], {
-    execArgv: ['--import', 'tsx'],
-    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
-  });
-  const waiting = new Map<number, { resolve: (r: Reply) => void; reject: (e: Error) => void }>();
-  let next = 0;
-  child.on('message', (reply: Reply) => {
-    const entry = waiting.get(reply.id);
-    waiting.delete(reply.id);
-    if (reply.error) entry?.reject(new Error(`${file}: ${reply.error}`));
-    else entry?.resolve(reply);
-  });
-  child.once('exit', (code) => {
-    for (const entry of waiting.values()) entry.reject(new Error(`${file} exited ${code}`));
-    waiting.clear();
-  });
-  return {
-    child,
-    ask(message: WithoutId<Message>): Promise<Reply> {
-      const id = next++;
-      return new Promise((resolve, reject) => {
-        waiting.set(id, { resolve, reject });
-        child.send({ ...message, id });
-      });
-    },
-    stop: () => child.connected && child.disconnect(),
-  };
-}
 
 // ---------------------------------------------------------------------------------------
 // The database: made for the run, seeded, dropped at the end.
@@ -598,84 +558,6 @@ async function runBus(
   }
 }
 
-/** The machine's CPU time so far (/proc/stat's first line, in ticks): busy and in all. */
-function machineCpu(): { busy: number; total: number } {
-  const fields = readFileSync('/proc/stat', 'utf8').split('\n')[0]!.trim().split(/\s+/).slice(1);
-  const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] =
-    fields.map(Number);
-  const busy = user + nice + system + irq + softirq + steal;
-  return { busy, total: busy + idle + iowait };
-}
-
-/** The functions with the most self time in the newest profile, as a markdown table. */
-function profileSummary(): string {
-  const files = readdirSync(profileDir).filter((f) => f.endsWith('.cpuprofile'));
-  const newest = files.sort().at(-1);
-  if (!newest) return 'no profile written';
-  const profile = JSON.parse(readFileSync(join(profileDir, newest), 'utf8')) as {
-    nodes: {
-      id: number;
-      callFrame: { functionName: string; url: string; lineNumber: number };
-    }[];
-    samples: number[];
-    timeDeltas: number[];
-    startTime: number;
-  };
-  const nodes = new Map(profile.nodes.map((n) => [n.id, n]));
-  const self = new Map<string, number>();
-  let total = 0;
-  let idle = 0;
-  let at = profile.startTime;
-  profile.samples.forEach((id, i) => {
-    const frame = nodes.get(id)!.callFrame;
-    const delta = profile.timeDeltas[i] ?? 0;
-    at += delta;
-    if (at < profileWindow.start || at > profileWindow.end) return;
-    if (frame.functionName === '(idle)') {
-      idle += delta;
-      return;
-    }
-    total += delta;
-    const file = frame.url.replace(/^file:\/\//, '').replace(`${root}`, '');
-    const key = `${frame.functionName || '(anonymous)'}\t${file ? `${file}:${frame.lineNumber + 1}` : ''}`;
-    self.set(key, (self.get(key) ?? 0) + delta);
-  });
-  const top = [...self.entries()].sort((a, b) => b[1] - a[1]).slice(0, 20);
-  // By where the code lives: a package, the API's own code, Node's, or native (no file).
-  const places = new Map<string, number>();
-  for (const [key, us] of self) {
-    const [name, file = ''] = key.split('\t');
-    const place = file.startsWith('node_modules/')
-      ? file
-          .split('/')
-          .slice(1, file.startsWith('node_modules/@') ? 3 : 2)
-          .join('/')
-      : file.startsWith('dist/')
-        ? 'the API (dist/)'
-        : file.startsWith('node:')
-          ? 'Node (JavaScript)'
-          : file === ''
-            ? `native or V8: ${name}`
-            : file;
-    places.set(place, (places.get(place) ?? 0) + us);
-  }
-  const topPlaces = [...places.entries()].sort((a, b) => b[1] - a[1]).slice(0, 12);
-  return [
-    `${newest}, the ${((profileWindow.end - profileWindow.start) / 1e6).toFixed(1)} s of the one-at-a-time events: ${(total / 1e6).toFixed(2)} s busy, ${(idle / 1e6).toFixed(2)} s idle`,
-    '',
-    '| self % | function |',
-    '| --- | --- |',
-    ...top.map(
-      ([key, us]) =>
-        `| ${((100 * us) / total).toFixed(1)} | \`${key.replace('\t', ' ').trim()}\` |`,
-    ),
-    '',
-    '| self % | where |',
-    '| --- | --- |',
-    ...topPlaces.map(([place, us]) => `| ${((100 * us) / total).toFixed(1)} | ${place} |`),
-  ].join('\n');
-}
-
 async function main(): Promise<number> {
   mkdirSync(resultsDir, { recursive: true });
   const load = () => readFileSync('/proc/loadavg', 'utf8').trim();
@@ -686,38 +568,12 @@ async function main(): Promise<number> {
     say('npm run build');
     await run('npm', ['run', 'build', '--silent'], {});
   }
-  const name = `bench_live_${randomBytes(4).toString('hex')}`;
-  const url = new URL(serverUrl);
-  url.pathname = `/${name}`;
-  const databaseUrl = url.href;
   const secret = randomBytes(32).toString('hex');
-  await withClient(serverUrl, (client) => client.query(`create database "${name}"`));
   const results: BusResult[] = [];
   const loadBefore = load();
+  const database = await makeRunDatabase(serverUrl, 'bench_live', settings, secret, say);
+  const databaseUrl = database.url;
   try {
-    say(`database ${name}: migrating, seeding ${settings.users} users and ${settings.posts} posts`);
-    await run(process.execPath, [join(root, 'dist/db/migrate.js')], {
-      DATABASE_URL: databaseUrl,
-      JWT_SECRET: secret,
-    });
-    await run(
-      'npx',
-      [
-        'tsx',
-        'scripts/seed.ts',
-        '--users',
-        String(settings.users),
-        '--posts',
-        String(settings.posts),
-      ],
-      {
-        DATABASE_URL: databaseUrl,
-        BCRYPT_COST: '4',
-        NODE_ENV: 'development',
-        JWT_SECRET: secret,
-      },
-    );
-    await withClient(databaseUrl, (client) => client.query('vacuum analyze'));
     const inputs = await readInputs(databaseUrl, 0);
     const [token] = accessTokens(secret, await makeSessions(databaseUrl, inputs.userIds, 1));
     for (const bus of buses)
@@ -725,9 +581,7 @@ async function main(): Promise<number> {
         await runBus(bus as 'postgres', databaseUrl, secret, inputs.postIds, `Bearer ${token}`),
       );
   } finally {
-    await withClient(serverUrl, (client) =>
-      client.query(`drop database if exists "${name}" with (force)`),
-    ).catch(() => undefined);
+    await database.drop();
   }
 
   const loadAfter = load();
@@ -757,7 +611,18 @@ async function main(): Promise<number> {
       : []),
     '',
     `The server's CPU per publish without sockets (its at-rest CPU aside): ${results.map((r) => `${r.bus} ${(r.publishCpuUs / 1000).toFixed(2)} ms`).join(', ')}; at rest, ms a second without / with the sockets open: ${results.map((r) => `${r.bus} ${(r.idleCpuUsPerSecond.without / 1000).toFixed(1)} / ${(r.idleCpuUsPerSecond.with / 1000).toFixed(1)}`).join(', ')}.`,
-    ...(cpuProf ? ['', '### CPU profile of the API (self time)', '', profileSummary()] : []),
+    ...(cpuProf
+      ? [
+          '',
+          '### CPU profile of the API (self time)',
+          '',
+          profileSummary(
+            profileDir,
+            [profileWindow],
+            `the ${((profileWindow.end - profileWindow.start) / 1e6).toFixed(1)} s of the one-at-a-time events`,
+          ),
+        ]
+      : []),
   ].join('\n');
   console.log(`\n${markdown}`);
   const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');

@@ -5,7 +5,7 @@
 import type pg from 'pg';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { openSync, readFileSync } from 'node:fs';
+import { openSync, readFileSync, readdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 
@@ -120,4 +120,29 @@ export async function withClient<T>(
   } finally {
     await client.end();
   }
+}
+
+/** The processes whose command line holds `text` (PostgreSQL's backends of a database). */
+export function pidsMatching(text: string): number[] {
+  const pids: number[] = [];
+  for (const entry of readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    try {
+      if (readFileSync(`/proc/${entry}/cmdline`, 'utf8').includes(text)) pids.push(Number(entry));
+    } catch {
+      // Gone meanwhile.
+    }
+  }
+  return pids;
+}
+
+/** The CPU seconds each of these processes used so far; NaN for one that has exited. */
+export function cpuSecondsOf(pids: number[]): number[] {
+  return pids.map((pid) => {
+    try {
+      return cpuSeconds(pid);
+    } catch {
+      return Number.NaN;
+    }
+  });
 }
