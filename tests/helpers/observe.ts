@@ -38,7 +38,9 @@ export function observeResponses(app: FastifyInstance): { take(): string[] } {
       // Short strings would match by chance; sign-up refuses passwords under 8 characters.
       if (typeof sent === 'string' && sent.length >= 8) passwordsSent.add(sent);
     }
-    const body = typeof payload === 'string' ? payload : '';
+    // A string, as the serialiser makes it, or bytes (the response cache's hits).
+    const body =
+      typeof payload === 'string' ? payload : Buffer.isBuffer(payload) ? payload.toString() : '';
     const where = `${request.method} ${request.url} → ${reply.statusCode}`;
     problems.push(
       ...contractViolations({
