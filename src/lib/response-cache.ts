@@ -20,10 +20,9 @@ import { withTimeout } from './timeout.js';
  * Redis failing never fails a request: a lookup that does not answer within the timeout is
  * a miss (the request reads PostgreSQL; the cache is left alone for a second), and a change
  * whose generations could not be deleted keeps this instance off the cache until they are
- * (retried every 100 ms, then every generation is renewed, since whatever this instance
- * missed may be kept). Entries are
- * kept under Redis's run id: a Redis restarted from a snapshot never serves what it kept
- * before. The relay tells the cache again of what each domain event changed (job-work.ts).
+ * (retried every 100 ms, then every generation is dropped, since whatever this instance
+ * missed may be kept). Entries are kept under Redis's run id: a Redis restarted from a
+ * snapshot never serves what it kept before. The relay tells the cache again of what each domain event changed (job-work.ts).
  * What remains: while this instance cannot reach Redis and others can, the others may serve
  * the answers of its changes that make no event (a rename, an edit's old slug) until their
  * TTL, at most CACHE_TTL.
@@ -77,7 +76,7 @@ export interface ResponseCacheLog {
 export interface CacheMetricsRecorder {
   cacheLookup(operation: CachedOperation, result: 'hit' | 'miss' | 'bypass'): void;
   cacheFill(operation: CachedOperation): void;
-  /** Answers of `operation` a change made unreachable (one per tag renewed). */
+  /** Answers of `operation` a change made unreachable (one per tag dropped). */
   cacheInvalidation(operation: CachedOperation): void;
   cacheError(): void;
 }
@@ -182,7 +181,7 @@ interface LookupCommand {
 export class ResponseCache implements Changes {
   /** Redis's run id: entries are kept under it (null: not known yet, the cache waits). */
   private epoch: string | null = null;
-  /** Tags whose new generation could not be written: this instance stays off the cache. */
+  /** Tags whose generation could not be dropped: this instance stays off the cache. */
   private readonly pending = new Set<string>();
   private retry: NodeJS.Timeout | undefined;
   private down = false;
@@ -248,10 +247,10 @@ export class ResponseCache implements Changes {
     return { kind: 'bypass' };
   }
 
-  /** Renews the generations of every tag the changes alter (Changes, for the services). */
+  /** Drops the generations of every tag the changes alter (Changes, for the services). */
   async changed(...changes: Change[]): Promise<void> {
     const tags = new Set(changes.flatMap(tagsOfChange));
-    await this.renew(tags);
+    await this.drop(tags);
   }
 
   close(): void {
@@ -333,7 +332,7 @@ export class ResponseCache implements Changes {
     return null;
   }
 
-  private async renew(tags: Iterable<string>): Promise<void> {
+  private async drop(tags: Iterable<string>): Promise<void> {
     const list = [...tags];
     if (list.length === 0) return;
     try {
@@ -354,7 +353,7 @@ export class ResponseCache implements Changes {
   }
 
   /**
-   * Every 100 ms until the pending generations are written, then every generation renewed:
+   * Every 100 ms until the pending generations are dropped, then every generation (`all`):
    * soon after Redis answers again, before the other instances' own second of rest after
    * their failures is over.
    */
@@ -364,7 +363,7 @@ export class ResponseCache implements Changes {
       if (!this.redis.isUp()) return;
       const tags = [...this.pending, cacheTags.all];
       this.pending.clear();
-      void this.renew(tags).then(() => {
+      void this.drop(tags).then(() => {
         if (this.pending.size > 0) return;
         clearInterval(this.retry);
         this.retry = undefined;
