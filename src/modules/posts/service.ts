@@ -126,15 +126,6 @@ function visible(
   return post && canSee(viewer, post) ? ok(post) : fail(notFound());
 }
 
-/**
- * The frame of every change: read the post, check who may change it and the caller's
- * condition, then change it. A conditional change is made only if the post is still at
- * the version read, and fails (412) when it is not; an unconditional one is made
- * whatever the version: the last change wins. (Who may change a post does not depend on
- * its version: its author never changes.) `slugTaken` is the error of a new slug that
- * another post has: a change that sets no slug passes one that never returns, and its
- * outcome then has no ConflictError.
- */
 /** What readers saw of a post before a change and see after it (null: no post). */
 function postChange(before: VersionedPost, after: VersionedPost | null) {
   const slugs = [before.post.slug];
@@ -148,6 +139,15 @@ interface PostsDeps {
   changes: Changes;
 }
 
+/**
+ * The frame of every change: read the post, check who may change it and the caller's
+ * condition, then change it. A conditional change is made only if the post is still at
+ * the version read, and fails (412) when it is not; an unconditional one is made
+ * whatever the version: the last change wins. (Who may change a post does not depend on
+ * its version: its author never changes.) `slugTaken` is the error of a new slug that
+ * another post has: a change that sets no slug passes one that never returns, and its
+ * outcome then has no ConflictError.
+ */
 async function changePost<E extends ConflictError>(
   { posts, changes }: PostsDeps,
   request: { principal: Principal; id: string; condition: VersionCondition | undefined },
