@@ -137,6 +137,11 @@ export const responseCache = fp<ResponseCacheOptions>(
         const value = reply.getHeader(name);
         if (typeof value === 'string') headers[name] = value;
       }
+      // Never shared, whatever the request looked like: an answer its handler calls private.
+      if (headers['cache-control']?.startsWith('private')) {
+        pending.fill(null, 0);
+        return done();
+      }
       const ttlMs =
         status === 404
           ? options.notFoundTtlMs
