@@ -394,6 +394,21 @@ async function authenticate(request: FastifyRequest): Promise<UserRow> {
   return row;
 }
 
+/**
+ * As the API answers its other public reads (listings, profiles): a strong ETag of the
+ * representation, `public, no-cache`, and 304 when If-None-Match names the ETag.
+ */
+function sendRead<T>(request: FastifyRequest, reply: FastifyReply, body: T): T | FastifyReply {
+  const etag = `"${sha256(JSON.stringify(body)).slice(0, 16)}"`;
+  reply.header('etag', etag);
+  reply.header('cache-control', 'public, no-cache');
+  const given = request.headers['if-none-match'];
+  if (given !== undefined && (given.trim() === '*' || given.includes(etag))) {
+    return reply.code(304).send();
+  }
+  return body;
+}
+
 async function sendPost(
   request: FastifyRequest,
   reply: FastifyReply,
@@ -485,7 +500,7 @@ app.get<{ Querystring: { limit: number; cursor?: string; q?: string } }>(
       response: { 200: postPageSchema, '4xx': problem },
     },
   },
-  async (request) => {
+  async (request, reply) => {
     const { limit, cursor, q } = request.query;
     const position = cursor === undefined ? null : decodeCursor(cursor);
     const [name, text] =
@@ -518,10 +533,10 @@ app.get<{ Querystring: { limit: number; cursor?: string; q?: string } }>(
       updatedAt: row.updated_at.toISOString(),
     }));
     const last = items.at(-1);
-    return {
+    return sendRead(request, reply, {
       items,
       nextCursor: rows.length > limit && last ? encodeCursor(last.publishedAt!, last.id) : null,
-    };
+    });
   },
 );
 
@@ -566,14 +581,14 @@ const toPublicUser = (row: PublicUserRow) => ({
 app.get<{ Params: { id: string } }>(
   '/api/users/:id',
   { schema: { params: uuidParams, response: { 200: publicUser, '4xx': problem } } },
-  async (request) => {
+  async (request, reply) => {
     const { rows } = await query<PublicUserRow>(
       'ref_user_by_id',
       'select id, username, first_name, last_name, created_at from users where id = $1',
       [request.params.id],
     );
     if (!rows[0]) throw new HttpError(404, 'Not Found', 'User not found.');
-    return toPublicUser(rows[0]);
+    return sendRead(request, reply, toPublicUser(rows[0]));
   },
 );
 
@@ -591,7 +606,7 @@ app.get<{ Querystring: { limit: number; cursor?: string } }>(
       },
     },
   },
-  async (request) => {
+  async (request, reply) => {
     const { limit, cursor } = request.query;
     const position = cursor === undefined ? null : decodeCursor(cursor);
     const columns = 'select id, username, first_name, last_name, created_at from users';
@@ -605,10 +620,10 @@ app.get<{ Querystring: { limit: number; cursor?: string } }>(
       : await query<PublicUserRow>('ref_users_first', `${columns} ${order}`, [limit + 1]);
     const items = rows.slice(0, limit).map(toPublicUser);
     const last = items.at(-1);
-    return {
+    return sendRead(request, reply, {
       items,
       nextCursor: rows.length > limit && last ? encodeCursor(last.createdAt, last.id) : null,
-    };
+    });
   },
 );
 
