@@ -33,14 +33,21 @@
  * code is 1 when a request was not answered 2xx; never for a missed target.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { adjectives, nouns, rareWords } from '../seed-data.js';
 import { makeRunDatabase, run } from './fixtures.js';
-import { helper, machineCpu, monotonicUs, profileSummary } from './helper.js';
+import {
+  helper,
+  machineCpu,
+  monotonicUs,
+  profileSummary,
+  runBench,
+  writeResults,
+} from './helper.js';
 import type { LoadJob, LoadMessage, LoadReply } from './load.js';
 import { median, ratioOf, type OperationResult, type Run } from './report.js';
 import {
@@ -701,26 +708,15 @@ async function main(): Promise<number> {
   console.log(`\n${markdown}\n`);
   for (const t of targets)
     console.log(`${t.pass ? 'PASS' : 'FAIL'} ${t.name}: ${t.figure.split(';')[0]}`);
-  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
-  for (const file of [`cache-${stamp}`, quick ? 'cache-latest-quick' : 'cache-latest']) {
-    writeFileSync(
-      join(resultsDir, `${file}.json`),
-      `${JSON.stringify({ settings, loadBefore, loadAfter, summaries, targets, results }, null, 2)}\n`,
-    );
-    writeFileSync(join(resultsDir, `${file}.md`), `${markdown}\n`);
-  }
+  writeResults(
+    resultsDir,
+    { kind: 'cache', startedAt: started, quick },
+    { settings, loadBefore, loadAfter, summaries, targets, results },
+    markdown,
+  );
   const failed = summaries.some((s) => s.non2xx[0] + s.non2xx[1] > 0);
   if (failed) console.error('\nsome requests were not answered 2xx (see above): the bench failed');
   return failed ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    say('done');
-    process.exit(code);
-  },
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main, () => say('done'));

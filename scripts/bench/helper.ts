@@ -4,7 +4,7 @@
  * /proc/stat, to tell how busy the cores were around a measured run.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -134,4 +134,37 @@ export function profileSummary(
     '| --- | --- |',
     ...topPlaces.map(([place, us]) => `| ${((100 * us) / total).toFixed(1)} | ${place} |`),
   ].join('\n');
+}
+
+/**
+ * A run's figures in `dir`: `<kind>-<time>.{json,md}`, and `<kind>-latest.*` (with `--quick`,
+ * `<kind>-latest-quick.*`) for the newest.
+ */
+export function writeResults(
+  dir: string,
+  run: { kind: string; startedAt: number; quick: boolean },
+  json: unknown,
+  markdown: string,
+): void {
+  mkdirSync(dir, { recursive: true });
+  const stamp = new Date(run.startedAt).toISOString().replace(/[:.]/g, '-');
+  const latest = run.quick ? `${run.kind}-latest-quick` : `${run.kind}-latest`;
+  for (const file of [`${run.kind}-${stamp}`, latest]) {
+    writeFileSync(join(dir, `${file}.json`), `${JSON.stringify(json, null, 2)}\n`);
+    writeFileSync(join(dir, `${file}.md`), `${markdown}\n`);
+  }
+}
+
+/** Runs a bench's main and exits with its code, or with 1 after printing what it threw. */
+export function runBench(main: () => Promise<number>, done: () => void): void {
+  main().then(
+    (code) => {
+      done();
+      process.exit(code);
+    },
+    (error: unknown) => {
+      console.error(error);
+      process.exit(1);
+    },
+  );
 }

@@ -36,13 +36,20 @@
  * The exit code is 1 when a socket missed an event, was closed, or a read was not 2xx.
  */
 import { randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { accessTokens, makeRunDatabase, makeSessions, readInputs, run } from './fixtures.js';
-import { helper, machineCpu, monotonicUs, profileSummary } from './helper.js';
+import {
+  helper,
+  machineCpu,
+  monotonicUs,
+  profileSummary,
+  runBench,
+  writeResults,
+} from './helper.js';
 import type { ClientsCommand, ClientsReply } from './live-clients.js';
 import {
   fanOutTable,
@@ -625,14 +632,12 @@ async function main(): Promise<number> {
       : []),
   ].join('\n');
   console.log(`\n${markdown}`);
-  const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
-  for (const file of [`live-${stamp}`, quick ? 'live-latest-quick' : 'live-latest']) {
-    writeFileSync(
-      join(resultsDir, `${file}.json`),
-      `${JSON.stringify({ settings, loadBefore, loadAfter, results }, null, 2)}\n`,
-    );
-    writeFileSync(join(resultsDir, `${file}.md`), `${markdown}\n`);
-  }
+  writeResults(
+    resultsDir,
+    { kind: 'live', startedAt: started, quick },
+    { settings, loadBefore, loadAfter, results },
+    markdown,
+  );
   const missed = results.some(
     (r) =>
       r.fanOut.some((f) => f.received !== f.expected) ||
@@ -648,13 +653,4 @@ async function main(): Promise<number> {
   return missed ? 1 : 0;
 }
 
-main().then(
-  (code) => {
-    say('done');
-    process.exit(code);
-  },
-  (error: unknown) => {
-    console.error(error);
-    process.exit(1);
-  },
-);
+runBench(main, () => say('done'));

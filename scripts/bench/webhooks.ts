@@ -40,7 +40,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { once } from 'node:events';
-import { mkdirSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
@@ -62,6 +61,7 @@ import {
   type PhaseResult,
 } from './webhooks-report.js';
 import { deleteRedisKeys, withClient } from './servers.js';
+import { writeResults } from './helper.js';
 
 const { values: options } = parseArgs({
   options: {
@@ -374,15 +374,12 @@ const markdown = [
   stageTable(results),
 ].join('\n');
 console.log(`\n${markdown}`);
-mkdirSync(resultsDir, { recursive: true });
-const stamp = new Date(started).toISOString().replace(/[:.]/g, '-');
-for (const file of [`webhooks-${stamp}`, quick ? 'webhooks-latest-quick' : 'webhooks-latest']) {
-  writeFileSync(
-    join(resultsDir, `${file}.json`),
-    `${JSON.stringify({ settings, results }, null, 2)}\n`,
-  );
-  writeFileSync(join(resultsDir, `${file}.md`), `${markdown}\n`);
-}
+writeResults(
+  resultsDir,
+  { kind: 'webhooks', startedAt: started, quick },
+  { settings, results },
+  markdown,
+);
 const clean = results.every((r) =>
   r.results.every((phase) => phase.duplicates === 0 && phase.missing === 0),
 );
