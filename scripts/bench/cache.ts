@@ -26,6 +26,7 @@
  *   npm run bench:cache -- --no-build --rounds 3 --seconds 5 --connections 16 --zipf 1.2
  *   npm run bench:cache -- --cpu-prof       # the cached server under --cpu-prof: its profile per operation
  *   npm run bench:cache -- --env CACHE_VIEW_COUNT_LAG=60s   # more settings, for both servers
+ *   npm run bench:cache -- --only getPost   # getPost's workloads only (flat out, fixed rate)
  *
  * BENCH_DATABASE_URL names the PostgreSQL server (the run's database is made there and
  * dropped afterwards), BENCH_REDIS_URL the Redis (default redis://127.0.0.1:6379). The tables
@@ -74,6 +75,10 @@ const { values: options } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     /** NAME=value for both servers (CACHE_VIEW_COUNT_LAG=60s...); repeatable. */
     env: { type: 'string', multiple: true, default: [] },
+    /** Only the workloads of these operations (getPost, listPosts; repeatable): both servers alike. */
+    only: { type: 'string', multiple: true, default: [] },
+    /** getPost's fixed rate, req/s. */
+    rate: { type: 'string' },
   },
 });
 const quick = options.quick;
@@ -89,8 +94,8 @@ const settings = {
   pages: quick ? 30 : 200,
   /** The length of each operation's list of paths (taken in turn, again from the start). */
   paths: quick ? 20_000 : 100_000,
-  /** getPost's fixed rate, req/s: below what the uncached server carries here. */
-  fixedRate: quick ? 1000 : 3000,
+  /** getPost's fixed rate, req/s: about half what the uncached server carries here. */
+  fixedRate: Number(options.rate ?? (quick ? 500 : 1500)),
 };
 const fixedRateName = `getPost at ${settings.fixedRate} req/s`;
 const serverUrl = process.env.BENCH_DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
@@ -242,8 +247,8 @@ async function workloads(databaseUrl: string, base: string): Promise<Workload[]>
     workload('getPost', 'getPost', postPaths, 11),
     workload('listPosts', 'listPosts', listPaths, 12),
     workload('search (listPosts ?q=)', 'listPosts', searchPaths, 13),
-    // The latency at one load both servers can carry: a p99 of a saturated server says how
-    // its queue grows, this one what a request costs.
+    // The latency at one load both servers can carry, sent evenly (an open loop, load.ts):
+    // a p99 of a saturated server says how its queue grows, this one what a request costs.
     { ...workload(fixedRateName, 'getPost', postPaths, 11), rate: settings.fixedRate },
   ];
 }
@@ -325,7 +330,7 @@ async function measure(
     seconds,
     connections: settings.connections,
     paths: work.paths,
-    ...(work.rate ? { rate: work.rate } : {}),
+    ...(work.rate ? { rate: work.rate, openLoop: true } : {}),
   };
   const pids = [server.pid, loader.child.pid!];
   // PostgreSQL names a backend's database in its process title.
@@ -600,7 +605,11 @@ async function main(): Promise<number> {
     };
 
     say('gathering the paths: post ids, the listing by cursor, the words search finds');
-    works.push(...(await workloads(database.url, off.base)));
+    works.push(
+      ...(await workloads(database.url, off.base)).filter(
+        (w) => options.only.length === 0 || options.only.includes(w.operation),
+      ),
+    );
     for (const w of works) {
       say(
         `${w.name}: ${w.ranked.length} paths ranked, ${w.distinct} distinct among ${w.paths.length} drawn; the 10 most popular take ${percent(w.top10Share)}`,

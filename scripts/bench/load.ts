@@ -8,6 +8,7 @@
  * connections: a pool of single-use refresh tokens is consumed in order, each token once.
  */
 import autocannon from 'autocannon';
+import { Pool } from 'undici';
 
 export interface LoadJob {
   url: string;
@@ -17,8 +18,8 @@ export interface LoadJob {
   /** A fixed rate (requests per second over all connections); unset: as fast as answered. */
   rate?: number;
   /**
-   * Send at `rate` on a timer, each request at its due time whether or not the earlier ones
-   * were answered (for rates below autocannon's 1 per second: logins); `connections` unused.
+   * Send at `rate`, each request at its due time whether or not the earlier ones were
+   * answered (see openLoop), over `connections` connections: a fixed load, evenly spread.
    */
   openLoop?: boolean;
   headers?: Record<string, string>;
@@ -61,41 +62,58 @@ const quantileOf = (sorted: Float64Array, q: number) =>
     ? Number.NaN
     : sorted[Math.min(sorted.length - 1, Math.ceil(q * sorted.length) - 1)]!;
 
+/**
+ * An open loop: request i is due at start + i/rate and is sent then (every request due by
+ * the time the loop wakes, at most a millisecond late), whether or not the earlier ones were
+ * answered, over a pool of `connections` keep-alive connections (a request that finds them
+ * all busy waits in the pool's queue, and that wait counts). Its latency runs from its due
+ * time, so a server that falls behind is charged for it (no coordinated omission).
+ * autocannon's own `overallRate` is not this: each connection sends its share of a second
+ * as fast as it is answered and then waits for the next second, a burst at full load.
+ */
 async function openLoop(job: LoadJob): Promise<LoadResult> {
   const rate = job.rate ?? 1;
   const total = Math.max(1, Math.floor(rate * job.seconds));
   const latencies: number[] = [];
   const statuses: Record<string, number> = {};
   let errors = 0;
+  const url = new URL(job.url);
+  const pool = new Pool(url.origin, { connections: job.connections, pipelining: 1 });
+  const headers = {
+    'user-agent': 'npm-run-bench',
+    ...(job.bodies ? { 'content-type': 'application/json' } : {}),
+    ...job.headers,
+  };
+  const send = async (i: number, due: number) => {
+    const body = job.bodies?.[i % job.bodies.length];
+    try {
+      const response = await pool.request({
+        path: job.paths?.[i % job.paths.length] ?? url.pathname + url.search,
+        method: job.method,
+        headers,
+        ...(body ? { body } : {}),
+      });
+      await response.body.dump({ limit: Number.POSITIVE_INFINITY });
+      const status = response.statusCode;
+      statuses[status] = (statuses[status] ?? 0) + 1;
+      if (status >= 200 && status < 300) latencies.push(performance.now() - due);
+    } catch {
+      errors += 1;
+    }
+  };
   const start = performance.now();
   const sent: Promise<void>[] = [];
-  for (let i = 0; i < total; i += 1) {
-    const due = start + (i * 1000) / rate;
-    const wait = due - performance.now();
-    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
-    const body = job.bodies?.[i % job.bodies.length];
-    sent.push(
-      fetch(`${job.url}${job.paths?.[i % job.paths.length] ?? ''}`, {
-        method: job.method,
-        headers: {
-          'user-agent': 'npm-run-bench',
-          ...(body ? { 'content-type': 'application/json' } : {}),
-          ...job.headers,
-        },
-        ...(body ? { body } : {}),
-      }).then(
-        async (response) => {
-          await response.arrayBuffer();
-          statuses[response.status] = (statuses[response.status] ?? 0) + 1;
-          if (response.ok) latencies.push(performance.now() - due);
-        },
-        () => {
-          errors += 1;
-        },
-      ),
-    );
+  let next = 0;
+  while (next < total) {
+    const now = performance.now();
+    for (; next < total && start + (next * 1000) / rate <= now; next += 1) {
+      sent.push(send(next, start + (next * 1000) / rate));
+    }
+    const wait = start + (next * 1000) / rate - performance.now();
+    await new Promise((resolve) => setTimeout(resolve, Math.max(0, Math.min(wait, 1))));
   }
   await Promise.all(sent);
+  await pool.close();
   const sorted = Float64Array.from(latencies).sort();
   const seconds = (performance.now() - start) / 1000;
   const ok = Object.entries(statuses)

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin';
 import type {
   FastifyReply,
   FastifyRequest,
+  onRequestHookHandler,
   onSendHookHandler,
   preHandlerAsyncHookHandler,
 } from 'fastify';
@@ -10,6 +11,8 @@ import {
   cacheTags,
   type CachedAnswer,
   type CachedOperation,
+  type CacheRequest,
+  type Lookup,
   type ResponseCache,
 } from '../lib/response-cache.js';
 import { operationOfRoute, type ApiOperationOf } from './api-operations.js';
@@ -90,6 +93,68 @@ const KEPT_HEADERS = ['content-type', 'etag', 'cache-control'] as const;
 const fills = new WeakMap<FastifyRequest, { fill: FillFn; views: boolean }>();
 type FillFn = (answer: CachedAnswer | null, ttlMs: number) => void;
 
+/**
+ * What a request's onRequest hook took of it for the cache: its key and tags, from the path
+ * and query as they came (validation coerces them in place later; the same request gives
+ * the same key either way), and, for a caller without credentials, its lookup already sent.
+ */
+interface Begun {
+  request: CacheRequest;
+  lookup: Promise<Lookup> | null;
+}
+const begun = new WeakMap<FastifyRequest, Begun>();
+
+/** A lookup begun for a request that will not use it: its claim to fill is given back. */
+function giveBack(lookup: Promise<Lookup> | null | undefined): void {
+  void lookup?.then((found) => found.kind === 'miss' && found.fill(null, 0));
+}
+
+/** A request answered (or gone) before its preHandler used what its onRequest began. */
+function abandon(request: FastifyRequest): void {
+  giveBack(begun.get(request)?.lookup);
+  begun.delete(request);
+}
+
+/**
+ * The two hooks of a lookup: onRequest, first of the route's hooks, where an anonymous
+ * caller's lookup goes to Redis at once, beside the rate limit's counter rather than one
+ * round trip after it; and preHandler, the route's last (after validation, authentication,
+ * the limits), which answers with what was kept if the caller may have it.
+ */
+function lookupHooks(cache: ResponseCache) {
+  const bypass: Lookup = { kind: 'bypass' };
+  const lookupOf = (request: CacheRequest) => cache.lookup(request).catch(() => bypass);
+  const begin =
+    (operation: CachedOperation): onRequestHookHandler =>
+    (request, _reply, done) => {
+      if (request.method === 'GET') {
+        const raw = request as unknown as CachedRequest;
+        const definition = operations[operation];
+        const cacheRequest = { operation, key: keyOf(raw), tags: definition.tags(raw) };
+        const anonymous =
+          request.headers.authorization === undefined &&
+          definition.shared({ params: raw.params, query: raw.query, principal: null });
+        begun.set(request, {
+          request: cacheRequest,
+          lookup: anonymous ? lookupOf(cacheRequest) : null,
+        });
+      }
+      done();
+    };
+  const lookup: preHandlerAsyncHookHandler = async (request, reply) => {
+    const started = begun.get(request);
+    if (!started) return;
+    begun.delete(request);
+    const { operation } = started.request;
+    const definition = operations[operation];
+    if (!definition.shared(request as unknown as CachedRequest)) return giveBack(started.lookup);
+    const found = await (started.lookup ?? lookupOf(started.request));
+    if (found.kind === 'hit') return sendKept(request, reply, found.answer);
+    if (found.kind === 'miss') fills.set(request, { fill: found.fill, views: definition.views });
+  };
+  return { begin, lookup };
+}
+
 function sendKept(request: FastifyRequest, reply: FastifyReply, answer: CachedAnswer) {
   const etag = answer.headers.etag;
   if (answer.status === 200 && etag && !noneMatchHolds(request.headers['if-none-match'], etag)) {
@@ -101,29 +166,16 @@ function sendKept(request: FastifyRequest, reply: FastifyReply, answer: CachedAn
 
 /**
  * The response cache at the HTTP surface (src/lib/response-cache.ts keeps the answers):
- * for each cached operation, a preHandler (after validation and authentication) that
- * answers from the cache, and an onSend hook that keeps the answer of a miss.
+ * for each cached operation, the lookup's hooks (lookupHooks: begun at onRequest, answered
+ * at the last preHandler), and an onSend hook that keeps the answer of a miss.
  */
 export const responseCache = fp<ResponseCacheOptions>(
   async (app, options) => {
     const { cache } = options;
-    const lookup =
-      (operation: CachedOperation): preHandlerAsyncHookHandler =>
-      async (request, reply) => {
-        if (request.method !== 'GET') return;
-        const cached = request as unknown as CachedRequest;
-        const definition = operations[operation];
-        if (!definition.shared(cached)) return;
-        const found = await cache.lookup({
-          operation,
-          key: keyOf(cached),
-          tags: definition.tags(cached),
-        });
-        if (found.kind === 'hit') return sendKept(request, reply, found.answer);
-        if (found.kind === 'miss')
-          fills.set(request, { fill: found.fill, views: definition.views });
-      };
+    const { begin, lookup } = lookupHooks(cache);
     const keep: onSendHookHandler = (request, reply, payload, done) => {
+      // Answered before its preHandler (a refusal: invalid, over a limit, shed).
+      abandon(request);
       const pending = fills.get(request);
       if (!pending) return done();
       fills.delete(request);
@@ -153,6 +205,7 @@ export const responseCache = fp<ResponseCacheOptions>(
     };
     // A request that ended without a response (aborted): its waiters read for themselves.
     const release = (request: FastifyRequest) => {
+      abandon(request);
       fills.get(request)?.fill(null, 0);
       fills.delete(request);
     };
@@ -160,7 +213,9 @@ export const responseCache = fp<ResponseCacheOptions>(
       const operation = operationOfRoute(options.apiOperationOf, route);
       if (route.method !== 'GET' || !operation || !(operation in operations)) return;
       const cachedOperation = operation as CachedOperation;
-      route.preHandler = [...[route.preHandler ?? []].flat(), lookup(cachedOperation)];
+      // The rate limits' hooks are in the route's onRequest already: this one goes first.
+      route.onRequest = [begin(cachedOperation), ...[route.onRequest ?? []].flat()];
+      route.preHandler = [...[route.preHandler ?? []].flat(), lookup];
       route.onSend = [...[route.onSend ?? []].flat(), keep];
       route.onRequestAbort = [
         ...[route.onRequestAbort ?? []].flat(),

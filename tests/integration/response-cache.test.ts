@@ -84,6 +84,19 @@ describe('a public read', () => {
     expect(await lookups('listUserPosts', 'miss')).toBe(missesBefore + 1);
   });
 
+  it('gives back its claim to fill when the request is refused before its handler', async () => {
+    // An anonymous lookup begins at onRequest, before validation: a 400 claims the fill of
+    // its (never filled) key, and must give the claim back, or the next asker would wait for
+    // a fill that never comes and read without the cache (a bypass).
+    const url = '/api/posts?limit=100000';
+    const missesBefore = await lookups('listPosts', 'miss');
+    const bypassesBefore = await lookups('listPosts', 'bypass');
+    expect((await get(a, url)).statusCode).toBe(400);
+    expect((await get(b, url)).statusCode).toBe(400);
+    expect(await lookups('listPosts', 'miss')).toBe(missesBefore + 2);
+    expect(await lookups('listPosts', 'bypass')).toBe(bypassesBefore);
+  });
+
   it('is never shared for a signed-in caller whose view differs: a draft stays its author’s', async () => {
     const writer = await author();
     const created = await writer.write('POST', '/api/posts', {
