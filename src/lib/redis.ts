@@ -38,6 +38,9 @@ const failFast = {
   connectTimeout: 1000,
   retryStrategy: (attempt: number) => Math.min(attempt * 100, 1000),
   lazyConnect: true,
+  // The commands of one turn of the event loop (a request's rate-limit count and its cache
+  // lookup; under load, those of every request read in that turn) go in one write.
+  enableAutoPipelining: true,
 } as const;
 
 /**
