@@ -15,7 +15,13 @@ export type Change =
    * their author, or whether its posts are shown at all (a name, a disabling, a deletion,
    * which deletes its posts too).
    */
-  | { kind: 'user'; id: string; author: boolean };
+  | { kind: 'user'; id: string; author: boolean }
+  /**
+   * A view of a published post: only its view count changed, which readers may see late
+   * (by CACHE_VIEW_COUNT_LAG at most), so nothing it altered is dropped, but answers kept
+   * from before it are no longer exact.
+   */
+  | { kind: 'view'; id: string };
 
 export interface Changes {
   /** Never rejects: a change that could not be told is the receiver's to handle. */

@@ -46,6 +46,12 @@ export interface CacheRequest {
   /** The request's part that selects the answer (path and query values), canonical. */
   key: string;
   tags: readonly string[];
+  /**
+   * A tag whose changes only make the answer late (a post's views): an answer kept before
+   * one is still served until `lagMs` after it was read, and as long as it likes (up to its
+   * TTL) while none comes. Its generation is kept in the entry, not in its key.
+   */
+  late?: { tag: string; lagMs: number };
 }
 
 export type Lookup =
@@ -90,6 +96,8 @@ export const cacheTags = {
   authors: 'authors',
   user: (id: string) => `user:${id}`,
   users: 'users',
+  /** A post's view count (a late tag: see CacheRequest). */
+  views: (id: string) => `views:${id}`,
 } as const;
 
 const postOperations: CachedOperation[] = [
@@ -105,6 +113,8 @@ const operationsOfTag: Record<string, readonly CachedOperation[]> = {
   authors: postOperations,
   user: ['getUser', 'listUserPosts'],
   users: ['listUsers'],
+  // A view makes no answer unreachable: the kept ones are served the lag longer.
+  views: [],
   all: [...postOperations, 'getUser', 'listUsers'],
 };
 
@@ -123,38 +133,67 @@ export function tagsOfChange(change: Change): string[] {
         cacheTags.users,
         ...(change.author ? [cacheTags.authors] : []),
       ];
+    case 'view':
+      return [cacheTags.views(change.id)];
   }
 }
 
 /**
- * KEYS: the tags' generation keys. ARGV: the entry key without generations, a token for
- * the generations that do not exist yet, their TTL (ms), a token for the fill's claim, its
- * TTL (ms). Returns the entry's key, the entry ('' when missing), and 1 when this caller
- * claimed the fill.
+ * KEYS: the tags' generation keys, then the late tag's (when ARGV[6] is 1). ARGV: the entry
+ * key without generations, a token for the generations that do not exist yet, their TTL
+ * (ms), a token for the fill's claim, its TTL (ms), 1 when there is a late tag, its lag
+ * (ms). Returns the entry's key, the entry ('' when missing or too late), 1 when this caller
+ * claimed the fill, and the stamp a fill keeps: the late tag's generation ('-' without one)
+ * and Redis's clock (ms), read before the caller reads the database. An entry whose stamp
+ * names another generation of the late tag is served until the lag has passed since its
+ * read, then filled again.
  */
 const lookupScript = `
-local gens = {}
-for i = 1, #KEYS do
-  local gen = redis.call('GET', KEYS[i])
+local function generation(name, token)
+  local gen = redis.call('GET', name)
   if not gen then
-    gen = ARGV[2] .. ':' .. i
-    redis.call('SET', KEYS[i], gen, 'PX', ARGV[3])
+    gen = token
+    redis.call('SET', name, gen, 'PX', ARGV[3])
   end
-  gens[i] = gen
+  return gen
 end
+local late = ARGV[6] == '1'
+local hard = #KEYS
+if late then hard = hard - 1 end
+local gens = {}
+for i = 1, hard do gens[i] = generation(KEYS[i], ARGV[2] .. ':' .. i) end
 local key = ARGV[1] .. '|' .. table.concat(gens, '|')
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local lateGen = '-'
+if late then lateGen = generation(KEYS[#KEYS], ARGV[2] .. ':late') end
+local stamp = lateGen .. ' ' .. now
 local entry = redis.call('GET', key)
-if entry then return {key, entry, 0} end
-if redis.call('SET', key .. '|fill', ARGV[4], 'NX', 'PX', ARGV[5]) then return {key, '', 1} end
-return {key, '', 0}
+if entry then
+  if not late then return {key, entry, 0, stamp} end
+  local kept, readAt = string.match(entry, '^(%S+) (%d+)\\n')
+  if kept == lateGen or now - tonumber(readAt) <= tonumber(ARGV[7]) then
+    return {key, entry, 0, stamp}
+  end
+end
+if redis.call('SET', key .. '|fill', ARGV[4], 'NX', 'PX', ARGV[5]) then
+  return {key, '', 1, stamp}
+end
+return {key, '', 0, stamp}
 `;
+
+/**
+ * The layout of the entries (encode, decode), part of their keys: entries of another layout,
+ * kept by an older version of the server, are never read.
+ */
+const ENTRY_LAYOUT = 2;
 
 const digest = (text: string) => createHash('sha256').update(text).digest('base64url');
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-/** An answer as one value: status, headers (JSON), body. */
-function encode(answer: CachedAnswer): string {
-  return `${answer.status}\n${JSON.stringify(answer.headers)}\n${answer.body.toString()}`;
+/** An answer as one value: the lookup's stamp, status, headers (JSON), body. */
+function encode(answer: CachedAnswer, stamp: string): string {
+  return `${stamp}\n${answer.status}\n${JSON.stringify(answer.headers)}\n${answer.body.toString()}`;
 }
 /**
  * An answer from the bytes Redis keeps, its body a view of them: a hit is written to the
@@ -162,16 +201,17 @@ function encode(answer: CachedAnswer): string {
  * conversions were up to a quarter of a hit's CPU time on a page of posts).
  */
 function decode(entry: Buffer): CachedAnswer {
-  const first = entry.indexOf(10);
+  const stamp = entry.indexOf(10);
+  const first = entry.indexOf(10, stamp + 1);
   const second = entry.indexOf(10, first + 1);
   return {
-    status: Number(entry.toString('latin1', 0, first)),
+    status: Number(entry.toString('latin1', stamp + 1, first)),
     headers: JSON.parse(entry.toString('utf8', first + 1, second)) as Record<string, string>,
     body: entry.subarray(second + 1),
   };
 }
 
-type LookupReply = [key: Buffer, entry: Buffer, claimed: 0 | 1];
+type LookupReply = [key: Buffer, entry: Buffer, claimed: 0 | 1, stamp: Buffer];
 
 /** The lookup script as a command of the client: sent by its SHA1 (EVALSHA), bytes back. */
 interface LookupCommand {
@@ -233,12 +273,12 @@ export class ResponseCache implements Changes {
       return { kind: 'bypass' };
     }
     this.recovered();
-    const [keyBytes, entry, claimed] = reply;
+    const [keyBytes, entry, claimed, stamp] = reply;
     if (entry.length > 0) return this.hit(operation, decode(entry));
     const key = keyBytes.toString();
     if (claimed === 1) {
       this.metrics().cacheLookup(operation, 'miss');
-      return { kind: 'miss', fill: this.filler(operation, key) };
+      return { kind: 'miss', fill: this.filler(operation, key, stamp.toString()) };
     }
     // Another request fills it: wait for its answer a little, then read without it.
     const answer = await this.awaitFill(key);
@@ -277,8 +317,9 @@ export class ResponseCache implements Changes {
   }
 
   private lookupCommand(request: CacheRequest): Promise<LookupReply> {
-    const tags = [cacheTags.all, ...request.tags];
-    const base = `${this.prefix}${this.epoch}:${request.operation}:${digest(request.key)}`;
+    const { late } = request;
+    const tags = [cacheTags.all, ...request.tags, ...(late ? [late.tag] : [])];
+    const base = `${this.prefix}${this.epoch}:${ENTRY_LAYOUT}:${request.operation}:${digest(request.key)}`;
     return this.client.cacheLookupBuffer(
       tags.length,
       ...tags.map((tag) => `${this.prefix}gen:${tag}`),
@@ -287,11 +328,13 @@ export class ResponseCache implements Changes {
       this.genTtlMs,
       this.token(),
       this.settings.fillWaitMs * 2,
+      late ? 1 : 0,
+      late?.lagMs ?? 0,
     );
   }
 
   /** The fill of a claimed miss: kept in Redis, and given to this instance's waiters. */
-  private filler(operation: CachedOperation, key: string) {
+  private filler(operation: CachedOperation, key: string, stamp: string) {
     let settle: (answer: CachedAnswer | null) => void = () => undefined;
     this.filling.set(key, new Promise((resolve) => (settle = resolve)));
     let done = false;
@@ -299,7 +342,7 @@ export class ResponseCache implements Changes {
       if (done) return;
       done = true;
       this.filling.delete(key);
-      const entry = answer && encode(answer);
+      const entry = answer && encode(answer, stamp);
       const keep = entry !== null && Buffer.byteLength(entry) <= this.settings.maxEntryBytes;
       settle(keep ? answer : null);
       const pipeline = this.redis.client.pipeline();

@@ -35,21 +35,23 @@ interface CachedRequest {
 
 /**
  * The cached operations: the tags their answers depend on, whether an answer is the same
- * for every caller (only those are shared), and whether it shows view counts.
+ * for every caller (only those are shared), and whether it shows view counts: `true`, kept
+ * CACHE_VIEW_COUNT_LAG at most; or the tag of the one post's views (getPost), kept until
+ * that lag has passed since a view came (src/lib/response-cache.ts: a late tag).
  */
 const operations: Record<
   CachedOperation,
   {
     tags(request: CachedRequest): string[];
     shared(request: CachedRequest): boolean;
-    views: boolean;
+    views: boolean | ((request: CachedRequest) => string);
   }
 > = {
   // A post as its author or an admin sees it may be a draft: only anonymous answers are kept.
   getPost: {
     tags: ({ params }) => [cacheTags.post(lower(params.id)), cacheTags.authors],
     shared: ({ principal }) => principal === null,
-    views: true,
+    views: ({ params }) => cacheTags.views(lower(params.id)),
   },
   getPostBySlug: {
     tags: ({ params }) => [cacheTags.slug(String(params.slug)), cacheTags.authors],
@@ -90,7 +92,8 @@ function keyOf({ params, query }: CachedRequest): string {
 /** The headers of a representation, kept with it (not the request's own: ids, limits). */
 const KEPT_HEADERS = ['content-type', 'etag', 'cache-control'] as const;
 
-const fills = new WeakMap<FastifyRequest, { fill: FillFn; views: boolean }>();
+/** A miss's fill, and how long its answer may be kept (ms). */
+const fills = new WeakMap<FastifyRequest, { fill: FillFn; ttlMs: number }>();
 type FillFn = (answer: CachedAnswer | null, ttlMs: number) => void;
 
 /**
@@ -121,7 +124,18 @@ function abandon(request: FastifyRequest): void {
  * round trip after it; and preHandler, the route's last (after validation, authentication,
  * the limits), which answers with what was kept if the caller may have it.
  */
-function lookupHooks(cache: ResponseCache) {
+function lookupHooks(cache: ResponseCache, viewCountLagMs: number) {
+  const requestOf = (operation: CachedOperation, raw: CachedRequest): CacheRequest => {
+    const definition = operations[operation];
+    const { views } = definition;
+    const cacheRequest = { operation, key: keyOf(raw), tags: definition.tags(raw) };
+    return typeof views === 'function'
+      ? { ...cacheRequest, late: { tag: views(raw), lagMs: viewCountLagMs } }
+      : cacheRequest;
+  };
+  // Answers that show view counts without a late tag are kept the lag at most.
+  const ttlOf = (operation: CachedOperation) =>
+    operations[operation].views === true ? viewCountLagMs : Number.POSITIVE_INFINITY;
   const bypass: Lookup = { kind: 'bypass' };
   const lookupOf = (request: CacheRequest) => cache.lookup(request).catch(() => bypass);
   const begin =
@@ -130,7 +144,7 @@ function lookupHooks(cache: ResponseCache) {
       if (request.method === 'GET') {
         const raw = request as unknown as CachedRequest;
         const definition = operations[operation];
-        const cacheRequest = { operation, key: keyOf(raw), tags: definition.tags(raw) };
+        const cacheRequest = requestOf(operation, raw);
         const anonymous =
           request.headers.authorization === undefined &&
           definition.shared({ params: raw.params, query: raw.query, principal: null });
@@ -150,7 +164,7 @@ function lookupHooks(cache: ResponseCache) {
     if (!definition.shared(request as unknown as CachedRequest)) return giveBack(started.lookup);
     const found = await (started.lookup ?? lookupOf(started.request));
     if (found.kind === 'hit') return sendKept(request, reply, found.answer);
-    if (found.kind === 'miss') fills.set(request, { fill: found.fill, views: definition.views });
+    if (found.kind === 'miss') fills.set(request, { fill: found.fill, ttlMs: ttlOf(operation) });
   };
   return { begin, lookup };
 }
@@ -172,7 +186,7 @@ function sendKept(request: FastifyRequest, reply: FastifyReply, answer: CachedAn
 export const responseCache = fp<ResponseCacheOptions>(
   async (app, options) => {
     const { cache } = options;
-    const { begin, lookup } = lookupHooks(cache);
+    const { begin, lookup } = lookupHooks(cache, options.viewCountLagMs);
     const keep: onSendHookHandler = (request, reply, payload, done) => {
       // Answered before its preHandler (a refusal: invalid, over a limit, shed).
       abandon(request);
@@ -194,12 +208,7 @@ export const responseCache = fp<ResponseCacheOptions>(
         pending.fill(null, 0);
         return done();
       }
-      const ttlMs =
-        status === 404
-          ? options.notFoundTtlMs
-          : pending.views
-            ? options.viewCountLagMs
-            : Number.POSITIVE_INFINITY;
+      const ttlMs = status === 404 ? options.notFoundTtlMs : pending.ttlMs;
       pending.fill({ status, headers, body: payload }, ttlMs);
       done();
     };

@@ -241,6 +241,24 @@ describe('view counts', () => {
       invalidationsBefore,
     );
   });
+
+  it('keep a post past the lag while no view comes, and show the next view at once after it', async () => {
+    const { post } = await publishedPost();
+    const read = () => get(b, `/api/posts/${post.id}`);
+    const first = await read();
+    expect(first.json<{ viewCount: number }>().viewCount).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 1200));
+    // Older than the lag, but no view since it was read: still exact, still served.
+    const hitsBefore = await lookups('getPost', 'hit');
+    const again = await read();
+    expect(again.body).toBe(first.body);
+    expect(await lookups('getPost', 'hit')).toBe(hitsBefore + 1);
+    // A view now: the kept answer, read more than the lag ago, is not served again.
+    const viewed = await a.app.inject({ method: 'POST', url: `/api/posts/${post.id}/views` });
+    expect(viewed.statusCode, viewed.body).toBe(200);
+    expect((await read()).json<{ viewCount: number }>().viewCount).toBe(1);
+    expect((await get(a, `/api/posts/${post.id}`)).json<{ viewCount: number }>().viewCount).toBe(1);
+  });
 });
 
 describe('HTTP caches in front', () => {

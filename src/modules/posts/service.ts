@@ -330,7 +330,9 @@ export function createPostsService(deps: PostsDeps): PostsService {
 
     async recordView(id) {
       const viewCount = await posts.recordView(id);
-      return viewCount === null ? fail(notFound()) : ok({ viewCount });
+      if (viewCount === null) return fail(notFound());
+      await changes.changed({ kind: 'view', id });
+      return ok({ viewCount });
     },
 
     publishedViewCounts: (ids) => posts.publishedViewCounts(ids),
