@@ -11,8 +11,10 @@ import { signUpAndLogin, type TestApp } from './app.js';
  * arrived must show that state or a later one (one whose change had started before the
  * read ended): "later" is checked by each post's version (its ETag's) and slug, each
  * account's first name, and whether a post is shown at all. View counts are the one
- * exception the cache allows; nothing here records a view. Every request must get the
- * answer its operation gives when all is well (a 5xx fails the test at once).
+ * exception the cache allows: a post read by id must count every view answered more than
+ * `viewLagMs` (CACHE_VIEW_COUNT_LAG) before the read started, and none that started after
+ * it ended. Every request must get the answer its operation gives when all is well (a 5xx
+ * fails the test at once).
  */
 /** One state of an entity: when the change that made it started and was answered. */
 interface State<T> {
@@ -65,12 +67,17 @@ interface Client {
   userId: string;
   auth: Record<string, string>;
   name: History<string>;
-  posts: { id: string; slugs: string[]; history: History<PostValue> }[];
+  posts: { id: string; slugs: string[]; history: History<PostValue>; views: View[] }[];
+}
+/** A view of a post that counted: when it was sent and answered. */
+interface View {
+  startedAt: number;
+  answeredAt: number;
 }
 
 const pick = <T>(items: readonly T[]): T => items[Math.floor(Math.random() * items.length)]!;
 
-export function cacheWorkload(apps: readonly FastifyInstance[]) {
+export function cacheWorkload(apps: readonly FastifyInstance[], viewLagMs = 5000) {
   const clients: Client[] = [];
   /**
    * The reads' checks, run once every change has been answered: a read may show a change
@@ -112,7 +119,17 @@ export function cacheWorkload(apps: readonly FastifyInstance[]) {
       title: string;
       authorId: string;
       author: { firstName: string | null };
+      viewCount: number;
     }>();
+    if (!bySlug) {
+      const counted = () => post.views.filter((v) => v.answeredAt <= start - viewLagMs).length;
+      const sent = () => post.views.filter((v) => v.startedAt <= end).length;
+      check(
+        () => body.viewCount >= counted() && body.viewCount <= sent(),
+        () =>
+          `${url}: ${body.viewCount} views, expected ${counted()} (answered ${viewLagMs} ms before the read) to ${sent()}`,
+      );
+    }
     const version = versionOf(response);
     check(
       () =>
@@ -167,6 +184,21 @@ export function cacheWorkload(apps: readonly FastifyInstance[]) {
     );
   }
 
+  /** A view of any post that is shown (anonymous, as a page counts its readers). */
+  async function view() {
+    const post = pick(allPosts());
+    const counted = { startedAt: performance.now(), answeredAt: Infinity };
+    post.views.push(counted);
+    const url = `/api/posts/${post.id}/views`;
+    const response = await instance().inject({ method: 'POST', url });
+    if (response.statusCode === 404) {
+      post.views.splice(post.views.indexOf(counted), 1);
+      return;
+    }
+    expect(response.statusCode, response.body).toBe(200);
+    counted.answeredAt = performance.now();
+  }
+
   let counter = 0;
   async function writePost(client: Client) {
     const send = (method: 'POST' | 'PATCH' | 'DELETE', url: string, payload?: object) =>
@@ -185,7 +217,7 @@ export function cacheWorkload(apps: readonly FastifyInstance[]) {
         { deleted: false, shown: false, version: NaN, slug: body.slug, title: body.title },
         performance.now(),
       );
-      client.posts.push({ id: body.id, slugs: [body.slug], history });
+      client.posts.push({ id: body.id, slugs: [body.slug], history, views: [] });
       return;
     }
     const post = pick(live);
@@ -248,6 +280,10 @@ export function cacheWorkload(apps: readonly FastifyInstance[]) {
     if (r < 0.18) {
       writes += 1;
       return rename(client);
+    }
+    if (r < 0.26) {
+      writes += 1;
+      return view();
     }
     reads += 1;
     if (r < 0.5) return readPost(false);
