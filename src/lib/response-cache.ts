@@ -17,6 +17,11 @@ import { withTimeout } from './timeout.js';
  * and expire. The generations' lookup, the
  * entry's and the fill's claim are one script, one round trip.
  *
+ * A post's views are a late tag (CacheRequest.late): a view deletes its generation too, but
+ * the entry keeps the generation it was read under (and Redis's clock then) instead of its
+ * key naming it, so an answer read before a view is still served for the view-count lag
+ * after its read, and one no view followed for as long as its TTL.
+ *
  * Redis failing never fails a request: a lookup that does not answer within the timeout is
  * a miss (the request reads PostgreSQL; the cache is left alone for a second), and a change
  * whose generations could not be deleted keeps this instance off the cache until they are
@@ -175,6 +180,8 @@ if entry then
   if kept == lateGen or now - tonumber(readAt) <= tonumber(ARGV[7]) then
     return {key, entry, 0, stamp}
   end
+  -- Too late: gone, so that nobody waiting for its new fill reads it meanwhile.
+  redis.call('DEL', key)
 end
 if redis.call('SET', key .. '|fill', ARGV[4], 'NX', 'PX', ARGV[5]) then
   return {key, '', 1, stamp}

@@ -136,7 +136,12 @@ export async function redisTestApp(
 export function useInstances(
   envs: readonly Record<string, string>[],
   options: { redisUrl?: () => string } = {},
-): { readonly instances: RedisTestApp[]; readonly apps: FastifyInstance[] } {
+): {
+  readonly instances: RedisTestApp[];
+  readonly apps: FastifyInstance[];
+  /** The deployment's database (after beforeAll). */
+  readonly databaseUrl: string;
+} {
   const prefix = uniquePrefix();
   const instances: RedisTestApp[] = [];
   let db: TestDatabase | undefined;
@@ -162,6 +167,9 @@ export function useInstances(
     instances,
     get apps() {
       return instances.map((instance) => instance.app);
+    },
+    get databaseUrl() {
+      return db!.url;
     },
   };
 }
