@@ -14,11 +14,13 @@ import {
   bundledAsyncApiPath,
   bundledSpecPath,
   generatedAsyncApiTypesPath,
+  generatedGraphqlSchemaPath,
   generatedTypesPath,
   projectRoot,
   specSourcePath,
 } from '../src/paths.js';
 import { buildAsyncApiArtifacts } from './asyncapi-artifacts.js';
+import { buildGraphqlSchema } from './graphql-artifacts.js';
 import { buildSpecArtifacts } from './spec-artifacts.js';
 
 /** The folders under the root's own that hold the parts of the spec. */
@@ -37,6 +39,8 @@ export interface GeneratedCheckOptions {
   specPath?: string;
   bundledPath?: string;
   typesPath?: string;
+  /** generated/schema.graphql's place. */
+  graphqlPath?: string;
   /**
    * The AsyncAPI document (by default asyncapi.yaml beside the spec's root) and the files
    * generated from it; null: none.
@@ -107,6 +111,7 @@ export async function checkGenerated(options: GeneratedCheckOptions = {}): Promi
   const files: Array<readonly [string, string]> = [
     [options.bundledPath ?? bundledSpecPath, expected.bundledJson],
     [options.typesPath ?? generatedTypesPath, expected.typesDts],
+    [options.graphqlPath ?? generatedGraphqlSchemaPath, buildGraphqlSchema(expected.document)],
   ];
   if (asyncApi) {
     const live = await buildAsyncApiArtifacts(expected.document, asyncApi.sourcePath, specPath);

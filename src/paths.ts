@@ -12,3 +12,5 @@ export const migrationsFolder = fileURLToPath(new URL('drizzle', root));
 export const asyncApiSourcePath = fileURLToPath(new URL('openapi/asyncapi.yaml', root));
 export const bundledAsyncApiPath = fileURLToPath(new URL('generated/asyncapi.json', root));
 export const generatedAsyncApiTypesPath = fileURLToPath(new URL('generated/asyncapi.d.ts', root));
+/** The GraphQL schema derived from the bundled spec (scripts/graphql-artifacts.ts). */
+export const generatedGraphqlSchemaPath = fileURLToPath(new URL('generated/schema.graphql', root));

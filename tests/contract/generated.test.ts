@@ -6,6 +6,7 @@ import {
   bundledAsyncApiPath,
   bundledSpecPath,
   generatedAsyncApiTypesPath,
+  generatedGraphqlSchemaPath,
   specSourcePath,
 } from '../../src/paths.js';
 import { checkGenerated } from '../../scripts/check-generated.js';
@@ -83,6 +84,18 @@ describe('generated/', () => {
       unreferenced: [],
       unusedComponents: ['schemas/Unused'],
     });
+  }, 60_000);
+
+  it('is out of date when the spec changes what GraphQL shows: generated/schema.graphql', async () => {
+    const spec = await copyOfSpec();
+    // A new optional field of a post: the bundle, its types and the GraphQL type change.
+    await edit(
+      join(spec.folder, 'components/schemas/PostViews.yaml'),
+      'properties:\n',
+      'properties:\n  readers:\n    type: integer\n    minimum: 0\n    maximum: 1000\n',
+    );
+    const { stale } = await spec.check();
+    expect(stale).toContain(generatedGraphqlSchemaPath);
   }, 60_000);
 
   it('is out of date when asyncapi.yaml is edited: its bundle, and its types when a message changes', async () => {
