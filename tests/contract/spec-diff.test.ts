@@ -183,9 +183,35 @@ describe('the breaking-change gate', () => {
         expect.objectContaining({ id: 'response-property-enum-value-added' }),
       ]),
     );
+    // The GraphQL schema derived from it: a new query, a new input field; nothing breaks.
+    expect(diff.graphql).toEqual({
+      breaking: [],
+      nonBreaking: expect.arrayContaining([
+        expect.objectContaining({ type: 'FIELD_ADDED', where: 'Query.postHistory' }),
+        expect.objectContaining({ type: 'INPUT_FIELD_ADDED', where: 'CreatePostInput.summary' }),
+      ]) as unknown,
+    });
     const report = formatReport(diff, 'a', 'b');
     expect(report).toContain('Breaking changes (0):');
+    expect(report).toContain('GraphQL schema, breaking changes (0):');
     expect(report).toContain('No breaking change.');
+  });
+
+  it('fails on a change that breaks the GraphQL schema derived from the spec', async () => {
+    // A new operationId is no change to an HTTP client; to GraphQL it is a renamed field.
+    const revision = planted((doc) => {
+      doc.paths['/api/posts/{id}']!.get!.operationId = 'readPost';
+    });
+    const diff = await compareSpecs(spec, revision);
+    expect(diff.graphql).toMatchObject({
+      breaking: expect.arrayContaining([
+        expect.objectContaining({ type: 'FIELD_REMOVED', where: 'Query.post' }),
+      ]) as unknown,
+    });
+    expect(diff.passed).toBe(false);
+    expect(formatReport(diff, 'a', 'b')).toMatch(
+      /✗ Query\.post: Field 'post' .*was removed .*\[FIELD_REMOVED\][\s\S]*breaking change\(s\) without a new major version/,
+    );
   });
 
   it('passes breaking changes when the major number of info.version went up, and says why', async () => {
