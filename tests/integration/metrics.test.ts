@@ -304,7 +304,9 @@ describe('a scrape while the database does not answer', () => {
     await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
   });
   afterAll(async () => {
-    // Cut first: the pool's connection attempts fail now rather than at their timeout.
+    // Cut first: the pool's connection attempts fail now rather than at their timeout, and
+    // so do those it makes while the apps close (kept, one would hold close() for 30 s).
+    quiet = false;
     for (const socket of sockets) socket.destroy();
     await Promise.all(apps.map((app) => app.close()));
     await new Promise((resolve) => silent.close(resolve));
