@@ -37,7 +37,7 @@ export const cacheArea = defineArea({
       pattern: durationPattern,
       default: '5s',
       description:
-        'the longest an answer that shows view counts (posts and their listings) is kept: how far behind a view count may be; views drop nothing from the cache',
+        'how far behind a view count read through the cache may be: a post by slug and the listings are kept this long at most; a post by id as long as no view of it comes, then this long after its read at most',
     },
     CACHE_NOT_FOUND_TTL: {
       type: 'string',
