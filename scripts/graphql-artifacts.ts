@@ -134,7 +134,7 @@ class SdlBuilder {
     if (schema.$ref) {
       const name = refName(schema.$ref);
       const target = this.component(name);
-      if (target.type === 'object') return input ? this.inputType(name) : this.outputType(name);
+      if (target.type === 'object') return this.objectType(name, input);
       if (target.enum) return this.enumType(name, target);
       return this.typeOf({ ...target, $ref: undefined }, `components/schemas/${name}`, input, name);
     }
@@ -198,26 +198,21 @@ class SdlBuilder {
       .join('\n');
   }
 
-  private outputType(name: string): string {
-    if (!this.outputs.has(name)) {
-      this.outputs.set(name, '');
+  /**
+   * The type of an object component: itself, or its input twin (`<Name>Input`, without a
+   * trailing `Request`). Registered before its fields are, so that a type naming itself
+   * (directly or not) ends.
+   */
+  private objectType(name: string, input: boolean): string {
+    const typeName = input ? `${name.replace(/Request$/, '')}Input` : name;
+    const types = input ? this.inputs : this.outputs;
+    if (!types.has(typeName)) {
+      types.set(typeName, '');
       const schema = this.component(name);
-      this.outputs.set(
-        name,
-        `${described(schema.description)}type ${name} {\n${this.fields(name, schema, false)}\n}`,
-      );
-    }
-    return name;
-  }
-
-  private inputType(name: string): string {
-    const typeName = `${name.replace(/Request$/, '')}Input`;
-    if (!this.inputs.has(typeName)) {
-      this.inputs.set(typeName, '');
-      const schema = this.component(name);
-      this.inputs.set(
+      const fields = this.fields(name, schema, input);
+      types.set(
         typeName,
-        `${described(schema.description)}input ${typeName} {\n${this.fields(name, schema, true)}\n}`,
+        `${described(schema.description)}${input ? 'input' : 'type'} ${typeName} {\n${fields}\n}`,
       );
     }
     return typeName;
@@ -229,22 +224,20 @@ class SdlBuilder {
     const key = JSON.stringify(schema.enum);
     const same = this.enumNames.get(key);
     if (same) return same;
-    this.enumNames.set(key, name);
-    if (!this.enums.has(name)) {
-      // A null among the values is the field's nullability, not a value.
-      const values = (schema.enum ?? [])
-        .filter((value) => value !== null)
-        .map((value) => {
-          if (typeof value !== 'string') throw new Error(`components/schemas/${name}: not strings`);
-          const graphqlName = enumValue(value);
-          // Its value in REST, for whoever reads both.
-          return `${described(`\`${value}\``, '  ')}  ${graphqlName}`;
-        });
-      this.enums.set(
-        name,
-        `${described(schema.description)}enum ${name} {\n${values.join('\n')}\n}`,
-      );
+    if (this.enums.has(name)) {
+      throw new Error(`components/schemas/${name}: an enum of that name has other values`);
     }
+    this.enumNames.set(key, name);
+    // A null among the values is the field's nullability, not a value.
+    const values = (schema.enum ?? [])
+      .filter((value) => value !== null)
+      .map((value) => {
+        if (typeof value !== 'string') throw new Error(`components/schemas/${name}: not strings`);
+        const graphqlName = enumValue(value);
+        // Its value in REST, for whoever reads both.
+        return `${described(`\`${value}\``, '  ')}  ${graphqlName}`;
+      });
+    this.enums.set(name, `${described(schema.description)}enum ${name} {\n${values.join('\n')}\n}`);
     return name;
   }
 

@@ -156,6 +156,17 @@ describe('the GraphQL schema derived from the contract', () => {
     };
     withUnion.components.schemas.Note.properties.text = { oneOf: [id, { type: 'integer' }] };
     expect(() => buildGraphqlSchema(withUnion)).toThrow('components/schemas/Note/text: cannot map');
+    // Two enums defined in place whose names meet, with other values: not one merged silently.
+    const clash = structuredClone(document) as unknown as {
+      components: { schemas: Record<string, unknown> };
+    };
+    clash.components.schemas.NoteReason = { type: 'string', enum: ['other'] };
+    (clash.components.schemas.Note as { properties: Record<string, unknown> }).properties.why = {
+      $ref: '#/components/schemas/NoteReason',
+    };
+    expect(() => buildGraphqlSchema(clash)).toThrow(
+      'components/schemas/NoteReason: an enum of that name has other values',
+    );
   });
 
   it('is what generated/schema.graphql holds for the project’s contract, and valid', async () => {
